@@ -1,0 +1,41 @@
+/*
+ * event.h - the msgpack encoding of an event, as stored in the log and as
+ * returned by the protocol's "events" and "subscribe".
+ *
+ * An event is one msgpack map:
+ *   "seq"  uint    1, 2, 3, ... (no gaps)
+ *   "ts"   uint    milliseconds since the Unix epoch, UTC, never decreasing
+ *   "type" string  account_opened | account_verified | code_reissued |
+ *                  money_transferred | money_withdrawn
+ *   account_opened:    "account" str(16 digits), "email" str, "balance" uint,
+ *                      "pwhash" str (argon2id), "code_hash" str (64 hex)
+ *   account_verified:  "account"
+ *   code_reissued:     "account", "code_hash"
+ *   money_transferred: "from", "to", "amount"
+ *   money_withdrawn:   "account", "amount"
+ *   "key"  str     only when the command carried an idempotency key
+ *   "fp"   str     with "key": 32 hex digits, the command's fingerprint
+ * Unknown keys are ignored when decoding; a missing or mistyped field makes
+ * the event invalid (-EINVAL). Never a password or a code in plain text.
+ */
+#ifndef ESBANK_EVENT_H
+#define ESBANK_EVENT_H
+
+#include "ledger.h"
+#include "msg.h"
+
+/* Packs ev as one msgpack map. */
+void event_pack(msgpack_packer *pk, const ledger_event_t *ev);
+
+/* Decodes a map into *ev. Returns 0, or -EINVAL for an invalid event. */
+int event_decode(const msgpack_object *map, ledger_event_t *ev);
+
+/* Decodes raw bytes (one msgpack map) into *ev: 0, -EBADMSG or -EINVAL. */
+int event_decode_bytes(const char *buf, size_t len, ledger_event_t *ev);
+
+/* Lowercase hex of n bytes into out (2n+1 bytes). */
+void event_hex(const uint8_t *in, size_t n, char *out);
+/* Parses exactly 2n hex digits; false if malformed. */
+bool event_unhex(const char *s, size_t slen, uint8_t *out, size_t n);
+
+#endif

@@ -1,0 +1,228 @@
+/*
+ * ledger.h - the domain rules of esbank: the state and the pure functions
+ * that check a command and apply an event. No I/O, no clock, no randomness:
+ * everything non-deterministic (sequence number, time, account number,
+ * verification code hash, password hash) is resolved by the caller and
+ * arrives inside the event. The resolver, the snapshotter, the offline tools
+ * and the unit tests all call these same functions.
+ *
+ * Invariants of ledger_t (asserted after every apply):
+ *   - every balance >= 0;
+ *   - sum of balances == LEDGER_OPEN_BALANCE * accounts - total withdrawn;
+ *   - last_seq grows by exactly one per applied event;
+ *   - an email maps to exactly one account, stored lower-cased.
+ */
+#ifndef ESBANK_LEDGER_H
+#define ESBANK_LEDGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LEDGER_OPEN_BALANCE 100000         /* cents: $1,000.00 */
+#define LEDGER_AMOUNT_MAX 1000000000000LL  /* 10^12 cents */
+#define LEDGER_ACCOUNT_DIGITS 16
+#define LEDGER_EMAIL_BYTES_MIN 3
+#define LEDGER_EMAIL_BYTES_MAX 254
+#define LEDGER_PASSWORD_BYTES_MIN 8
+#define LEDGER_PASSWORD_BYTES_MAX 1024
+#define LEDGER_KEY_BYTES_MAX 64
+#define LEDGER_KEYS_MAX (1u << 20)          /* >= 1,000,000 keys remembered */
+#define LEDGER_PWHASH_BYTES_MAX 128        /* crypto_pwhash_STRBYTES */
+#define LEDGER_CODE_HASH_BYTES 32          /* BLAKE2b-256 of the code */
+#define LEDGER_FP_BYTES 16                 /* idempotency fingerprint */
+#define LEDGER_INACTIVE_DAYS_DEFAULT 30
+#define LEDGER_DAY_MS 86400000LL
+
+/* Error codes; ledger_err_name() gives the protocol's string for each. */
+typedef enum {
+	LEDGER_OK = 0,
+	LEDGER_E_BAD_REQUEST,
+	LEDGER_E_UNKNOWN_OP,
+	LEDGER_E_NOT_FOUND,
+	LEDGER_E_ALREADY_EXISTS,
+	LEDGER_E_ALREADY_VERIFIED,
+	LEDGER_E_WRONG_CODE,
+	LEDGER_E_NOT_VERIFIED,
+	LEDGER_E_INSUFFICIENT_FUNDS,
+	LEDGER_E_INVALID_AMOUNT,
+	LEDGER_E_SAME_ACCOUNT,
+	LEDGER_E_KEY_CONFLICT,
+	LEDGER_E_AUTH_FAILED,
+	LEDGER_E_UNAVAILABLE,
+	LEDGER_E_OVERLOADED,
+	LEDGER_E_INTERNAL,
+	LEDGER_DUPLICATE, /* not an error: a keyed command seen before */
+} ledger_err_t;
+
+typedef enum {
+	LEDGER_OP_NONE = 0,
+	/* commands */
+	LEDGER_OP_OPEN_ACCOUNT,
+	LEDGER_OP_VERIFY_ACCOUNT,
+	LEDGER_OP_REISSUE_CODE,
+	LEDGER_OP_TRANSFER,
+	LEDGER_OP_WITHDRAW,
+	/* queries answered from the state */
+	LEDGER_OP_GET_ACCOUNT,
+	LEDGER_OP_AUTHENTICATE,
+	LEDGER_OP_SUM_TRANSACTIONS,
+	LEDGER_OP_INACTIVE_USERS,
+	/* served by the bus or the logger, never by the ledger */
+	LEDGER_OP_EVENTS,
+	LEDGER_OP_SUBSCRIBE,
+	LEDGER_OP_STATUS,
+	LEDGER_OP_PING,
+} ledger_op_t;
+
+typedef enum {
+	LEDGER_EV_ACCOUNT_OPENED = 1,
+	LEDGER_EV_ACCOUNT_VERIFIED,
+	LEDGER_EV_CODE_REISSUED,
+	LEDGER_EV_MONEY_TRANSFERRED,
+	LEDGER_EV_MONEY_WITHDRAWN,
+} ledger_event_type_t;
+
+/*
+ * A resolved event, as logged. Fixed-size fields so that an event needs no
+ * allocation. Which fields are meaningful depends on type:
+ *   account_opened:    account, email, amount (opening balance), pwhash, code_hash
+ *   account_verified:  account
+ *   code_reissued:     account, code_hash
+ *   money_transferred: account (from), to, amount
+ *   money_withdrawn:   account, amount
+ * key/fp are set when the command carried an idempotency key.
+ */
+typedef struct {
+	uint64_t seq;
+	int64_t ts_ms;
+	ledger_event_type_t type;
+	uint64_t account;
+	uint64_t to;
+	int64_t amount;
+	char email[LEDGER_EMAIL_BYTES_MAX + 1];
+	char pwhash[LEDGER_PWHASH_BYTES_MAX];
+	uint8_t code_hash[LEDGER_CODE_HASH_BYTES];
+	bool has_key;
+	char key[LEDGER_KEY_BYTES_MAX + 1];
+	size_t key_len;
+	uint8_t fp[LEDGER_FP_BYTES];
+} ledger_event_t;
+
+/*
+ * A decoded command or query (see request.h for decoding). Strings point into
+ * the caller's buffer and are not NUL-terminated; account numbers that are
+ * not 16 decimal digits with a non-zero first digit are kept as
+ * account_valid = false so that the rules answer not_found.
+ */
+typedef struct {
+	ledger_op_t op;
+	uint64_t id;
+	const char *email;    size_t email_len;
+	const char *password; size_t password_len;
+	const char *code;     size_t code_len;
+	uint64_t account;     bool account_valid;  /* account / from */
+	uint64_t to;          bool to_valid;
+	int64_t amount;
+	bool has_key;
+	const char *key;      size_t key_len;
+	uint8_t fp[LEDGER_FP_BYTES];    /* fingerprint of op + arguments */
+	/* queries */
+	int64_t year, month, day;       /* 0 when absent */
+	int64_t days;                   /* inactive_users */
+	uint64_t from_seq, limit;       /* events / subscribe */
+	bool has_from;
+} ledger_cmd_t;
+
+typedef struct {
+	uint64_t number;
+	int64_t balance;
+	int64_t opened_at_ms;
+	int64_t last_activity_ms; /* 0 when none */
+	bool verified;
+	char *email;   /* owned, lower-cased */
+	char *pwhash;  /* owned, argon2id string */
+	uint8_t code_hash[LEDGER_CODE_HASH_BYTES];
+} ledger_account_t;
+
+/* What a keyed command's original success reply held. */
+typedef struct {
+	ledger_op_t op;
+	uint64_t seq;
+	uint64_t account;  /* open_account's new account */
+	int64_t balance;   /* transfer / withdraw: balance after */
+	uint8_t fp[LEDGER_FP_BYTES];
+} ledger_key_entry_t;
+
+/* What applying an event produced, for the reply. */
+typedef struct {
+	int64_t balance;   /* the subject account's balance after */
+} ledger_result_t;
+
+typedef struct ledger ledger_t;
+
+/* Creates an empty state; NULL on allocation failure. */
+ledger_t *ledger_new(void);
+void ledger_free(ledger_t *l);
+
+/* The protocol's error string ("not_found", ...) for an error code. */
+const char *ledger_err_name(ledger_err_t e);
+/* The event type's protocol name ("money_withdrawn", ...); NULL if invalid. */
+const char *ledger_event_type_name(ledger_event_type_t t);
+/* Parses a type name; 0 if unknown. */
+ledger_event_type_t ledger_event_type_parse(const char *s, size_t n);
+
+/*
+ * Checks a decoded command against the state, in PROTOCOL.md's order, after
+ * its bad_request checks have passed: first the idempotency key (returns
+ * LEDGER_DUPLICATE and fills *prior when the same command was accepted
+ * before, LEDGER_E_KEY_CONFLICT when the key was used for another), then the
+ * op's rules. LEDGER_OK means an event may be resolved from it. For
+ * open_account with a duplicate key the caller must still compare the
+ * password with the account's hash (it is not part of the fingerprint).
+ */
+ledger_err_t ledger_check(const ledger_t *l, const ledger_cmd_t *cmd, ledger_key_entry_t *prior);
+
+/*
+ * Checks that an already-resolved event may be applied to the state (used in
+ * replay and audit): seq is last_seq + 1, ts does not go back, the accounts
+ * exist, funds suffice and so on. Returns LEDGER_OK or the rule it breaks.
+ */
+ledger_err_t ledger_check_event(const ledger_t *l, const ledger_event_t *ev);
+
+/*
+ * Applies an event that ledger_check_event() accepts (asserted) and fills
+ * *out (may be NULL). Remembers its key, if any. Returns 0, or -ENOMEM.
+ */
+int ledger_apply(ledger_t *l, const ledger_event_t *ev, ledger_result_t *out);
+
+/* Lookups; NULL when absent. email is compared lower-cased. */
+const ledger_account_t *ledger_find(const ledger_t *l, uint64_t number);
+const ledger_account_t *ledger_find_email(const ledger_t *l, const char *email, size_t n);
+const ledger_key_entry_t *ledger_find_key(const ledger_t *l, const char *key, size_t n);
+
+/* Totals. */
+uint64_t ledger_last_seq(const ledger_t *l);
+int64_t ledger_last_ts(const ledger_t *l);
+size_t ledger_account_count(const ledger_t *l);
+int64_t ledger_total_balance(const ledger_t *l);
+int64_t ledger_total_withdrawn(const ledger_t *l);
+
+/* Calls cb for every account in opening order; stops early if cb returns non-zero. */
+int ledger_each_account(const ledger_t *l, int (*cb)(const ledger_account_t *a, void *arg), void *arg);
+
+/*
+ * sum_transactions: total amount of transfers and withdrawals in the given
+ * UTC year / month / day (0 = not given; month needs year, day needs month).
+ */
+int64_t ledger_sum_transactions(const ledger_t *l, int64_t year, int64_t month, int64_t day);
+
+/* inactive_users: accounts without transfer or withdrawal since now - days. */
+uint64_t ledger_inactive_users(const ledger_t *l, int64_t days, int64_t now_ms);
+
+/* Formats a 16-digit account number into buf (17 bytes). */
+void ledger_account_format(uint64_t number, char buf[LEDGER_ACCOUNT_DIGITS + 1]);
+/* Parses a 16-digit account number; false if not of that form. */
+bool ledger_account_parse(const char *s, size_t n, uint64_t *number);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * logfile.h - the event log file, events.log: append-only, hash-chained.
+ *
+ * The format is described field by field at the top of logfile.c. This
+ * module does file I/O but knows nothing of sockets or event loops: the
+ * logger program drives it (group commit, fsync off the loop), and the
+ * offline tools read it directly.
+ *
+ * Invariants of logfile_t: records [1..last_seq] are on disk at offsets
+ * offsets[seq - 1], contiguous, chained; head_hash is the hash of record
+ * last_seq (all zero for an empty log); size_bytes is where the next record
+ * goes.
+ */
+#ifndef ESBANK_LOGFILE_H
+#define ESBANK_LOGFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LOGFILE_NAME "events.log"
+#define LOGFILE_HASH_BYTES 32
+#define LOGFILE_RECORD_BODY_MAX (64 * 1024) /* one event, encoded */
+
+typedef struct {
+	int fd;
+	char *path;
+	uint64_t last_seq;
+	uint64_t size_bytes;
+	uint8_t head_hash[LOGFILE_HASH_BYTES];
+	uint64_t *offsets; /* offsets[i] = byte offset of record seq i + 1 */
+	size_t offsets_cap;
+} logfile_t;
+
+/* What logfile_open() found, for the logger to report. */
+typedef struct {
+	bool torn_tail_cut;        /* a torn last record was cut off */
+	uint64_t torn_offset;      /* where it started */
+	uint64_t torn_bytes;       /* how many bytes were cut */
+	uint64_t damage_seq;       /* on -EBADMSG: the seq of the damaged record */
+	uint64_t damage_offset;    /* on -EBADMSG: its byte offset */
+} logfile_report_t;
+
+/*
+ * Opens (creating when absent) DIR/events.log, checks every record and the
+ * chain, cuts a torn last record (and says so in *rep), and builds the
+ * in-memory index. Returns 0; -EBADMSG when a record before the last is
+ * damaged (rep->damage_seq / damage_offset name it; nothing is changed on
+ * disk); or a negative errno from the file system. read_only opens without
+ * creating or cutting anything (a torn tail is then only reported).
+ */
+int logfile_open(logfile_t *lf, const char *dir, bool read_only, logfile_report_t *rep);
+void logfile_close(logfile_t *lf);
+
+/*
+ * Encodes one record for the event body (msgpack map bytes) with sequence
+ * number seq, chaining it to *chain (updated to the new record's hash).
+ * Appends the record's bytes to *out (grown with realloc; *out_len/*out_cap
+ * track it). Returns 0, -EINVAL if seq is not expected, -E2BIG if too large.
+ * Nothing is written to the file: see logfile_write().
+ */
+int logfile_encode(uint64_t seq, const char *body, size_t body_len,
+                   uint8_t chain[LOGFILE_HASH_BYTES],
+                   char **out, size_t *out_len, size_t *out_cap);
+
+/*
+ * Writes encoded records at the end of the file with one pwrite and makes
+ * them durable with one fdatasync. Safe to call from a worker thread while
+ * the loop thread encodes the next batch (it touches only fd). On any error
+ * the file is cut back to at (so a retry starts clean) and the negative
+ * errno is returned.
+ */
+int logfile_write(int fd, uint64_t at, const char *buf, size_t len);
+
+/*
+ * Records, after a successful logfile_write(), that records up to last_seq
+ * ending at new_size with head hash are on disk, indexing their offsets.
+ * first_offset is where the batch began; buf/len the batch bytes (to find
+ * each record's offset). Returns 0 or -ENOMEM.
+ */
+int logfile_commit(logfile_t *lf, const char *buf, size_t len, uint64_t last_seq,
+                   const uint8_t head[LOGFILE_HASH_BYTES]);
+
+/*
+ * Reads the event bodies of records from_seq.. (at most max_events, and at
+ * most max_bytes of bodies in all) calling cb(seq, body, len, arg) for each,
+ * in order, without scanning from the start (the index finds the offset).
+ * Stops early if cb returns non-zero. Returns the number read or a negative
+ * errno.
+ */
+long logfile_read(const logfile_t *lf, uint64_t from_seq, size_t max_events, size_t max_bytes,
+                  int (*cb)(uint64_t seq, const char *body, size_t len, void *arg), void *arg);
+
+/* The hash of record seq (0 for the empty prefix); false if seq > last_seq. */
+bool logfile_hash_at(const logfile_t *lf, uint64_t seq, uint8_t out[LOGFILE_HASH_BYTES]);
+
+#endif
