@@ -44,7 +44,8 @@ struct conn {
 	bool closing;
 	bool paused;        /* reading stopped by conn_pause() */
 	size_t frame_off;   /* open frame from conn_pack_begin() */
-	conn_t *next_dirty;
+	conn_t *next_dirty; /* flush list links, while dirty */
+	conn_t *prev_dirty;
 	size_t out_bytes;   /* queued + in flight */
 	conn_frame_cb on_frame;
 	conn_event_cb on_bad_frame; /* may be NULL */
@@ -76,8 +77,16 @@ void conn_pack_end(conn_t *c);
 /* Writes whatever is queued now (otherwise done once per loop iteration). */
 void conn_flush(conn_t *c);
 
-/* Closes the socket after queued output is written (best effort). */
+/*
+ * Closes the socket after queued output is written (best effort). Frames
+ * sent after this are dropped. on_close runs once the handle is closed;
+ * the reader and output buffers are freed by then, so c may be reused with
+ * conn_init() or freed.
+ */
 void conn_close(conn_t *c);
+
+/* The peer's user id check (SO_PEERCRED): 0 when admitted, -EPERM otherwise. */
+int conn_check_peer(conn_t *c, long allow_gid);
 
 /*
  * Listening socket. Creates path with mode 0600, replacing a socket file left

@@ -1,0 +1,221 @@
+/*
+ * hub.c - clients of bus.sock: accept, read requests, send replies, limits.
+ *
+ * Limits: BUS_CLIENTS_MAX connections (one more gets `overloaded` and is
+ * closed); BUS_CLIENT_INFLIGHT_MAX requests in flight per connection (then
+ * the bus stops reading it until replies drain); BUS_CLIENT_OUT_BYTES_MAX
+ * reply bytes queued for a client that does not read (then it is
+ * disconnected; nobody else waits).
+ */
+#include "hub.h"
+
+#include "config.h"
+#include "log.h"
+#include "request.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+uint64_t hub_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+client_ref_t hub_client_ref(const client_t *c)
+{
+	return (client_ref_t){ .slot = c->slot, .gen = c->gen };
+}
+
+client_t *hub_client(hub_t *h, client_ref_t ref)
+{
+	if (ref.slot >= BUS_CLIENTS_MAX)
+		return NULL;
+	client_t *c = h->clients[ref.slot];
+	return (c && c->gen == ref.gen && !c->conn.closing) ? c : NULL;
+}
+
+void hub_send_raw(hub_t *h, client_ref_t to, const char *reply, size_t n)
+{
+	client_t *c = hub_client(h, to);
+	if (!c)
+		return;
+	conn_send(&c->conn, reply, n);
+	hub_check_backlog(c);
+}
+
+void hub_check_backlog(client_t *c)
+{
+	if (c->conn.out_bytes <= BUS_CLIENT_OUT_BYTES_MAX)
+		return;
+	log_warn("client %u does not read its replies: disconnected", c->slot);
+	conn_close(&c->conn);
+}
+
+void hub_send_error(hub_t *h, client_ref_t to, uint64_t id, int err, const char *message)
+{
+	msg_buf_t b;
+	msg_buf_init(&b);
+	request_pack_error(&b.pk, id, (ledger_err_t)err, message);
+	hub_send_raw(h, to, b.sb.data, b.sb.size);
+	msg_buf_free(&b);
+}
+
+void hub_request_done(hub_t *h, client_ref_t from)
+{
+	client_t *c = hub_client(h, from);
+	if (!c)
+		return;
+	if (c->inflight > 0)
+		c->inflight--;
+	if (c->inflight < BUS_CLIENT_INFLIGHT_MAX / 2)
+		conn_resume(&c->conn);
+}
+
+static void hub_on_client_frame(conn_t *conn, const char *body, size_t len)
+{
+	client_t *c = conn->data;
+	hub_t *h = c->hub;
+	msgpack_zone zone;
+	msgpack_zone_init(&zone, 1024);
+	msgpack_object map;
+	uint64_t id = 0;
+	ledger_op_t op = LEDGER_OP_NONE;
+	if (msg_decode_map(body, len, &zone, &map) < 0) {
+		hub_send_error(h, hub_client_ref(c), 0, LEDGER_E_BAD_REQUEST,
+		               "the frame does not hold exactly one msgpack map");
+		goto out;
+	}
+	ledger_err_t e = request_peek(&map, &id, &op);
+	if (e != LEDGER_OK) {
+		hub_send_error(h, hub_client_ref(c), id, e,
+		               e == LEDGER_E_UNKNOWN_OP ? "unknown op"
+		                                        : "a request needs an integer id and a string op");
+		goto out;
+	}
+	c->inflight++;
+	if (c->inflight >= BUS_CLIENT_INFLIGHT_MAX)
+		conn_pause(&c->conn);
+	route_request(h, c, id, op, body, len);
+out:
+	msgpack_zone_destroy(&zone);
+}
+
+static void hub_on_bad_frame(conn_t *conn)
+{
+	/* bad_frame is no ledger error code, so this reply is packed here */
+	msg_buf_t b;
+	msg_buf_init(&b);
+	msgpack_pack_map(&b.pk, 4);
+	msg_pack_kv_u64(&b.pk, "id", 0);
+	msg_pack_kv_bool(&b.pk, "ok", false);
+	msg_pack_kv_str(&b.pk, "error", "bad_frame");
+	msg_pack_kv_str(&b.pk, "message", "frame length must be from 1 to 1048576 bytes");
+	conn_send(conn, b.sb.data, b.sb.size);
+	msg_buf_free(&b);
+}
+
+static void hub_on_client_close(conn_t *conn)
+{
+	client_t *c = conn->data;
+	hub_t *h = c->hub;
+	h->clients[c->slot] = NULL;
+	h->client_count--;
+	free(c);
+}
+
+static void hub_on_rejected_close(conn_t *conn)
+{
+	free(conn->data);
+}
+
+static int hub_free_slot(const hub_t *h)
+{
+	for (int i = 0; i < BUS_CLIENTS_MAX; i++)
+		if (!h->clients[i])
+			return i;
+	return -1;
+}
+
+static void hub_on_accept(listener_t *l)
+{
+	hub_t *h = l->data;
+	client_t *c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	c->hub = h;
+	c->conn.data = c;
+	conn_init(&c->conn, h->loop, hub_on_client_frame, hub_on_client_close);
+	c->conn.on_bad_frame = hub_on_bad_frame;
+	int slot = hub_free_slot(h);
+	c->slot = slot < 0 ? BUS_CLIENTS_MAX : (uint32_t)slot;
+	c->gen = ++h->client_gen;
+	if (slot >= 0) {
+		h->clients[slot] = c;
+		h->client_count++;
+	}
+	if (slot < 0)
+		c->conn.on_close = hub_on_rejected_close;
+	if (conn_accept(l, &c->conn) < 0)
+		return; /* on_close frees it */
+	if (slot < 0) {
+		log_warn("too many clients (%d): refused one", BUS_CLIENTS_MAX);
+		msg_buf_t b;
+		msg_buf_init(&b);
+		request_pack_error(&b.pk, 0, LEDGER_E_OVERLOADED, "too many connections");
+		conn_send(&c->conn, b.sb.data, b.sb.size);
+		msg_buf_free(&b);
+		conn_close(&c->conn);
+	}
+}
+
+static void hub_on_tick(uv_timer_t *t)
+{
+	recovery_tick(t->data);
+}
+
+static void hub_on_check(uv_check_t *k)
+{
+	route_flush_batches(k->data);
+}
+
+int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir)
+{
+	h->loop = loop;
+	h->started_ms = hub_now_ms();
+	h->state = BUS_RECOVERING;
+	h->next_cid = 1;
+	h->out_base = 1;
+	fifo_init(&h->pending, sizeof(pending_event_t));
+	fifo_init(&h->held_replies, sizeof(held_reply_t));
+	fifo_init(&h->held_requests, sizeof(held_request_t));
+	fifo_init(&h->reads, sizeof(pending_read_t));
+	msg_buf_init(&h->to_resolver);
+	msg_buf_init(&h->to_logger);
+	msg_buf_init(&h->to_snap);
+	msg_buf_init(&h->to_mailer);
+	int rc = config_mkdirs(run_dir, 0700);
+	if (rc < 0)
+		return rc;
+	char *path = config_path(run_dir, "bus.sock");
+	if (!path)
+		return -ENOMEM;
+	h->listener.data = h;
+	rc = listener_open(&h->listener, loop, path, hub_on_accept);
+	if (rc == 0)
+		log_info("listening on %s", path);
+	free(path);
+	if (rc < 0)
+		return rc;
+	uv_check_init(loop, &h->batcher);
+	h->batcher.data = h;
+	uv_check_start(&h->batcher, hub_on_check);
+	uv_timer_init(loop, &h->ticker);
+	h->ticker.data = h;
+	uv_timer_start(&h->ticker, hub_on_tick, BUS_TICK_MS, BUS_TICK_MS);
+	peers_start(h, run_dir);
+	return 0;
+}

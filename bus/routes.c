@@ -1,0 +1,296 @@
+/*
+ * routes.c - the routing table of DESIGN.md, written once:
+ *
+ *   origin            | resolver          | logger | snapshotter          | mailer
+ *   ------------------+-------------------+--------+----------------------+----------------------
+ *   live command      | resolve           | append | apply, after durable | notify, after durable
+ *                     |                   |        |                      | (types that send mail)
+ *   replay (recovery) | apply only        | -      | apply, if behind     | -
+ *
+ * Live: route_request() -> resolver ("req"); route_results() -> logger
+ * ("append") and the hold queue; route_durable() -> client replies,
+ * snapshotter ("events"), mailer ("mail"), subscribers. Replay rows are
+ * driven by recovery.c. Every message to a peer is batched per loop
+ * iteration and sent by route_flush_batches().
+ */
+#include "hub.h"
+
+#include "log.h"
+#include "request.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static outstanding_t *route_out_slot(hub_t *h, uint64_t cid)
+{
+	return &h->out[cid & (h->out_cap - 1)];
+}
+
+/* Doubles the ring of outstanding requests, keeping each at cid % cap. */
+static int route_out_grow(hub_t *h)
+{
+	size_t cap = h->out_cap ? h->out_cap * 2 : 1024;
+	outstanding_t *ring = calloc(cap, sizeof(*ring));
+	if (!ring)
+		return -1;
+	for (uint64_t cid = h->out_base; cid < h->next_cid && h->out_cap; cid++) {
+		outstanding_t *o = route_out_slot(h, cid);
+		if (o->cid)
+			ring[cid & (cap - 1)] = *o;
+	}
+	free(h->out);
+	h->out = ring;
+	h->out_cap = cap;
+	return 0;
+}
+
+void route_to_resolver(hub_t *h, client_ref_t from, uint64_t id, const char *req, size_t n)
+{
+	if (h->next_cid - h->out_base >= h->out_cap && route_out_grow(h) < 0) {
+		hub_send_error(h, from, id, LEDGER_E_OVERLOADED, "out of memory");
+		hub_request_done(h, from);
+		return;
+	}
+	uint64_t cid = h->next_cid++;
+	*route_out_slot(h, cid) = (outstanding_t){ .cid = cid, .from = from, .req_id = id };
+	msgpack_packer *pk = &h->to_resolver.pk;
+	msgpack_pack_map(pk, 2);
+	msg_pack_kv_u64(pk, "c", cid);
+	msg_pack_kv_bin(pk, "r", req, n);
+	h->to_resolver_n++;
+}
+
+/* Takes the outstanding entry of cid; false when unknown. */
+static bool route_out_take(hub_t *h, uint64_t cid, outstanding_t *out)
+{
+	if (cid < h->out_base || cid >= h->next_cid)
+		return false;
+	outstanding_t *o = route_out_slot(h, cid);
+	if (o->cid != cid)
+		return false;
+	*out = *o;
+	o->cid = 0;
+	while (h->out_base < h->next_cid && route_out_slot(h, h->out_base)->cid == 0)
+		h->out_base++;
+	return true;
+}
+
+static void route_hold_request(hub_t *h, client_t *c, uint64_t id, const char *req, size_t n)
+{
+	held_request_t *r = h->held_requests.count < BUS_HELD_MAX ? fifo_push(&h->held_requests)
+	                                                          : NULL;
+	if (!r) {
+		hub_send_error(h, hub_client_ref(c), id, LEDGER_E_UNAVAILABLE,
+		               "the server is recovering; retry later");
+		hub_request_done(h, hub_client_ref(c));
+		return;
+	}
+	r->from = hub_client_ref(c);
+	r->req_id = id;
+	r->since_ms = hub_now_ms();
+	bytes_copy(&r->req, req, n);
+}
+
+/* Decodes the fields of events / subscribe (bad_request checks included). */
+static bool route_decode(hub_t *h, client_t *c, uint64_t id, const char *req, size_t n,
+                         ledger_cmd_t *cmd)
+{
+	msgpack_zone zone;
+	msgpack_zone_init(&zone, 1024);
+	msgpack_object map;
+	const char *why = NULL;
+	ledger_err_t e = LEDGER_E_BAD_REQUEST;
+	if (msg_decode_map(req, n, &zone, &map) == 0)
+		e = request_decode(&map, cmd, &why);
+	msgpack_zone_destroy(&zone);
+	if (e == LEDGER_OK)
+		return true;
+	hub_send_error(h, hub_client_ref(c), id, e, why ? why : "invalid request");
+	hub_request_done(h, hub_client_ref(c));
+	return false;
+}
+
+void route_request(hub_t *h, client_t *c, uint64_t id, int op, const char *req, size_t n)
+{
+	ledger_cmd_t cmd;
+	switch ((ledger_op_t)op) {
+	case LEDGER_OP_PING: {
+		msg_buf_t b;
+		msg_buf_init(&b);
+		request_pack_ok(&b.pk, id, 0);
+		hub_send_raw(h, hub_client_ref(c), b.sb.data, b.sb.size);
+		msg_buf_free(&b);
+		hub_request_done(h, hub_client_ref(c));
+		return;
+	}
+	case LEDGER_OP_STATUS:
+		status_reply(h, c, id);
+		hub_request_done(h, hub_client_ref(c));
+		return;
+	case LEDGER_OP_EVENTS:
+		if (route_decode(h, c, id, req, n, &cmd))
+			events_request(h, c, id, cmd.has_from ? cmd.from_seq : 1, cmd.limit);
+		return;
+	case LEDGER_OP_SUBSCRIBE:
+		if (route_decode(h, c, id, req, n, &cmd))
+			events_subscribe(h, c, id, cmd.has_from, cmd.from_seq);
+		return;
+	default:
+		break;
+	}
+	if (h->state != BUS_LIVE || !peer_up(h, PEER_RESOLVER))
+		route_hold_request(h, c, id, req, n);
+	else
+		route_to_resolver(h, hub_client_ref(c), id, req, n);
+}
+
+static void route_hold_reply(hub_t *h, client_ref_t to, uint64_t wait_seq, const char *p,
+                             size_t n)
+{
+	if (wait_seq <= h->durable_seq && h->held_replies.count == 0) {
+		hub_send_raw(h, to, p, n);
+		hub_request_done(h, to);
+		return;
+	}
+	held_reply_t *r = fifo_push(&h->held_replies);
+	if (!r) {
+		log_error("out of memory holding a reply");
+		abort(); /* a reply that cannot be held would be lost: crash and recover */
+	}
+	r->to = to;
+	r->wait_seq = wait_seq;
+	bytes_copy(&r->reply, p, n);
+}
+
+static void route_event(hub_t *h, uint64_t seq, const char *ev, size_t evn,
+                        const char *mail, size_t mailn)
+{
+	if (seq != h->last_seq + 1)
+		log_error("resolver sent event %llu after %llu", (unsigned long long)seq,
+		          (unsigned long long)h->last_seq);
+	h->last_seq = seq;
+	pending_event_t *p = fifo_push(&h->pending);
+	if (!p) {
+		log_error("out of memory holding an event");
+		abort();
+	}
+	p->seq = seq;
+	bytes_copy(&p->ev, ev, evn);
+	if (mail)
+		bytes_copy(&p->mail, mail, mailn);
+	if (h->to_logger_n == 0)
+		h->to_logger_first = seq;
+	msg_pack_binn(&h->to_logger.pk, ev, evn);
+	h->to_logger_n++;
+}
+
+void route_results(hub_t *h, const msgpack_object *items)
+{
+	for (uint32_t i = 0; items && i < items->via.array.size; i++) {
+		const msgpack_object *it = &items->via.array.ptr[i];
+		uint64_t cid, w;
+		const char *reply, *ev = NULL, *mail = NULL;
+		size_t reply_n, ev_n = 0, mail_n = 0;
+		if (msg_get_u64(it, "c", &cid) < 0 || msg_get_u64(it, "w", &w) < 0 ||
+		    msg_get_bin(it, "reply", &reply, &reply_n) < 0) {
+			log_error("malformed result item from the resolver");
+			continue;
+		}
+		if (msg_get_bin(it, "ev", &ev, &ev_n) == 0) {
+			msg_get_bin(it, "mail", &mail, &mail_n);
+			route_event(h, w, ev, ev_n, mail, mail_n);
+		}
+		outstanding_t o;
+		if (route_out_take(h, cid, &o))
+			route_hold_reply(h, o.from, w, reply, reply_n);
+	}
+}
+
+static void route_durable_event(hub_t *h, pending_event_t *p)
+{
+	peer_t *snap = &h->peers[PEER_SNAPSHOTTER];
+	if (snap->hello && h->snap_next == 0 && p->seq > snap->hwm) {
+		msg_pack_binn(&h->to_snap.pk, p->ev.p, p->ev.n);
+		h->to_snap_n++;
+	}
+	if (p->mail.p && h->peers[PEER_MAILER].hello) {
+		msgpack_packer *pk = &h->to_mailer.pk;
+		msgpack_pack_map(pk, 2);
+		msg_pack_kv_bin(pk, "ev", p->ev.p, p->ev.n);
+		msg_pack_kv_bin(pk, "mail", p->mail.p, p->mail.n);
+		h->to_mailer_n++;
+	}
+	events_live(h, p->seq, &p->ev);
+}
+
+void route_durable(hub_t *h, uint64_t seq)
+{
+	if (seq > h->durable_seq)
+		h->durable_seq = seq;
+	while (h->pending.count) {
+		pending_event_t *p = fifo_peek(&h->pending, 0);
+		if (p->seq > h->durable_seq)
+			break;
+		route_durable_event(h, p);
+		bytes_free(&p->ev);
+		bytes_free(&p->mail);
+		fifo_pop(&h->pending);
+	}
+	while (h->held_replies.count) {
+		held_reply_t *r = fifo_peek(&h->held_replies, 0);
+		if (r->wait_seq > h->durable_seq)
+			break;
+		hub_send_raw(h, r->to, r->reply.p, r->reply.n);
+		hub_request_done(h, r->to);
+		bytes_free(&r->reply);
+		fifo_pop(&h->held_replies);
+	}
+	if (h->state != BUS_LIVE)
+		recovery_check(h);
+}
+
+void route_resolver_lost(hub_t *h)
+{
+	for (uint64_t cid = h->out_base; cid < h->next_cid; cid++) {
+		outstanding_t o;
+		if (!route_out_take(h, cid, &o))
+			continue;
+		hub_send_error(h, o.from, o.req_id, LEDGER_E_UNAVAILABLE,
+		               "the resolver restarted before answering; retry");
+		hub_request_done(h, o.from);
+	}
+	msg_buf_reset(&h->to_resolver);
+	h->to_resolver_n = 0;
+	h->state = BUS_RECOVERING;
+	h->replaying = false;
+}
+
+/* Sends one batch frame {"t":type, field:[items]} to a peer and empties it. */
+static void route_send_batch(hub_t *h, peer_role_t role, const char *type, const char *field,
+                             msg_buf_t *items, uint32_t *n)
+{
+	if (*n == 0)
+		return;
+	peer_t *p = &h->peers[role];
+	if (p->link.up && p->hello) {
+		msgpack_packer *pk = conn_pack_begin(&p->link.conn);
+		msgpack_pack_map(pk, role == PEER_LOGGER ? 3 : 2);
+		msg_pack_kv_str(pk, "t", type);
+		if (role == PEER_LOGGER)
+			msg_pack_kv_u64(pk, "first", h->to_logger_first);
+		msg_pack_str(pk, field);
+		msgpack_pack_array(pk, *n);
+		msg_buf_append(&p->link.conn.out, items->sb.data, items->sb.size);
+		conn_pack_end(&p->link.conn);
+	}
+	msg_buf_reset(items);
+	*n = 0;
+}
+
+void route_flush_batches(hub_t *h)
+{
+	route_send_batch(h, PEER_RESOLVER, "req", "items", &h->to_resolver, &h->to_resolver_n);
+	route_send_batch(h, PEER_LOGGER, "append", "events", &h->to_logger, &h->to_logger_n);
+	route_send_batch(h, PEER_SNAPSHOTTER, "events", "events", &h->to_snap, &h->to_snap_n);
+	route_send_batch(h, PEER_MAILER, "mail", "items", &h->to_mailer, &h->to_mailer_n);
+}

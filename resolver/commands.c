@@ -1,0 +1,247 @@
+/*
+ * commands.c - resolving checked commands into events.
+ *
+ * Here the non-deterministic parts of an event are chosen (sequence number,
+ * time, account number, verification code), the event is applied with the
+ * same ledger_apply() that replay uses, and the result item carries the
+ * event for the logger, the reply for the client and, for the types that
+ * send mail, the mail details (the code travels there, never in the event).
+ */
+#include "resolver.h"
+
+#include "event.h"
+#include "log.h"
+#include "request.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RESOLVER_ACCOUNT_FIRST 1000000000000000ULL /* smallest 16-digit number */
+#define RESOLVER_ACCOUNT_SPAN 9000000000000000ULL
+
+const char *resolver_error_text(ledger_err_t e)
+{
+	switch (e) {
+	case LEDGER_E_NOT_FOUND: return "no such account";
+	case LEDGER_E_ALREADY_EXISTS: return "an account with that email exists";
+	case LEDGER_E_ALREADY_VERIFIED: return "the account is verified already";
+	case LEDGER_E_WRONG_CODE: return "the verification code does not match";
+	case LEDGER_E_NOT_VERIFIED: return "an account in the operation is not verified";
+	case LEDGER_E_INSUFFICIENT_FUNDS: return "the balance would go below zero";
+	case LEDGER_E_INVALID_AMOUNT: return "amount must be from 1 to 1000000000000 cents";
+	case LEDGER_E_SAME_ACCOUNT: return "cannot transfer to the account it comes from";
+	case LEDGER_E_KEY_CONFLICT: return "idempotency key reused for a different command";
+	case LEDGER_E_AUTH_FAILED: return "wrong account number or password";
+	default: return "the request was refused";
+	}
+}
+
+/* A uniformly random 16-digit number, first digit not zero, not yet in use. */
+static uint64_t resolver_new_account_number(const ledger_t *l)
+{
+	const uint64_t limit = UINT64_MAX - UINT64_MAX % RESOLVER_ACCOUNT_SPAN;
+	for (;;) {
+		uint64_t x;
+		randombytes_buf(&x, sizeof(x));
+		if (x >= limit)
+			continue; /* rejection keeps the draw uniform */
+		uint64_t n = RESOLVER_ACCOUNT_FIRST + x % RESOLVER_ACCOUNT_SPAN;
+		if (!ledger_find(l, n))
+			return n;
+	}
+}
+
+/* Makes a new code (URL-safe text) and the hash the state keeps of it. */
+static void resolver_new_code(char code[RESOLVER_CODE_CHARS_MAX],
+                              uint8_t hash[LEDGER_CODE_HASH_BYTES])
+{
+	unsigned char raw[RESOLVER_CODE_BYTES];
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2base64(code, RESOLVER_CODE_CHARS_MAX, raw, sizeof(raw),
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	crypto_generichash(hash, LEDGER_CODE_HASH_BYTES, (const unsigned char *)code,
+	                   strlen(code), NULL, 0);
+	sodium_memzero(raw, sizeof(raw));
+}
+
+static void resolver_event_init(resolver_t *r, ledger_event_t *ev, ledger_event_type_t type,
+                                const ledger_cmd_t *cmd)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->seq = ledger_last_seq(r->ledger) + 1;
+	ev->ts_ms = resolver_now_ms(r);
+	ev->type = type;
+	ev->account = cmd->account;
+	ev->to = cmd->to;
+	ev->amount = cmd->amount;
+	if (cmd->has_key) {
+		ev->has_key = true;
+		memcpy(ev->key, cmd->key, cmd->key_len);
+		ev->key[cmd->key_len] = '\0';
+		ev->key_len = cmd->key_len;
+		memcpy(ev->fp, cmd->fp, LEDGER_FP_BYTES);
+	}
+}
+
+static void resolver_pack_mail(msg_buf_t *mail, const ledger_account_t *a, const char *code,
+                               const ledger_result_t *res)
+{
+	char num[LEDGER_ACCOUNT_DIGITS + 1];
+	ledger_account_format(a->number, num);
+	msgpack_pack_map(&mail->pk, 3);
+	msg_pack_kv_str(&mail->pk, "to", a->email);
+	msg_pack_kv_str(&mail->pk, "account", num);
+	if (code)
+		msg_pack_kv_str(&mail->pk, "code", code);
+	else
+		msg_pack_kv_i64(&mail->pk, "balance", res->balance);
+}
+
+/*
+ * Applies ev and emits its item: the reply {id, ok, seq, + account or
+ * balance}, the event and, when mail_account is set, the mail.
+ */
+static void resolver_commit(resolver_t *r, uint64_t cid, uint64_t id, ledger_event_t *ev,
+                            const char *code, bool with_mail, bool with_balance)
+{
+	ledger_result_t res = { 0 };
+	if (ledger_apply(r->ledger, ev, &res) < 0) {
+		resolver_emit_error(r, cid, id, LEDGER_E_INTERNAL, "out of memory");
+		return;
+	}
+	msg_buf_t reply, evb, mail;
+	msg_buf_init(&reply);
+	msg_buf_init(&evb);
+	msg_buf_init(&mail);
+	bool opened = ev->type == LEDGER_EV_ACCOUNT_OPENED;
+	request_pack_ok(&reply.pk, id, 1 + (opened || with_balance));
+	msg_pack_kv_u64(&reply.pk, "seq", ev->seq);
+	if (opened) {
+		char num[LEDGER_ACCOUNT_DIGITS + 1];
+		ledger_account_format(ev->account, num);
+		msg_pack_kv_str(&reply.pk, "account", num);
+	} else if (with_balance) {
+		msg_pack_kv_i64(&reply.pk, "balance", res.balance);
+	}
+	event_pack(&evb.pk, ev);
+	if (with_mail)
+		resolver_pack_mail(&mail, ledger_find(r->ledger, ev->account), code, &res);
+	resolver_emit(r, cid, ev->seq, &reply, &evb, with_mail ? &mail : NULL);
+	msg_buf_free(&reply);
+	msg_buf_free(&evb);
+	msg_buf_free(&mail);
+}
+
+void resolver_emit_duplicate(resolver_t *r, uint64_t cid, uint64_t id,
+                             const ledger_key_entry_t *prior)
+{
+	msg_buf_t reply;
+	msg_buf_init(&reply);
+	bool opened = prior->op == LEDGER_OP_OPEN_ACCOUNT;
+	bool money = prior->op == LEDGER_OP_TRANSFER || prior->op == LEDGER_OP_WITHDRAW;
+	request_pack_ok(&reply.pk, id, 1 + (opened || money));
+	msg_pack_kv_u64(&reply.pk, "seq", prior->seq);
+	if (opened) {
+		char num[LEDGER_ACCOUNT_DIGITS + 1];
+		ledger_account_format(prior->account, num);
+		msg_pack_kv_str(&reply.pk, "account", num);
+	} else if (money) {
+		msg_pack_kv_i64(&reply.pk, "balance", prior->balance);
+	}
+	resolver_emit(r, cid, prior->seq, &reply, NULL, NULL);
+	msg_buf_free(&reply);
+}
+
+void resolver_open_account(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
+                           const char *pwhash)
+{
+	ledger_key_entry_t prior;
+	ledger_err_t e = ledger_check(r->ledger, cmd, &prior); /* the state moved meanwhile */
+	if (e == LEDGER_DUPLICATE) {
+		const ledger_account_t *a = ledger_find(r->ledger, prior.account);
+		resolver_verify_then_reply(r, cid, cmd, a->pwhash, &prior);
+		return;
+	}
+	if (e != LEDGER_OK) {
+		resolver_emit_error(r, cid, cmd->id, e, resolver_error_text(e));
+		return;
+	}
+	ledger_event_t ev;
+	resolver_event_init(r, &ev, LEDGER_EV_ACCOUNT_OPENED, cmd);
+	ev.account = resolver_new_account_number(r->ledger);
+	ev.amount = LEDGER_OPEN_BALANCE;
+	request_email_valid(cmd->email, cmd->email_len, ev.email);
+	snprintf(ev.pwhash, sizeof(ev.pwhash), "%s", pwhash);
+	char code[RESOLVER_CODE_CHARS_MAX];
+	resolver_new_code(code, ev.code_hash);
+	resolver_commit(r, cid, cmd->id, &ev, code, true, false);
+	sodium_memzero(code, sizeof(code));
+}
+
+static void resolver_simple_event(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
+                                  ledger_event_type_t type)
+{
+	ledger_event_t ev;
+	resolver_event_init(r, &ev, type, cmd);
+	switch (type) {
+	case LEDGER_EV_CODE_REISSUED: {
+		char code[RESOLVER_CODE_CHARS_MAX];
+		resolver_new_code(code, ev.code_hash);
+		resolver_commit(r, cid, cmd->id, &ev, code, true, false);
+		sodium_memzero(code, sizeof(code));
+		return;
+	}
+	case LEDGER_EV_MONEY_WITHDRAWN:
+		resolver_commit(r, cid, cmd->id, &ev, NULL, true, true);
+		return;
+	case LEDGER_EV_MONEY_TRANSFERRED:
+		resolver_commit(r, cid, cmd->id, &ev, NULL, false, true);
+		return;
+	default:
+		resolver_commit(r, cid, cmd->id, &ev, NULL, false, false);
+		return;
+	}
+}
+
+void resolver_run_command(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd)
+{
+	ledger_key_entry_t prior;
+	ledger_err_t e = ledger_check(r->ledger, cmd, &prior);
+	if (e == LEDGER_DUPLICATE && cmd->op == LEDGER_OP_OPEN_ACCOUNT) {
+		/* the password is not in the fingerprint: compare it with the hash */
+		const ledger_account_t *a = ledger_find(r->ledger, prior.account);
+		resolver_verify_then_reply(r, cid, cmd, a->pwhash, &prior);
+		return;
+	}
+	if (e == LEDGER_DUPLICATE) {
+		resolver_emit_duplicate(r, cid, cmd->id, &prior);
+		return;
+	}
+	if (e != LEDGER_OK) {
+		resolver_emit_error(r, cid, cmd->id, e, resolver_error_text(e));
+		return;
+	}
+	switch (cmd->op) {
+	case LEDGER_OP_OPEN_ACCOUNT:
+		resolver_hash_then_open(r, cid, cmd);
+		break;
+	case LEDGER_OP_VERIFY_ACCOUNT:
+		resolver_simple_event(r, cid, cmd, LEDGER_EV_ACCOUNT_VERIFIED);
+		break;
+	case LEDGER_OP_REISSUE_CODE:
+		resolver_simple_event(r, cid, cmd, LEDGER_EV_CODE_REISSUED);
+		break;
+	case LEDGER_OP_TRANSFER:
+		resolver_simple_event(r, cid, cmd, LEDGER_EV_MONEY_TRANSFERRED);
+		break;
+	case LEDGER_OP_WITHDRAW:
+		resolver_simple_event(r, cid, cmd, LEDGER_EV_MONEY_WITHDRAWN);
+		break;
+	default:
+		resolver_emit_error(r, cid, cmd->id, LEDGER_E_INTERNAL, "not a command");
+		break;
+	}
+}
+

@@ -1,0 +1,149 @@
+/*
+ * pwhash.c - password work in libuv's thread pool, so that argon2id never
+ * stalls the loop: hashing for open_account, and verifying for authenticate
+ * and for a keyed open_account retry. A job owns copies of everything it
+ * needs (the request's bytes are gone by the time it finishes); the
+ * password copy is wiped when the job ends.
+ */
+#include "resolver.h"
+
+#include "log.h"
+#include "request.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { PW_JOB_HASH, PW_JOB_VERIFY } pw_job_kind_t;
+
+typedef struct {
+	uv_work_t work;
+	resolver_t *r;
+	pw_job_kind_t kind;
+	uint64_t cid;
+	ledger_cmd_t cmd;                     /* strings re-pointed at the copies */
+	char email[LEDGER_EMAIL_BYTES_MAX + 1];
+	char key[LEDGER_KEY_BYTES_MAX + 1];
+	char password[LEDGER_PASSWORD_BYTES_MAX + 1];
+	char hash[LEDGER_PWHASH_BYTES_MAX];   /* made, or to verify against */
+	bool has_prior;                       /* keyed open_account retry */
+	ledger_key_entry_t prior;
+	bool account_known;                   /* authenticate */
+	int rc;
+} pw_job_t;
+
+static pw_job_t *pw_job_new(resolver_t *r, pw_job_kind_t kind, uint64_t cid,
+                            const ledger_cmd_t *cmd)
+{
+	pw_job_t *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->r = r;
+	j->kind = kind;
+	j->cid = cid;
+	j->cmd = *cmd;
+	memcpy(j->email, cmd->email ? cmd->email : "", cmd->email_len);
+	j->cmd.email = j->email;
+	memcpy(j->key, cmd->key ? cmd->key : "", cmd->key_len);
+	j->cmd.key = j->key;
+	memcpy(j->password, cmd->password ? cmd->password : "", cmd->password_len);
+	j->cmd.password = j->password;
+	j->work.data = j;
+	return j;
+}
+
+static void pw_job_free(pw_job_t *j)
+{
+	sodium_memzero(j->password, sizeof(j->password));
+	j->r->jobs_running--;
+	free(j);
+}
+
+static void pw_job_work(uv_work_t *w)
+{
+	pw_job_t *j = w->data;
+	const ledger_cmd_t *c = &j->cmd;
+	if (j->kind == PW_JOB_HASH)
+		j->rc = crypto_pwhash_str(j->hash, c->password, c->password_len,
+		                          j->r->cost.opslimit, j->r->cost.memlimit);
+	else
+		j->rc = crypto_pwhash_str_verify(j->hash, c->password, c->password_len);
+}
+
+static void pw_job_verified(pw_job_t *j)
+{
+	resolver_t *r = j->r;
+	if (j->has_prior) {
+		if (j->rc == 0)
+			resolver_emit_duplicate(r, j->cid, j->cmd.id, &j->prior);
+		else
+			resolver_emit_error(r, j->cid, j->cmd.id, LEDGER_E_KEY_CONFLICT,
+			                    resolver_error_text(LEDGER_E_KEY_CONFLICT));
+		return;
+	}
+	if (j->rc == 0 && j->account_known) {
+		msg_buf_t reply;
+		msg_buf_init(&reply);
+		request_pack_ok(&reply.pk, j->cmd.id, 0);
+		resolver_emit(r, j->cid, ledger_last_seq(r->ledger), &reply, NULL, NULL);
+		msg_buf_free(&reply);
+		return;
+	}
+	resolver_emit_error(r, j->cid, j->cmd.id, LEDGER_E_AUTH_FAILED,
+	                    resolver_error_text(LEDGER_E_AUTH_FAILED));
+}
+
+static void pw_job_done(uv_work_t *w, int status)
+{
+	pw_job_t *j = w->data;
+	resolver_t *r = j->r;
+	if (status < 0 || (j->kind == PW_JOB_HASH && j->rc != 0)) {
+		log_error("password hashing failed (out of memory?)");
+		resolver_emit_error(j->r, j->cid, j->cmd.id, LEDGER_E_INTERNAL,
+		                    "password hashing failed");
+	} else if (j->kind == PW_JOB_HASH) {
+		resolver_open_account(j->r, j->cid, &j->cmd, j->hash);
+	} else {
+		pw_job_verified(j);
+	}
+	pw_job_free(j);
+	resolver_flush(r);
+}
+
+static void pw_job_queue(pw_job_t *j)
+{
+	j->r->jobs_running++;
+	int rc = uv_queue_work(j->r->loop, &j->work, pw_job_work, pw_job_done);
+	if (rc < 0) {
+		resolver_emit_error(j->r, j->cid, j->cmd.id, LEDGER_E_INTERNAL, uv_strerror(rc));
+		pw_job_free(j);
+	}
+}
+
+void resolver_hash_then_open(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd)
+{
+	pw_job_t *j = pw_job_new(r, PW_JOB_HASH, cid, cmd);
+	if (!j) {
+		resolver_emit_error(r, cid, cmd->id, LEDGER_E_INTERNAL, "out of memory");
+		return;
+	}
+	pw_job_queue(j);
+}
+
+void resolver_verify_then_reply(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
+                                const char *pwhash, const ledger_key_entry_t *prior)
+{
+	pw_job_t *j = pw_job_new(r, PW_JOB_VERIFY, cid, cmd);
+	if (!j) {
+		resolver_emit_error(r, cid, cmd->id, LEDGER_E_INTERNAL, "out of memory");
+		return;
+	}
+	snprintf(j->hash, sizeof(j->hash), "%s", pwhash);
+	j->account_known = pwhash != r->dummy_hash;
+	if (prior) {
+		j->has_prior = true;
+		j->prior = *prior;
+	}
+	pw_job_queue(j);
+}

@@ -1,0 +1,281 @@
+/*
+ * resolver.c - the resolver's side of the peer protocol (docs/peers.md):
+ * hello, "req" batches in, "res" batches out, "replay" and "reset".
+ */
+#include "resolver.h"
+
+#include "config.h"
+#include "event.h"
+#include "log.h"
+#include "request.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RESOLVER_DUMMY_PASSWORD "esbank-no-such-account"
+
+int resolver_pwcost_parse(const char *name, resolver_pwcost_t *out)
+{
+	if (name && strcmp(name, "interactive") == 0) {
+		out->opslimit = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+		out->memlimit = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+	} else if (name && strcmp(name, "moderate") == 0) {
+		out->opslimit = crypto_pwhash_OPSLIMIT_MODERATE;
+		out->memlimit = crypto_pwhash_MEMLIMIT_MODERATE;
+	} else if (name && strcmp(name, "min") == 0) {
+		out->opslimit = crypto_pwhash_OPSLIMIT_MIN;
+		out->memlimit = crypto_pwhash_MEMLIMIT_MIN;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int64_t resolver_now_ms(const resolver_t *r)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	int64_t last = ledger_last_ts(r->ledger);
+	return now < last ? last : now;
+}
+
+void resolver_flush(resolver_t *r)
+{
+	if (r->item_count == 0)
+		return;
+	if (r->bus) {
+		msgpack_packer *pk = conn_pack_begin(r->bus);
+		msgpack_pack_map(pk, 2);
+		msg_pack_kv_str(pk, "t", "res");
+		msg_pack_str(pk, "items");
+		msgpack_pack_array(pk, r->item_count);
+		msgpack_pack_str_body(pk, r->items.sb.data, r->items.sb.size); /* raw items */
+		conn_pack_end(r->bus);
+	} else {
+		log_warn("no bus connected: %u results dropped (their clients will retry)",
+		         r->item_count);
+	}
+	msg_buf_reset(&r->items);
+	r->item_count = 0;
+}
+
+void resolver_emit(resolver_t *r, uint64_t cid, uint64_t wait_seq, const msg_buf_t *reply,
+                   const msg_buf_t *ev, const msg_buf_t *mail)
+{
+	msgpack_packer *pk = &r->items.pk;
+	msgpack_pack_map(pk, 3 + (ev != NULL) + (mail != NULL));
+	msg_pack_kv_u64(pk, "c", cid);
+	msg_pack_kv_u64(pk, "w", wait_seq);
+	msg_pack_kv_bin(pk, "reply", reply->sb.data, reply->sb.size);
+	if (ev)
+		msg_pack_kv_bin(pk, "ev", ev->sb.data, ev->sb.size);
+	if (mail)
+		msg_pack_kv_bin(pk, "mail", mail->sb.data, mail->sb.size);
+	r->item_count++;
+}
+
+void resolver_emit_error(resolver_t *r, uint64_t cid, uint64_t id, ledger_err_t err,
+                         const char *message)
+{
+	msg_buf_t reply;
+	msg_buf_init(&reply);
+	request_pack_error(&reply.pk, id, err, message);
+	resolver_emit(r, cid, ledger_last_seq(r->ledger), &reply, NULL, NULL);
+	msg_buf_free(&reply);
+}
+
+/* {"t":"req","items":[{"c":cid,"r":bin}...]} */
+static void resolver_on_req(resolver_t *r, const msgpack_object *msg)
+{
+	const msgpack_object *items = msg_get(msg, "items");
+	if (!items || items->type != MSGPACK_OBJECT_ARRAY)
+		return;
+	for (uint32_t i = 0; i < items->via.array.size; i++) {
+		const msgpack_object *it = &items->via.array.ptr[i];
+		uint64_t cid;
+		const char *req;
+		size_t len;
+		if (msg_get_u64(it, "c", &cid) < 0 || msg_get_bin(it, "r", &req, &len) < 0) {
+			log_warn("req item without c or r: ignored");
+			continue;
+		}
+		resolver_handle_request(r, cid, req, len);
+	}
+}
+
+static void resolver_send_replayed(resolver_t *r, conn_t *c)
+{
+	msgpack_packer *pk = conn_pack_begin(c);
+	msgpack_pack_map(pk, 2);
+	msg_pack_kv_str(pk, "t", "replayed");
+	msg_pack_kv_u64(pk, "hwm", ledger_last_seq(r->ledger));
+	conn_pack_end(c);
+}
+
+/* Applies one already-resolved event; false when it breaks the rules. */
+static bool resolver_replay_one(resolver_t *r, const char *bytes, size_t len)
+{
+	ledger_event_t ev;
+	if (event_decode_bytes(bytes, len, &ev) < 0) {
+		log_error("replay: an undecodable event after seq %llu",
+		          (unsigned long long)ledger_last_seq(r->ledger));
+		return false;
+	}
+	if (ev.seq <= ledger_last_seq(r->ledger))
+		return true; /* already applied */
+	ledger_err_t e = ledger_check_event(r->ledger, &ev);
+	if (e != LEDGER_OK) {
+		log_error("replay: event %llu breaks the rules (%s)", (unsigned long long)ev.seq,
+		          ledger_err_name(e));
+		return false;
+	}
+	if (ledger_apply(r->ledger, &ev, NULL) < 0) {
+		log_error("replay: out of memory at seq %llu", (unsigned long long)ev.seq);
+		return false;
+	}
+	return true;
+}
+
+static void resolver_on_replay(resolver_t *r, conn_t *c, const msgpack_object *msg)
+{
+	const msgpack_object *evs = msg_get(msg, "events");
+	if (evs && evs->type == MSGPACK_OBJECT_ARRAY) {
+		for (uint32_t i = 0; i < evs->via.array.size; i++) {
+			const msgpack_object *e = &evs->via.array.ptr[i];
+			if (e->type != MSGPACK_OBJECT_BIN ||
+			    !resolver_replay_one(r, e->via.bin.ptr, e->via.bin.size))
+				break;
+		}
+	}
+	resolver_send_replayed(r, c);
+}
+
+static void resolver_on_reset(resolver_t *r, conn_t *c)
+{
+	log_warn("reset: dropping the state at seq %llu to rebuild it from the log",
+	         (unsigned long long)ledger_last_seq(r->ledger));
+	ledger_t *fresh = ledger_new();
+	if (!fresh) {
+		log_error("reset: out of memory");
+		exit(EXIT_FAILURE);
+	}
+	ledger_free(r->ledger);
+	r->ledger = fresh;
+	resolver_send_replayed(r, c);
+}
+
+static void resolver_on_frame(conn_t *c, const char *body, size_t len)
+{
+	resolver_t *r = c->data;
+	msgpack_zone zone;
+	msgpack_zone_init(&zone, 4096);
+	msgpack_object msg;
+	if (msg_decode_map(body, len, &zone, &msg) < 0) {
+		log_warn("undecodable frame from the bus: ignored");
+		goto out;
+	}
+	r->bus = c;
+	const msgpack_object *t = msg_get(&msg, "t");
+	if (t && msg_str_eq(t, "req"))
+		resolver_on_req(r, &msg);
+	else if (t && msg_str_eq(t, "replay"))
+		resolver_on_replay(r, c, &msg);
+	else if (t && msg_str_eq(t, "reset"))
+		resolver_on_reset(r, c);
+	else
+		log_warn("unknown message from the bus: ignored");
+	resolver_flush(r);
+out:
+	msgpack_zone_destroy(&zone);
+}
+
+static void resolver_on_close(conn_t *c)
+{
+	resolver_t *r = c->data;
+	if (r->bus == c) {
+		r->bus = NULL;
+		log_info("bus disconnected");
+	}
+	free(c);
+}
+
+static void resolver_send_hello(resolver_t *r, conn_t *c)
+{
+	msgpack_packer *pk = conn_pack_begin(c);
+	msgpack_pack_map(pk, 3);
+	msg_pack_kv_str(pk, "t", "hello");
+	msg_pack_kv_str(pk, "role", "resolver");
+	msg_pack_kv_u64(pk, "hwm", ledger_last_seq(r->ledger));
+	conn_pack_end(c);
+}
+
+static void resolver_on_accept(listener_t *l)
+{
+	resolver_t *r = l->data;
+	conn_t *c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	c->data = r;
+	conn_init(c, r->loop, resolver_on_frame, resolver_on_close);
+	if (conn_accept(l, c) < 0)
+		return;
+	r->bus = c; /* the newest bus is the one that gets results */
+	log_info("bus connected (hwm %llu)", (unsigned long long)ledger_last_seq(r->ledger));
+	resolver_send_hello(r, c);
+}
+
+int resolver_start(resolver_t *r, uv_loop_t *loop, const char *run_dir)
+{
+	r->loop = loop;
+	r->ledger = ledger_new();
+	if (!r->ledger)
+		return -ENOMEM;
+	msg_buf_init(&r->items);
+	if (crypto_pwhash_str(r->dummy_hash, RESOLVER_DUMMY_PASSWORD,
+	                      strlen(RESOLVER_DUMMY_PASSWORD), r->cost.opslimit,
+	                      r->cost.memlimit) != 0)
+		return -ENOMEM;
+	int rc = config_mkdirs(run_dir, 0700);
+	if (rc < 0)
+		return rc;
+	char *path = config_path(run_dir, "resolver.sock");
+	if (!path)
+		return -ENOMEM;
+	r->listener.data = r;
+	rc = listener_open(&r->listener, loop, path, resolver_on_accept);
+	if (rc == 0)
+		log_info("listening on %s", path);
+	free(path);
+	return rc;
+}
+
+void resolver_handle_request(resolver_t *r, uint64_t cid, const char *req, size_t len)
+{
+	msgpack_zone zone;
+	msgpack_zone_init(&zone, 2048);
+	msgpack_object map;
+	uint64_t id = 0;
+	ledger_op_t op;
+	if (msg_decode_map(req, len, &zone, &map) < 0) {
+		resolver_emit_error(r, cid, 0, LEDGER_E_BAD_REQUEST, "not one msgpack map");
+		goto out;
+	}
+	request_peek(&map, &id, &op);
+	ledger_cmd_t cmd;
+	const char *why = NULL;
+	ledger_err_t e = request_decode(&map, &cmd, &why);
+	if (e != LEDGER_OK) {
+		resolver_emit_error(r, cid, id, e, why ? why : "invalid request");
+		goto out;
+	}
+	if (request_op_is_command(cmd.op))
+		resolver_run_command(r, cid, &cmd);
+	else
+		resolver_run_query(r, cid, &cmd);
+out:
+	msgpack_zone_destroy(&zone);
+}

@@ -1,0 +1,86 @@
+/*
+ * resolver.h - internals of esbank-resolver: the owner of the in-memory state.
+ *
+ * The resolver answers one bus at a time over RUN/resolver.sock with the peer
+ * protocol of docs/peers.md. Each client request (a command or a state
+ * query) becomes one "res" item; results produced while a batch is handled
+ * are sent together in one frame.
+ */
+#ifndef ESBANK_RESOLVER_H
+#define ESBANK_RESOLVER_H
+
+#include "conn.h"
+#include "ledger.h"
+#include "msg.h"
+
+#include <stdint.h>
+#include <uv.h>
+
+#define RESOLVER_CODE_BYTES 24     /* 192 random bits per verification code */
+#define RESOLVER_CODE_CHARS_MAX 48 /* its URL-safe base64 text */
+#define RESOLVER_BUS_CONNS_MAX 4   /* buses connected at once (one expected) */
+
+typedef struct {
+	unsigned long long opslimit;
+	size_t memlimit;
+} resolver_pwcost_t;
+
+typedef struct resolver {
+	uv_loop_t *loop;
+	ledger_t *ledger;
+	listener_t listener;
+	conn_t *bus;              /* the bus that receives results, or NULL */
+	resolver_pwcost_t cost;
+	char dummy_hash[LEDGER_PWHASH_BYTES_MAX]; /* for unknown accounts */
+	msg_buf_t items;          /* encoded "res" items not yet sent */
+	uint32_t item_count;
+	unsigned jobs_running;    /* password hashing jobs in the pool */
+} resolver_t;
+
+/* Parses "interactive", "moderate" or "min"; -EINVAL otherwise. */
+int resolver_pwcost_parse(const char *name, resolver_pwcost_t *out);
+
+/* Sets up the state and listens on run_dir/resolver.sock. */
+int resolver_start(resolver_t *r, uv_loop_t *loop, const char *run_dir);
+
+/* Handles one client request (cid from the bus, r the request bytes). */
+void resolver_handle_request(resolver_t *r, uint64_t cid, const char *req, size_t len);
+
+/* Sends the items collected so far as one "res" frame to the bus. */
+void resolver_flush(resolver_t *r);
+
+/*
+ * Adds one result item. reply: the complete reply map bytes; ev/mail: an
+ * event and its mail details (NULL when none); wait_seq: the durable
+ * sequence number the bus must reach before answering.
+ */
+void resolver_emit(resolver_t *r, uint64_t cid, uint64_t wait_seq, const msg_buf_t *reply,
+                   const msg_buf_t *ev, const msg_buf_t *mail);
+
+/* Packs and emits an error reply. */
+void resolver_emit_error(resolver_t *r, uint64_t cid, uint64_t id, ledger_err_t err,
+                         const char *message);
+
+/* commands.c: resolve a checked command into an event and emit it. */
+void resolver_run_command(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);
+/* A human message for a rule error. */
+const char *resolver_error_text(ledger_err_t e);
+/* Emits the original reply of a keyed command seen before. */
+void resolver_emit_duplicate(resolver_t *r, uint64_t cid, uint64_t id,
+                             const ledger_key_entry_t *prior);
+/* Resolves and applies a new account (password already hashed). */
+void resolver_open_account(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
+                           const char *pwhash);
+
+/* queries.c: answer a state query. */
+void resolver_run_query(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);
+
+/* pwhash.c: password work in libuv's thread pool. */
+void resolver_hash_then_open(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);
+void resolver_verify_then_reply(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
+                                const char *pwhash, const ledger_key_entry_t *prior);
+
+/* The current time in ms since the epoch, never before the last event's. */
+int64_t resolver_now_ms(const resolver_t *r);
+
+#endif
