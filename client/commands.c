@@ -1,0 +1,588 @@
+/*
+ * commands.c - the subcommands: the table of names, arguments and options,
+ * parsing of each one's command line, and the ops that send one request and
+ * print one reply. The events log (log, log --follow) is in events.c.
+ *
+ * Options may come before or after the positional arguments; --run and
+ * --json are accepted after the subcommand name too.
+ */
+#include "commands.h"
+
+#include "call.h"
+#include "config.h"
+#include "currency.h"
+#include "events.h"
+#include "ledger.h"
+#include "log.h"
+#include "output.h"
+#include "password.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define COMMAND_OPTS_MAX 12
+#define COMMAND_HELP_WORDS_MAX 2
+#define COMMAND_USAGE_MAX 2048
+#define COMMAND_RUN_DEFAULT "./var/run"
+
+typedef struct command command_t;
+
+/* One run of a subcommand: its parsed options and arguments, its connection. */
+typedef struct {
+	const command_t *cmd;
+	config_opt_t opts[COMMAND_OPTS_MAX];
+	char **args;
+	call_t call;
+} cmd_t;
+
+struct command {
+	const char *name;
+	const char *args;      /* positional arguments, for the usage line */
+	const char *summary;
+	const char *details;   /* further help, or NULL */
+	int nargs;
+	bool keyed;            /* a command: takes --key */
+	bool password;         /* takes --password-stdin */
+	const config_opt_t *extra; /* further options ending with {0}, or NULL */
+	int (*run)(cmd_t *c);
+};
+
+/* Prints a success reply as JSON; true when --json asked for that. */
+static bool cmd_json(cmd_t *c, const msgpack_object *reply)
+{
+	if (c->call.json)
+		output_json_line(reply, "id");
+	return c->call.json;
+}
+
+static uint64_t cmd_seq(const msgpack_object *reply)
+{
+	uint64_t seq = 0;
+	msg_get_u64(reply, "seq", &seq);
+	return seq;
+}
+
+/* Parses an amount argument into cents; 0 or EXIT_USAGE after saying why. */
+static int cmd_amount(const char *text, int64_t *cents)
+{
+	const char *why;
+
+	if (currency_parse(text, cents, &why) == 0)
+		return 0;
+	fprintf(stderr, "esbank: invalid amount '%s': %s\n", text, why);
+	return EXIT_USAGE;
+}
+
+/* Reads the password as --password-stdin says; 0 or EXIT_USAGE. */
+static int cmd_with_password(cmd_t *c, bool confirm, char pw[PASSWORD_BYTES_MAX + 1],
+			     size_t *pw_len)
+{
+	bool from_stdin = config_flag(c->opts, "password-stdin");
+	return password_read(from_stdin, confirm, pw, pw_len) < 0 ? EXIT_USAGE : 0;
+}
+
+static int cmd_open(cmd_t *c)
+{
+	char pw[PASSWORD_BYTES_MAX + 1], account[OUTPUT_FIELD_MAX];
+	size_t pw_len;
+	msgpack_packer *pk;
+	msgpack_object reply;
+
+	int rc = cmd_with_password(c, true, pw, &pw_len);
+	if (rc == 0)
+		rc = call_begin(&c->call, "open_account", true, 2, &pk);
+	if (rc == 0) {
+		msg_pack_kv_str(pk, "email", c->args[0]);
+		msg_pack_kv_strn(pk, "password", pw, pw_len);
+		rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
+	}
+	sodium_memzero(pw, sizeof(pw));
+	if (rc || cmd_json(c, &reply))
+		return rc;
+	printf("%s\n", output_field(&reply, "account", account));
+	if (isatty(STDERR_FILENO))
+		fprintf(stderr, "Account opened (seq %" PRIu64 "). A verification code "
+				"was emailed to %s;\nverify with: esbank verify %s CODE\n",
+			cmd_seq(&reply), c->args[0], account);
+	return 0;
+}
+
+static int cmd_verify(cmd_t *c)
+{
+	msgpack_packer *pk;
+	msgpack_object reply;
+
+	int rc = call_begin(&c->call, "verify_account", true, 2, &pk);
+	if (rc)
+		return rc;
+	msg_pack_kv_str(pk, "account", c->args[0]);
+	msg_pack_kv_str(pk, "code", c->args[1]);
+	rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
+	if (rc || cmd_json(c, &reply))
+		return rc;
+	printf("Account %s is verified (seq %" PRIu64 ").\n", c->args[0], cmd_seq(&reply));
+	return 0;
+}
+
+static int cmd_reissue(cmd_t *c)
+{
+	msgpack_packer *pk;
+	msgpack_object reply;
+
+	int rc = call_begin(&c->call, "reissue_code", true, 1, &pk);
+	if (rc)
+		return rc;
+	msg_pack_kv_str(pk, "account", c->args[0]);
+	rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
+	if (rc || cmd_json(c, &reply))
+		return rc;
+	printf("A new verification code was emailed for account %s (seq %" PRIu64 ").\n"
+	       "The previous code no longer works.\n",
+	       c->args[0], cmd_seq(&reply));
+	return 0;
+}
+
+static int cmd_transfer(cmd_t *c)
+{
+	char amount[CURRENCY_TEXT_MAX], balance[OUTPUT_FIELD_MAX];
+	msgpack_packer *pk;
+	msgpack_object reply;
+	int64_t cents;
+
+	int rc = cmd_amount(c->args[2], &cents);
+	if (rc == 0)
+		rc = call_begin(&c->call, "transfer", true, 3, &pk);
+	if (rc)
+		return rc;
+	msg_pack_kv_str(pk, "from", c->args[0]);
+	msg_pack_kv_str(pk, "to", c->args[1]);
+	msg_pack_kv_i64(pk, "amount", cents);
+	rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
+	if (rc || cmd_json(c, &reply))
+		return rc;
+	printf("Transferred %s from %s to %s (seq %" PRIu64 ").\n",
+	       currency_format(cents, amount), c->args[0], c->args[1], cmd_seq(&reply));
+	printf("Balance of %s is now %s.\n", c->args[0],
+	       output_amount(&reply, "balance", balance));
+	return 0;
+}
+
+static int cmd_withdraw(cmd_t *c)
+{
+	char amount[CURRENCY_TEXT_MAX], balance[OUTPUT_FIELD_MAX];
+	msgpack_packer *pk;
+	msgpack_object reply;
+	int64_t cents;
+
+	int rc = cmd_amount(c->args[1], &cents);
+	if (rc == 0)
+		rc = call_begin(&c->call, "withdraw", true, 2, &pk);
+	if (rc)
+		return rc;
+	msg_pack_kv_str(pk, "account", c->args[0]);
+	msg_pack_kv_i64(pk, "amount", cents);
+	rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
+	if (rc || cmd_json(c, &reply))
+		return rc;
+	printf("Withdrew %s from %s (seq %" PRIu64 ").\n", currency_format(cents, amount),
+	       c->args[0], cmd_seq(&reply));
+	printf("Balance of %s is now %s.\n", c->args[0],
+	       output_amount(&reply, "balance", balance));
+	return 0;
+}
+
+static int cmd_show(cmd_t *c)
+{
+	msgpack_packer *pk;
+	msgpack_object reply;
+
+	int rc = call_begin(&c->call, "get_account", false, 1, &pk);
+	if (rc)
+		return rc;
+	msg_pack_kv_str(pk, "account", c->args[0]);
+	rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
+	if (rc || cmd_json(c, &reply))
+		return rc;
+	output_account(&reply);
+	return 0;
+}
+
+static int cmd_login_check(cmd_t *c)
+{
+	char pw[PASSWORD_BYTES_MAX + 1];
+	size_t pw_len;
+	msgpack_packer *pk;
+	msgpack_object reply;
+
+	int rc = cmd_with_password(c, false, pw, &pw_len);
+	if (rc == 0)
+		rc = call_begin(&c->call, "authenticate", false, 2, &pk);
+	if (rc == 0) {
+		msg_pack_kv_str(pk, "account", c->args[0]);
+		msg_pack_kv_strn(pk, "password", pw, pw_len);
+		rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
+	}
+	sodium_memzero(pw, sizeof(pw));
+	if (rc || cmd_json(c, &reply))
+		return rc;
+	printf("Password accepted for account %s.\n", c->args[0]);
+	return 0;
+}
+
+/* Reads the unsigned option name into *v when given; 0, or EXIT_USAGE. */
+static int cmd_opt_u64(cmd_t *c, const char *name, uint64_t lo, uint64_t hi, uint64_t *v,
+		       bool *given)
+{
+	*given = config_get(c->opts, name) != NULL;
+	if (!*given)
+		return 0;
+	if (config_u64(c->opts, name, v) < 0)
+		return EXIT_USAGE;
+	if (*v < lo || *v > hi) {
+		fprintf(stderr, "esbank: --%s must be from %" PRIu64 " to %" PRIu64 "\n", name, lo,
+			hi);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Reads --year, --month, --day; month needs year, day needs month. */
+static int cmd_period(cmd_t *c, uint64_t ymd[3], bool has[3])
+{
+	static const char *const names[3] = { "year", "month", "day" };
+	static const uint64_t hi[3] = { 9999, 12, 31 };
+
+	for (int i = 0; i < 3; i++) {
+		int rc = cmd_opt_u64(c, names[i], 1, hi[i], &ymd[i], &has[i]);
+		if (rc)
+			return rc;
+		if (i > 0 && has[i] && !has[i - 1]) {
+			fprintf(stderr, "esbank: --%s needs --%s\n", names[i], names[i - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
+static int cmd_report_sum(cmd_t *c)
+{
+	static const char *const names[3] = { "year", "month", "day" };
+	char sum[OUTPUT_FIELD_MAX], period[32] = "all time";
+	uint64_t ymd[3] = { 0 };
+	bool has[3];
+	msgpack_packer *pk;
+	msgpack_object reply;
+
+	int rc = cmd_period(c, ymd, has);
+	if (rc == 0)
+		rc = call_begin(&c->call, "sum_transactions", false,
+				has[0] + has[1] + has[2], &pk);
+	if (rc)
+		return rc;
+	for (int i = 0; i < 3 && has[i]; i++)
+		msg_pack_kv_u64(pk, names[i], ymd[i]);
+	rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
+	if (rc || cmd_json(c, &reply))
+		return rc;
+	if (has[2])
+		snprintf(period, sizeof(period), "%04u-%02u-%02u (UTC)", (unsigned)ymd[0],
+			 (unsigned)ymd[1], (unsigned)ymd[2]);
+	else if (has[1])
+		snprintf(period, sizeof(period), "%04u-%02u (UTC)", (unsigned)ymd[0],
+			 (unsigned)ymd[1]);
+	else if (has[0])
+		snprintf(period, sizeof(period), "%04u (UTC)", (unsigned)ymd[0]);
+	printf("Transfers and withdrawals, %s: %s\n", period, output_amount(&reply, "sum", sum));
+	return 0;
+}
+
+static int cmd_report_inactive(cmd_t *c)
+{
+	uint64_t days = LEDGER_INACTIVE_DAYS_DEFAULT, total;
+	bool has_days;
+	msgpack_packer *pk;
+	msgpack_object reply;
+
+	int rc = cmd_opt_u64(c, "days", 0, INT32_MAX, &days, &has_days);
+	if (rc == 0)
+		rc = call_begin(&c->call, "inactive_users", false, has_days, &pk);
+	if (rc)
+		return rc;
+	if (has_days)
+		msg_pack_kv_u64(pk, "days", days);
+	rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
+	if (rc || cmd_json(c, &reply))
+		return rc;
+	if (msg_get_u64(&reply, "total", &total) < 0)
+		return call_fail_protocol(&c->call, "the reply has no \"total\"");
+	printf("%" PRIu64 " account%s with no transfer or withdrawal in the last %" PRIu64
+	       " day%s\n",
+	       total, total == 1 ? "" : "s", days, days == 1 ? "" : "s");
+	return 0;
+}
+
+static int cmd_log(cmd_t *c)
+{
+	uint64_t from = 1, limit = UINT64_MAX;
+	bool has_from, has_limit;
+
+	int rc = cmd_opt_u64(c, "from", 1, UINT64_MAX, &from, &has_from);
+	if (rc == 0)
+		rc = cmd_opt_u64(c, "limit", 1, UINT64_MAX, &limit, &has_limit);
+	if (rc)
+		return rc;
+	if (config_flag(c->opts, "follow"))
+		return events_follow(&c->call, has_from, from, limit);
+	return events_list(&c->call, from, limit);
+}
+
+static int cmd_status(cmd_t *c)
+{
+	msgpack_packer *pk;
+	msgpack_object reply;
+
+	int rc = call_begin(&c->call, "status", false, 0, &pk);
+	if (rc == 0)
+		rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
+	if (rc || cmd_json(c, &reply))
+		return rc;
+	output_status(&reply);
+	return 0;
+}
+
+static int64_t cmd_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int cmd_ping(cmd_t *c)
+{
+	msgpack_packer *pk;
+	msgpack_object reply;
+
+	int rc = call_begin(&c->call, "ping", false, 0, &pk);
+	if (rc)
+		return rc;
+	int64_t start_us = cmd_now_us();
+	rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
+	if (rc || cmd_json(c, &reply))
+		return rc;
+	int64_t us = cmd_now_us() - start_us;
+	printf("pong from %s in %" PRId64 ".%03" PRId64 " ms\n", c->call.sock_path, us / 1000,
+	       us % 1000);
+	return 0;
+}
+
+static const config_opt_t cmd_sum_opts[] = {
+	{ .name = "year", .help = "only this year (UTC)" },
+	{ .name = "month", .help = "only this month, 1 to 12 (needs --year)" },
+	{ .name = "day", .help = "only this day of the month (needs --month)" },
+	{ 0 },
+};
+
+static const config_opt_t cmd_inactive_opts[] = {
+	{ .name = "days", .help = "the period without activity (default: 30)" },
+	{ 0 },
+};
+
+static const config_opt_t cmd_log_opts[] = {
+	{ .name = "from",
+	  .help = "first sequence number (default: 1; with --follow: the next new event)" },
+	{ .name = "limit", .help = "print at most this many events (default: all)" },
+	{ .name = "follow", .is_flag = true, .help = "keep printing events as they happen" },
+	{ 0 },
+};
+
+static const command_t cmd_table[] = {
+	{ "open", "EMAIL", "open an account; prints its number", "The password is asked "
+	  "twice on the terminal, or read as one line from stdin with\n--password-stdin. "
+	  "A verification code is emailed to EMAIL.", 1, true, true, NULL, cmd_open },
+	{ "verify", "ACCOUNT CODE", "verify an account with the code from its email", NULL, 2,
+	  true, false, NULL, cmd_verify },
+	{ "reissue", "ACCOUNT", "email a new verification code (the old one stops working)",
+	  NULL, 1, true, false, NULL, cmd_reissue },
+	{ "transfer", "FROM TO AMOUNT", "move money between two verified accounts", "AMOUNT "
+	  "is in dollars: 100, 12.50, $1,000.00 (at most two decimals).", 3, true, false, NULL,
+	  cmd_transfer },
+	{ "withdraw", "ACCOUNT AMOUNT", "take money out of a verified account", "AMOUNT is in "
+	  "dollars: 100, 12.50, $1,000.00 (at most two decimals).", 2, true, false, NULL,
+	  cmd_withdraw },
+	{ "show", "ACCOUNT", "show an account: email, balance, dates", NULL, 1, false, false,
+	  NULL, cmd_show },
+	{ "login-check", "ACCOUNT", "check an account's password", "The password is asked on "
+	  "the terminal, or read as one line from stdin with\n--password-stdin.", 1, false,
+	  true, NULL, cmd_login_check },
+	{ "report sum", "", "total of transfers and withdrawals, all time or in a period",
+	  NULL, 0, false, false, cmd_sum_opts, cmd_report_sum },
+	{ "report inactive", "", "count accounts without transfers or withdrawals lately",
+	  NULL, 0, false, false, cmd_inactive_opts, cmd_report_inactive },
+	{ "log", "", "print the events (the audit log)", "With --json, one JSON object per "
+	  "event per line. --follow prints events as\nthey become durable until interrupted.",
+	  0, false, false, cmd_log_opts, cmd_log },
+	{ "status", "", "show the server's state, sequence numbers and peers", NULL, 0, false,
+	  false, NULL, cmd_status },
+	{ "ping", "", "check that the server answers", NULL, 0, false, false, NULL, cmd_ping },
+};
+
+#define CMD_COUNT (sizeof(cmd_table) / sizeof(cmd_table[0]))
+
+static void cmd_list(FILE *f, const char *prefix)
+{
+	for (size_t i = 0; i < CMD_COUNT; i++)
+		if (strncmp(cmd_table[i].name, prefix, strlen(prefix)) == 0)
+			fprintf(f, "  %-16s %-15s %s\n", cmd_table[i].name, cmd_table[i].args,
+				cmd_table[i].summary);
+}
+
+void commands_list(FILE *f)
+{
+	cmd_list(f, "");
+}
+
+/* "report" alone: the usage of its two subcommands. */
+static int cmd_report_usage(FILE *f, int exit_code)
+{
+	fprintf(f, "usage: esbank [--run DIR] [--json] report sum|inactive [OPTIONS]\n\n");
+	cmd_list(f, "report ");
+	fprintf(f, "\nSee 'esbank report sum --help' and 'esbank report inactive --help'.\n");
+	return exit_code;
+}
+
+/* Finds the command that argv names; *words is 2 for "report sum", else 1. */
+static const command_t *cmd_find(int argc, char **argv, int *words)
+{
+	char name[64];
+
+	*words = 1;
+	snprintf(name, sizeof(name), "%s", argv[0]);
+	if (strcmp(argv[0], "report") == 0 && argc > 1) {
+		snprintf(name, sizeof(name), "report %s", argv[1]);
+		*words = 2;
+	}
+	for (size_t i = 0; i < CMD_COUNT; i++)
+		if (strcmp(cmd_table[i].name, name) == 0)
+			return &cmd_table[i];
+	return NULL;
+}
+
+static int cmd_unknown(int argc, char **argv)
+{
+	if (strcmp(argv[0], "report") != 0) {
+		fprintf(stderr, "esbank: unknown subcommand '%s' (see esbank --help)\n", argv[0]);
+		return EXIT_USAGE;
+	}
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+		return cmd_report_usage(stdout, 0);
+	if (argc > 1)
+		fprintf(stderr, "esbank: unknown report '%s'\n", argv[1]);
+	return cmd_report_usage(stderr, EXIT_USAGE);
+}
+
+static void cmd_setup_opts(cmd_t *c, const commands_global_t *g)
+{
+	const command_t *cmd = c->cmd;
+	config_opt_t *o = c->opts;
+
+	*o++ = (config_opt_t){ .name = "run", .env = "ESBANK_RUN", .def = COMMAND_RUN_DEFAULT,
+			       .help = "run directory holding bus.sock", .value = g->run_dir };
+	*o++ = (config_opt_t){ .name = "json", .is_flag = true, .value = g->json ? "1" : NULL,
+			       .help = "print JSON objects, one per line" };
+	if (cmd->keyed)
+		*o++ = (config_opt_t){ .name = "key",
+				       .help = "idempotency key, 1 to 64 bytes: a retry with it "
+					       "is done at most once" };
+	if (cmd->password)
+		*o++ = (config_opt_t){ .name = "password-stdin", .is_flag = true,
+				       .help = "read the password as one line from stdin" };
+	for (const config_opt_t *e = cmd->extra; e && e->name; e++)
+		*o++ = *e;
+	assert(o < c->opts + COMMAND_OPTS_MAX);
+	*o = (config_opt_t){ 0 };
+}
+
+static void cmd_usage(const command_t *cmd, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "usage: esbank [--run DIR] [--json] %s%s%s%s%s%s\n\n%s.%s%s\n",
+			 cmd->name, *cmd->args ? " " : "", cmd->args,
+			 cmd->keyed ? " [--key KEY]" : "",
+			 cmd->password ? " [--password-stdin]" : "",
+			 cmd->extra ? " [OPTIONS]" : "",
+			 cmd->summary, cmd->details ? "\n" : "", cmd->details ? cmd->details : "");
+	char *first = strstr(buf, "\n\n");
+	if (n > 0 && first && first[2] >= 'a' && first[2] <= 'z')
+		first[2] = (char)(first[2] - 'a' + 'A');
+}
+
+/* Checks the argument count and --key, and finds the socket. */
+static int cmd_setup_call(cmd_t *c, int npos)
+{
+	const command_t *cmd = c->cmd;
+	const char *key = cmd->keyed ? config_get(c->opts, "key") : NULL;
+
+	if (npos != cmd->nargs) {
+		if (cmd->nargs == 0)
+			fprintf(stderr, "esbank: %s takes no arguments", cmd->name);
+		else
+			fprintf(stderr, "esbank: %s needs %s", cmd->name, cmd->args);
+		fprintf(stderr, " (see esbank %s --help)\n", cmd->name);
+		return EXIT_USAGE;
+	}
+	if (key && (key[0] == '\0' || strlen(key) > LEDGER_KEY_BYTES_MAX)) {
+		fprintf(stderr, "esbank: --key must be 1 to %d bytes\n", LEDGER_KEY_BYTES_MAX);
+		return EXIT_USAGE;
+	}
+	c->call.key = key;
+	c->call.json = config_flag(c->opts, "json");
+	c->call.sock_path = config_path(config_get(c->opts, "run"), "bus.sock");
+	if (!c->call.sock_path) {
+		fprintf(stderr, "esbank: out of memory\n");
+		return EXIT_TEMPORARY;
+	}
+	return 0;
+}
+
+int commands_run(const commands_global_t *g, int argc, char **argv)
+{
+	char usage[COMMAND_USAGE_MAX];
+	int words, npos;
+	cmd_t c = { 0 };
+
+	c.cmd = cmd_find(argc, argv, &words);
+	if (!c.cmd)
+		return cmd_unknown(argc, argv);
+	cmd_setup_opts(&c, g);
+	cmd_usage(c.cmd, usage, sizeof(usage));
+	c.args = argv + words - 1;
+	int rc = config_parse(c.opts, argc - words + 1, c.args, usage, &npos);
+	if (rc != 0)
+		return rc > 0 ? 0 : EXIT_USAGE;
+	rc = cmd_setup_call(&c, npos);
+	if (rc == 0)
+		rc = c.cmd->run(&c);
+	call_close(&c.call);
+	free((char *)c.call.sock_path);
+	return rc;
+}
+
+int commands_help(const commands_global_t *g, int argc, char **argv)
+{
+	char *help_argv[COMMAND_HELP_WORDS_MAX + 2];
+
+	if (argc > COMMAND_HELP_WORDS_MAX) {
+		fprintf(stderr, "esbank: help takes a subcommand name\n");
+		return EXIT_USAGE;
+	}
+	for (int i = 0; i < argc; i++)
+		help_argv[i] = argv[i];
+	help_argv[argc] = "--help";
+	help_argv[argc + 1] = NULL;
+	return commands_run(g, argc + 1, help_argv);
+}

@@ -1,0 +1,137 @@
+/*
+ * events.c - the log subcommand (see events.h).
+ *
+ * A listing reads pages of at most REQUEST_EVENTS_LIMIT_MAX events (the
+ * server may send fewer, to fit a frame) and goes on from the seq after the
+ * last one it got, as PROTOCOL.md says; it stops at the last_seq of the
+ * first page, so a busy server cannot keep it going for ever. Every event
+ * must have a seq above the one before, or the listing stops with an error.
+ */
+#include "events.h"
+
+#include "log.h"
+#include "output.h"
+#include "request.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static volatile sig_atomic_t events_stopped;
+
+static void events_on_signal(int sig)
+{
+	(void)sig;
+	events_stopped = 1;
+}
+
+static void events_print(const call_t *c, const msgpack_object *ev)
+{
+	if (c->json)
+		output_json_line(ev, NULL);
+	else
+		output_event(ev);
+}
+
+typedef struct {
+	uint64_t next;    /* seq to ask for next */
+	uint64_t left;    /* events still to print */
+	uint64_t end;     /* last seq to print: the first page's last_seq */
+	uint64_t printed;
+} events_range_t;
+
+/* Prints one page; *got is how many events it held. */
+static int events_page(call_t *c, events_range_t *r, bool first, uint32_t *got)
+{
+	uint64_t want = r->left < REQUEST_EVENTS_LIMIT_MAX ? r->left : REQUEST_EVENTS_LIMIT_MAX;
+	msgpack_packer *pk;
+	msgpack_object reply;
+	uint64_t last_seq;
+
+	int rc = call_begin(c, "events", false, 2, &pk);
+	if (rc)
+		return rc;
+	msg_pack_kv_u64(pk, "from", r->next);
+	msg_pack_kv_u64(pk, "limit", want);
+	rc = call_finish(c, RPC_REPLY_TIMEOUT_MS, &reply);
+	if (rc)
+		return rc;
+	const msgpack_object *evs = msg_get(&reply, "events");
+	bool shaped = evs && evs->type == MSGPACK_OBJECT_ARRAY &&
+		      msg_get_u64(&reply, "last_seq", &last_seq) == 0;
+	if (!shaped)
+		return call_fail_protocol(c, "the reply has no \"events\" array or \"last_seq\"");
+	if (first)
+		r->end = last_seq;
+	*got = evs->via.array.size;
+	for (uint32_t i = 0; i < evs->via.array.size && r->left > 0; i++) {
+		const msgpack_object *ev = &evs->via.array.ptr[i];
+		uint64_t seq;
+		if (msg_get_u64(ev, "seq", &seq) < 0 || seq < r->next)
+			return call_fail_protocol(c, "the server sent events out of order");
+		events_print(c, ev);
+		r->next = seq + 1;
+		r->left--;
+		r->printed++;
+	}
+	return 0;
+}
+
+int events_list(call_t *c, uint64_t from, uint64_t limit)
+{
+	events_range_t r = { .next = from, .left = limit };
+	uint32_t got;
+	bool first = true;
+
+	do {
+		int rc = events_page(c, &r, first, &got);
+		if (rc)
+			return rc;
+		first = false;
+	} while (got > 0 && r.left > 0 && r.next <= r.end);
+	if (r.printed == 0 && !c->json)
+		printf("No events from seq %" PRIu64 " on (last seq: %" PRIu64 ").\n", from,
+		       r.end);
+	return 0;
+}
+
+static void events_catch_signals(void)
+{
+	struct sigaction sa = { .sa_handler = events_on_signal };
+
+	/* No SA_RESTART: the blocking wait returns EINTR and the loop ends. */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+int events_follow(call_t *c, bool has_from, uint64_t from, uint64_t limit)
+{
+	msgpack_packer *pk;
+	msgpack_object reply;
+
+	events_catch_signals();
+	int rc = call_begin(c, "subscribe", false, has_from, &pk);
+	if (rc)
+		return rc;
+	if (has_from)
+		msg_pack_kv_u64(pk, "from", from);
+	rc = rpc_send(&c->rpc);
+	if (rc < 0)
+		return call_fail_protocol(c, strerror(-rc));
+	while (limit > 0 && !events_stopped) {
+		rc = call_next(c, &reply);
+		if (rc == -EINTR)
+			continue;
+		if (rc)
+			return rc;
+		const msgpack_object *ev = msg_get(&reply, "event");
+		if (!ev)
+			continue; /* the {"ok": true} that comes first */
+		events_print(c, ev);
+		limit--;
+	}
+	return 0;
+}
