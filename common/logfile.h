@@ -47,7 +47,10 @@ typedef struct {
  * in-memory index. Returns 0; -EBADMSG when a record before the last is
  * damaged (rep->damage_seq / damage_offset name it; nothing is changed on
  * disk); or a negative errno from the file system. read_only opens without
- * creating or cutting anything (a torn tail is then only reported).
+ * creating, locking or cutting anything (a torn tail is then only reported in
+ * *rep, and the log ends where it starts). Also -EAGAIN when another writer
+ * holds the file (flock), -EPROTONOSUPPORT for an unknown format version.
+ * On error lf is left closed. Free with logfile_close().
  */
 int logfile_open(logfile_t *lf, const char *dir, bool read_only, logfile_report_t *rep);
 void logfile_close(logfile_t *lf);
@@ -55,8 +58,9 @@ void logfile_close(logfile_t *lf);
 /*
  * Encodes one record for the event body (msgpack map bytes) with sequence
  * number seq, chaining it to *chain (updated to the new record's hash).
- * Appends the record's bytes to *out (grown with realloc; *out_len/*out_cap
- * track it). Returns 0, -EINVAL if seq is not expected, -E2BIG if too large.
+ * Appends the record's bytes to *out (grown with realloc; *out_len and
+ * *out_cap track it). Returns 0; -EINVAL if seq is 0 or the body is not
+ * exactly one msgpack map; -E2BIG if too large; -ENOMEM.
  * Nothing is written to the file: see logfile_write().
  */
 int logfile_encode(uint64_t seq, const char *body, size_t body_len,
@@ -85,13 +89,19 @@ int logfile_commit(logfile_t *lf, const char *buf, size_t len, uint64_t last_seq
  * Reads the event bodies of records from_seq.. (at most max_events, and at
  * most max_bytes of bodies in all) calling cb(seq, body, len, arg) for each,
  * in order, without scanning from the start (the index finds the offset).
- * Stops early if cb returns non-zero. Returns the number read or a negative
- * errno.
+ * Stops early if cb returns non-zero (that record is not counted). The byte
+ * limit is strict: a body that would exceed it ends the read, even the first.
+ * body is valid only during cb. Returns the number read or a negative errno.
+ * Safe while a logfile_write() runs in another thread (it reads only
+ * committed records).
  */
 long logfile_read(const logfile_t *lf, uint64_t from_seq, size_t max_events, size_t max_bytes,
                   int (*cb)(uint64_t seq, const char *body, size_t len, void *arg), void *arg);
 
-/* The hash of record seq (0 for the empty prefix); false if seq > last_seq. */
+/*
+ * The hash of record seq (all zero for seq 0, the empty prefix); false if
+ * seq > last_seq or the hash could not be read back from the file.
+ */
 bool logfile_hash_at(const logfile_t *lf, uint64_t seq, uint8_t out[LOGFILE_HASH_BYTES]);
 
 #endif

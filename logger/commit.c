@@ -1,0 +1,209 @@
+/*
+ * commit.c - group commit for esbank-logger.
+ *
+ * Events are encoded into the pending batch as they arrive. When no write is
+ * in flight, the pending batch becomes the in-flight batch and one worker of
+ * libuv's thread pool writes it with one pwrite and one fdatasync
+ * (logfile_write); events arriving meanwhile collect in the next pending
+ * batch. So the fsync never runs on the event loop and its cost is shared by
+ * every event that arrived while the previous one ran.
+ *
+ * On a failed write the file has been cut back; the batch goes back in front
+ * of the pending events, a fault is reported once, and the write is retried
+ * after LOGGER_RETRY_MIN_MS, doubling up to LOGGER_RETRY_MAX_MS, until the
+ * disk takes it. Nothing is acknowledged in the meantime.
+ */
+#include "logger.h"
+#include "log.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int logger_commit_init(logger_t *lg)
+{
+	lg->accepted_seq = lg->lf.last_seq;
+	memcpy(lg->accepted_chain, lg->lf.head_hash, LOGFILE_HASH_BYTES);
+	lg->retry_ms = LOGGER_RETRY_MIN_MS;
+	return uv_timer_init(lg->loop, &lg->retry_timer);
+}
+
+void logger_commit_free(logger_t *lg)
+{
+	free(lg->pending.buf);
+	free(lg->inflight.buf);
+	memset(&lg->pending, 0, sizeof(lg->pending));
+	memset(&lg->inflight, 0, sizeof(lg->inflight));
+}
+
+int logger_commit_add(logger_t *lg, uint64_t seq, const char *body, size_t len)
+{
+	assert(seq == lg->accepted_seq + 1);
+	logger_batch_t *b = &lg->pending;
+	int r = logfile_encode(seq, body, len, lg->accepted_chain, &b->buf, &b->len, &b->cap);
+	if (r < 0)
+		return r;
+	lg->accepted_seq = seq;
+	b->events++;
+	b->last_seq = seq;
+	memcpy(b->head, lg->accepted_chain, LOGFILE_HASH_BYTES);
+	return 0;
+}
+
+static uint64_t logger_now_ns(void)
+{
+	return uv_hrtime();
+}
+
+static void logger_work_cb(uv_work_t *w)
+{
+	logger_t *lg = w->data;
+	uint64_t t0 = logger_now_ns();
+	lg->write_result = logfile_write(lg->lf.fd, lg->at, lg->inflight.buf, lg->inflight.len);
+	lg->write_ns = logger_now_ns() - t0;
+}
+
+/* Puts the failed in-flight batch back in front of the pending events. */
+static int logger_requeue(logger_t *lg)
+{
+	logger_batch_t *in = &lg->inflight, *p = &lg->pending;
+	if (p->len > 0) {
+		if (in->cap - in->len < p->len) {
+			char *n = realloc(in->buf, in->len + p->len);
+			if (!n)
+				return -ENOMEM;
+			in->buf = n;
+			in->cap = in->len + p->len;
+		}
+		memcpy(in->buf + in->len, p->buf, p->len);
+		in->len += p->len;
+		in->events += p->events;
+		in->last_seq = p->last_seq;
+		memcpy(in->head, p->head, LOGFILE_HASH_BYTES);
+	}
+	logger_batch_t t = *p;
+	*p = *in;
+	*in = t;
+	in->len = 0;
+	in->events = 0;
+	return 0;
+}
+
+static void logger_retry_cb(uv_timer_t *t)
+{
+	logger_t *lg = t->data;
+	lg->faulted = false; /* it is set again if this attempt fails too */
+	logger_commit_kick(lg);
+}
+
+/* Drops every event not durable: a failed batch of an earlier session. */
+static void logger_drop_unwritten(logger_t *lg)
+{
+	log_warn("dropping %zu events of an earlier bus session that failed to be written",
+	         lg->inflight.events + lg->pending.events);
+	lg->inflight.len = lg->inflight.events = 0;
+	lg->pending.len = lg->pending.events = 0;
+	lg->accepted_seq = lg->lf.last_seq;
+	memcpy(lg->accepted_chain, lg->lf.head_hash, LOGFILE_HASH_BYTES);
+}
+
+static void logger_write_failed(logger_t *lg)
+{
+	int err = lg->write_result;
+	if (lg->inflight_session != lg->session) {
+		logger_drop_unwritten(lg);
+		return;
+	}
+	log_error("writing %zu events (seq %llu..%llu) to the log failed: %s; retry in %llu ms",
+	          lg->inflight.events, (unsigned long long)(lg->lf.last_seq + 1),
+	          (unsigned long long)lg->inflight.last_seq, strerror(-err),
+	          (unsigned long long)lg->retry_ms);
+	if (logger_requeue(lg) < 0) {
+		log_error("out of memory keeping unwritten events");
+		abort();
+	}
+	if (!lg->fault_sent) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "cannot write the event log: %s", strerror(-err));
+		logger_broadcast_fault(lg, msg);
+		lg->fault_sent = true;
+	}
+	lg->faulted = true;
+	lg->retry_timer.data = lg;
+	uv_timer_start(&lg->retry_timer, logger_retry_cb, lg->retry_ms, 0);
+	lg->retry_ms *= 2;
+	if (lg->retry_ms > LOGGER_RETRY_MAX_MS)
+		lg->retry_ms = LOGGER_RETRY_MAX_MS;
+}
+
+static void logger_write_done(logger_t *lg)
+{
+	logger_batch_t *in = &lg->inflight;
+	if (logfile_commit(&lg->lf, in->buf, in->len, in->last_seq, in->head) < 0) {
+		log_error("out of memory indexing the log");
+		abort();
+	}
+	if (lg->fault_sent)
+		log_info("the event log is writable again; durable up to %llu",
+		         (unsigned long long)lg->lf.last_seq);
+	lg->fault_sent = false;
+	lg->retry_ms = LOGGER_RETRY_MIN_MS;
+	lg->stat_batches++;
+	lg->stat_events += in->events;
+	lg->stat_write_ns += lg->write_ns;
+	log_debug("batch: %zu events, %zu bytes, write+fdatasync %.3f ms, durable %llu",
+	          in->events, in->len, (double)lg->write_ns / 1e6,
+	          (unsigned long long)lg->lf.last_seq);
+	in->len = 0;
+	in->events = 0;
+	logger_broadcast_durable(lg);
+}
+
+static void logger_after_work_cb(uv_work_t *w, int status)
+{
+	logger_t *lg = w->data;
+	assert(lg->busy && status == 0);
+	lg->busy = false;
+	if (lg->write_result == 0)
+		logger_write_done(lg);
+	else
+		logger_write_failed(lg);
+	logger_after_write(lg);
+	logger_commit_kick(lg);
+}
+
+void logger_commit_kick(logger_t *lg)
+{
+	if (lg->busy || lg->faulted || lg->stopping || lg->pending.len == 0)
+		return;
+	logger_batch_t t = lg->inflight;
+	lg->inflight = lg->pending;
+	lg->pending = t;
+	assert(lg->pending.len == 0);
+	lg->at = lg->lf.size_bytes;
+	lg->busy = true;
+	lg->inflight_session = lg->session;
+	lg->work.data = lg;
+	int r = uv_queue_work(lg->loop, &lg->work, logger_work_cb, logger_after_work_cb);
+	assert(r == 0);
+	(void)r;
+}
+
+void logger_commit_forget(logger_t *lg)
+{
+	if (lg->pending.events > 0)
+		log_info("forgetting %zu events that were not yet durable (new bus session)",
+		         lg->pending.events);
+	lg->session++;
+	lg->pending.len = 0;
+	lg->pending.events = 0;
+	uv_timer_stop(&lg->retry_timer);
+	lg->faulted = false;
+	lg->fault_sent = false;
+	lg->retry_ms = LOGGER_RETRY_MIN_MS;
+	const logger_batch_t *in = &lg->inflight;
+	lg->accepted_seq = lg->busy ? in->last_seq : lg->lf.last_seq;
+	memcpy(lg->accepted_chain, lg->busy ? in->head : lg->lf.head_hash, LOGFILE_HASH_BYTES);
+}

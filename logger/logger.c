@@ -1,0 +1,222 @@
+/*
+ * logger.c - the esbank-logger process: opens and checks events.log, listens
+ * on RUN/logger.sock for the bus, and stops in order on SIGTERM/SIGINT (the
+ * write in flight is finished and acknowledged first; events still pending
+ * were never acknowledged and are dropped).
+ *
+ * Bus sessions: every new connection starts a new session. Events not yet
+ * durable and not in flight are forgotten (the bus resends what it holds
+ * that is not durable), and the hello waits for the write in flight, so its
+ * hwm is exactly what is on disk and nothing later becomes durable behind
+ * the new bus's back.
+ */
+#include "logger.h"
+#include "config.h"
+#include "log.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOGGER_DIR_MODE 0700
+
+static void logger_conn_closed(conn_t *c)
+{
+	logger_conn_t *lc = c->data;
+	logger_t *lg = lc->lg;
+	for (logger_conn_t **p = &lg->conns; *p; p = &(*p)->next) {
+		if (*p == lc) {
+			*p = lc->next;
+			break;
+		}
+	}
+	lg->conns_n--;
+	if (lc->greeted)
+		log_info("bus connection closed");
+	free(lc);
+}
+
+static void logger_on_accept(listener_t *l)
+{
+	logger_t *lg = l->data;
+	logger_conn_t *lc = calloc(1, sizeof(*lc));
+	if (!lc) {
+		log_error("out of memory accepting a connection");
+		return;
+	}
+	lc->lg = lg;
+	lc->conn.data = lc;
+	conn_init(&lc->conn, lg->loop, logger_on_frame, logger_conn_closed);
+	lc->next = lg->conns;
+	lg->conns = lc;
+	lg->conns_n++;
+	int r = conn_accept(l, &lc->conn);
+	if (r < 0) {
+		log_warn("connection refused: %s", uv_strerror(r));
+		return; /* logger_conn_closed frees it */
+	}
+	if (lg->stopping || lg->conns_n > LOGGER_CONNS_MAX) {
+		log_warn("connection refused: %s", lg->stopping ? "stopping" : "too many");
+		conn_close(&lc->conn);
+		return;
+	}
+	logger_commit_forget(lg);
+	if (!lg->busy)
+		logger_send_hello(lg, lc);
+}
+
+static void logger_shutdown(logger_t *lg)
+{
+	static bool done;
+	if (done)
+		return;
+	done = true;
+	if (lg->pending.events > 0)
+		log_warn("%zu events that were never durable are dropped", lg->pending.events);
+	uv_close((uv_handle_t *)&lg->retry_timer, NULL);
+	uv_close((uv_handle_t *)&lg->sigterm, NULL);
+	uv_close((uv_handle_t *)&lg->sigint, NULL);
+	listener_close(&lg->listener);
+	for (logger_conn_t *lc = lg->conns; lc; lc = lc->next)
+		conn_close(&lc->conn);
+}
+
+void logger_after_write(logger_t *lg)
+{
+	for (logger_conn_t *lc = lg->conns; lc; lc = lc->next) {
+		if (lc->conn.closing)
+			continue;
+		if (!lc->greeted)
+			logger_send_hello(lg, lc);
+		if (lc->paused && lg->pending.len <= LOGGER_PENDING_BYTES_MAX / 2) {
+			conn_resume(&lc->conn);
+			lc->paused = false;
+		}
+	}
+	if (lg->stopping)
+		logger_shutdown(lg);
+}
+
+static void logger_signal_cb(uv_signal_t *s, int signum)
+{
+	logger_t *lg = s->data;
+	if (lg->stopping)
+		return;
+	log_info("signal %d: stopping%s", signum, lg->busy ? " after the write in flight" : "");
+	lg->stopping = true;
+	listener_close(&lg->listener);
+	if (!lg->busy)
+		logger_shutdown(lg);
+}
+
+/* Exit code for a failure to start: permanent (100) or temporary (111). */
+static int logger_exit_code(int err)
+{
+	switch (err) {
+	case -EBADMSG:
+	case -EPROTONOSUPPORT:
+	case -EACCES:
+	case -EPERM:
+	case -EROFS:
+	case -ENOTDIR:
+	case -ENAMETOOLONG:
+		return EXIT_USAGE;
+	default:
+		return EXIT_TEMPORARY;
+	}
+}
+
+static int logger_open_log(logger_t *lg, const char *dir)
+{
+	logfile_report_t rep;
+	int r = logfile_open(&lg->lf, dir, false, &rep);
+	if (r == -EBADMSG) {
+		log_error("%s/%s is damaged at seq %llu (byte offset %llu): refusing to start",
+		          dir, LOGFILE_NAME, (unsigned long long)rep.damage_seq,
+		          (unsigned long long)rep.damage_offset);
+	} else if (r == -EAGAIN) {
+		log_error("%s/%s is in use by another logger", dir, LOGFILE_NAME);
+	} else if (r < 0) {
+		log_error("cannot open %s/%s: %s", dir, LOGFILE_NAME, strerror(-r));
+	} else if (rep.torn_tail_cut) {
+		log_warn("%s/%s: cut a torn last record: %llu bytes at offset %llu", dir,
+		         LOGFILE_NAME, (unsigned long long)rep.torn_bytes,
+		         (unsigned long long)rep.torn_offset);
+	}
+	return r;
+}
+
+static int logger_listen(logger_t *lg, const char *run_dir)
+{
+	lg->sock_path = config_path(run_dir, LOGGER_SOCK_NAME);
+	if (!lg->sock_path)
+		return -ENOMEM;
+	lg->listener.data = lg;
+	int r = listener_open(&lg->listener, lg->loop, lg->sock_path, logger_on_accept);
+	if (r < 0) {
+		log_error("cannot listen on %s: %s", lg->sock_path, uv_strerror(r));
+		return r;
+	}
+	lg->sigterm.data = lg;
+	lg->sigint.data = lg;
+	uv_signal_init(lg->loop, &lg->sigterm);
+	uv_signal_init(lg->loop, &lg->sigint);
+	uv_signal_start(&lg->sigterm, logger_signal_cb, SIGTERM);
+	uv_signal_start(&lg->sigint, logger_signal_cb, SIGINT);
+	return 0;
+}
+
+static int logger_make_dirs(const logger_config_t *cfg)
+{
+	const char *dirs[] = { cfg->data_dir, cfg->run_dir };
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		int r = config_mkdirs(dirs[i], LOGGER_DIR_MODE);
+		if (r < 0) {
+			log_error("cannot create %s: %s", dirs[i], strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+static void logger_report_stats(const logger_t *lg)
+{
+	if (lg->stat_batches == 0)
+		return;
+	log_info("stopped: %llu events in %llu batches (%.1f per fsync, %.3f ms per write+fsync)",
+	         (unsigned long long)lg->stat_events, (unsigned long long)lg->stat_batches,
+	         (double)lg->stat_events / (double)lg->stat_batches,
+	         (double)lg->stat_write_ns / 1e6 / (double)lg->stat_batches);
+}
+
+int logger_run(const logger_config_t *cfg)
+{
+	static logger_t lg;
+	lg.loop = uv_default_loop();
+	int r = logger_make_dirs(cfg);
+	if (r == 0)
+		r = logger_open_log(&lg, cfg->data_dir);
+	if (r < 0)
+		return logger_exit_code(r);
+	msg_buf_init(&lg.scratch);
+	r = logger_commit_init(&lg);
+	if (r == 0)
+		r = logger_listen(&lg, cfg->run_dir);
+	if (r < 0)
+		return r == UV_EADDRINUSE ? EXIT_TEMPORARY : logger_exit_code(r);
+	char hex[LOGGER_HEX_BYTES];
+	sodium_bin2hex(hex, sizeof(hex), lg.lf.head_hash, LOGFILE_HASH_BYTES);
+	log_info("listening on %s; the log holds %llu events, head %s", lg.sock_path,
+	         (unsigned long long)lg.lf.last_seq, hex);
+	uv_run(lg.loop, UV_RUN_DEFAULT);
+	unlink(lg.sock_path); /* we still hold the log's lock: no other logger is up */
+	logger_report_stats(&lg);
+	logger_commit_free(&lg);
+	msg_buf_free(&lg.scratch);
+	free(lg.sock_path);
+	logfile_close(&lg.lf);
+	uv_loop_close(lg.loop);
+	return 0;
+}

@@ -1,0 +1,124 @@
+/*
+ * logger.h - esbank-logger: owns events.log (see docs/peers.md, Logger).
+ *
+ * Files of the program, by concern:
+ *   main.c    usage, options, hand-off to logger_run()
+ *   logger.c  the process: data and run dirs, the log, the listening socket,
+ *             bus connections, signals, orderly shutdown
+ *   serve.c   the peer messages: append, read, hello / durable / fault out
+ *   commit.c  group commit: pending events, one pwrite + fdatasync per batch
+ *             in libuv's thread pool, retry with back-off on failure
+ *
+ * Invariants of logger_t (loop thread only, except inflight.buf/len/at,
+ * which the worker reads while inflight.busy):
+ *   lf.last_seq <= inflight.last_seq (when busy) <= accepted_seq;
+ *   accepted_chain is the chain hash of accepted_seq;
+ *   pending holds encoded records lf.last_seq + 1 .. accepted_seq, minus
+ *   those in flight; nothing is acknowledged (durable) before its fdatasync.
+ */
+#ifndef ESBANK_LOGGER_H
+#define ESBANK_LOGGER_H
+
+#include "conn.h"
+#include "logfile.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define LOGGER_SOCK_NAME "logger.sock"
+#define LOGGER_CONNS_MAX 8 /* one bus is expected; others are refused */
+/* Above this many encoded bytes waiting, reading from the sender pauses. */
+#define LOGGER_PENDING_BYTES_MAX (64 * 1024 * 1024)
+#define LOGGER_RETRY_MIN_MS 100
+#define LOGGER_RETRY_MAX_MS 5000
+/* A read reply's event bytes, counted with LOGGER_READ_ITEM_OVERHEAD each,
+ * stay below this: with the map around them the frame is under 1 MiB. */
+#define LOGGER_READ_BYTES_MAX 1000000
+#define LOGGER_READ_ITEM_OVERHEAD 5 /* msgpack bin32 header */
+#define LOGGER_CID_BYTES_MAX 64     /* a read's correlation id, if a string */
+#define LOGGER_HEX_BYTES (2 * LOGFILE_HASH_BYTES + 1)
+
+typedef struct logger logger_t;
+
+typedef struct logger_conn {
+	conn_t conn;
+	logger_t *lg;
+	bool greeted; /* hello sent (delayed while a write is in flight) */
+	bool paused;  /* reading stopped: too much pending */
+	struct logger_conn *next;
+} logger_conn_t;
+
+/* A batch of encoded records: the one being filled or the one in flight. */
+typedef struct {
+	char *buf;
+	size_t len;
+	size_t cap;
+	size_t events;
+	uint64_t last_seq;
+	uint8_t head[LOGFILE_HASH_BYTES];
+} logger_batch_t;
+
+struct logger {
+	uv_loop_t *loop;
+	logfile_t lf;
+	char *sock_path;
+	listener_t listener;
+	uv_signal_t sigterm;
+	uv_signal_t sigint;
+	uv_timer_t retry_timer;
+	logger_conn_t *conns;
+	size_t conns_n;
+	bool stopping;
+
+	uint64_t accepted_seq;
+	uint8_t accepted_chain[LOGFILE_HASH_BYTES];
+	logger_batch_t pending;
+	logger_batch_t inflight;
+	uv_work_t work;
+	bool busy;          /* inflight is being written by a worker */
+	uint64_t at;        /* file offset of inflight */
+	int write_result;   /* set by the worker */
+	uint64_t write_ns;  /* time the worker spent in write + fdatasync */
+	bool faulted;       /* the last write failed; retry_timer is armed */
+	bool fault_sent;    /* fault reported, no durable since */
+	uint64_t retry_ms;
+	uint64_t session;          /* bumped by each new bus connection */
+	uint64_t inflight_session; /* the session whose events are in flight */
+
+	uint64_t stat_batches;
+	uint64_t stat_events;
+	uint64_t stat_write_ns;
+	msg_buf_t scratch;  /* read replies are assembled here */
+};
+
+typedef struct {
+	const char *data_dir;
+	const char *run_dir;
+} logger_config_t;
+
+/* Runs the logger until SIGTERM/SIGINT; returns the process exit code. */
+int logger_run(const logger_config_t *cfg);
+
+/* serve.c */
+void logger_on_frame(conn_t *c, const char *body, size_t len);
+void logger_send_hello(logger_t *lg, logger_conn_t *lc);
+void logger_broadcast_durable(logger_t *lg);
+void logger_broadcast_fault(logger_t *lg, const char *message);
+
+/* commit.c */
+int logger_commit_init(logger_t *lg);
+void logger_commit_free(logger_t *lg);
+/* Accepts event seq (the next one) into the pending batch: 0 or -errno. */
+int logger_commit_add(logger_t *lg, uint64_t seq, const char *body, size_t len);
+/* Starts writing the pending batch unless a write or a retry wait is on. */
+void logger_commit_kick(logger_t *lg);
+/* Forgets events not yet durable and not in flight (a new bus session). */
+void logger_commit_forget(logger_t *lg);
+
+/* logger.c */
+/* Called after each write finishes: greets waiting conns, resumes paused
+ * ones, and completes a shutdown that waited for the write. */
+void logger_after_write(logger_t *lg);
+
+#endif

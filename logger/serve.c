@@ -1,0 +1,236 @@
+/*
+ * serve.c - the logger's side of the peer protocol (docs/peers.md, Logger).
+ *
+ * In:  {"t":"append","first":S,"events":[bin, ...]}
+ *      {"t":"read","c":cid,"from":S,"limit":K,"bytes":B}
+ * Out: {"t":"hello","role":"logger","hwm":N,"head":hex}
+ *      {"t":"durable","seq":N,"head":hex}
+ *      {"t":"read","c":cid,"first":S,"events":[bin, ...],"last":D}
+ *      {"t":"fault","message":text}
+ *
+ * An append whose events are not all bins of 1..LOGFILE_RECORD_BODY_MAX bytes
+ * is dropped whole. Events at or below the highest sequence number held (on
+ * disk or pending) are skipped; a gap drops the rest of the batch (a bug in
+ * the sender, logged). A read reply holds at most B bytes of event bodies and
+ * K events, and never more than LOGGER_READ_BYTES_MAX with the per-event
+ * overhead, so the frame stays under FRAME_BODY_MAX; `limit` and `bytes` are
+ * optional (no limit but the frame's). Reads run on the loop thread: recent
+ * events are in the page cache, and a read is bounded by one frame.
+ */
+#include "logger.h"
+#include "log.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <string.h>
+
+static void logger_hex(const uint8_t h[LOGFILE_HASH_BYTES], char out[LOGGER_HEX_BYTES])
+{
+	sodium_bin2hex(out, LOGGER_HEX_BYTES, h, LOGFILE_HASH_BYTES);
+}
+
+void logger_send_hello(logger_t *lg, logger_conn_t *lc)
+{
+	char hex[LOGGER_HEX_BYTES];
+	logger_hex(lg->lf.head_hash, hex);
+	msgpack_packer *pk = conn_pack_begin(&lc->conn);
+	msgpack_pack_map(pk, 4);
+	msg_pack_kv_str(pk, "t", "hello");
+	msg_pack_kv_str(pk, "role", "logger");
+	msg_pack_kv_u64(pk, "hwm", lg->lf.last_seq);
+	msg_pack_kv_str(pk, "head", hex);
+	conn_pack_end(&lc->conn);
+	lc->greeted = true;
+	log_info("bus connected; hello with hwm %llu", (unsigned long long)lg->lf.last_seq);
+}
+
+void logger_broadcast_durable(logger_t *lg)
+{
+	char hex[LOGGER_HEX_BYTES];
+	logger_hex(lg->lf.head_hash, hex);
+	for (logger_conn_t *lc = lg->conns; lc; lc = lc->next) {
+		if (!lc->greeted || lc->conn.closing)
+			continue;
+		msgpack_packer *pk = conn_pack_begin(&lc->conn);
+		msgpack_pack_map(pk, 3);
+		msg_pack_kv_str(pk, "t", "durable");
+		msg_pack_kv_u64(pk, "seq", lg->lf.last_seq);
+		msg_pack_kv_str(pk, "head", hex);
+		conn_pack_end(&lc->conn);
+	}
+}
+
+void logger_broadcast_fault(logger_t *lg, const char *message)
+{
+	for (logger_conn_t *lc = lg->conns; lc; lc = lc->next) {
+		if (!lc->greeted || lc->conn.closing)
+			continue;
+		msgpack_packer *pk = conn_pack_begin(&lc->conn);
+		msgpack_pack_map(pk, 2);
+		msg_pack_kv_str(pk, "t", "fault");
+		msg_pack_kv_str(pk, "message", message);
+		conn_pack_end(&lc->conn);
+	}
+}
+
+/* Every item a bin that can be a record body: 0, or -EINVAL. */
+static int logger_check_events(const msgpack_object *evs)
+{
+	if (!evs || evs->type != MSGPACK_OBJECT_ARRAY)
+		return -EINVAL;
+	for (uint32_t i = 0; i < evs->via.array.size; i++) {
+		const msgpack_object *e = &evs->via.array.ptr[i];
+		if (e->type != MSGPACK_OBJECT_BIN || e->via.bin.size == 0 ||
+		    e->via.bin.size > LOGFILE_RECORD_BODY_MAX)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* Accepts events first.. in order; returns how many were new. */
+static uint32_t logger_accept_events(logger_t *lg, uint64_t first, const msgpack_object *evs)
+{
+	uint32_t added = 0;
+	for (uint32_t i = 0; i < evs->via.array.size; i++) {
+		uint64_t seq = first + i;
+		if (seq <= lg->accepted_seq)
+			continue;
+		if (seq != lg->accepted_seq + 1) {
+			log_error("append: gap: event %llu after %llu; %u events dropped",
+			          (unsigned long long)seq, (unsigned long long)lg->accepted_seq,
+			          evs->via.array.size - i);
+			break;
+		}
+		const msgpack_object_bin *b = &evs->via.array.ptr[i].via.bin;
+		int r = logger_commit_add(lg, seq, b->ptr, b->size);
+		if (r < 0) {
+			log_error("append: event %llu refused (%s); the rest of the batch dropped",
+			          (unsigned long long)seq, strerror(-r));
+			break;
+		}
+		added++;
+	}
+	return added;
+}
+
+static void logger_handle_append(logger_t *lg, logger_conn_t *lc, const msgpack_object *m)
+{
+	uint64_t first;
+	const msgpack_object *evs = msg_get(m, "events");
+	if (msg_get_u64(m, "first", &first) < 0 || first == 0 || logger_check_events(evs) < 0 ||
+	    first > UINT64_MAX - evs->via.array.size) {
+		log_warn("append: malformed message ignored");
+		return;
+	}
+	logger_accept_events(lg, first, evs);
+	if (lg->pending.len > LOGGER_PENDING_BYTES_MAX && !lc->paused) {
+		log_warn("%zu bytes of events wait for the disk; pausing the bus",
+		         lg->pending.len);
+		conn_pause(&lc->conn);
+		lc->paused = true;
+	}
+	logger_commit_kick(lg);
+}
+
+typedef struct {
+	msg_buf_t *buf;
+	size_t used;   /* body bytes plus per-event overhead */
+	uint32_t n;
+} logger_reader_t;
+
+static int logger_read_cb(uint64_t seq, const char *body, size_t len, void *arg)
+{
+	logger_reader_t *rd = arg;
+	(void)seq;
+	if (len + LOGGER_READ_ITEM_OVERHEAD > LOGGER_READ_BYTES_MAX - rd->used)
+		return 1;
+	msg_pack_binn(&rd->buf->pk, body, len);
+	rd->used += len + LOGGER_READ_ITEM_OVERHEAD;
+	rd->n++;
+	return 0;
+}
+
+static void logger_reply_read(logger_conn_t *lc, const msgpack_object *cid, uint64_t first,
+                              const logger_reader_t *rd, uint64_t last)
+{
+	msgpack_packer *pk = conn_pack_begin(&lc->conn);
+	msgpack_pack_map(pk, 5);
+	msg_pack_kv_str(pk, "t", "read");
+	msg_pack_str(pk, "c");
+	msgpack_pack_object(pk, *cid);
+	msg_pack_kv_u64(pk, "first", first);
+	msg_pack_str(pk, "events");
+	msgpack_pack_array(pk, rd->n);
+	pk->callback(pk->data, rd->buf->sb.data, rd->buf->sb.size); /* the packed bins */
+	msg_pack_kv_u64(pk, "last", last);
+	conn_pack_end(&lc->conn);
+}
+
+/* A correlation id is echoed as it came: an integer or a short string. */
+static bool logger_cid_ok(const msgpack_object *cid)
+{
+	if (!cid)
+		return false;
+	switch (cid->type) {
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return true;
+	case MSGPACK_OBJECT_STR:
+		return cid->via.str.size <= LOGGER_CID_BYTES_MAX;
+	default:
+		return false;
+	}
+}
+
+static void logger_handle_read(logger_t *lg, logger_conn_t *lc, const msgpack_object *m)
+{
+	uint64_t from, limit = UINT64_MAX, bytes = LOGGER_READ_BYTES_MAX;
+	const msgpack_object *cid = msg_get(m, "c");
+	if (!logger_cid_ok(cid) || msg_get_u64(m, "from", &from) < 0 ||
+	    msg_get_u64(m, "limit", &limit) == -EINVAL ||
+	    msg_get_u64(m, "bytes", &bytes) == -EINVAL) {
+		log_warn("read: malformed message ignored");
+		return;
+	}
+	if (from == 0)
+		from = 1;
+	if (bytes > LOGGER_READ_BYTES_MAX)
+		bytes = LOGGER_READ_BYTES_MAX;
+	if (limit > SIZE_MAX)
+		limit = SIZE_MAX;
+	msg_buf_reset(&lg->scratch);
+	logger_reader_t rd = { .buf = &lg->scratch };
+	long r = logfile_read(&lg->lf, from, (size_t)limit, (size_t)bytes, logger_read_cb, &rd);
+	if (r < 0)
+		log_error("read from %llu: %s (sending the %u events read)",
+		          (unsigned long long)from, strerror((int)-r), rd.n);
+	logger_reply_read(lc, cid, from, &rd, lg->lf.last_seq);
+}
+
+static bool logger_type_is(const msgpack_object *m, const char *type)
+{
+	const msgpack_object *t = msg_get(m, "t");
+	return t && msg_str_eq(t, type);
+}
+
+void logger_on_frame(conn_t *c, const char *body, size_t len)
+{
+	logger_conn_t *lc = c->data;
+	logger_t *lg = lc->lg;
+	msgpack_zone zone;
+	msgpack_object m;
+	if (!msgpack_zone_init(&zone, 4096)) {
+		log_error("out of memory decoding a message");
+		return;
+	}
+	if (msg_decode_map(body, len, &zone, &m) < 0) {
+		log_warn("a frame that is not one msgpack map (%zu bytes) ignored", len);
+	} else if (logger_type_is(&m, "append")) {
+		logger_handle_append(lg, lc, &m);
+	} else if (logger_type_is(&m, "read")) {
+		logger_handle_read(lg, lc, &m);
+	} else {
+		log_warn("a message of unknown type ignored");
+	}
+	msgpack_zone_destroy(&zone);
+}

@@ -1,0 +1,505 @@
+/* test_logfile.c - the event log file: append, read, chain, torn tails, damage. */
+#include "logfile.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <msgpack.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TEST_EVENT_MAX 512
+#define TEST_HEADER_BYTES 8
+#define TEST_OVERHEAD 44
+
+static char test_dir[64];
+static char test_path[128];
+
+static void test_setup(void)
+{
+	strcpy(test_dir, "/tmp/esb-logfile-XXXXXX");
+	cr_assert_not_null(mkdtemp(test_dir));
+	snprintf(test_path, sizeof(test_path), "%s/%s", test_dir, LOGFILE_NAME);
+}
+
+static void test_teardown(void)
+{
+	unlink(test_path);
+	rmdir(test_dir);
+}
+
+TestSuite(logfile, .init = test_setup, .fini = test_teardown);
+
+/* The event body for seq (a msgpack map), variant v changes its content. */
+static size_t test_event(uint64_t seq, int v, char out[TEST_EVENT_MAX])
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	char note[64] = { 0 };
+	int n = snprintf(note, sizeof(note), "event %llu v%d", (unsigned long long)seq, v);
+	msgpack_pack_map(&pk, 3);
+	msgpack_pack_str_with_body(&pk, "t", 1);
+	msgpack_pack_str_with_body(&pk, "deposit", 7);
+	msgpack_pack_str_with_body(&pk, "seq", 3);
+	msgpack_pack_uint64(&pk, seq);
+	msgpack_pack_str_with_body(&pk, "note", 4);
+	msgpack_pack_str_with_body(&pk, note, (size_t)n + seq % 7);
+	cr_assert_leq(sb.size, TEST_EVENT_MAX);
+	size_t len = sb.size;
+	memcpy(out, sb.data, len);
+	msgpack_sbuffer_destroy(&sb);
+	return len;
+}
+
+/* Appends count events as one batch; variant_at (or 0) gets variant 1. */
+static void test_append(logfile_t *lf, uint64_t count, uint64_t variant_at)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	uint8_t chain[LOGFILE_HASH_BYTES];
+	memcpy(chain, lf->head_hash, sizeof(chain));
+	uint64_t seq = lf->last_seq;
+	for (uint64_t i = 0; i < count; i++) {
+		char ev[TEST_EVENT_MAX];
+		seq++;
+		size_t n = test_event(seq, seq == variant_at, ev);
+		cr_assert_eq(logfile_encode(seq, ev, n, chain, &buf, &len, &cap), 0);
+	}
+	cr_assert_eq(logfile_write(lf->fd, lf->size_bytes, buf, len), 0);
+	cr_assert_eq(logfile_commit(lf, buf, len, seq, chain), 0);
+	free(buf);
+}
+
+static void test_open(logfile_t *lf, bool read_only, logfile_report_t *rep)
+{
+	int r = logfile_open(lf, test_dir, read_only, rep);
+	cr_assert_eq(r, 0, "logfile_open: %s", strerror(-r));
+}
+
+static uint64_t test_file_size(void)
+{
+	struct stat st;
+	cr_assert_eq(stat(test_path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+static char *test_file_bytes(size_t *n)
+{
+	*n = test_file_size();
+	char *b = malloc(*n);
+	int fd = open(test_path, O_RDONLY);
+	cr_assert_eq(read(fd, b, *n), (ssize_t)*n);
+	close(fd);
+	return b;
+}
+
+static void test_file_put(const char *b, size_t n)
+{
+	int fd = open(test_path, O_WRONLY | O_TRUNC | O_CREAT, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, b, n), (ssize_t)n);
+	close(fd);
+}
+
+/* Checks that the bodies read match what test_append wrote. */
+typedef struct {
+	uint64_t next;
+	long calls;
+	long stop_after;
+} test_reader_t;
+
+static int test_read_cb(uint64_t seq, const char *body, size_t len, void *arg)
+{
+	test_reader_t *t = arg;
+	if (t->stop_after && t->calls == t->stop_after)
+		return 1;
+	char ev[TEST_EVENT_MAX];
+	size_t n = test_event(seq, 0, ev);
+	cr_assert_eq(seq, t->next);
+	cr_assert_eq(len, n);
+	cr_assert_arr_eq(body, ev, n);
+	t->next++;
+	t->calls++;
+	return 0;
+}
+
+static long test_read(logfile_t *lf, uint64_t from, size_t max_events, size_t max_bytes)
+{
+	test_reader_t t = { .next = from ? from : 1 };
+	long n = logfile_read(lf, from, max_events, max_bytes, test_read_cb, &t);
+	cr_assert_eq(n, t.calls);
+	return n;
+}
+
+Test(logfile, empty_log_is_created_with_header)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	cr_assert_eq(lf.last_seq, 0);
+	cr_assert_eq(lf.size_bytes, TEST_HEADER_BYTES);
+	cr_assert_eq(test_file_size(), TEST_HEADER_BYTES);
+	cr_assert_not(rep.torn_tail_cut);
+	uint8_t zero[LOGFILE_HASH_BYTES] = { 0 }, h[LOGFILE_HASH_BYTES];
+	cr_assert(logfile_hash_at(&lf, 0, h));
+	cr_assert_arr_eq(h, zero, sizeof(h));
+	cr_assert_not(logfile_hash_at(&lf, 1, h));
+	cr_assert_eq(test_read(&lf, 1, 100, 1 << 20), 0);
+	logfile_close(&lf);
+}
+
+Test(logfile, append_and_read_back)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	test_append(&lf, 10, 0);
+	test_append(&lf, 1, 0);
+	test_append(&lf, 5, 0);
+	cr_assert_eq(lf.last_seq, 16);
+	cr_assert_eq(lf.size_bytes, test_file_size());
+	cr_assert_eq(test_read(&lf, 1, 100, 1 << 20), 16);
+	cr_assert_eq(test_read(&lf, 0, 100, 1 << 20), 16, "from 0 reads from 1");
+	logfile_close(&lf);
+}
+
+Test(logfile, read_from_the_middle_and_limits)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	test_append(&lf, 20, 0);
+	cr_assert_eq(test_read(&lf, 7, 3, 1 << 20), 3);
+	cr_assert_eq(test_read(&lf, 15, 100, 1 << 20), 6);
+	cr_assert_eq(test_read(&lf, 20, 100, 1 << 20), 1);
+	cr_assert_eq(test_read(&lf, 21, 100, 1 << 20), 0);
+	cr_assert_eq(test_read(&lf, 5, 0, 1 << 20), 0);
+	char ev[TEST_EVENT_MAX];
+	size_t a = test_event(5, 0, ev), b = test_event(6, 0, ev);
+	cr_assert_eq(test_read(&lf, 5, 100, a + b), 2, "the byte limit is inclusive");
+	cr_assert_eq(test_read(&lf, 5, 100, a + b - 1), 1);
+	cr_assert_eq(test_read(&lf, 5, 100, a - 1), 0, "strict even for the first");
+	test_reader_t t = { .next = 3, .stop_after = 4 };
+	cr_assert_eq(logfile_read(&lf, 3, 100, 1 << 20, test_read_cb, &t), 4);
+	logfile_close(&lf);
+}
+
+Test(logfile, read_spans_many_chunks)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	for (int i = 0; i < 20; i++)
+		test_append(&lf, 500, 0); /* ~10000 records, several read chunks */
+	cr_assert_eq(test_read(&lf, 1, 100000, (size_t)1 << 30), 10000);
+	cr_assert_eq(test_read(&lf, 4321, 3000, (size_t)1 << 30), 3000);
+	logfile_close(&lf);
+}
+
+Test(logfile, hash_chain)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	test_append(&lf, 6, 0);
+	uint8_t h[7][LOGFILE_HASH_BYTES];
+	for (uint64_t s = 0; s <= 6; s++)
+		cr_assert(logfile_hash_at(&lf, s, h[s]));
+	for (int i = 0; i <= 6; i++)
+		for (int j = i + 1; j <= 6; j++)
+			cr_assert(memcmp(h[i], h[j], LOGFILE_HASH_BYTES) != 0, "%d vs %d", i, j);
+	cr_assert_arr_eq(h[6], lf.head_hash, LOGFILE_HASH_BYTES);
+	logfile_close(&lf);
+
+	/* The same history with record 3's body changed: hashes from 3 on differ. */
+	test_file_put("", 0);
+	test_open(&lf, false, &rep);
+	test_append(&lf, 6, 3);
+	for (uint64_t s = 0; s <= 6; s++) {
+		uint8_t o[LOGFILE_HASH_BYTES];
+		cr_assert(logfile_hash_at(&lf, s, o));
+		cr_assert_eq(memcmp(o, h[s], LOGFILE_HASH_BYTES) == 0, s < 3, "seq %lu", s);
+	}
+	logfile_close(&lf);
+}
+
+Test(logfile, reopen_keeps_everything)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	test_append(&lf, 7, 0);
+	test_append(&lf, 5, 0);
+	uint8_t head[LOGFILE_HASH_BYTES], h4[LOGFILE_HASH_BYTES], g[LOGFILE_HASH_BYTES];
+	memcpy(head, lf.head_hash, sizeof(head));
+	cr_assert(logfile_hash_at(&lf, 4, h4));
+	uint64_t offsets[12], size = lf.size_bytes;
+	memcpy(offsets, lf.offsets, sizeof(offsets));
+	logfile_close(&lf);
+
+	test_open(&lf, false, &rep);
+	cr_assert_not(rep.torn_tail_cut);
+	cr_assert_eq(lf.last_seq, 12);
+	cr_assert_eq(lf.size_bytes, size);
+	cr_assert_arr_eq(lf.head_hash, head, sizeof(head));
+	cr_assert_arr_eq(lf.offsets, offsets, sizeof(offsets));
+	cr_assert(logfile_hash_at(&lf, 4, g));
+	cr_assert_arr_eq(g, h4, sizeof(g));
+	cr_assert_eq(test_read(&lf, 1, 100, 1 << 20), 12);
+	test_append(&lf, 3, 0);
+	logfile_close(&lf);
+	test_open(&lf, false, &rep);
+	cr_assert_eq(lf.last_seq, 15);
+	cr_assert_eq(test_read(&lf, 10, 100, 1 << 20), 6);
+	logfile_close(&lf);
+}
+
+/* Writes a log of n records; returns its bytes and the last record's offset. */
+static char *test_make_log(uint64_t n, size_t *size, uint64_t *last_off, uint64_t *mid_off)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	test_append(&lf, n - 2, 0);
+	test_append(&lf, 2, 0);
+	*last_off = lf.offsets[n - 1];
+	if (mid_off)
+		*mid_off = lf.offsets[n / 2 - 1];
+	logfile_close(&lf);
+	return test_file_bytes(size);
+}
+
+Test(logfile, torn_tail_cut_at_every_byte_of_the_last_record)
+{
+	const uint64_t n = 5;
+	size_t size;
+	uint64_t last_off;
+	char *orig = test_make_log(n, &size, &last_off, NULL);
+	for (uint64_t cut = 0; last_off + cut < size; cut++) {
+		test_file_put(orig, last_off + cut);
+		logfile_t lf;
+		logfile_report_t rep;
+		test_open(&lf, false, &rep);
+		cr_assert_eq(rep.torn_tail_cut, cut > 0, "cut %lu", cut);
+		if (cut > 0) {
+			cr_assert_eq(rep.torn_offset, last_off);
+			cr_assert_eq(rep.torn_bytes, cut);
+		}
+		cr_assert_eq(lf.last_seq, n - 1, "cut %lu", cut);
+		cr_assert_eq(lf.size_bytes, last_off);
+		cr_assert_eq(test_file_size(), last_off, "file trimmed, cut %lu", cut);
+		test_append(&lf, 1, 0);
+		cr_assert_eq(test_read(&lf, 1, 100, 1 << 20), (long)n);
+		logfile_close(&lf);
+		test_open(&lf, false, &rep);
+		cr_assert_not(rep.torn_tail_cut);
+		cr_assert_eq(lf.last_seq, n);
+		logfile_close(&lf);
+	}
+	free(orig);
+}
+
+Test(logfile, torn_batch_of_several_records_is_cut)
+{
+	size_t size;
+	uint64_t last_off;
+	char *orig = test_make_log(6, &size, &last_off, NULL);
+	/* Cut inside record 5 of the last batch (records 5 and 6). */
+	uint64_t cut_at = last_off - 10;
+	test_file_put(orig, cut_at);
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	cr_assert(rep.torn_tail_cut);
+	cr_assert_eq(lf.last_seq, 4);
+	cr_assert_eq(test_file_size(), rep.torn_offset);
+	logfile_close(&lf);
+	free(orig);
+}
+
+Test(logfile, flipped_byte_in_a_middle_record_is_damage)
+{
+	const uint64_t n = 6;
+	size_t size;
+	uint64_t last_off, mid_off;
+	char *orig = test_make_log(n, &size, &last_off, &mid_off);
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, true, &rep);
+	uint64_t mid_end = lf.offsets[n / 2];
+	logfile_close(&lf);
+	for (uint64_t at = mid_off; at < mid_end; at++) {
+		orig[at] ^= 0x20;
+		test_file_put(orig, size);
+		int r = logfile_open(&lf, test_dir, false, &rep);
+		cr_assert_eq(r, -EBADMSG, "byte %lu: %d", at, r);
+		cr_assert_eq(rep.damage_seq, n / 2, "byte %lu", at);
+		cr_assert_eq(rep.damage_offset, mid_off, "byte %lu", at);
+		size_t now_n;
+		char *now = test_file_bytes(&now_n);
+		cr_assert_eq(now_n, size, "nothing changed");
+		cr_assert_arr_eq(now, orig, size);
+		free(now);
+		orig[at] ^= 0x20;
+	}
+	free(orig);
+}
+
+Test(logfile, flipped_byte_in_the_last_record_is_a_torn_tail)
+{
+	const uint64_t n = 4;
+	size_t size;
+	uint64_t last_off;
+	char *orig = test_make_log(n, &size, &last_off, NULL);
+	for (uint64_t at = last_off; at < size; at++) {
+		orig[at] ^= 0x01;
+		test_file_put(orig, size);
+		logfile_t lf;
+		logfile_report_t rep;
+		test_open(&lf, false, &rep);
+		cr_assert(rep.torn_tail_cut, "byte %lu", at);
+		cr_assert_eq(rep.torn_offset, last_off);
+		cr_assert_eq(lf.last_seq, n - 1);
+		cr_assert_eq(test_file_size(), last_off);
+		test_append(&lf, 1, 0);
+		logfile_close(&lf);
+		orig[at] ^= 0x01;
+	}
+	free(orig);
+}
+
+Test(logfile, read_only_changes_nothing)
+{
+	const uint64_t n = 5;
+	size_t size;
+	uint64_t last_off;
+	char *orig = test_make_log(n, &size, &last_off, NULL);
+	test_file_put(orig, size - 3);
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, true, &rep);
+	cr_assert(rep.torn_tail_cut);
+	cr_assert_eq(rep.torn_offset, last_off);
+	cr_assert_eq(lf.last_seq, n - 1);
+	cr_assert_eq(test_read(&lf, 1, 100, 1 << 20), (long)n - 1);
+	cr_assert_eq(test_file_size(), size - 3, "read_only does not cut");
+	logfile_t w;
+	test_open(&w, false, &rep);
+	cr_assert_eq(w.last_seq, n - 1, "a writer may open beside a reader");
+	logfile_close(&w);
+	logfile_close(&lf);
+	free(orig);
+}
+
+Test(logfile, read_only_missing_file)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	cr_assert_eq(logfile_open(&lf, test_dir, true, &rep), -ENOENT);
+	cr_assert_eq(access(test_path, F_OK), -1, "not created");
+}
+
+Test(logfile, second_writer_is_refused)
+{
+	logfile_t a, b;
+	logfile_report_t rep;
+	test_open(&a, false, &rep);
+	cr_assert_eq(logfile_open(&b, test_dir, false, &rep), -EAGAIN);
+	logfile_close(&a);
+	test_open(&b, false, &rep);
+	logfile_close(&b);
+}
+
+Test(logfile, file_header_checks)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	test_file_put("ESB", 3); /* torn while being created */
+	test_open(&lf, false, &rep);
+	cr_assert(rep.torn_tail_cut);
+	cr_assert_eq(lf.last_seq, 0);
+	cr_assert_eq(test_file_size(), TEST_HEADER_BYTES);
+	test_append(&lf, 2, 0);
+	logfile_close(&lf);
+
+	size_t size;
+	char *orig = test_file_bytes(&size);
+	orig[1] = 'X';
+	test_file_put(orig, size);
+	cr_assert_eq(logfile_open(&lf, test_dir, false, &rep), -EBADMSG);
+	cr_assert_eq(rep.damage_seq, 0);
+	cr_assert_eq(rep.damage_offset, 0);
+	orig[1] = 'S';
+	orig[7] = 9;
+	test_file_put(orig, size);
+	cr_assert_eq(logfile_open(&lf, test_dir, false, &rep), -EPROTONOSUPPORT);
+	cr_assert_eq(test_file_size(), size);
+	free(orig);
+}
+
+Test(logfile, encode_rejects_bad_events)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	uint8_t chain[LOGFILE_HASH_BYTES] = { 0 };
+	char ev[TEST_EVENT_MAX];
+	size_t n = test_event(1, 0, ev);
+	cr_assert_eq(logfile_encode(0, ev, n, chain, &buf, &len, &cap), -EINVAL);
+	cr_assert_eq(logfile_encode(1, ev, n - 1, chain, &buf, &len, &cap), -EINVAL, "truncated");
+	cr_assert_eq(logfile_encode(1, "\x93\x01\x02\x03", 4, chain, &buf, &len, &cap), -EINVAL);
+	char two[2 * TEST_EVENT_MAX];
+	memcpy(two, ev, n);
+	memcpy(two + n, ev, n);
+	cr_assert_eq(logfile_encode(1, two, 2 * n, chain, &buf, &len, &cap), -EINVAL, "trailing");
+	char *big = calloc(1, LOGFILE_RECORD_BODY_MAX + 1);
+	cr_assert_eq(logfile_encode(1, big, LOGFILE_RECORD_BODY_MAX + 1, chain, &buf, &len, &cap),
+	             -E2BIG);
+	free(big);
+	cr_assert_eq(len, 0);
+	uint8_t zero[LOGFILE_HASH_BYTES] = { 0 };
+	cr_assert_arr_eq(chain, zero, sizeof(zero), "chain untouched");
+	cr_assert_eq(logfile_encode(1, ev, n, chain, &buf, &len, &cap), 0);
+	cr_assert_eq(len, n + TEST_OVERHEAD);
+	free(buf);
+}
+
+Test(logfile, failed_write_is_cut_back_and_retried)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	test_append(&lf, 3, 0);
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	uint8_t chain[LOGFILE_HASH_BYTES];
+	memcpy(chain, lf.head_hash, sizeof(chain));
+	for (uint64_t s = 4; s <= 40; s++) {
+		char ev[TEST_EVENT_MAX];
+		size_t n = test_event(s, 0, ev);
+		cr_assert_eq(logfile_encode(s, ev, n, chain, &buf, &len, &cap), 0);
+	}
+	/* A "full disk": the file may not grow past half the batch. */
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit lim = { .rlim_cur = lf.size_bytes + len / 2, .rlim_max = RLIM_INFINITY };
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	cr_assert_eq(logfile_write(lf.fd, lf.size_bytes, buf, len), -EFBIG);
+	cr_assert_eq(test_file_size(), lf.size_bytes, "cut back");
+	lim.rlim_cur = RLIM_INFINITY;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	cr_assert_eq(logfile_write(lf.fd, lf.size_bytes, buf, len), 0);
+	cr_assert_eq(logfile_commit(&lf, buf, len, 40, chain), 0);
+	logfile_close(&lf);
+	free(buf);
+	test_open(&lf, false, &rep);
+	cr_assert_not(rep.torn_tail_cut);
+	cr_assert_eq(lf.last_seq, 40);
+	cr_assert_eq(test_read(&lf, 1, 100, 1 << 20), 40);
+	logfile_close(&lf);
+}
