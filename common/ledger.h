@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
 #define LEDGER_OPEN_BALANCE 100000         /* cents: $1,000.00 */
 #define LEDGER_AMOUNT_MAX 1000000000000LL  /* 10^12 cents */
 #define LEDGER_ACCOUNT_DIGITS 16
@@ -33,6 +35,7 @@
 #define LEDGER_FP_BYTES 16                 /* idempotency fingerprint */
 #define LEDGER_INACTIVE_DAYS_DEFAULT 30
 #define LEDGER_DAY_MS 86400000LL
+#define LEDGER_SNAPSHOT_VERSION 1
 
 /* Error codes; ledger_err_name() gives the protocol's string for each. */
 typedef enum {
@@ -184,6 +187,14 @@ ledger_event_type_t ledger_event_type_parse(const char *s, size_t n);
 ledger_err_t ledger_check(const ledger_t *l, const ledger_cmd_t *cmd, ledger_key_entry_t *prior);
 
 /*
+ * Notes on ledger_check() for queries: get_account answers not_found for an
+ * unknown or malformed account; authenticate answers auth_failed for one
+ * (the caller still spends the time of a password check, then compares the
+ * password with ledger_find()->pwhash); the other queries pass. Pointers
+ * returned by the lookups below stay valid until the next ledger_apply().
+ */
+
+/*
  * Checks that an already-resolved event may be applied to the state (used in
  * replay and audit): seq is last_seq + 1, ts does not go back, the accounts
  * exist, funds suffice and so on. Returns LEDGER_OK or the rule it breaks.
@@ -212,6 +223,21 @@ int64_t ledger_total_withdrawn(const ledger_t *l);
 int ledger_each_account(const ledger_t *l, int (*cb)(const ledger_account_t *a, void *arg), void *arg);
 
 /*
+ * Calls cb for every remembered idempotency key, oldest first (the order in
+ * which they are evicted); stops early if cb returns non-zero. For snapshots.
+ */
+int ledger_each_key(const ledger_t *l,
+		    int (*cb)(const char *key, size_t n, const ledger_key_entry_t *e, void *arg),
+		    void *arg);
+
+/*
+ * Sets how many keys are remembered before the oldest is evicted (default
+ * LEDGER_KEYS_MAX, which the protocol requires). Only for tests, on a new
+ * ledger; 1 <= keys_max <= LEDGER_KEYS_MAX.
+ */
+void ledger_set_keys_max(ledger_t *l, size_t keys_max);
+
+/*
  * sum_transactions: total amount of transfers and withdrawals in the given
  * UTC year / month / day (0 = not given; month needs year, day needs month).
  */
@@ -219,6 +245,19 @@ int64_t ledger_sum_transactions(const ledger_t *l, int64_t year, int64_t month, 
 
 /* inactive_users: accounts without transfer or withdrawal since now - days. */
 uint64_t ledger_inactive_users(const ledger_t *l, int64_t days, int64_t now_ms);
+
+/*
+ * Packs the whole state as one msgpack map (the format is described at the
+ * top of ledger.c), for snapshots. Pure: the caller writes the bytes.
+ */
+void ledger_pack(const ledger_t *l, msgpack_packer *pk);
+
+/*
+ * Loads a map packed by ledger_pack() into l, which must be new (empty).
+ * Returns 0, -EINVAL for a malformed or inconsistent state (l must then be
+ * freed), or -ENOMEM.
+ */
+int ledger_unpack(ledger_t *l, const msgpack_object *map);
 
 /* Formats a 16-digit account number into buf (17 bytes). */
 void ledger_account_format(uint64_t number, char buf[LEDGER_ACCOUNT_DIGITS + 1]);

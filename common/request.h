@@ -19,6 +19,9 @@
 #define REQUEST_EVENTS_LIMIT_DEFAULT 100
 #define REQUEST_EVENTS_LIMIT_MAX 10000
 #define REQUEST_MESSAGE_BYTES_MAX 256
+#define REQUEST_CODE_BYTES_MAX 256        /* longer "code" is bad_request */
+#define REQUEST_YEAR_MAX 9999             /* sum_transactions: year 1..9999 */
+#define REQUEST_DAYS_MAX 1000000          /* inactive_users: larger counts as this */
 
 /* Maps an op name to its code; LEDGER_OP_NONE when unknown. */
 ledger_op_t request_op_parse(const char *s, size_t n);

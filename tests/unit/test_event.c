@@ -1,0 +1,280 @@
+/*
+ * test_event.c - the msgpack encoding of events: round trips for every type,
+ * and rejection of events with missing or mistyped fields.
+ */
+#include "event.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#define A1 1000000000000001ULL
+#define A2 9876543210987654ULL
+
+static msg_buf_t buf;
+
+static void setup(void)
+{
+	msg_buf_init(&buf);
+}
+
+static void teardown(void)
+{
+	msg_buf_free(&buf);
+}
+
+TestSuite(event, .init = setup, .fini = teardown);
+
+static ledger_event_t make(ledger_event_type_t type)
+{
+	ledger_event_t ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.seq = 42;
+	ev.ts_ms = 1700000000123LL;
+	ev.type = type;
+	ev.account = A1;
+	switch (type) {
+	case LEDGER_EV_ACCOUNT_OPENED:
+		strcpy(ev.email, "one@example.com");
+		strcpy(ev.pwhash, "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA");
+		ev.amount = LEDGER_OPEN_BALANCE;
+		for (int i = 0; i < LEDGER_CODE_HASH_BYTES; i++)
+			ev.code_hash[i] = (uint8_t)(i * 7 + 1);
+		break;
+	case LEDGER_EV_CODE_REISSUED:
+		memset(ev.code_hash, 0xab, sizeof(ev.code_hash));
+		break;
+	case LEDGER_EV_MONEY_TRANSFERRED:
+		ev.to = A2;
+		ev.amount = LEDGER_AMOUNT_MAX;
+		break;
+	case LEDGER_EV_MONEY_WITHDRAWN:
+		ev.amount = 1;
+		break;
+	default:
+		break;
+	}
+	return ev;
+}
+
+static void with_key(ledger_event_t *ev)
+{
+	ev->has_key = true;
+	memset(ev->key, 'K', LEDGER_KEY_BYTES_MAX);
+	ev->key_len = LEDGER_KEY_BYTES_MAX;
+	for (int i = 0; i < LEDGER_FP_BYTES; i++)
+		ev->fp[i] = (uint8_t)(0xf0 + i);
+}
+
+static void round_trip(const ledger_event_t *in)
+{
+	ledger_event_t out;
+	msg_buf_reset(&buf);
+	event_pack(&buf.pk, in);
+	cr_assert_eq(event_decode_bytes(buf.sb.data, buf.sb.size, &out), 0, "%s",
+		     ledger_event_type_name(in->type));
+	cr_assert_eq(out.seq, in->seq);
+	cr_assert_eq(out.ts_ms, in->ts_ms);
+	cr_assert_eq(out.type, in->type);
+	cr_assert_eq(out.account, in->account);
+	cr_assert_eq(out.to, in->to);
+	cr_assert_eq(out.amount, in->amount);
+	cr_assert_str_eq(out.email, in->email);
+	cr_assert_str_eq(out.pwhash, in->pwhash);
+	cr_assert_eq(memcmp(out.code_hash, in->code_hash, LEDGER_CODE_HASH_BYTES), 0);
+	cr_assert_eq(out.has_key, in->has_key);
+	cr_assert_eq(out.key_len, in->key_len);
+	cr_assert_eq(memcmp(out.key, in->key, in->key_len), 0);
+	cr_assert_eq(memcmp(out.fp, in->fp, LEDGER_FP_BYTES), 0);
+}
+
+Test(event, round_trip_every_type)
+{
+	for (int t = LEDGER_EV_ACCOUNT_OPENED; t <= LEDGER_EV_MONEY_WITHDRAWN; t++) {
+		ledger_event_t ev = make((ledger_event_type_t)t);
+		round_trip(&ev);
+		with_key(&ev);
+		round_trip(&ev);
+	}
+}
+
+Test(event, hex_helpers)
+{
+	uint8_t in[3] = { 0x00, 0x9f, 0xff }, out[3];
+	char hex[7];
+	event_hex(in, 3, hex);
+	cr_assert_str_eq(hex, "009fff");
+	cr_assert(event_unhex("009FfF", 6, out, 3));
+	cr_assert_eq(memcmp(in, out, 3), 0);
+	cr_assert_not(event_unhex("009ff", 5, out, 3), "odd length");
+	cr_assert_not(event_unhex("009fffaa", 8, out, 3), "too long");
+	cr_assert_not(event_unhex("009fgf", 6, out, 3), "not hex");
+}
+
+/* Decodes the packed event after the field named drop is left out or, when
+ * replace is set, given the value packed by replace. */
+static int decode_altered(const ledger_event_t *ev, const char *field,
+			  void (*replace)(msgpack_packer *pk))
+{
+	ledger_event_t out;
+	msgpack_zone zone;
+	msgpack_object obj;
+	msg_buf_reset(&buf);
+	event_pack(&buf.pk, ev);
+	msgpack_zone_init(&zone, 4096);
+	cr_assert_eq(msg_decode_map(buf.sb.data, buf.sb.size, &zone, &obj), 0);
+	msg_buf_t b2;
+	msg_buf_init(&b2);
+	uint32_t n = obj.via.map.size, keep = 0;
+	for (uint32_t i = 0; i < n; i++)
+		keep += !msg_str_eq(&obj.via.map.ptr[i].key, field) || replace;
+	cr_assert_eq(keep, replace ? n : n - 1, "field %s is packed", field);
+	msgpack_pack_map(&b2.pk, keep);
+	for (uint32_t i = 0; i < n; i++) {
+		const msgpack_object_kv *kv = &obj.via.map.ptr[i];
+		if (!msg_str_eq(&kv->key, field)) {
+			msgpack_pack_object(&b2.pk, kv->key);
+			msgpack_pack_object(&b2.pk, kv->val);
+		} else if (replace) {
+			msgpack_pack_object(&b2.pk, kv->key);
+			replace(&b2.pk);
+		}
+	}
+	int rc = event_decode_bytes(b2.sb.data, b2.sb.size, &out);
+	msg_buf_free(&b2);
+	msgpack_zone_destroy(&zone);
+	return rc;
+}
+
+static void put_str_123(msgpack_packer *pk) { msg_pack_str(pk, "123"); }
+static void put_int(msgpack_packer *pk) { msgpack_pack_uint64(pk, 1000000000000001ULL); }
+static void put_neg(msgpack_packer *pk) { msgpack_pack_int64(pk, -1); }
+static void put_nil(msgpack_packer *pk) { msgpack_pack_nil(pk); }
+static void put_zero(msgpack_packer *pk) { msgpack_pack_uint64(pk, 0); }
+static void put_float(msgpack_packer *pk) { msgpack_pack_double(pk, 1.0); }
+static void put_huge(msgpack_packer *pk) { msgpack_pack_uint64(pk, UINT64_MAX); }
+static void put_bad_type(msgpack_packer *pk) { msg_pack_str(pk, "money_printed"); }
+static void put_short_hex(msgpack_packer *pk) { msg_pack_str(pk, "abcd"); }
+static void put_empty(msgpack_packer *pk) { msg_pack_str(pk, ""); }
+
+Test(event, every_required_field_is_required)
+{
+	static const char *const fields[][8] = {
+		[LEDGER_EV_ACCOUNT_OPENED] = { "seq", "ts", "type", "account", "email", "balance",
+					       "pwhash", "code_hash" },
+		[LEDGER_EV_ACCOUNT_VERIFIED] = { "seq", "ts", "type", "account" },
+		[LEDGER_EV_CODE_REISSUED] = { "seq", "ts", "type", "account", "code_hash" },
+		[LEDGER_EV_MONEY_TRANSFERRED] = { "seq", "ts", "type", "from", "to", "amount" },
+		[LEDGER_EV_MONEY_WITHDRAWN] = { "seq", "ts", "type", "account", "amount" },
+	};
+	for (int t = LEDGER_EV_ACCOUNT_OPENED; t <= LEDGER_EV_MONEY_WITHDRAWN; t++) {
+		ledger_event_t ev = make((ledger_event_type_t)t);
+		const char *name = ledger_event_type_name(ev.type);
+		for (int f = 0; f < 8 && fields[t][f]; f++) {
+			const char *field = fields[t][f];
+			cr_assert_eq(decode_altered(&ev, field, NULL), -EINVAL, "%s without %s",
+				     name, field);
+			cr_assert_eq(decode_altered(&ev, field, put_nil), -EINVAL,
+				     "%s with nil %s", name, field);
+		}
+	}
+}
+
+Test(event, mistyped_fields)
+{
+	ledger_event_t tr = make(LEDGER_EV_MONEY_TRANSFERRED);
+	cr_assert_eq(decode_altered(&tr, "from", put_int), -EINVAL, "account as integer");
+	cr_assert_eq(decode_altered(&tr, "to", put_str_123), -EINVAL, "account of 3 digits");
+	cr_assert_eq(decode_altered(&tr, "amount", put_neg), -EINVAL, "negative amount");
+	cr_assert_eq(decode_altered(&tr, "amount", put_float), -EINVAL, "float amount");
+	cr_assert_eq(decode_altered(&tr, "amount", put_str_123), -EINVAL, "string amount");
+	cr_assert_eq(decode_altered(&tr, "amount", put_huge), -EINVAL, "amount above INT64_MAX");
+	cr_assert_eq(decode_altered(&tr, "seq", put_zero), -EINVAL, "seq 0");
+	cr_assert_eq(decode_altered(&tr, "seq", put_neg), -EINVAL, "negative seq");
+	cr_assert_eq(decode_altered(&tr, "ts", put_huge), -EINVAL, "ts above INT64_MAX");
+	cr_assert_eq(decode_altered(&tr, "ts", put_str_123), -EINVAL, "string ts");
+	cr_assert_eq(decode_altered(&tr, "type", put_bad_type), -EINVAL, "unknown type");
+	cr_assert_eq(decode_altered(&tr, "type", put_int), -EINVAL, "integer type");
+	ledger_event_t op = make(LEDGER_EV_ACCOUNT_OPENED);
+	cr_assert_eq(decode_altered(&op, "code_hash", put_short_hex), -EINVAL, "short hash");
+	cr_assert_eq(decode_altered(&op, "email", put_empty), -EINVAL, "empty email");
+	cr_assert_eq(decode_altered(&op, "email", put_int), -EINVAL, "integer email");
+	cr_assert_eq(decode_altered(&op, "pwhash", put_empty), -EINVAL, "empty pwhash");
+	cr_assert_eq(decode_altered(&op, "balance", put_neg), -EINVAL, "negative balance");
+	cr_assert_eq(decode_altered(&op, "email", put_str_123), 0, "syntax is the ledger's");
+}
+
+Test(event, key_and_fp)
+{
+	ledger_event_t ev = make(LEDGER_EV_MONEY_WITHDRAWN);
+	with_key(&ev);
+	cr_assert_eq(decode_altered(&ev, "fp", NULL), -EINVAL, "key without fp");
+	cr_assert_eq(decode_altered(&ev, "fp", put_short_hex), -EINVAL, "short fp");
+	cr_assert_eq(decode_altered(&ev, "key", put_empty), -EINVAL, "empty key");
+	cr_assert_eq(decode_altered(&ev, "key", put_int), -EINVAL, "integer key");
+	cr_assert_eq(decode_altered(&ev, "key", NULL), -EINVAL, "fp without key");
+	ledger_event_t plain = make(LEDGER_EV_MONEY_WITHDRAWN);
+	msg_buf_reset(&buf);
+	event_pack(&buf.pk, &plain);
+	cr_assert_null(memmem(buf.sb.data, buf.sb.size, "key", 3), "no key when none");
+}
+
+Test(event, long_strings_rejected)
+{
+	ledger_event_t ev = make(LEDGER_EV_ACCOUNT_OPENED);
+	msg_buf_reset(&buf);
+	msgpack_pack_map(&buf.pk, 8);
+	msg_pack_kv_u64(&buf.pk, "seq", 1);
+	msg_pack_kv_u64(&buf.pk, "ts", 1);
+	msg_pack_kv_str(&buf.pk, "type", "account_opened");
+	msg_pack_kv_str(&buf.pk, "account", "1000000000000001");
+	char big[300];
+	memset(big, 'a', sizeof(big));
+	big[1] = '@';
+	msg_pack_kv_strn(&buf.pk, "email", big, 255);
+	msg_pack_kv_u64(&buf.pk, "balance", LEDGER_OPEN_BALANCE);
+	msg_pack_kv_str(&buf.pk, "pwhash", ev.pwhash);
+	msg_pack_kv_str(&buf.pk, "code_hash",
+			"0000000000000000000000000000000000000000000000000000000000000000");
+	cr_assert_eq(event_decode_bytes(buf.sb.data, buf.sb.size, &ev), -EINVAL, "email of 255");
+}
+
+Test(event, unknown_keys_ignored_and_garbage_rejected)
+{
+	ledger_event_t ev = make(LEDGER_EV_ACCOUNT_VERIFIED), out;
+	msg_buf_reset(&buf);
+	msgpack_pack_map(&buf.pk, 5);
+	msg_pack_kv_u64(&buf.pk, "seq", ev.seq);
+	msg_pack_kv_u64(&buf.pk, "ts", (uint64_t)ev.ts_ms);
+	msg_pack_kv_str(&buf.pk, "type", "account_verified");
+	msg_pack_kv_str(&buf.pk, "account", "1000000000000001");
+	msg_pack_kv_str(&buf.pk, "future_field", "x");
+	cr_assert_eq(event_decode_bytes(buf.sb.data, buf.sb.size, &out), 0);
+	cr_assert_eq(out.account, A1);
+	cr_assert_eq(event_decode_bytes(buf.sb.data, buf.sb.size - 1, &out), -EBADMSG, "torn");
+	msg_buf_reset(&buf);
+	msgpack_pack_array(&buf.pk, 1);
+	msgpack_pack_int(&buf.pk, 1);
+	cr_assert_eq(event_decode_bytes(buf.sb.data, buf.sb.size, &out), -EBADMSG, "array");
+}
+
+Test(event, packed_shape)
+{
+	ledger_event_t ev = make(LEDGER_EV_MONEY_TRANSFERRED);
+	msgpack_zone zone;
+	msgpack_object obj;
+	msg_buf_reset(&buf);
+	event_pack(&buf.pk, &ev);
+	msgpack_zone_init(&zone, 1024);
+	cr_assert_eq(msg_decode_map(buf.sb.data, buf.sb.size, &zone, &obj), 0);
+	cr_assert_eq(obj.via.map.size, 6);
+	const char *s;
+	size_t n;
+	cr_assert_eq(msg_get_str(&obj, "to", &s, &n), 0);
+	cr_assert(n == 16 && memcmp(s, "9876543210987654", 16) == 0);
+	uint64_t v;
+	cr_assert_eq(msg_get_u64(&obj, "amount", &v), 0);
+	cr_assert_eq(v, (uint64_t)LEDGER_AMOUNT_MAX);
+	cr_assert_null(msg_get(&obj, "pwhash"));
+	msgpack_zone_destroy(&zone);
+}

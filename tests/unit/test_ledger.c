@@ -1,0 +1,852 @@
+/*
+ * test_ledger.c - the domain rules: every rule and every error order of
+ * PROTOCOL.md, idempotency keys, the money invariant and the read models.
+ */
+#include "ledger.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define A1 1000000000000001ULL
+#define A2 2000000000000002ULL
+#define A3 3000000000000003ULL
+#define UNKNOWN 4000000000000004ULL
+#define T0 1700000000000LL /* 2023-11-14T22:13:20Z */
+
+static ledger_t *l;
+
+static void setup(void)
+{
+	l = ledger_new();
+	cr_assert_not_null(l);
+}
+
+static void teardown(void)
+{
+	ledger_free(l);
+}
+
+TestSuite(ledger, .init = setup, .fini = teardown);
+
+static int64_t utc_ms(int y, int mo, int d, int h, int mi, int s, int ms)
+{
+	struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+			 .tm_hour = h, .tm_min = mi, .tm_sec = s };
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+static void code_hash(const char *code, uint8_t out[LEDGER_CODE_HASH_BYTES])
+{
+	crypto_generichash(out, LEDGER_CODE_HASH_BYTES, (const unsigned char *)code,
+			   strlen(code), NULL, 0);
+}
+
+static ledger_event_t next_event(ledger_event_type_t type, int64_t ts)
+{
+	ledger_event_t ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.seq = ledger_last_seq(l) + 1;
+	ev.ts_ms = ts ? ts : (ledger_last_ts(l) > T0 ? ledger_last_ts(l) : T0);
+	ev.type = type;
+	return ev;
+}
+
+static void apply_ok(const ledger_event_t *ev, ledger_result_t *res)
+{
+	cr_assert_eq(ledger_check_event(l, ev), LEDGER_OK, "event %s rejected",
+		     ledger_event_type_name(ev->type));
+	cr_assert_eq(ledger_apply(l, ev, res), 0);
+	cr_assert_eq(ledger_last_seq(l), ev->seq);
+}
+
+static void set_key(ledger_event_t *ev, const char *key, uint8_t fp_byte)
+{
+	ev->has_key = true;
+	ev->key_len = strlen(key);
+	memcpy(ev->key, key, ev->key_len);
+	memset(ev->fp, fp_byte, LEDGER_FP_BYTES);
+}
+
+static void open_acct(uint64_t number, const char *email, const char *code)
+{
+	ledger_event_t ev = next_event(LEDGER_EV_ACCOUNT_OPENED, 0);
+	ev.account = number;
+	snprintf(ev.email, sizeof(ev.email), "%s", email);
+	snprintf(ev.pwhash, sizeof(ev.pwhash), "$argon2id$v=19$m=8,t=1,p=1$fake");
+	ev.amount = LEDGER_OPEN_BALANCE;
+	code_hash(code, ev.code_hash);
+	apply_ok(&ev, NULL);
+}
+
+static void verify_acct(uint64_t number)
+{
+	ledger_event_t ev = next_event(LEDGER_EV_ACCOUNT_VERIFIED, 0);
+	ev.account = number;
+	apply_ok(&ev, NULL);
+}
+
+static int64_t transfer_at(uint64_t from, uint64_t to, int64_t amount, int64_t ts)
+{
+	ledger_event_t ev = next_event(LEDGER_EV_MONEY_TRANSFERRED, ts);
+	ev.account = from;
+	ev.to = to;
+	ev.amount = amount;
+	ledger_result_t res;
+	apply_ok(&ev, &res);
+	return res.balance;
+}
+
+static int64_t withdraw_at(uint64_t account, int64_t amount, int64_t ts)
+{
+	ledger_event_t ev = next_event(LEDGER_EV_MONEY_WITHDRAWN, ts);
+	ev.account = account;
+	ev.amount = amount;
+	ledger_result_t res;
+	apply_ok(&ev, &res);
+	return res.balance;
+}
+
+/* A1, A2 verified; A3 open, not verified. */
+static void three_accounts(void)
+{
+	open_acct(A1, "one@example.com", "code-1");
+	open_acct(A2, "two@example.com", "code-2");
+	open_acct(A3, "three@example.com", "code-3");
+	verify_acct(A1);
+	verify_acct(A2);
+}
+
+static ledger_cmd_t cmd_transfer(uint64_t from, uint64_t to, int64_t amount)
+{
+	ledger_cmd_t c = { .op = LEDGER_OP_TRANSFER, .account = from, .account_valid = true,
+			   .to = to, .to_valid = true, .amount = amount };
+	return c;
+}
+
+static ledger_cmd_t cmd_withdraw(uint64_t account, int64_t amount)
+{
+	ledger_cmd_t c = { .op = LEDGER_OP_WITHDRAW, .account = account, .account_valid = true,
+			   .amount = amount };
+	return c;
+}
+
+static ledger_cmd_t cmd_account(ledger_op_t op, uint64_t account)
+{
+	ledger_cmd_t c = { .op = op, .account = account, .account_valid = true };
+	return c;
+}
+
+static ledger_err_t check(const ledger_cmd_t *c)
+{
+	ledger_key_entry_t prior;
+	return ledger_check(l, c, &prior);
+}
+
+/* ---- names and account numbers ---- */
+
+Test(ledger, err_and_type_names)
+{
+	cr_assert_str_eq(ledger_err_name(LEDGER_E_NOT_FOUND), "not_found");
+	cr_assert_str_eq(ledger_err_name(LEDGER_E_INSUFFICIENT_FUNDS), "insufficient_funds");
+	cr_assert_str_eq(ledger_err_name(LEDGER_E_KEY_CONFLICT), "key_conflict");
+	cr_assert_str_eq(ledger_err_name(LEDGER_E_INVALID_AMOUNT), "invalid_amount");
+	cr_assert_str_eq(ledger_event_type_name(LEDGER_EV_MONEY_WITHDRAWN), "money_withdrawn");
+	cr_assert_null(ledger_event_type_name(0));
+	cr_assert_eq(ledger_event_type_parse("account_opened", 14), LEDGER_EV_ACCOUNT_OPENED);
+	cr_assert_eq(ledger_event_type_parse("account_opene", 13), 0);
+	cr_assert_eq(ledger_event_type_parse("money_transferred", 17),
+		     LEDGER_EV_MONEY_TRANSFERRED);
+}
+
+Test(ledger, account_number_form)
+{
+	uint64_t n = 0;
+	cr_assert(ledger_account_parse("1234567890123456", 16, &n));
+	cr_assert_eq(n, 1234567890123456ULL);
+	cr_assert(ledger_account_parse("9999999999999999", 16, &n));
+	cr_assert_not(ledger_account_parse("0234567890123456", 16, &n), "leading zero");
+	cr_assert_not(ledger_account_parse("123456789012345", 15, &n), "15 digits");
+	cr_assert_not(ledger_account_parse("12345678901234567", 17, &n), "17 digits");
+	cr_assert_not(ledger_account_parse("123456789012345a", 16, &n), "letter");
+	cr_assert_not(ledger_account_parse("-123456789012345", 16, &n), "sign");
+	char buf[LEDGER_ACCOUNT_DIGITS + 1];
+	ledger_account_format(1000000000000000ULL, buf);
+	cr_assert_str_eq(buf, "1000000000000000");
+	ledger_account_format(A2, buf);
+	cr_assert(ledger_account_parse(buf, strlen(buf), &n) && n == A2);
+}
+
+/* ---- open_account ---- */
+
+Test(ledger, open_account_starts_with_opening_balance_unverified)
+{
+	open_acct(A1, "one@example.com", "c");
+	const ledger_account_t *a = ledger_find(l, A1);
+	cr_assert_not_null(a);
+	cr_assert_eq(a->balance, LEDGER_OPEN_BALANCE);
+	cr_assert_not(a->verified);
+	cr_assert_eq(a->opened_at_ms, T0);
+	cr_assert_eq(a->last_activity_ms, 0);
+	cr_assert_str_eq(a->email, "one@example.com");
+	cr_assert_eq(ledger_account_count(l), 1);
+	cr_assert_eq(ledger_total_balance(l), LEDGER_OPEN_BALANCE);
+}
+
+Test(ledger, open_account_email_unique_case_insensitive)
+{
+	open_acct(A1, "one@example.com", "c");
+	ledger_cmd_t c = { .op = LEDGER_OP_OPEN_ACCOUNT, .email = "One@Example.COM",
+			   .email_len = 15 };
+	cr_assert_eq(check(&c), LEDGER_E_ALREADY_EXISTS);
+	c.email = "two@example.com";
+	cr_assert_eq(check(&c), LEDGER_OK);
+	cr_assert_not_null(ledger_find_email(l, "ONE@example.com", 15));
+	cr_assert_null(ledger_find_email(l, "one@example.co", 14));
+}
+
+/* ---- verify_account / reissue_code ---- */
+
+Test(ledger, verify_account_order)
+{
+	open_acct(A1, "one@example.com", "right-code");
+	ledger_cmd_t c = cmd_account(LEDGER_OP_VERIFY_ACCOUNT, UNKNOWN);
+	c.code = "wrong";
+	c.code_len = 5;
+	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+	c.account_valid = false;
+	c.account = A1;
+	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND, "an invalid account string is not_found");
+	c.account_valid = true;
+	cr_assert_eq(check(&c), LEDGER_E_WRONG_CODE);
+	c.code = "right-cod";
+	c.code_len = 9;
+	cr_assert_eq(check(&c), LEDGER_E_WRONG_CODE, "prefix of the code");
+	c.code = "right-code";
+	c.code_len = 10;
+	cr_assert_eq(check(&c), LEDGER_OK);
+	verify_acct(A1);
+	cr_assert(ledger_find(l, A1)->verified);
+	cr_assert_eq(check(&c), LEDGER_E_ALREADY_VERIFIED);
+	c.code = "wrong";
+	c.code_len = 5;
+	cr_assert_eq(check(&c), LEDGER_E_ALREADY_VERIFIED, "already_verified before wrong_code");
+}
+
+Test(ledger, reissue_code_replaces_code)
+{
+	open_acct(A1, "one@example.com", "old-code");
+	ledger_cmd_t r = cmd_account(LEDGER_OP_REISSUE_CODE, UNKNOWN);
+	cr_assert_eq(check(&r), LEDGER_E_NOT_FOUND);
+	r.account = A1;
+	cr_assert_eq(check(&r), LEDGER_OK);
+	ledger_event_t ev = next_event(LEDGER_EV_CODE_REISSUED, 0);
+	ev.account = A1;
+	code_hash("new-code", ev.code_hash);
+	apply_ok(&ev, NULL);
+	ledger_cmd_t v = cmd_account(LEDGER_OP_VERIFY_ACCOUNT, A1);
+	v.code = "old-code";
+	v.code_len = 8;
+	cr_assert_eq(check(&v), LEDGER_E_WRONG_CODE, "the old code stops working");
+	v.code = "new-code";
+	cr_assert_eq(check(&v), LEDGER_OK);
+	verify_acct(A1);
+	cr_assert_eq(check(&r), LEDGER_E_ALREADY_VERIFIED);
+}
+
+/* ---- transfer ---- */
+
+Test(ledger, transfer_invalid_amount_first)
+{
+	three_accounts();
+	ledger_cmd_t c = cmd_transfer(A1, A1, 0);
+	cr_assert_eq(check(&c), LEDGER_E_INVALID_AMOUNT, "invalid amount and same account");
+	c = cmd_transfer(UNKNOWN, A3, -1);
+	cr_assert_eq(check(&c), LEDGER_E_INVALID_AMOUNT, "invalid amount and unknown from");
+	c = cmd_transfer(A1, A2, LEDGER_AMOUNT_MAX + 1);
+	cr_assert_eq(check(&c), LEDGER_E_INVALID_AMOUNT, "10^12 + 1");
+	c = cmd_transfer(A1, A2, INT64_MAX);
+	cr_assert_eq(check(&c), LEDGER_E_INVALID_AMOUNT);
+	c = cmd_transfer(A1, A2, INT64_MIN);
+	cr_assert_eq(check(&c), LEDGER_E_INVALID_AMOUNT);
+	c = cmd_transfer(A1, A2, LEDGER_AMOUNT_MAX);
+	cr_assert_eq(check(&c), LEDGER_E_INSUFFICIENT_FUNDS, "10^12 is a valid amount");
+	c = cmd_transfer(A1, A2, 1);
+	cr_assert_eq(check(&c), LEDGER_OK, "1 is a valid amount");
+}
+
+Test(ledger, transfer_same_account_before_not_found)
+{
+	three_accounts();
+	ledger_cmd_t c = cmd_transfer(UNKNOWN, UNKNOWN, 5);
+	cr_assert_eq(check(&c), LEDGER_E_SAME_ACCOUNT);
+	c = cmd_transfer(A3, A3, 5);
+	cr_assert_eq(check(&c), LEDGER_E_SAME_ACCOUNT, "same_account before not_verified");
+	c = cmd_transfer(77, 77, 5);
+	c.account_valid = c.to_valid = false;
+	cr_assert_eq(check(&c), LEDGER_E_SAME_ACCOUNT, "two equal invalid strings");
+	c.to = 78;
+	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND, "two different invalid strings");
+	c = cmd_transfer(A1, A1, 5);
+	c.to_valid = false;
+	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND, "a valid and an invalid string differ");
+}
+
+Test(ledger, transfer_not_found_from_then_to)
+{
+	three_accounts();
+	ledger_cmd_t c = cmd_transfer(UNKNOWN, UNKNOWN + 1, 5);
+	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+	c = cmd_transfer(UNKNOWN, A1, 5);
+	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+	c = cmd_transfer(A1, UNKNOWN, 5);
+	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+	c = cmd_transfer(A3, UNKNOWN, 5);
+	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND, "unverified from, unknown to: not_found");
+	c = cmd_transfer(UNKNOWN, A3, 5);
+	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+}
+
+Test(ledger, transfer_not_verified_before_insufficient_funds)
+{
+	three_accounts();
+	ledger_cmd_t c = cmd_transfer(A3, A1, LEDGER_OPEN_BALANCE + 1);
+	cr_assert_eq(check(&c), LEDGER_E_NOT_VERIFIED, "unverified from, insufficient funds");
+	c = cmd_transfer(A1, A3, LEDGER_OPEN_BALANCE + 1);
+	cr_assert_eq(check(&c), LEDGER_E_NOT_VERIFIED, "unverified to, insufficient funds");
+	c = cmd_transfer(A1, A3, 5);
+	cr_assert_eq(check(&c), LEDGER_E_NOT_VERIFIED);
+	c = cmd_transfer(A1, A2, LEDGER_OPEN_BALANCE + 1);
+	cr_assert_eq(check(&c), LEDGER_E_INSUFFICIENT_FUNDS);
+}
+
+Test(ledger, transfer_whole_balance)
+{
+	three_accounts();
+	ledger_cmd_t c = cmd_transfer(A1, A2, LEDGER_OPEN_BALANCE);
+	cr_assert_eq(check(&c), LEDGER_OK);
+	int64_t ts = T0 + 5000;
+	cr_assert_eq(transfer_at(A1, A2, LEDGER_OPEN_BALANCE, ts), 0, "balance of from, after");
+	cr_assert_eq(ledger_find(l, A1)->balance, 0);
+	cr_assert_eq(ledger_find(l, A2)->balance, 2 * LEDGER_OPEN_BALANCE);
+	cr_assert_eq(ledger_find(l, A1)->last_activity_ms, ts, "sender's last activity");
+	cr_assert_eq(ledger_find(l, A2)->last_activity_ms, ts, "receiver's last activity");
+	cr_assert_eq(ledger_find(l, A3)->last_activity_ms, 0);
+	c = cmd_transfer(A1, A2, 1);
+	cr_assert_eq(check(&c), LEDGER_E_INSUFFICIENT_FUNDS);
+	cr_assert_eq(ledger_total_balance(l), 3 * LEDGER_OPEN_BALANCE);
+}
+
+/* ---- withdraw ---- */
+
+Test(ledger, withdraw_order)
+{
+	three_accounts();
+	ledger_cmd_t c = cmd_withdraw(UNKNOWN, 0);
+	cr_assert_eq(check(&c), LEDGER_E_INVALID_AMOUNT, "invalid amount and unknown account");
+	c = cmd_withdraw(A3, LEDGER_AMOUNT_MAX + 1);
+	cr_assert_eq(check(&c), LEDGER_E_INVALID_AMOUNT);
+	c = cmd_withdraw(UNKNOWN, 5);
+	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+	c = cmd_withdraw(A3, LEDGER_OPEN_BALANCE + 1);
+	cr_assert_eq(check(&c), LEDGER_E_NOT_VERIFIED, "unverified with insufficient funds");
+	c = cmd_withdraw(A1, LEDGER_OPEN_BALANCE + 1);
+	cr_assert_eq(check(&c), LEDGER_E_INSUFFICIENT_FUNDS);
+	c = cmd_withdraw(A1, LEDGER_OPEN_BALANCE);
+	cr_assert_eq(check(&c), LEDGER_OK);
+}
+
+Test(ledger, withdraw_whole_balance)
+{
+	three_accounts();
+	cr_assert_eq(withdraw_at(A1, LEDGER_OPEN_BALANCE, T0 + 1), 0);
+	cr_assert_eq(ledger_find(l, A1)->balance, 0);
+	cr_assert_eq(ledger_find(l, A1)->last_activity_ms, T0 + 1);
+	cr_assert_eq(ledger_total_withdrawn(l), LEDGER_OPEN_BALANCE);
+	cr_assert_eq(ledger_total_balance(l), 2 * LEDGER_OPEN_BALANCE);
+	ledger_cmd_t c = cmd_withdraw(A1, 1);
+	cr_assert_eq(check(&c), LEDGER_E_INSUFFICIENT_FUNDS);
+}
+
+/* ---- queries ---- */
+
+Test(ledger, query_checks)
+{
+	three_accounts();
+	ledger_cmd_t c = cmd_account(LEDGER_OP_GET_ACCOUNT, A3);
+	cr_assert_eq(check(&c), LEDGER_OK);
+	c.account = UNKNOWN;
+	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+	c.account_valid = false;
+	c.account = A3;
+	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+	c = cmd_account(LEDGER_OP_AUTHENTICATE, UNKNOWN);
+	cr_assert_eq(check(&c), LEDGER_E_AUTH_FAILED, "unknown account is auth_failed");
+	c.account = A1;
+	cr_assert_eq(check(&c), LEDGER_OK, "the caller then verifies the password");
+	ledger_cmd_t s = { .op = LEDGER_OP_SUM_TRANSACTIONS };
+	cr_assert_eq(check(&s), LEDGER_OK);
+}
+
+/* ---- idempotency keys ---- */
+
+static ledger_cmd_t keyed(ledger_cmd_t c, const char *key, uint8_t fp_byte)
+{
+	c.has_key = true;
+	c.key = key;
+	c.key_len = strlen(key);
+	memset(c.fp, fp_byte, LEDGER_FP_BYTES);
+	return c;
+}
+
+Test(ledger, duplicate_returns_prior_even_after_state_changed)
+{
+	three_accounts();
+	ledger_cmd_t c = keyed(cmd_transfer(A1, A2, 60000), "k1", 0xaa);
+	cr_assert_eq(check(&c), LEDGER_OK);
+	ledger_event_t ev = next_event(LEDGER_EV_MONEY_TRANSFERRED, 0);
+	ev.account = A1;
+	ev.to = A2;
+	ev.amount = 60000;
+	set_key(&ev, "k1", 0xaa);
+	apply_ok(&ev, NULL);
+	uint64_t seq = ev.seq;
+	withdraw_at(A1, 40000, 0);
+	ledger_key_entry_t prior;
+	memset(&prior, 0, sizeof(prior));
+	cr_assert_eq(ledger_check(l, &c, &prior), LEDGER_DUPLICATE,
+		     "a retry is a duplicate although funds no longer suffice");
+	cr_assert_eq(prior.seq, seq);
+	cr_assert_eq(prior.balance, 40000, "the original balance after");
+	cr_assert_eq(prior.op, LEDGER_OP_TRANSFER);
+	const ledger_key_entry_t *e = ledger_find_key(l, "k1", 2);
+	cr_assert_not_null(e);
+	cr_assert_eq(e->seq, seq);
+}
+
+Test(ledger, duplicate_open_account_returns_account)
+{
+	ledger_event_t ev = next_event(LEDGER_EV_ACCOUNT_OPENED, 0);
+	ev.account = A1;
+	strcpy(ev.email, "one@example.com");
+	strcpy(ev.pwhash, "$argon2id$x");
+	ev.amount = LEDGER_OPEN_BALANCE;
+	set_key(&ev, "open-1", 0x11);
+	apply_ok(&ev, NULL);
+	ledger_cmd_t c = keyed((ledger_cmd_t){ .op = LEDGER_OP_OPEN_ACCOUNT,
+					       .email = "one@example.com", .email_len = 15 },
+			       "open-1", 0x11);
+	ledger_key_entry_t prior;
+	cr_assert_eq(ledger_check(l, &c, &prior), LEDGER_DUPLICATE,
+		     "not already_exists: the key is looked up first");
+	cr_assert_eq(prior.account, A1);
+	cr_assert_eq(prior.seq, 1);
+}
+
+Test(ledger, key_conflict_on_other_arguments_or_op)
+{
+	three_accounts();
+	ledger_event_t ev = next_event(LEDGER_EV_MONEY_WITHDRAWN, 0);
+	ev.account = A1;
+	ev.amount = 100;
+	set_key(&ev, "k", 0x01);
+	apply_ok(&ev, NULL);
+	ledger_cmd_t c = keyed(cmd_withdraw(A1, 101), "k", 0x02);
+	cr_assert_eq(check(&c), LEDGER_E_KEY_CONFLICT, "different arguments");
+	c = keyed(cmd_transfer(A1, A2, 100), "k", 0x01);
+	cr_assert_eq(check(&c), LEDGER_E_KEY_CONFLICT, "different op, same fingerprint");
+	c = keyed(cmd_withdraw(A1, 0), "k", 0x02);
+	cr_assert_eq(check(&c), LEDGER_E_KEY_CONFLICT, "key_conflict before invalid_amount");
+	c = keyed(cmd_withdraw(A1, 100), "k", 0x01);
+	cr_assert_eq(check(&c), LEDGER_DUPLICATE);
+	c = keyed(cmd_withdraw(A1, 100), "K", 0x01);
+	cr_assert_eq(check(&c), LEDGER_OK, "keys are case-sensitive");
+	ledger_event_t again = next_event(LEDGER_EV_MONEY_WITHDRAWN, 0);
+	again.account = A1;
+	again.amount = 1;
+	set_key(&again, "k", 0x01);
+	cr_assert_eq(ledger_check_event(l, &again), LEDGER_E_KEY_CONFLICT,
+		     "an event may not reuse a remembered key");
+}
+
+Test(ledger, rejected_command_does_not_use_up_key)
+{
+	three_accounts();
+	ledger_cmd_t c = keyed(cmd_withdraw(A3, 100), "k", 0x05);
+	cr_assert_eq(check(&c), LEDGER_E_NOT_VERIFIED);
+	cr_assert_null(ledger_find_key(l, "k", 1));
+	ledger_cmd_t other = keyed(cmd_withdraw(A1, 100), "k", 0x06);
+	cr_assert_eq(check(&other), LEDGER_OK, "the key is still free for another command");
+	cr_assert_eq(check(&c), LEDGER_E_NOT_VERIFIED, "a retry gets the rule's error again");
+}
+
+Test(ledger, keys_max_constant)
+{
+	cr_assert_geq(LEDGER_KEYS_MAX, 1000000u, "the protocol requires 1,000,000 keys");
+}
+
+static int collect_key(const char *key, size_t n, const ledger_key_entry_t *e, void *arg)
+{
+	char *out = arg;
+	strncat(out, key, n);
+	strcat(out, ",");
+	(void)e;
+	return 0;
+}
+
+static void reissue_keyed(uint64_t account, const char *key)
+{
+	ledger_event_t ev = next_event(LEDGER_EV_CODE_REISSUED, 0);
+	ev.account = account;
+	set_key(&ev, key, 0x33);
+	apply_ok(&ev, NULL);
+}
+
+Test(ledger, key_eviction_fifo)
+{
+	ledger_set_keys_max(l, 3);
+	open_acct(A3, "three@example.com", "c");
+	reissue_keyed(A3, "a");
+	reissue_keyed(A3, "b");
+	reissue_keyed(A3, "c");
+	cr_assert_not_null(ledger_find_key(l, "a", 1));
+	reissue_keyed(A3, "d");
+	cr_assert_null(ledger_find_key(l, "a", 1), "the oldest key is evicted");
+	cr_assert_not_null(ledger_find_key(l, "b", 1));
+	cr_assert_not_null(ledger_find_key(l, "d", 1));
+	char order[64] = "";
+	ledger_each_key(l, collect_key, order);
+	cr_assert_str_eq(order, "b,c,d,");
+	reissue_keyed(A3, "a");
+	cr_assert_eq(ledger_find_key(l, "a", 1)->seq, ledger_last_seq(l), "an evicted key is new");
+	cr_assert_null(ledger_find_key(l, "b", 1));
+}
+
+Test(ledger, key_eviction_many_keys_stay_findable)
+{
+	enum { KEEP = 1000, TOTAL = 5000 };
+	ledger_set_keys_max(l, KEEP);
+	open_acct(A3, "three@example.com", "c");
+	char key[32];
+	for (int i = 0; i < TOTAL; i++) {
+		snprintf(key, sizeof(key), "key-%d", i);
+		reissue_keyed(A3, key);
+	}
+	for (int i = 0; i < TOTAL; i++) {
+		snprintf(key, sizeof(key), "key-%d", i);
+		const ledger_key_entry_t *e = ledger_find_key(l, key, strlen(key));
+		if (i < TOTAL - KEEP) {
+			cr_assert_null(e, "%s should be evicted", key);
+		} else {
+			cr_assert_not_null(e, "%s should be kept", key);
+			cr_assert_eq(e->seq, (uint64_t)i + 2);
+		}
+	}
+}
+
+Test(ledger, key_eviction_full_scale, .timeout = 60)
+{
+	open_acct(A3, "three@example.com", "c");
+	char key[32];
+	for (uint32_t i = 0; i <= LEDGER_KEYS_MAX; i++) {
+		ledger_event_t ev = next_event(LEDGER_EV_CODE_REISSUED, 0);
+		ev.account = A3;
+		set_key(&ev, "", 0x44);
+		ev.key_len = (size_t)snprintf(ev.key, sizeof(ev.key), "k%u", i);
+		cr_assert_eq(ledger_apply(l, &ev, NULL), 0);
+	}
+	cr_assert_null(ledger_find_key(l, "k0", 2), "only the first key is evicted");
+	cr_assert_not_null(ledger_find_key(l, "k1", 2));
+	snprintf(key, sizeof(key), "k%u", LEDGER_KEYS_MAX);
+	cr_assert_not_null(ledger_find_key(l, key, strlen(key)));
+}
+
+/* ---- replay checks ---- */
+
+Test(ledger, check_event_rejects_broken_history)
+{
+	three_accounts();
+	ledger_event_t ev = next_event(LEDGER_EV_MONEY_WITHDRAWN, 0);
+	ev.account = A1;
+	ev.amount = 10;
+	ev.seq += 1;
+	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "gap in seq");
+	ev.seq -= 2;
+	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "repeated seq");
+	ev.seq += 1;
+	ev.ts_ms = ledger_last_ts(l) - 1;
+	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "time going back");
+	ev.ts_ms = ledger_last_ts(l);
+	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_OK);
+	ev.account = A3;
+	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_NOT_VERIFIED);
+	ev.account = UNKNOWN;
+	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_NOT_FOUND);
+	ev.account = A1;
+	ev.amount = LEDGER_OPEN_BALANCE + 1;
+	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_INSUFFICIENT_FUNDS);
+	ev.type = LEDGER_EV_MONEY_TRANSFERRED;
+	ev.amount = 5;
+	ev.to = A1;
+	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_SAME_ACCOUNT);
+	ev.to = A3;
+	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_NOT_VERIFIED);
+	ev.type = 99;
+	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "unknown type");
+}
+
+Test(ledger, check_event_rejects_bad_openings)
+{
+	open_acct(A1, "one@example.com", "c");
+	ledger_event_t ev = next_event(LEDGER_EV_ACCOUNT_OPENED, 0);
+	ev.account = A2;
+	strcpy(ev.email, "two@example.com");
+	strcpy(ev.pwhash, "$argon2id$x");
+	ev.amount = LEDGER_OPEN_BALANCE;
+	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_OK);
+	ev.account = A1;
+	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_ALREADY_EXISTS, "number taken");
+	ev.account = 123;
+	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "not 16 digits");
+	ev.account = A2;
+	strcpy(ev.email, "one@example.com");
+	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_ALREADY_EXISTS, "email taken");
+	strcpy(ev.email, "Two@example.com");
+	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "not lower-cased");
+	strcpy(ev.email, "two-example.com");
+	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "not an email");
+	strcpy(ev.email, "two@example.com");
+	ev.amount = LEDGER_OPEN_BALANCE + 1;
+	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "wrong opening balance");
+	ev.amount = LEDGER_OPEN_BALANCE;
+	ev.pwhash[0] = '\0';
+	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "no password hash");
+	ev.type = LEDGER_EV_ACCOUNT_VERIFIED;
+	ev.account = A1;
+	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_OK);
+	verify_acct(A1);
+	ev.seq++;
+	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_ALREADY_VERIFIED);
+}
+
+/* ---- money invariant ---- */
+
+static int sum_balances(const ledger_account_t *a, void *arg)
+{
+	int64_t *sum = arg;
+	cr_assert_geq(a->balance, 0);
+	*sum += a->balance;
+	return 0;
+}
+
+Test(ledger, money_invariant_under_random_history)
+{
+	enum { ACCOUNTS = 50, STEPS = 5000 };
+	uint64_t rng = 12345;
+	char email[64];
+	for (int i = 0; i < ACCOUNTS; i++) {
+		snprintf(email, sizeof(email), "user%d@example.com", i);
+		open_acct(A1 + (uint64_t)i, email, "c");
+		if (i % 5 != 0)
+			verify_acct(A1 + (uint64_t)i);
+	}
+	int64_t withdrawn = 0;
+	for (int step = 0; step < STEPS; step++) {
+		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+		uint64_t from = A1 + (rng >> 33) % ACCOUNTS, to = A1 + (rng >> 20) % ACCOUNTS;
+		int64_t amount = (int64_t)((rng >> 40) % 60000) - 5;
+		bool wd = (rng >> 10) % 4 == 0;
+		ledger_cmd_t c = wd ? cmd_withdraw(from, amount) : cmd_transfer(from, to, amount);
+		if (check(&c) != LEDGER_OK)
+			continue;
+		if (wd) {
+			withdraw_at(from, amount, 0);
+			withdrawn += amount;
+		} else {
+			transfer_at(from, to, amount, 0);
+		}
+		int64_t sum = 0;
+		ledger_each_account(l, sum_balances, &sum);
+		cr_assert_eq(sum, ledger_total_balance(l));
+		cr_assert_eq(sum, LEDGER_OPEN_BALANCE * ACCOUNTS - withdrawn);
+	}
+	cr_assert_eq(ledger_total_withdrawn(l), withdrawn);
+	cr_assert_gt(withdrawn, 0, "the history withdrew something");
+}
+
+/* ---- read models ---- */
+
+Test(ledger, sum_transactions_across_boundaries)
+{
+	three_accounts();
+	transfer_at(A1, A2, 100, utc_ms(2023, 12, 31, 23, 59, 59, 999));
+	withdraw_at(A2, 20, utc_ms(2024, 1, 1, 0, 0, 0, 0));
+	transfer_at(A2, A1, 3, utc_ms(2024, 2, 29, 12, 0, 0, 0));
+	transfer_at(A1, A2, 4000, utc_ms(2024, 2, 29, 23, 59, 59, 999));
+	withdraw_at(A1, 50000, utc_ms(2024, 3, 1, 0, 0, 0, 0));
+	cr_assert_eq(ledger_sum_transactions(l, 0, 0, 0), 54123, "all time");
+	cr_assert_eq(ledger_sum_transactions(l, 2023, 0, 0), 100);
+	cr_assert_eq(ledger_sum_transactions(l, 2024, 0, 0), 54023);
+	cr_assert_eq(ledger_sum_transactions(l, 2022, 0, 0), 0);
+	cr_assert_eq(ledger_sum_transactions(l, 2023, 12, 0), 100);
+	cr_assert_eq(ledger_sum_transactions(l, 2024, 1, 0), 20);
+	cr_assert_eq(ledger_sum_transactions(l, 2024, 2, 0), 4003);
+	cr_assert_eq(ledger_sum_transactions(l, 2024, 3, 0), 50000);
+	cr_assert_eq(ledger_sum_transactions(l, 2023, 12, 31), 100);
+	cr_assert_eq(ledger_sum_transactions(l, 2024, 1, 1), 20);
+	cr_assert_eq(ledger_sum_transactions(l, 2024, 2, 29), 4003);
+	cr_assert_eq(ledger_sum_transactions(l, 2024, 3, 1), 50000);
+	cr_assert_eq(ledger_sum_transactions(l, 2024, 2, 28), 0);
+	cr_assert_eq(ledger_sum_transactions(l, 2024, 2, 30), 0, "no such day");
+	cr_assert_eq(ledger_sum_transactions(l, 2023, 2, 29), 0);
+	cr_assert_eq(ledger_sum_transactions(l, 1969, 12, 31), 0);
+	cr_assert_eq(ledger_sum_transactions(l, 9999, 12, 31), 0);
+}
+
+Test(ledger, sum_transactions_far_dates)
+{
+	three_accounts();
+	transfer_at(A1, A2, 7, utc_ms(2100, 3, 1, 0, 0, 0, 0));
+	transfer_at(A1, A2, 8, utc_ms(2400, 2, 29, 1, 0, 0, 0));
+	cr_assert_eq(ledger_sum_transactions(l, 2100, 3, 1), 7);
+	cr_assert_eq(ledger_sum_transactions(l, 2100, 2, 0), 0);
+	cr_assert_eq(ledger_sum_transactions(l, 2400, 2, 29), 8);
+}
+
+Test(ledger, inactive_users)
+{
+	three_accounts();
+	int64_t now = T0 + 100 * LEDGER_DAY_MS;
+	transfer_at(A1, A2, 10, now - 31 * LEDGER_DAY_MS);
+	withdraw_at(A2, 10, now - 29 * LEDGER_DAY_MS);
+	/* A1: last 31 days ago; A2: 29 days ago; A3: never */
+	cr_assert_eq(ledger_inactive_users(l, 30, now), 2);
+	cr_assert_eq(ledger_inactive_users(l, 31, now), 1, "activity exactly 31 days ago counts");
+	cr_assert_eq(ledger_inactive_users(l, 28, now), 3);
+	cr_assert_eq(ledger_inactive_users(l, 0, now), 3);
+	cr_assert_eq(ledger_inactive_users(l, 1000000, now), 1, "the never-active account");
+	cr_assert_eq(ledger_inactive_users(l, INT64_MAX, now), 1);
+	transfer_at(A1, A2, 1, now);
+	cr_assert_eq(ledger_inactive_users(l, 0, now), 1, "activity at now is not before now");
+}
+
+Test(ledger, last_activity_and_result)
+{
+	three_accounts();
+	ledger_event_t ev = next_event(LEDGER_EV_MONEY_WITHDRAWN, T0 + 10);
+	ev.account = A2;
+	ev.amount = 1234;
+	ledger_result_t res = { .balance = -1 };
+	apply_ok(&ev, &res);
+	cr_assert_eq(res.balance, LEDGER_OPEN_BALANCE - 1234);
+	cr_assert_eq(ledger_find(l, A2)->last_activity_ms, T0 + 10);
+	cr_assert_eq(ledger_last_ts(l), T0 + 10);
+	cr_assert_eq(ledger_find(l, A1)->last_activity_ms, 0, "verification is no activity");
+}
+
+Test(ledger, many_accounts_found_after_growth)
+{
+	enum { N = 3000 };
+	char email[64];
+	for (uint64_t i = 0; i < N; i++) {
+		snprintf(email, sizeof(email), "u%" PRIu64 "@x.org", i);
+		open_acct(A1 + i * 7919, email, "c");
+	}
+	cr_assert_eq(ledger_account_count(l), N);
+	for (uint64_t i = 0; i < N; i++) {
+		snprintf(email, sizeof(email), "U%" PRIu64 "@X.ORG", i);
+		const ledger_account_t *a = ledger_find_email(l, email, strlen(email));
+		cr_assert_not_null(a);
+		cr_assert_eq(a->number, A1 + i * 7919);
+		cr_assert_eq(ledger_find(l, A1 + i * 7919), a);
+	}
+	cr_assert_null(ledger_find(l, A1 + 1));
+}
+
+/* ---- snapshot encoding ---- */
+
+static int compare_account(const ledger_account_t *a, void *arg)
+{
+	const ledger_t *other = arg;
+	const ledger_account_t *b = ledger_find(other, a->number);
+	cr_assert_not_null(b);
+	cr_assert_eq(a->balance, b->balance);
+	cr_assert_eq(a->verified, b->verified);
+	cr_assert_eq(a->opened_at_ms, b->opened_at_ms);
+	cr_assert_eq(a->last_activity_ms, b->last_activity_ms);
+	cr_assert_str_eq(a->email, b->email);
+	cr_assert_str_eq(a->pwhash, b->pwhash);
+	cr_assert_eq(memcmp(a->code_hash, b->code_hash, LEDGER_CODE_HASH_BYTES), 0);
+	cr_assert_eq(ledger_find_email(other, a->email, strlen(a->email)), b);
+	return 0;
+}
+
+static ledger_t *copy_through_snapshot(int *rc_out, size_t cut)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_zone zone;
+	msgpack_object obj;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	ledger_pack(l, &pk);
+	msgpack_zone_init(&zone, 4096);
+	size_t off = 0;
+	cr_assert_eq(msgpack_unpack(sb.data, sb.size, &off, &zone, &obj), MSGPACK_UNPACK_SUCCESS);
+	if (cut)
+		obj.via.map.size -= (uint32_t)cut; /* drops the last entries */
+	ledger_t *copy = ledger_new();
+	*rc_out = ledger_unpack(copy, &obj);
+	msgpack_zone_destroy(&zone);
+	msgpack_sbuffer_destroy(&sb);
+	return copy;
+}
+
+Test(ledger, snapshot_round_trip)
+{
+	three_accounts();
+	int64_t ts = utc_ms(2024, 5, 6, 7, 8, 9, 0);
+	ledger_event_t ev = next_event(LEDGER_EV_MONEY_TRANSFERRED, ts);
+	ev.account = A1;
+	ev.to = A2;
+	ev.amount = 777;
+	set_key(&ev, "t1", 0x77);
+	apply_ok(&ev, NULL);
+	withdraw_at(A2, 333, utc_ms(2024, 6, 1, 0, 0, 0, 0));
+	int rc;
+	ledger_t *copy = copy_through_snapshot(&rc, 0);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(ledger_account_count(copy), 3);
+	cr_assert_eq(ledger_last_seq(copy), ledger_last_seq(l));
+	cr_assert_eq(ledger_last_ts(copy), ledger_last_ts(l));
+	cr_assert_eq(ledger_total_balance(copy), ledger_total_balance(l));
+	cr_assert_eq(ledger_total_withdrawn(copy), 333);
+	ledger_each_account(l, compare_account, copy);
+	const ledger_key_entry_t *k = ledger_find_key(copy, "t1", 2);
+	cr_assert_not_null(k);
+	cr_assert_eq(k->seq, ev.seq);
+	cr_assert_eq(k->balance, LEDGER_OPEN_BALANCE - 777);
+	cr_assert_eq(k->op, LEDGER_OP_TRANSFER);
+	cr_assert_eq(ledger_sum_transactions(copy, 2024, 5, 6), 777);
+	cr_assert_eq(ledger_sum_transactions(copy, 2024, 6, 0), 333);
+	cr_assert_eq(ledger_sum_transactions(copy, 0, 0, 0), 1110);
+	ev = next_event(LEDGER_EV_MONEY_WITHDRAWN, 0);
+	ev.account = A1;
+	ev.amount = 5;
+	cr_assert_eq(ledger_check_event(copy, &ev), LEDGER_OK, "the copy goes on from there");
+	cr_assert_eq(ledger_apply(copy, &ev, NULL), 0);
+	ledger_free(copy);
+}
+
+Test(ledger, snapshot_incomplete_is_rejected)
+{
+	three_accounts();
+	int rc;
+	ledger_t *copy = copy_through_snapshot(&rc, 1);
+	cr_assert_eq(rc, -EINVAL, "a snapshot without its last field");
+	ledger_free(copy);
+}
