@@ -1,0 +1,117 @@
+/* main.c - esbankd: options, then supervise_run(). */
+#include "config.h"
+#include "log.h"
+#include "supervise.h"
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAIN_URL_BYTES_MAX 512
+
+static const char USAGE[] =
+	"usage: esbankd [--data DIR] [--run DIR] [--http ADDR|off] [--snapshot-every N]\n"
+	"               [--mail maildir|mailgun|SMTP-URL]\n"
+	"               [--pwhash-cost interactive|moderate|min]\n"
+	"               [--public-url URL] [--ready-fd N]\n"
+	"\n"
+	"Starts the esbank group (logger, resolver, snapshotter, mailer, bus, http) in\n"
+	"the foreground, prints each program's lines prefixed with its name, and stops\n"
+	"them in order on SIGTERM or SIGINT. It is ready when RUN/bus.sock says live;\n"
+	"with --ready-fd N it then writes \"READY=1\\n\" to file descriptor N.\n"
+	"Executables are looked up in ESBANK_BIN_DIR, beside esbankd, then in the\n"
+	"build tree's folders (../logger/esbank-logger, ...).";
+
+static int main_check(const config_opt_t *opts, sup_config_t *cfg)
+{
+	uint64_t n;
+	if (config_u64(opts, "snapshot-every", &n) < 0 || n == 0) {
+		log_error("--snapshot-every wants a whole number of at least 1");
+		return -1;
+	}
+	const char *cost = cfg->pwhash_cost;
+	if (strcmp(cost, "interactive") && strcmp(cost, "moderate") && strcmp(cost, "min")) {
+		log_error("--pwhash-cost is interactive, moderate or min, not '%s'", cost);
+		return -1;
+	}
+	const char *mail = cfg->mail;
+	if (strcmp(mail, "maildir") && strcmp(mail, "mailgun") && strncmp(mail, "smtp://", 7) &&
+	    strncmp(mail, "smtps://", 8)) {
+		log_error("--mail is maildir, mailgun or an smtp:// URL, not '%s'", mail);
+		return -1;
+	}
+	if (strcmp(mail, "maildir") != 0)
+		log_warn("--mail %s: only maildir is implemented yet; mail goes to "
+		         "DATA/mail/outbox", mail);
+	return 0;
+}
+
+static int main_ready_fd(const char *v, int *fd)
+{
+	*fd = -1;
+	if (!v)
+		return 0;
+	char *end;
+	long n = strtol(v, &end, 10);
+	if (!*v || *end || n < 0 || n > INT32_MAX || fcntl((int)n, F_GETFD) < 0) {
+		log_error("--ready-fd wants an open file descriptor, not '%s'", v);
+		return -1;
+	}
+	*fd = (int)n;
+	/* Not inherited by the children. */
+	return fcntl(*fd, F_SETFD, FD_CLOEXEC) < 0 ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	config_opt_t opts[] = {
+		{ .name = "data", .env = "ESBANK_DATA", .def = "./var/data",
+		  .help = "data directory" },
+		{ .name = "run", .env = "ESBANK_RUN", .def = "./var/run",
+		  .help = "run directory (sockets, mode 0700)" },
+		{ .name = "http", .env = "ESBANK_HTTP", .def = "127.0.0.1:4000",
+		  .help = "HTTP gateway address, or off" },
+		{ .name = "snapshot-every", .env = "ESBANK_SNAPSHOT_EVERY", .def = "1000",
+		  .help = "events between two snapshots" },
+		{ .name = "mail", .env = NULL, .def = "maildir",
+		  .help = "maildir, mailgun or SMTP URL" },
+		{ .name = "pwhash-cost", .env = "ESBANK_PWHASH_COST", .def = "interactive",
+		  .help = "interactive, moderate or min" },
+		{ .name = "public-url", .env = "ESBANK_PUBLIC_URL", .def = NULL,
+		  .help = "base of the verification link (default http://<http addr>)" },
+		{ .name = "ready-fd", .env = NULL, .def = NULL,
+		  .help = "write READY=1 to this fd once live" },
+		{ 0 },
+	};
+	int npos = 0;
+	int rc = config_parse(opts, argc, argv, USAGE, &npos);
+	if (rc == 1)
+		return 0;
+	if (rc < 0)
+		return EXIT_USAGE;
+	if (npos > 0) {
+		log_error("unexpected argument '%s' (see --help)", argv[0]);
+		return EXIT_USAGE;
+	}
+	sup_config_t cfg = {
+		.data_dir = config_get(opts, "data"),
+		.run_dir = config_get(opts, "run"),
+		.http = config_get(opts, "http"),
+		.snapshot_every = config_get(opts, "snapshot-every"),
+		.mail = config_get(opts, "mail"),
+		.pwhash_cost = config_get(opts, "pwhash-cost"),
+		.public_url = config_get(opts, "public-url"),
+	};
+	if (main_check(opts, &cfg) < 0 || main_ready_fd(config_get(opts, "ready-fd"),
+	                                                &cfg.ready_fd) < 0)
+		return EXIT_USAGE;
+	static char url[MAIN_URL_BYTES_MAX];
+	if (!cfg.public_url) {
+		const char *host = strcmp(cfg.http, "off") ? cfg.http : "127.0.0.1:4000";
+		snprintf(url, sizeof(url), "http://%s", host);
+		cfg.public_url = url;
+	}
+	return supervise_run(&cfg);
+}

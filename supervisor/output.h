@@ -1,0 +1,43 @@
+/*
+ * output.h - a child's stdout or stderr, read through a pipe and copied to
+ * esbankd's stderr one line at a time, each prefixed with the program's
+ * name: "logger   | info: ...". A line longer than OUTPUT_LINE_MAX is cut
+ * into several prefixed lines; a last line without "\n" is printed at EOF.
+ */
+#ifndef ESBANK_SUPERVISOR_OUTPUT_H
+#define ESBANK_SUPERVISOR_OUTPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#define OUTPUT_LINE_MAX 4096
+#define OUTPUT_NAME_WIDTH 8
+
+typedef struct output output_t;
+typedef void (*output_cb)(output_t *o);
+
+/* Invariant: line[0..len) is the start of a line not printed yet. */
+struct output {
+	uv_pipe_t pipe;
+	const char *name;
+	char line[OUTPUT_LINE_MAX];
+	size_t len;
+	bool open;         /* pipe initialised and not yet closed */
+	output_cb on_close; /* after the pipe is closed */
+	void *data;
+};
+
+/* Initialises the pipe (for uv_spawn's stdio) and remembers name. 0 or a libuv error. */
+int output_init(output_t *o, uv_loop_t *loop, const char *name, output_cb on_close);
+
+/* Starts reading after a successful spawn; the pipe closes itself at EOF. */
+int output_start(output_t *o);
+
+/* Prints what is pending and closes the pipe (no-op when already closed). */
+void output_close(output_t *o);
+
+/* Prints one line of n bytes with name's prefix. */
+void output_print(const char *name, const char *line, size_t n);
+
+#endif
