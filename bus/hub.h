@@ -42,6 +42,7 @@ typedef struct {
 	hub_t *hub;
 	peer_role_t role;
 	bool hello;        /* hello received on the current connection */
+	uint64_t pid;      /* as the peer said in its hello (0: unknown) */
 	uint64_t hwm;
 	uint64_t snapshot_seq;
 	char head[2 * 32 + 1];
@@ -96,7 +97,10 @@ typedef struct {
 	bytes_t req;
 } held_request_t;
 
-typedef enum { READ_EVENTS, READ_SUBSCRIBE, READ_REPLAY, READ_SNAPSHOTTER } read_kind_t;
+typedef enum { READ_EVENTS, READ_SUBSCRIBE, READ_REPLAY, READ_SNAPSHOTTER, READ_MAILER } read_kind_t;
+
+/* Where recovery of the resolver stands (recovery.c). */
+typedef enum { REC_IDLE, REC_RESET, REC_LOAD, REC_REPLAY } rec_phase_t;
 
 /* A read sent to the logger; the logger answers reads in order. */
 typedef struct {
@@ -153,9 +157,16 @@ struct hub {
 	msg_buf_t to_snap;     uint32_t to_snap_n;
 	msg_buf_t to_mailer;   uint32_t to_mailer_n;
 
-	bool replaying;         /* replay reads in flight to the resolver */
+	rec_phase_t rec_phase;
 	uint64_t replay_next;   /* next seq to read for the resolver */
+	bool expect_prev;       /* check the log's hash before replay_next */
+	char prev_hash[2 * 32 + 1]; /* the loaded snapshot's chain hash */
+	bool no_snapshots;      /* a snapshot was tried: replay from the log */
 	uint64_t snap_next;     /* next seq to read for the snapshotter, 0: none */
+	uint64_t mail_next;     /* next seq to read for the mailer's catch-up, 0: none */
+	uint64_t mail_target;   /* catch-up ends here: durable when both it and the
+	                           logger were up; UINT64_MAX until then */
+	bool mail_fresh;        /* the mailer has no spool: it starts at the end */
 };
 
 /* fifo.c */
@@ -191,6 +202,8 @@ void events_read_result(hub_t *h, const msgpack_object *msg);
 void events_live(hub_t *h, uint64_t seq, const bytes_t *ev);
 void events_logger_lost(hub_t *h);
 void events_logger_back(hub_t *h);
+/* Sends log events to the mailer for catch-up: {"t":"mail","items":[{"ev":bin}]}. */
+void events_forward_mail(peer_t *p, const msgpack_object *evs);
 int events_read(hub_t *h, read_kind_t kind, uint64_t from, uint64_t limit, pending_read_t *rd);
 
 /* peers.c */
@@ -201,8 +214,11 @@ const char *peer_name(peer_role_t role);
 /* recovery.c */
 void recovery_check(hub_t *h);
 void recovery_replayed(hub_t *h, uint64_t hwm);
-void recovery_read_result(hub_t *h, uint64_t first, const msgpack_object *events, uint64_t last);
-void recovery_snapshotter_read(hub_t *h, uint64_t first, const msgpack_object *events);
+void recovery_loaded(hub_t *h, const msgpack_object *msg);
+void recovery_read_result(hub_t *h, const msgpack_object *msg);
+void recovery_snapshotter_read(hub_t *h, const msgpack_object *msg);
+void recovery_mailer_read(hub_t *h, const msgpack_object *msg);
+void recovery_peer_hello(hub_t *h, peer_t *p, const msgpack_object *msg);
 void recovery_tick(hub_t *h);
 void recovery_release_held(hub_t *h);
 

@@ -42,7 +42,9 @@ static void peers_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
 {
 	p->hello = true;
 	p->hwm = 0;
+	p->pid = 0;
 	msg_get_u64(msg, "hwm", &p->hwm);
+	msg_get_u64(msg, "pid", &p->pid);
 	log_info("%s connected (hwm %llu)", peer_name(p->role), (unsigned long long)p->hwm);
 	switch (p->role) {
 	case PEER_LOGGER:
@@ -59,6 +61,7 @@ static void peers_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
 	default:
 		break;
 	}
+	recovery_peer_hello(h, p, msg);
 	recovery_check(h);
 }
 
@@ -73,6 +76,8 @@ static void peers_message(hub_t *h, peer_t *p, const msgpack_object *msg)
 		uint64_t hwm = 0;
 		msg_get_u64(msg, "hwm", &hwm);
 		recovery_replayed(h, hwm);
+	} else if (t && msg_str_eq(t, "loaded")) {
+		recovery_loaded(h, msg);
 	} else if (t && msg_str_eq(t, "durable")) {
 		uint64_t seq = 0;
 		msg_get_u64(msg, "seq", &seq);
@@ -120,6 +125,10 @@ static void peers_on_down(link_t *k)
 		events_logger_lost(h);
 	else if (p->role == PEER_SNAPSHOTTER)
 		h->snap_next = 0;
+	else if (p->role == PEER_MAILER) {
+		h->mail_next = 0;
+		h->mail_target = UINT64_MAX;
+	}
 }
 
 void peers_start(hub_t *h, const char *run_dir)

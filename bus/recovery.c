@@ -1,23 +1,33 @@
 /*
- * recovery.c - rebuilding the resolver's state from the log, and catching
- * the snapshotter up (DESIGN.md, "Recovery: restart and replay").
+ * recovery.c - rebuilding the resolver's state, and catching the snapshotter
+ * and the mailer up (DESIGN.md, "Recovery: restart and replay").
  *
  * Whenever the bus starts or the resolver reconnects the bus is RECOVERING:
  * requests are held (BUS_HELD_MAX, each at most BUS_HOLD_MS_MAX) until
  *   1. both the resolver and the logger said hello;
  *   2. every event the bus still holds is durable (a resolver restart must
  *      not reuse sequence numbers that are on their way to the log);
- *   3. the resolver's hwm equals the durable seq D: when it is ahead, it is
- *      told to reset (its extra events were never acknowledged); when it
- *      is behind, the events after its hwm are read from the logger in
- *      large batches and replayed to it (reads are pipelined: the next read
- *      goes out as soon as a batch arrives, not when it is applied).
+ *   3. the resolver's hwm equals the durable seq D. The phases:
+ *      - resolver ahead of D: REC_RESET, it drops its state (its extra
+ *        events were never acknowledged);
+ *      - resolver empty and D > 0: REC_LOAD, it loads the newest valid
+ *        snapshot at or below D (DATA/snapshots) and says its seq S and the
+ *        chain hash it recorded;
+ *      - REC_REPLAY: events after its hwm are read from the logger in large
+ *        batches and replayed to it; reads are pipelined (the next read goes
+ *        out as soon as a batch arrives). After a snapshot load the first
+ *        read's "prev" (the log's hash at S) must equal the snapshot's chain
+ *        hash; when it does not, the snapshot belongs to another history:
+ *        the resolver and the snapshotter are reset and the state is rebuilt
+ *        from the whole log (no_snapshots).
  * Then the bus is LIVE and the held requests go through in order.
  */
 #include "hub.h"
 
 #include "log.h"
 #include "request.h"
+
+#include <string.h>
 
 static void recovery_go_live(hub_t *h)
 {
@@ -27,77 +37,154 @@ static void recovery_go_live(hub_t *h)
 	recovery_release_held(h);
 }
 
+static void recovery_send(peer_t *p, const char *type, uint64_t max)
+{
+	msgpack_packer *pk = conn_pack_begin(&p->link.conn);
+	msgpack_pack_map(pk, max ? 2 : 1);
+	msg_pack_kv_str(pk, "t", type);
+	if (max)
+		msg_pack_kv_u64(pk, "max", max);
+	conn_pack_end(&p->link.conn);
+}
+
 static void recovery_read_more(hub_t *h)
 {
 	pending_read_t rd = { 0 };
 	if (events_read(h, READ_REPLAY, h->replay_next, BUS_READ_EVENTS_MAX, &rd) < 0)
-		h->replaying = false;
+		h->rec_phase = REC_IDLE;
 }
 
-static void recovery_send_reset(hub_t *h)
+static void recovery_reset_all(hub_t *h, const char *why)
 {
-	conn_t *c = &h->peers[PEER_RESOLVER].link.conn;
-	msgpack_packer *pk = conn_pack_begin(c);
-	msgpack_pack_map(pk, 1);
-	msg_pack_kv_str(pk, "t", "reset");
-	conn_pack_end(c);
-}
-
-static void recovery_snapshotter_catch_up(hub_t *h)
-{
-	peer_t *s = &h->peers[PEER_SNAPSHOTTER];
-	if (!peer_up(h, PEER_SNAPSHOTTER) || h->snap_next || s->hwm >= h->durable_seq)
-		return;
-	if (!peer_up(h, PEER_LOGGER))
-		return;
-	h->snap_next = s->hwm + 1;
-	pending_read_t rd = { 0 };
-	if (events_read(h, READ_SNAPSHOTTER, h->snap_next, BUS_READ_EVENTS_MAX, &rd) < 0)
+	log_warn("%s: rebuilding the state from the whole log", why);
+	h->no_snapshots = true;
+	h->expect_prev = false;
+	h->rec_phase = REC_RESET;
+	recovery_send(&h->peers[PEER_RESOLVER], "reset", 0);
+	if (peer_up(h, PEER_SNAPSHOTTER)) {
+		recovery_send(&h->peers[PEER_SNAPSHOTTER], "reset", 0);
+		h->peers[PEER_SNAPSHOTTER].hwm = 0;
 		h->snap_next = 0;
+	}
+}
+
+static void recovery_start_replay(hub_t *h, uint64_t from)
+{
+	log_info("replaying events %llu..%llu to the resolver", (unsigned long long)from,
+	         (unsigned long long)h->durable_seq);
+	h->rec_phase = REC_REPLAY;
+	h->replay_next = from;
+	recovery_read_more(h);
+}
+
+static void recovery_resolver(hub_t *h)
+{
+	peer_t *res = &h->peers[PEER_RESOLVER];
+	uint64_t d = h->durable_seq;
+	if (res->hwm == d && !h->expect_prev) {
+		recovery_go_live(h);
+	} else if (res->hwm > d) {
+		log_warn("the resolver is at %llu, the log at %llu: resetting it",
+		         (unsigned long long)res->hwm, (unsigned long long)d);
+		h->rec_phase = REC_RESET;
+		recovery_send(res, "reset", 0);
+	} else if (res->hwm == 0 && !h->no_snapshots) {
+		h->rec_phase = REC_LOAD;
+		recovery_send(res, "load", d);
+	} else {
+		recovery_start_replay(h, res->hwm + 1);
+	}
+}
+
+static void recovery_catch_up(hub_t *h, peer_role_t role, read_kind_t kind, uint64_t *next)
+{
+	peer_t *p = &h->peers[role];
+	if (!peer_up(h, role) || !peer_up(h, PEER_LOGGER) || *next || p->hwm >= h->durable_seq)
+		return;
+	*next = p->hwm + 1;
+	pending_read_t rd = { 0 };
+	if (events_read(h, kind, *next, BUS_READ_EVENTS_MAX, &rd) < 0)
+		*next = 0;
+}
+
+/* Fixes where the mailer's catch-up ends, once it and the logger are up. */
+static void recovery_mailer_target(hub_t *h)
+{
+	if (h->mail_target != UINT64_MAX || !peer_up(h, PEER_MAILER) || !peer_up(h, PEER_LOGGER))
+		return;
+	h->mail_target = h->durable_seq;
+	if (h->mail_fresh) /* a mailer with no spool starts at the end of the log */
+		h->peers[PEER_MAILER].hwm = h->durable_seq;
 }
 
 void recovery_check(hub_t *h)
 {
-	recovery_snapshotter_catch_up(h);
-	if (h->state == BUS_LIVE || h->replaying)
+	recovery_catch_up(h, PEER_SNAPSHOTTER, READ_SNAPSHOTTER, &h->snap_next);
+	recovery_mailer_target(h);
+	if (h->mail_target != UINT64_MAX && h->mail_target > h->peers[PEER_MAILER].hwm)
+		recovery_catch_up(h, PEER_MAILER, READ_MAILER, &h->mail_next);
+	if (h->state == BUS_LIVE || h->rec_phase != REC_IDLE)
 		return;
-	peer_t *res = &h->peers[PEER_RESOLVER];
 	if (!peer_up(h, PEER_RESOLVER) || !peer_up(h, PEER_LOGGER) || h->pending.count)
 		return;
-	uint64_t d = h->durable_seq;
-	if (res->hwm == d) {
-		recovery_go_live(h);
-		return;
+	recovery_resolver(h);
+}
+
+void recovery_peer_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	bool fresh = false;
+	if (p->role == PEER_RESOLVER) {
+		h->rec_phase = REC_IDLE;
+		h->expect_prev = false;
+	} else if (p->role == PEER_SNAPSHOTTER && p->hwm > h->durable_seq &&
+	           peer_up(h, PEER_LOGGER)) {
+		log_warn("the snapshotter is at %llu, past the log: resetting it",
+		         (unsigned long long)p->hwm);
+		recovery_send(p, "reset", 0);
+		p->hwm = 0;
+	} else if (p->role == PEER_MAILER) {
+		msg_get_bool(msg, "fresh", &fresh);
+		h->mail_fresh = fresh;
+		h->mail_target = UINT64_MAX;
 	}
-	h->replaying = true;
-	if (res->hwm > d) {
-		log_warn("resolver is at %llu, the log at %llu: resetting it",
-		         (unsigned long long)res->hwm, (unsigned long long)d);
-		h->replay_next = 0;
-		recovery_send_reset(h);
-		return;
-	}
-	log_info("replaying events %llu..%llu to the resolver",
-	         (unsigned long long)res->hwm + 1, (unsigned long long)d);
-	h->replay_next = res->hwm + 1;
-	recovery_read_more(h);
 }
 
 void recovery_replayed(hub_t *h, uint64_t hwm)
 {
 	h->peers[PEER_RESOLVER].hwm = hwm;
-	if (h->replay_next == 0 || hwm >= h->durable_seq) {
-		h->replaying = false;
+	if (h->rec_phase == REC_RESET || (h->rec_phase == REC_REPLAY && hwm >= h->durable_seq)) {
+		h->rec_phase = REC_IDLE;
 		recovery_check(h);
 	}
 }
 
-/* Packs {"t":type,"events":[bin...]} for a peer from a logger read result. */
-static void recovery_forward(peer_t *p, const char *type, const msgpack_object *evs)
+void recovery_loaded(hub_t *h, const msgpack_object *msg)
 {
+	uint64_t seq = 0;
+	msg_get_u64(msg, "hwm", &seq);
+	h->peers[PEER_RESOLVER].hwm = seq;
+	h->expect_prev = seq > 0 &&
+	                 msg_get_strcpy(msg, "chain", h->prev_hash, sizeof(h->prev_hash)) == 0;
+	if (seq == 0)
+		h->no_snapshots = true; /* nothing usable: replay the whole log */
+	else
+		log_info("the resolver loaded the snapshot at %llu", (unsigned long long)seq);
+	recovery_start_replay(h, seq + 1);
+}
+
+/* Packs {"t":type,"events":[bin...]} (+ "head") for a peer from a read result. */
+static void recovery_forward(peer_t *p, const char *type, const msgpack_object *msg,
+                             bool with_head)
+{
+	const msgpack_object *evs = msg_get(msg, "events");
+	const char *head;
+	size_t head_n;
+	with_head = with_head && msg_get_str(msg, "head", &head, &head_n) == 0;
 	msgpack_packer *pk = conn_pack_begin(&p->link.conn);
-	msgpack_pack_map(pk, 2);
+	msgpack_pack_map(pk, 2 + with_head);
 	msg_pack_kv_str(pk, "t", type);
+	if (with_head)
+		msg_pack_kv_strn(pk, "head", head, head_n);
 	msg_pack_str(pk, "events");
 	msgpack_pack_array(pk, evs->via.array.size);
 	for (uint32_t i = 0; i < evs->via.array.size; i++)
@@ -105,41 +192,80 @@ static void recovery_forward(peer_t *p, const char *type, const msgpack_object *
 	conn_pack_end(&p->link.conn);
 }
 
-void recovery_read_result(hub_t *h, uint64_t first, const msgpack_object *evs, uint64_t last)
+/* True when the read's "prev" is the hash the loaded snapshot recorded. */
+static bool recovery_prev_matches(hub_t *h, const msgpack_object *msg)
 {
-	if (!h->replaying || !peer_up(h, PEER_RESOLVER))
+	const char *prev;
+	size_t n;
+	if (msg_get_str(msg, "prev", &prev, &n) < 0)
+		return false;
+	return n == strlen(h->prev_hash) && memcmp(prev, h->prev_hash, n) == 0;
+}
+
+void recovery_read_result(hub_t *h, const msgpack_object *msg)
+{
+	if (h->rec_phase != REC_REPLAY || !peer_up(h, PEER_RESOLVER))
 		return;
+	const msgpack_object *evs = msg_get(msg, "events");
+	uint64_t first = 0;
+	msg_get_u64(msg, "first", &first);
 	uint32_t n = evs->via.array.size;
+	if (h->expect_prev) {
+		if (!recovery_prev_matches(h, msg)) {
+			recovery_reset_all(h, "the snapshot does not match this log");
+			return;
+		}
+		h->expect_prev = false;
+		if (n == 0 && h->peers[PEER_RESOLVER].hwm == h->durable_seq) {
+			h->rec_phase = REC_IDLE;
+			recovery_check(h);
+			return;
+		}
+	}
 	if (n == 0 || first != h->replay_next) {
-		log_error("replay read from %llu returned nothing usable (log at %llu)",
-		          (unsigned long long)h->replay_next, (unsigned long long)last);
-		h->replaying = false;
+		log_error("replay read from %llu returned nothing usable",
+		          (unsigned long long)h->replay_next);
+		h->rec_phase = REC_IDLE;
 		return;
 	}
-	recovery_forward(&h->peers[PEER_RESOLVER], "replay", evs);
+	recovery_forward(&h->peers[PEER_RESOLVER], "replay", msg, false);
 	h->replay_next = first + n;
 	if (h->replay_next <= h->durable_seq)
 		recovery_read_more(h);
 }
 
-void recovery_snapshotter_read(hub_t *h, uint64_t first, const msgpack_object *evs)
+/* One batch of a catch-up read for the snapshotter or the mailer. */
+static void recovery_catch_up_read(hub_t *h, const msgpack_object *msg, peer_role_t role,
+                                   read_kind_t kind, uint64_t *next, uint64_t target)
 {
-	if (!h->snap_next || !peer_up(h, PEER_SNAPSHOTTER)) {
-		h->snap_next = 0;
-		return;
-	}
+	const msgpack_object *evs = msg_get(msg, "events");
+	uint64_t first = 0;
+	msg_get_u64(msg, "first", &first);
 	uint32_t n = evs->via.array.size;
-	if (n == 0 || first != h->snap_next) {
-		h->snap_next = 0;
+	if (!*next || !peer_up(h, role) || n == 0 || first != *next) {
+		*next = 0;
 		return;
 	}
-	recovery_forward(&h->peers[PEER_SNAPSHOTTER], "events", evs);
-	h->snap_next = first + n;
-	h->peers[PEER_SNAPSHOTTER].hwm = first + n - 1;
+	if (role == PEER_SNAPSHOTTER)
+		recovery_forward(&h->peers[role], "events", msg, true);
+	else
+		events_forward_mail(&h->peers[role], evs);
+	*next = first + n;
+	h->peers[role].hwm = first + n - 1;
 	pending_read_t rd = { 0 };
-	if (h->snap_next > h->durable_seq ||
-	    events_read(h, READ_SNAPSHOTTER, h->snap_next, BUS_READ_EVENTS_MAX, &rd) < 0)
-		h->snap_next = 0;
+	if (*next > target || *next > h->durable_seq || events_read(h, kind, *next, BUS_READ_EVENTS_MAX, &rd) < 0)
+		*next = 0;
+}
+
+void recovery_snapshotter_read(hub_t *h, const msgpack_object *msg)
+{
+	recovery_catch_up_read(h, msg, PEER_SNAPSHOTTER, READ_SNAPSHOTTER, &h->snap_next,
+	                       h->durable_seq);
+}
+
+void recovery_mailer_read(hub_t *h, const msgpack_object *msg)
+{
+	recovery_catch_up_read(h, msg, PEER_MAILER, READ_MAILER, &h->mail_next, h->mail_target);
 }
 
 void recovery_release_held(hub_t *h)

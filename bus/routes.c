@@ -262,7 +262,7 @@ void route_resolver_lost(hub_t *h)
 	msg_buf_reset(&h->to_resolver);
 	h->to_resolver_n = 0;
 	h->state = BUS_RECOVERING;
-	h->replaying = false;
+	h->rec_phase = REC_IDLE;
 }
 
 /* Sends one batch frame {"t":type, field:[items]} to a peer and empties it. */
@@ -274,10 +274,13 @@ static void route_send_batch(hub_t *h, peer_role_t role, const char *type, const
 	peer_t *p = &h->peers[role];
 	if (p->link.up && p->hello) {
 		msgpack_packer *pk = conn_pack_begin(&p->link.conn);
-		msgpack_pack_map(pk, role == PEER_LOGGER ? 3 : 2);
+		bool head = role == PEER_SNAPSHOTTER && h->peers[PEER_LOGGER].head[0];
+		msgpack_pack_map(pk, 2 + (role == PEER_LOGGER) + head);
 		msg_pack_kv_str(pk, "t", type);
 		if (role == PEER_LOGGER)
 			msg_pack_kv_u64(pk, "first", h->to_logger_first);
+		if (head) /* the log's hash at the batch's last event: durable_seq */
+			msg_pack_kv_str(pk, "head", h->peers[PEER_LOGGER].head);
 		msg_pack_str(pk, field);
 		msgpack_pack_array(pk, *n);
 		msg_buf_append(&p->link.conn.out, items->sb.data, items->sb.size);

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 static const char USAGE[] =
-	"Usage: esbank-resolver [--run DIR] [--pwhash-cost interactive|moderate|min]\n"
+	"Usage: esbank-resolver [--run DIR] [--data DIR] [--pwhash-cost interactive|moderate|min]\n"
 	"\n"
 	"Owns esbank's in-memory state: checks each command against the rules,\n"
 	"resolves it into an event (account numbers, codes, password hashes,\n"
@@ -18,7 +18,7 @@ static const char USAGE[] =
 
 static config_opt_t opts[] = {
 	{ "run", "ESBANK_RUN", "./var/run", "directory of the sockets", false, NULL },
-	{ "data", "ESBANK_DATA", "./var/data", "data directory (unused by the resolver)", false,
+	{ "data", "ESBANK_DATA", "./var/data", "data directory (snapshots are loaded from it)", false,
 	  NULL },
 	{ "pwhash-cost", "ESBANK_PWHASH_COST", "interactive",
 	  "argon2id cost: interactive, moderate or min (tests)", false, NULL },
@@ -50,6 +50,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	uv_loop_t *loop = uv_default_loop();
+	r.data_dir = config_get(opts, "data");
 	rc = resolver_start(&r, loop, config_get(opts, "run"));
 	if (rc < 0) {
 		log_error("cannot start: %s", uv_strerror(rc));

@@ -8,12 +8,14 @@
 #include "event.h"
 #include "log.h"
 #include "request.h"
+#include "snapfile.h"
 
 #include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define RESOLVER_DUMMY_PASSWORD "esbank-no-such-account"
 
@@ -168,6 +170,56 @@ static void resolver_on_reset(resolver_t *r, conn_t *c)
 	resolver_send_replayed(r, c);
 }
 
+/* Tries the snapshots at or below max, newest first; true when one loaded. */
+static bool resolver_load_snapshot(resolver_t *r, uint64_t max, snapfile_t *snap)
+{
+	uint64_t seqs[SNAPFILE_LIST_MAX];
+	int n = snapfile_list(r->data_dir, seqs, SNAPFILE_LIST_MAX);
+	for (int i = 0; i < n; i++) {
+		if (seqs[i] > max)
+			continue;
+		ledger_t *l = NULL;
+		int rc = snapfile_read(r->data_dir, seqs[i], snap);
+		if (rc == 0)
+			rc = snapfile_to_ledger(snap, &l);
+		if (rc == 0) {
+			ledger_free(r->ledger);
+			r->ledger = l;
+			return true;
+		}
+		log_warn("snapshot %llu skipped: %s", (unsigned long long)seqs[i],
+		         rc == -EPROTONOSUPPORT ? "unknown version"
+		         : rc == -EINVAL        ? "its state does not decode"
+		                                : strerror(-rc));
+		snapfile_free(snap);
+	}
+	return false;
+}
+
+/* {"t":"load","max":D} -> {"t":"loaded","hwm":S,"chain":hex} (S = 0: none). */
+static void resolver_on_load(resolver_t *r, conn_t *c, const msgpack_object *msg)
+{
+	uint64_t max = 0;
+	msg_get_u64(msg, "max", &max);
+	snapfile_t snap = { 0 };
+	uint64_t t0 = uv_hrtime();
+	bool loaded = resolver_load_snapshot(r, max, &snap);
+	msgpack_packer *pk = conn_pack_begin(c);
+	msgpack_pack_map(pk, 2 + loaded);
+	msg_pack_kv_str(pk, "t", "loaded");
+	msg_pack_kv_u64(pk, "hwm", loaded ? snap.seq : 0);
+	if (loaded) {
+		char hex[2 * LOGFILE_HASH_BYTES + 1];
+		event_hex(snap.chain, LOGFILE_HASH_BYTES, hex);
+		msg_pack_kv_str(pk, "chain", hex);
+		log_info("loaded the snapshot at %llu (%zu accounts) in %.1f ms",
+		         (unsigned long long)snap.seq, ledger_account_count(r->ledger),
+		         (double)(uv_hrtime() - t0) / 1e6);
+	}
+	conn_pack_end(c);
+	snapfile_free(&snap);
+}
+
 static void resolver_on_frame(conn_t *c, const char *body, size_t len)
 {
 	resolver_t *r = c->data;
@@ -186,6 +238,8 @@ static void resolver_on_frame(conn_t *c, const char *body, size_t len)
 		resolver_on_replay(r, c, &msg);
 	else if (t && msg_str_eq(t, "reset"))
 		resolver_on_reset(r, c);
+	else if (t && msg_str_eq(t, "load"))
+		resolver_on_load(r, c, &msg);
 	else
 		log_warn("unknown message from the bus: ignored");
 	resolver_flush(r);
@@ -206,10 +260,11 @@ static void resolver_on_close(conn_t *c)
 static void resolver_send_hello(resolver_t *r, conn_t *c)
 {
 	msgpack_packer *pk = conn_pack_begin(c);
-	msgpack_pack_map(pk, 3);
+	msgpack_pack_map(pk, 4);
 	msg_pack_kv_str(pk, "t", "hello");
 	msg_pack_kv_str(pk, "role", "resolver");
 	msg_pack_kv_u64(pk, "hwm", ledger_last_seq(r->ledger));
+	msg_pack_kv_u64(pk, "pid", (uint64_t)getpid());
 	conn_pack_end(c);
 }
 

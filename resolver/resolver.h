@@ -27,6 +27,7 @@ typedef struct {
 
 typedef struct resolver {
 	uv_loop_t *loop;
+	const char *data_dir;     /* where the snapshots are */
 	ledger_t *ledger;
 	listener_t listener;
 	conn_t *bus;              /* the bus that receives results, or NULL */
