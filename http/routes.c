@@ -1,0 +1,835 @@
+/*
+ * routes.c - the REST API: each route checks its input, makes one protocol
+ * request on the bus link, and turns the reply into an HTTP response.
+ *
+ *   POST /api/account {"email","password"}          open_account
+ *        -> 200 {"account_number": "..."}
+ *   GET  /api/verify ?account_number=&code=         verify_account
+ *        -> 200 "ok", or a small HTML page when Accept names text/html
+ *   POST /api/login {"account_number","password"}   authenticate
+ *        -> 200 {"token": "..."}; 401 auth_failed; 429 rate_limited
+ *   POST /api/money_transfer {"to_account_number","amount"}, bearer
+ *        -> transfer from the token's account; 200 "ok"
+ *   POST /api/withdraw {"amount"}, bearer           withdraw; 200 "ok"
+ *   GET  /api/report/sum_transactions ?year=&month=&day=   -> 200 {"sum": n}
+ *   GET  /api/report/inactive_users ?days=          -> 200 {"total": n}
+ *   GET  /api/account, bearer                       get_account
+ *        -> 200 {account, email, balance, verified, opened_at, last_activity}
+ *   GET  /metrics                                   status; Prometheus text
+ *
+ * Request bodies are JSON objects of at most HTTP_BODY_BYTES_MAX bytes;
+ * amounts are JSON integers (cents). An Idempotency-Key header on a command
+ * becomes its "key".
+ *
+ * Errors are {"error": code, "message": text}:
+ *   400 bad_request (malformed JSON, missing field, wrong type), or the
+ *       protocol's rejection code (insufficient_funds, not_verified, ...)
+ *   401 unauthorized (missing, forged or expired token), auth_failed (login)
+ *   404 no_route; 405 method_not_allowed (with Allow)
+ *   429 rate_limited (with Retry-After): failed logins, see ratelimit.h
+ *   500 internal; 503 unavailable / overloaded (no bus, or the bus says so);
+ *   504 timeout (no reply within GW_BUS_TIMEOUT_MS)
+ */
+#include "routes.h"
+
+#include "log.h"
+#include "msg.h"
+
+#include <errno.h>
+#include <http_parser.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define ROUTE_QUERY_VALUE_MAX 256
+#define ROUTE_ERROR_CODE_MAX 64
+#define ROUTE_MESSAGE_MAX 512
+#define ROUTE_JSON_DEPTH_MAX 16
+#define ROUTE_METRICS_CTYPE "text/plain; version=0.0.4; charset=utf-8"
+
+typedef void (*route_fn)(gateway_t *gw, http_req_t *req);
+
+typedef struct {
+	const char *path;
+	int method;
+	route_fn fn;
+} route_t;
+
+/* ---- responses ---- */
+
+/* Sends j (its reference is taken) as JSON. */
+static void respond_json(http_req_t *req, int status, json_t *j, const char *extra)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	json_decref(j);
+	if (!text) {
+		static const char oom[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}";
+		http_respond(req, 500, "application/json", oom, sizeof(oom) - 1, NULL);
+		return;
+	}
+	http_respond(req, status, "application/json", text, strlen(text), extra);
+	free(text);
+}
+
+static void respond_error_n(http_req_t *req, int status, const char *code, size_t cn,
+                            const char *msg, size_t mn, const char *extra)
+{
+	json_t *m = json_stringn(msg, mn);
+	json_t *j = json_object();
+	json_object_set_new(j, "error", json_stringn(code, cn));
+	json_object_set_new(j, "message", m ? m : json_string("(not UTF-8)"));
+	respond_json(req, status, j, extra);
+}
+
+static void respond_error(http_req_t *req, int status, const char *code, const char *msg)
+{
+	respond_error_n(req, status, code, strlen(code), msg, strlen(msg), NULL);
+}
+
+static void respond_ok(http_req_t *req)
+{
+	http_respond(req, 200, "application/json", "\"ok\"", 4, NULL);
+}
+
+static void respond_unauthorized(http_req_t *req, const char *msg)
+{
+	static const char code[] = "unauthorized";
+	respond_error_n(req, 401, code, sizeof(code) - 1, msg, strlen(msg),
+	                "WWW-Authenticate: Bearer\r\n");
+}
+
+static bool req_wants_html(const http_req_t *req)
+{
+	return req->accept.present && strcasestr(req->accept.value, "text/html") != NULL;
+}
+
+/* The page for a click on the verification link; code is a protocol code. */
+static void respond_html(http_req_t *req, int status, const char *headline, const char *code)
+{
+	char page[1024];
+	char detail[ROUTE_ERROR_CODE_MAX + 32] = "";
+	if (code)
+		snprintf(detail, sizeof(detail), "<p>Reason: <code>%s</code></p>", code);
+	int n = snprintf(page, sizeof(page),
+	                 "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
+	                 "<title>esbank</title></head>\n<body><h1>%s</h1>%s</body></html>\n",
+	                 headline, detail);
+	http_respond(req, status, "text/html; charset=utf-8", page, (size_t)n, NULL);
+}
+
+/* ---- protocol replies ---- */
+
+/* The HTTP status for a protocol error code. */
+static int route_error_status(const char *code)
+{
+	if (strcmp(code, "unavailable") == 0 || strcmp(code, "overloaded") == 0)
+		return 503;
+	if (strcmp(code, "internal") == 0)
+		return 500;
+	if (strcmp(code, "auth_failed") == 0)
+		return 401;
+	return 400;
+}
+
+/* Copies a string field of reply into out (cut to fit); false when absent. */
+static bool reply_str(const msgpack_object *reply, const char *key, char *out, size_t size)
+{
+	const char *s;
+	size_t n;
+	if (msg_get_str(reply, key, &s, &n) < 0)
+		return false;
+	if (n >= size)
+		n = size - 1;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return true;
+}
+
+/*
+ * Answers a failed call or an error reply (as HTML when html) and returns
+ * true; returns false, answering nothing, for an ok reply. Sets code.
+ */
+static bool reply_failed(http_req_t *req, int status, const msgpack_object *reply, bool html,
+                         char code[ROUTE_ERROR_CODE_MAX])
+{
+	char msg[ROUTE_MESSAGE_MAX] = "";
+	bool ok = false;
+	if (status == -ETIMEDOUT) {
+		snprintf(code, ROUTE_ERROR_CODE_MAX, "timeout");
+		snprintf(msg, sizeof(msg), "the bank did not answer in time");
+	} else if (status < 0) {
+		snprintf(code, ROUTE_ERROR_CODE_MAX, "unavailable");
+		snprintf(msg, sizeof(msg), "lost the connection to the bank; retry");
+	} else if (msg_get_bool(reply, "ok", &ok) == 0 && ok) {
+		return false;
+	} else {
+		if (!reply_str(reply, "error", code, ROUTE_ERROR_CODE_MAX))
+			snprintf(code, ROUTE_ERROR_CODE_MAX, "internal");
+		reply_str(reply, "message", msg, sizeof(msg));
+	}
+	int http = status == -ETIMEDOUT ? 504 : status < 0 ? 503 : route_error_status(code);
+	if (html)
+		respond_html(req, http, "Sorry, that did not work", code);
+	else
+		respond_error_n(req, http, code, strlen(code), msg, strlen(msg), NULL);
+	return true;
+}
+
+static json_t *route_mp_to_json(const msgpack_object *o, int depth);
+
+static json_t *route_mp_map_to_json(const msgpack_object *o, int depth)
+{
+	json_t *j = json_object();
+	for (uint32_t i = 0; j && i < o->via.map.size; i++) {
+		const msgpack_object_kv *kv = &o->via.map.ptr[i];
+		if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size >= 256)
+			continue;
+		char key[256];
+		memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
+		key[kv->key.via.str.size] = '\0';
+		json_object_set_new(j, key, route_mp_to_json(&kv->val, depth + 1));
+	}
+	return j;
+}
+
+/* Converts a msgpack value to JSON (bin and ext become null). */
+static json_t *route_mp_to_json(const msgpack_object *o, int depth)
+{
+	json_t *j = NULL;
+	if (depth > ROUTE_JSON_DEPTH_MAX)
+		return json_null();
+	switch (o->type) {
+	case MSGPACK_OBJECT_BOOLEAN:
+		return json_boolean(o->via.boolean);
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return o->via.u64 > INT64_MAX ? json_real((double)o->via.u64)
+		                              : json_integer((json_int_t)o->via.u64);
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return json_integer((json_int_t)o->via.i64);
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return json_real(o->via.f64);
+	case MSGPACK_OBJECT_STR:
+		j = json_stringn(o->via.str.ptr, o->via.str.size);
+		return j ? j : json_null();
+	case MSGPACK_OBJECT_ARRAY:
+		j = json_array();
+		for (uint32_t i = 0; j && i < o->via.array.size; i++)
+			json_array_append_new(j,
+			                      route_mp_to_json(&o->via.array.ptr[i], depth + 1));
+		return j;
+	case MSGPACK_OBJECT_MAP:
+		return route_mp_map_to_json(o, depth);
+	default:
+		return json_null();
+	}
+}
+
+/* The reply's fields without "id" and "ok", as a JSON object. */
+static json_t *reply_fields(const msgpack_object *reply)
+{
+	json_t *j = route_mp_to_json(reply, 0);
+	json_object_del(j, "id");
+	json_object_del(j, "ok");
+	return j;
+}
+
+/* ---- input ---- */
+
+/* req's body as a JSON object; answers 400 and returns NULL otherwise. */
+static json_t *body_object(http_req_t *req)
+{
+	json_error_t err;
+	if (req->body_len == 0) {
+		respond_error(req, 400, "bad_request", "a JSON object body is required");
+		return NULL;
+	}
+	json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
+	if (!j) {
+		char msg[ROUTE_MESSAGE_MAX];
+		snprintf(msg, sizeof(msg), "malformed JSON: %s", err.text);
+		respond_error(req, 400, "bad_request", msg);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		respond_error(req, 400, "bad_request", "the body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+/* A string member of obj; answers 400 and returns -EINVAL when it is not one. */
+static int body_str(http_req_t *req, json_t *obj, const char *name, const char **s, size_t *n)
+{
+	json_t *v = json_object_get(obj, name);
+	if (!json_is_string(v)) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "\"%s\" must be a string", name);
+		respond_error(req, 400, "bad_request", msg);
+		return -EINVAL;
+	}
+	*s = json_string_value(v);
+	*n = json_string_length(v);
+	return 0;
+}
+
+/* An integer member of obj; answers 400 and returns -EINVAL when it is not one. */
+static int body_int(http_req_t *req, json_t *obj, const char *name, int64_t *out)
+{
+	json_t *v = json_object_get(obj, name);
+	if (!json_is_integer(v)) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "\"%s\" must be an integer (cents)", name);
+		respond_error(req, 400, "bad_request", msg);
+		return -EINVAL;
+	}
+	*out = (int64_t)json_integer_value(v);
+	return 0;
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* URL-decodes s[0..n) into out. Returns 0 or -EINVAL (bad escape, NUL, too long). */
+static int url_decode(const char *s, size_t n, char *out, size_t size)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%') {
+			if (i + 2 >= n || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0)
+				return -EINVAL;
+			c = hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]);
+			i += 2;
+		}
+		if (c == 0 || o + 1 >= size)
+			return -EINVAL;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* The decoded value of name in the query. 0, -ENOENT, or -EINVAL. */
+static int query_get(const char *q, const char *name, char *out, size_t size)
+{
+	size_t nl = strlen(name);
+	while (*q) {
+		const char *amp = strchr(q, '&');
+		size_t seg = amp ? (size_t)(amp - q) : strlen(q);
+		if (seg >= nl && memcmp(q, name, nl) == 0 && (seg == nl || q[nl] == '=')) {
+			const char *v = seg == nl ? q + nl : q + nl + 1;
+			return url_decode(v, seg - (size_t)(v - q), out, size);
+		}
+		q += seg + (amp ? 1 : 0);
+	}
+	return -ENOENT;
+}
+
+/*
+ * An optional whole-number query parameter. Returns 1 and sets *v when
+ * present, 0 when absent; answers 400 and returns -EINVAL when malformed.
+ */
+static int query_u64(http_req_t *req, const char *name, uint64_t *v)
+{
+	char buf[ROUTE_QUERY_VALUE_MAX];
+	int rc = query_get(req->query, name, buf, sizeof(buf));
+	if (rc == -ENOENT)
+		return 0;
+	size_t n = rc == 0 ? strlen(buf) : 0;
+	bool digits = n > 0 && n <= 12;
+	for (size_t i = 0; digits && i < n; i++)
+		digits = buf[i] >= '0' && buf[i] <= '9';
+	if (!digits) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "query parameter %s must be a whole number", name);
+		respond_error(req, 400, "bad_request", msg);
+		return -EINVAL;
+	}
+	*v = strtoull(buf, NULL, 10);
+	return 1;
+}
+
+/* Checks the bearer token; sets req->account, or answers 401 and returns -EACCES. */
+static int route_auth(gateway_t *gw, http_req_t *req)
+{
+	const http_header_t *h = &req->authorization;
+	if (!h->present || h->too_long || h->len < 7 || strncasecmp(h->value, "Bearer ", 7) != 0) {
+		respond_unauthorized(req, "a bearer token is required (POST /api/login)");
+		return -EACCES;
+	}
+	const char *tok = h->value + 7;
+	while (*tok == ' ')
+		tok++;
+	size_t n = strlen(tok);
+	while (n > 0 && tok[n - 1] == ' ')
+		n--;
+	int rc = token_verify(&gw->token, tok, n, (uint64_t)time(NULL), req->account,
+	                      sizeof(req->account));
+	if (rc == -EKEYEXPIRED)
+		respond_unauthorized(req, "the token has expired; log in again");
+	else if (rc < 0)
+		respond_unauthorized(req, "invalid token");
+	return rc < 0 ? -EACCES : 0;
+}
+
+/* ---- bus calls ---- */
+
+static uint32_t key_fields(const http_req_t *req)
+{
+	return req->idempotency_key.present ? 1 : 0;
+}
+
+static void pack_key(msgpack_packer *pk, const http_req_t *req)
+{
+	const http_header_t *h = &req->idempotency_key;
+	if (h->present)
+		msg_pack_kv_strn(pk, "key", h->value, h->len);
+}
+
+/*
+ * Starts the bus request op for req with nfields fields to pack, then
+ * gw_call_end(). On failure answers req (503) and returns NULL.
+ */
+static msgpack_packer *route_call(gateway_t *gw, http_req_t *req, const char *op,
+                                  uint32_t nfields, uint64_t timeout_ms, gw_reply_cb cb)
+{
+	if (req->idempotency_key.too_long) {
+		respond_error(req, 400, "bad_request", "Idempotency-Key is too long");
+		return NULL;
+	}
+	msgpack_packer *pk;
+	uint64_t id;
+	int rc = gw_call_begin(gw, op, nfields, timeout_ms, cb, req, &id, &pk);
+	if (rc == -ENOTCONN) {
+		respond_error(req, 503, "unavailable", "the bank is not reachable; retry later");
+		return NULL;
+	}
+	if (rc < 0) {
+		respond_error(req, 503, "overloaded", "too many requests in flight; retry later");
+		return NULL;
+	}
+	req->call_id = id;
+	return pk;
+}
+
+void routes_cancel(http_server_t *s, http_req_t *req)
+{
+	if (req->call_id)
+		gw_call_cancel(gw_of_server(s), req->call_id);
+	req->call_id = 0;
+}
+
+/* ---- routes ---- */
+
+static void reply_open_account(void *ctx, int status, const msgpack_object *reply)
+{
+	http_req_t *req = ctx;
+	char code[ROUTE_ERROR_CODE_MAX];
+	if (reply_failed(req, status, reply, false, code))
+		return;
+	const char *acct;
+	size_t n;
+	if (msg_get_str(reply, "account", &acct, &n) < 0) {
+		respond_error(req, 500, "internal", "the reply has no account number");
+		return;
+	}
+	json_t *j = json_object();
+	json_object_set_new(j, "account_number", json_stringn(acct, n));
+	respond_json(req, 200, j, NULL);
+}
+
+static void route_open_account(gateway_t *gw, http_req_t *req)
+{
+	json_t *body = body_object(req);
+	const char *email, *pw;
+	size_t en, pn;
+	if (!body)
+		return;
+	if (body_str(req, body, "email", &email, &en) == 0 &&
+	    body_str(req, body, "password", &pw, &pn) == 0) {
+		msgpack_packer *pk = route_call(gw, req, "open_account", 2 + key_fields(req),
+		                                GW_BUS_TIMEOUT_MS, reply_open_account);
+		if (pk) {
+			msg_pack_kv_strn(pk, "email", email, en);
+			msg_pack_kv_strn(pk, "password", pw, pn);
+			pack_key(pk, req);
+			gw_call_end(gw);
+		}
+	}
+	json_decref(body);
+}
+
+static void reply_verify(void *ctx, int status, const msgpack_object *reply)
+{
+	http_req_t *req = ctx;
+	char code[ROUTE_ERROR_CODE_MAX];
+	bool html = req_wants_html(req);
+	if (reply_failed(req, status, reply, html, code))
+		return;
+	if (html)
+		respond_html(req, 200, "Your account is verified. Welcome to esbank!", NULL);
+	else
+		respond_ok(req);
+}
+
+static void route_verify(gateway_t *gw, http_req_t *req)
+{
+	char acct[ROUTE_QUERY_VALUE_MAX], code[ROUTE_QUERY_VALUE_MAX];
+	if (query_get(req->query, "account_number", acct, sizeof(acct)) < 0 ||
+	    query_get(req->query, "code", code, sizeof(code)) < 0) {
+		if (req_wants_html(req))
+			respond_html(req, 400, "This verification link is incomplete",
+			             "bad_request");
+		else
+			respond_error(req, 400, "bad_request",
+			              "account_number and code are required");
+		return;
+	}
+	msgpack_packer *pk = route_call(gw, req, "verify_account", 2 + key_fields(req),
+	                                GW_BUS_TIMEOUT_MS, reply_verify);
+	if (!pk)
+		return;
+	msg_pack_kv_str(pk, "account", acct);
+	msg_pack_kv_str(pk, "code", code);
+	pack_key(pk, req);
+	gw_call_end(gw);
+}
+
+static void reply_login(void *ctx, int status, const msgpack_object *reply)
+{
+	http_req_t *req = ctx;
+	gateway_t *gw = gw_of_server(req->server);
+	char code[ROUTE_ERROR_CODE_MAX] = "";
+	if (reply_failed(req, status, reply, false, code)) {
+		if (strcmp(code, "auth_failed") == 0) {
+			uint64_t now = uv_now(gw->loop);
+			ratelimit_fail(&gw->fails_by_account, req->account, now);
+			ratelimit_fail(&gw->fails_by_addr, req->peer, now);
+		}
+		return;
+	}
+	char tok[TOKEN_TEXT_MAX];
+	ratelimit_clear(&gw->fails_by_account, req->account);
+	if (token_make(&gw->token, req->account, (uint64_t)time(NULL), tok, sizeof(tok)) < 0) {
+		respond_error(req, 500, "internal", "cannot make a token for this account");
+		return;
+	}
+	json_t *j = json_object();
+	json_object_set_new(j, "token", json_string(tok));
+	respond_json(req, 200, j, NULL);
+}
+
+/* Answers 429 and returns true when this account or address must wait. */
+static bool login_limited(gateway_t *gw, http_req_t *req)
+{
+	uint64_t now = uv_now(gw->loop);
+	uint64_t wait_a = ratelimit_check(&gw->fails_by_account, req->account, now);
+	uint64_t wait_p = ratelimit_check(&gw->fails_by_addr, req->peer, now);
+	uint64_t wait_ms = wait_a > wait_p ? wait_a : wait_p;
+	if (wait_ms == 0)
+		return false;
+	char extra[64];
+	snprintf(extra, sizeof(extra), "Retry-After: %llu\r\n",
+	         (unsigned long long)((wait_ms + 999) / 1000));
+	static const char code[] = "rate_limited";
+	static const char msg[] = "too many failed logins; try again later";
+	respond_error_n(req, 429, code, sizeof(code) - 1, msg, sizeof(msg) - 1, extra);
+	return true;
+}
+
+static void route_login(gateway_t *gw, http_req_t *req)
+{
+	json_t *body = body_object(req);
+	const char *acct, *pw;
+	size_t an, pn;
+	if (!body)
+		return;
+	if (body_str(req, body, "account_number", &acct, &an) < 0 ||
+	    body_str(req, body, "password", &pw, &pn) < 0)
+		goto out;
+	if (an >= sizeof(req->account) || memchr(acct, '\0', an)) {
+		ratelimit_fail(&gw->fails_by_addr, req->peer, uv_now(gw->loop));
+		respond_error(req, 401, "auth_failed", "wrong account number or password");
+		goto out;
+	}
+	memcpy(req->account, acct, an);
+	req->account[an] = '\0';
+	if (login_limited(gw, req))
+		goto out;
+	msgpack_packer *pk = route_call(gw, req, "authenticate", 2, GW_BUS_TIMEOUT_MS,
+	                                reply_login);
+	if (pk) {
+		msg_pack_kv_strn(pk, "account", acct, an);
+		msg_pack_kv_strn(pk, "password", pw, pn);
+		gw_call_end(gw);
+	}
+out:
+	json_decref(body);
+}
+
+static void reply_ok(void *ctx, int status, const msgpack_object *reply)
+{
+	http_req_t *req = ctx;
+	char code[ROUTE_ERROR_CODE_MAX];
+	if (!reply_failed(req, status, reply, false, code))
+		respond_ok(req);
+}
+
+static void route_transfer(gateway_t *gw, http_req_t *req)
+{
+	if (route_auth(gw, req) < 0)
+		return;
+	json_t *body = body_object(req);
+	const char *to;
+	size_t tn;
+	int64_t amount;
+	if (!body)
+		return;
+	if (body_str(req, body, "to_account_number", &to, &tn) == 0 &&
+	    body_int(req, body, "amount", &amount) == 0) {
+		msgpack_packer *pk = route_call(gw, req, "transfer", 3 + key_fields(req),
+		                                GW_BUS_TIMEOUT_MS, reply_ok);
+		if (pk) {
+			msg_pack_kv_str(pk, "from", req->account);
+			msg_pack_kv_strn(pk, "to", to, tn);
+			msg_pack_kv_i64(pk, "amount", amount);
+			pack_key(pk, req);
+			gw_call_end(gw);
+		}
+	}
+	json_decref(body);
+}
+
+static void route_withdraw(gateway_t *gw, http_req_t *req)
+{
+	if (route_auth(gw, req) < 0)
+		return;
+	json_t *body = body_object(req);
+	int64_t amount;
+	if (!body)
+		return;
+	if (body_int(req, body, "amount", &amount) == 0) {
+		msgpack_packer *pk = route_call(gw, req, "withdraw", 2 + key_fields(req),
+		                                GW_BUS_TIMEOUT_MS, reply_ok);
+		if (pk) {
+			msg_pack_kv_str(pk, "account", req->account);
+			msg_pack_kv_i64(pk, "amount", amount);
+			pack_key(pk, req);
+			gw_call_end(gw);
+		}
+	}
+	json_decref(body);
+}
+
+/* Answers {name: value} with the reply's field name. */
+static void reply_one_field(http_req_t *req, int status, const msgpack_object *reply,
+                            const char *name)
+{
+	char code[ROUTE_ERROR_CODE_MAX];
+	if (reply_failed(req, status, reply, false, code))
+		return;
+	const msgpack_object *v = msg_get(reply, name);
+	if (!v) {
+		respond_error(req, 500, "internal", "the reply lacks its result");
+		return;
+	}
+	json_t *j = json_object();
+	json_object_set_new(j, name, route_mp_to_json(v, 1));
+	respond_json(req, 200, j, NULL);
+}
+
+static void reply_sum(void *ctx, int status, const msgpack_object *reply)
+{
+	reply_one_field(ctx, status, reply, "sum");
+}
+
+static void reply_total(void *ctx, int status, const msgpack_object *reply)
+{
+	reply_one_field(ctx, status, reply, "total");
+}
+
+static void route_sum(gateway_t *gw, http_req_t *req)
+{
+	static const char *const names[] = { "year", "month", "day" };
+	uint64_t vals[3];
+	int have[3];
+	uint32_t n = 0;
+	for (int i = 0; i < 3; i++) {
+		have[i] = query_u64(req, names[i], &vals[i]);
+		if (have[i] < 0)
+			return;
+		n += (uint32_t)have[i];
+	}
+	msgpack_packer *pk = route_call(gw, req, "sum_transactions", n, GW_BUS_TIMEOUT_MS,
+	                                reply_sum);
+	if (!pk)
+		return;
+	for (int i = 0; i < 3; i++)
+		if (have[i])
+			msg_pack_kv_u64(pk, names[i], vals[i]);
+	gw_call_end(gw);
+}
+
+static void route_inactive(gateway_t *gw, http_req_t *req)
+{
+	uint64_t days;
+	int have = query_u64(req, "days", &days);
+	if (have < 0)
+		return;
+	msgpack_packer *pk = route_call(gw, req, "inactive_users", (uint32_t)have,
+	                                GW_BUS_TIMEOUT_MS, reply_total);
+	if (!pk)
+		return;
+	if (have)
+		msg_pack_kv_u64(pk, "days", days);
+	gw_call_end(gw);
+}
+
+static void reply_account(void *ctx, int status, const msgpack_object *reply)
+{
+	http_req_t *req = ctx;
+	char code[ROUTE_ERROR_CODE_MAX];
+	if (!reply_failed(req, status, reply, false, code))
+		respond_json(req, 200, reply_fields(reply), NULL);
+}
+
+static void route_get_account(gateway_t *gw, http_req_t *req)
+{
+	if (route_auth(gw, req) < 0)
+		return;
+	msgpack_packer *pk = route_call(gw, req, "get_account", 1, GW_BUS_TIMEOUT_MS,
+	                                reply_account);
+	if (!pk)
+		return;
+	msg_pack_kv_str(pk, "account", req->account);
+	gw_call_end(gw);
+}
+
+static void metrics_respond(gateway_t *gw, http_req_t *req, const msgpack_object *status)
+{
+	metrics_gauges_t g = {
+		.bus_connected = gw->bus_up,
+		.connections = gw->server.nconns,
+		.bus_pending = gw->ncalls,
+	};
+	bool ok = false;
+	if (status && msg_get_bool(status, "ok", &ok) == 0 && ok) {
+		g.have_status = true;
+		reply_str(status, "state", g.state, sizeof(g.state));
+		msg_get_u64(status, "last_seq", &g.last_seq);
+		msg_get_u64(status, "durable_seq", &g.durable_seq);
+	}
+	char *text;
+	size_t n;
+	if (metrics_render(&gw->metrics, &g, &text, &n) < 0) {
+		respond_error(req, 500, "internal", "out of memory");
+		return;
+	}
+	http_respond(req, 200, ROUTE_METRICS_CTYPE, text, n, NULL);
+	free(text);
+}
+
+static void reply_metrics(void *ctx, int status, const msgpack_object *reply)
+{
+	http_req_t *req = ctx;
+	metrics_respond(gw_of_server(req->server), req, status == 0 ? reply : NULL);
+}
+
+static void route_metrics(gateway_t *gw, http_req_t *req)
+{
+	msgpack_packer *pk;
+	uint64_t id;
+	int rc = gw_call_begin(gw, "status", 0, GW_STATUS_TIMEOUT_MS, reply_metrics, req, &id,
+	                       &pk);
+	if (rc < 0) {
+		metrics_respond(gw, req, NULL);
+		return;
+	}
+	req->call_id = id;
+	gw_call_end(gw);
+}
+
+/* ---- the table ---- */
+
+static const route_t routes[] = {
+	{ "/api/account", HTTP_POST, route_open_account },
+	{ "/api/account", HTTP_GET, route_get_account },
+	{ "/api/verify", HTTP_GET, route_verify },
+	{ "/api/login", HTTP_POST, route_login },
+	{ "/api/money_transfer", HTTP_POST, route_transfer },
+	{ "/api/withdraw", HTTP_POST, route_withdraw },
+	{ "/api/report/sum_transactions", HTTP_GET, route_sum },
+	{ "/api/report/inactive_users", HTTP_GET, route_inactive },
+	{ "/metrics", HTTP_GET, route_metrics },
+};
+
+#define ROUTES_COUNT (sizeof(routes) / sizeof(routes[0]))
+
+/* "invalid", "unmatched", then each path once, in table order. */
+static const char *route_labels[2 + ROUTES_COUNT] = { "invalid", "unmatched" };
+static size_t route_nlabels;
+
+const char *const *routes_labels(size_t *n)
+{
+	if (route_nlabels == 0) {
+		route_nlabels = 2;
+		for (size_t i = 0; i < ROUTES_COUNT; i++) {
+			size_t j = 2;
+			while (j < route_nlabels && strcmp(route_labels[j], routes[i].path) != 0)
+				j++;
+			if (j == route_nlabels)
+				route_labels[route_nlabels++] = routes[i].path;
+		}
+	}
+	*n = route_nlabels;
+	return route_labels;
+}
+
+static int route_label_index(const char *path)
+{
+	for (size_t j = 2; j < route_nlabels; j++)
+		if (strcmp(route_labels[j], path) == 0)
+			return (int)j;
+	return 1;
+}
+
+void routes_dispatch(http_server_t *s, http_req_t *req)
+{
+	gateway_t *gw = gw_of_server(s);
+	char allow[128] = "Allow: ";
+	bool path_known = false;
+	for (size_t i = 0; i < ROUTES_COUNT; i++) {
+		if (strcmp(routes[i].path, req->path) != 0)
+			continue;
+		path_known = true;
+		req->route = route_label_index(req->path);
+		if (routes[i].method == req->method) {
+			routes[i].fn(gw, req);
+			return;
+		}
+		size_t n = strlen(allow);
+		snprintf(allow + n, sizeof(allow) - n, "%s%s", n > 7 ? ", " : "",
+		         http_method_str((enum http_method)routes[i].method));
+	}
+	if (!path_known) {
+		req->route = 1;
+		respond_error(req, 404, "no_route", "no such route");
+		return;
+	}
+	strncat(allow, "\r\n", sizeof(allow) - strlen(allow) - 1);
+	static const char code[] = "method_not_allowed";
+	static const char msg[] = "this route does not take that method";
+	respond_error_n(req, 405, code, sizeof(code) - 1, msg, sizeof(msg) - 1, allow);
+}
