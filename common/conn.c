@@ -435,9 +435,9 @@ int link_start(link_t *k, uv_loop_t *loop, const char *path, conn_frame_cb on_fr
                link_cb on_up, link_cb on_down)
 {
 	k->loop = loop;
-	k->path = strdup(path);
-	if (!k->path)
-		return -ENOMEM;
+	if (strlen(path) >= sizeof(k->path))
+		return -ENAMETOOLONG;
+	memcpy(k->path, path, strlen(path) + 1);
 	k->on_frame = on_frame;
 	k->on_up = on_up;
 	k->on_down = on_down;

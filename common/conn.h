@@ -27,6 +27,7 @@
 #define CONN_BACKOFF_MIN_MS 50
 #define CONN_BACKOFF_MAX_MS 2000
 #define CONN_LISTEN_BACKLOG 512
+#define CONN_PATH_BYTES_MAX 108 /* sun_path */
 
 typedef struct conn conn_t;
 typedef void (*conn_frame_cb)(conn_t *c, const char *body, size_t len);
@@ -130,7 +131,7 @@ struct link {
 	uv_loop_t *loop;
 	uv_timer_t timer;
 	uv_connect_t creq;
-	char *path;
+	char path[CONN_PATH_BYTES_MAX];
 	bool up;
 	bool stopping;
 	uint64_t backoff_ms;
@@ -140,6 +141,7 @@ struct link {
 	void *data;
 };
 
+/* Returns 0, or -ENAMETOOLONG when path does not fit a socket address. */
 int link_start(link_t *k, uv_loop_t *loop, const char *path, conn_frame_cb on_frame,
                link_cb on_up, link_cb on_down);
 void link_stop(link_t *k);
