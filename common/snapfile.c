@@ -147,6 +147,13 @@ int snapfile_write(const char *data_dir, uint64_t seq, const uint8_t chain[LOGFI
 	return 0;
 }
 
+int snapfile_remove(const char *data_dir, uint64_t seq)
+{
+	char path[SNAPFILE_PATH_MAX];
+	snapfile_name(path, sizeof(path), data_dir, seq, "");
+	return unlink(path) < 0 ? -errno : 0;
+}
+
 static int cmp_desc(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -168,6 +175,22 @@ static bool snapfile_parse_name(const char *name, uint64_t *seq)
 	return true;
 }
 
+/* Adds seq to the n in all[] if there is room or it is newer than the
+ * oldest of them, which it then replaces. */
+static void snapfile_keep_newest(uint64_t *all, size_t *n, size_t cap, uint64_t seq)
+{
+	if (*n < cap) {
+		all[(*n)++] = seq;
+		return;
+	}
+	size_t oldest = 0;
+	for (size_t i = 1; i < cap; i++)
+		if (all[i] < all[oldest])
+			oldest = i;
+	if (seq > all[oldest])
+		all[oldest] = seq;
+}
+
 int snapfile_list(const char *data_dir, uint64_t *seqs, size_t max)
 {
 	char dir[SNAPFILE_PATH_MAX];
@@ -175,12 +198,13 @@ int snapfile_list(const char *data_dir, uint64_t *seqs, size_t max)
 	DIR *d = opendir(dir);
 	if (!d)
 		return -errno;
-	uint64_t all[SNAPFILE_LIST_MAX * 4];
+	uint64_t all[SNAPFILE_LIST_MAX];
 	size_t n = 0;
+	uint64_t seq;
 	struct dirent *e;
-	while ((e = readdir(d)) && n < sizeof(all) / sizeof(all[0]))
-		if (snapfile_parse_name(e->d_name, &all[n]))
-			n++;
+	while ((e = readdir(d)))
+		if (snapfile_parse_name(e->d_name, &seq))
+			snapfile_keep_newest(all, &n, SNAPFILE_LIST_MAX, seq);
 	closedir(d);
 	qsort(all, n, sizeof(all[0]), cmp_desc);
 	if (n > max)

@@ -39,6 +39,12 @@ int snapfile_write(const char *data_dir, uint64_t seq, const uint8_t chain[LOGFI
                    const char *body, size_t body_len);
 
 /*
+ * Removes DATA/snapshots/<seq>.snap (a snapshot known to be of a wrong
+ * state). Returns 0 or a negative errno.
+ */
+int snapfile_remove(const char *data_dir, uint64_t seq);
+
+/*
  * Lists the snapshot sequence numbers in DATA/snapshots, newest first, at
  * most max of them. Returns how many, or a negative errno (-ENOENT: none).
  */

@@ -5,7 +5,8 @@
  *      {"t":"read","c":cid,"from":S,"limit":K,"bytes":B}
  * Out: {"t":"hello","role":"logger","hwm":N,"head":hex}
  *      {"t":"durable","seq":N,"head":hex}
- *      {"t":"read","c":cid,"first":S,"events":[bin, ...],"last":D}
+ *      {"t":"read","c":cid,"first":S,"events":[bin, ...],"last":D,
+ *       "prev":hex,"head":hex}
  *      {"t":"fault","message":text}
  *
  * An append whose events are not all bins of 1..LOGFILE_RECORD_BODY_MAX bytes
@@ -14,7 +15,11 @@
  * the sender, logged). A read reply holds at most B bytes of event bodies and
  * K events, and never more than LOGGER_READ_BYTES_MAX with the per-event
  * overhead, so the frame stays under FRAME_BODY_MAX; `limit` and `bytes` are
- * optional (no limit but the frame's). Reads run on the loop thread: recent
+ * optional (no limit but the frame's). In a read reply, "prev" is the chain
+ * hash of record S - 1 (64 hex digits, all zeros for S = 1; absent when
+ * S - 1 is past the durable end), so a reader can check that a state it holds
+ * at S - 1 belongs to this log; "head" is the chain hash of the last event
+ * returned (absent when none was). Reads run on the loop thread: recent
  * events are in the page cache, and a read is bounded by one frame.
  */
 #include "logger.h"
@@ -136,25 +141,39 @@ typedef struct {
 	msg_buf_t *buf;
 	size_t used;   /* body bytes plus per-event overhead */
 	uint32_t n;
+	uint64_t last; /* seq of the last event read */
 } logger_reader_t;
 
 static int logger_read_cb(uint64_t seq, const char *body, size_t len, void *arg)
 {
 	logger_reader_t *rd = arg;
-	(void)seq;
 	if (len + LOGGER_READ_ITEM_OVERHEAD > LOGGER_READ_BYTES_MAX - rd->used)
 		return 1;
 	msg_pack_binn(&rd->buf->pk, body, len);
 	rd->used += len + LOGGER_READ_ITEM_OVERHEAD;
 	rd->n++;
+	rd->last = seq;
 	return 0;
 }
 
-static void logger_reply_read(logger_conn_t *lc, const msgpack_object *cid, uint64_t first,
-                              const logger_reader_t *rd, uint64_t last)
+/* The chain hash of record seq as hex; false if it is not known. */
+static bool logger_hash_known(const logger_t *lg, uint64_t seq, char hex[LOGGER_HEX_BYTES])
 {
+	uint8_t h[LOGFILE_HASH_BYTES];
+	if (!logfile_hash_at(&lg->lf, seq, h))
+		return false;
+	logger_hex(h, hex);
+	return true;
+}
+
+static void logger_reply_read(logger_t *lg, logger_conn_t *lc, const msgpack_object *cid,
+                              uint64_t first, const logger_reader_t *rd)
+{
+	char prev[LOGGER_HEX_BYTES], head[LOGGER_HEX_BYTES];
+	bool has_prev = logger_hash_known(lg, first - 1, prev);
+	bool has_head = rd->n > 0 && logger_hash_known(lg, rd->last, head);
 	msgpack_packer *pk = conn_pack_begin(&lc->conn);
-	msgpack_pack_map(pk, 5);
+	msgpack_pack_map(pk, 5 + has_prev + has_head);
 	msg_pack_kv_str(pk, "t", "read");
 	msg_pack_str(pk, "c");
 	msgpack_pack_object(pk, *cid);
@@ -162,7 +181,11 @@ static void logger_reply_read(logger_conn_t *lc, const msgpack_object *cid, uint
 	msg_pack_str(pk, "events");
 	msgpack_pack_array(pk, rd->n);
 	pk->callback(pk->data, rd->buf->sb.data, rd->buf->sb.size); /* the packed bins */
-	msg_pack_kv_u64(pk, "last", last);
+	msg_pack_kv_u64(pk, "last", lg->lf.last_seq);
+	if (has_prev)
+		msg_pack_kv_str(pk, "prev", prev);
+	if (has_head)
+		msg_pack_kv_str(pk, "head", head);
 	conn_pack_end(&lc->conn);
 }
 
@@ -204,7 +227,7 @@ static void logger_handle_read(logger_t *lg, logger_conn_t *lc, const msgpack_ob
 	if (r < 0)
 		log_error("read from %llu: %s (sending the %u events read)",
 		          (unsigned long long)from, strerror((int)-r), rd.n);
-	logger_reply_read(lc, cid, from, &rd, lg->lf.last_seq);
+	logger_reply_read(lg, lc, cid, from, &rd);
 }
 
 static bool logger_type_is(const msgpack_object *m, const char *type)

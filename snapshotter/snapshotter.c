@@ -1,73 +1,131 @@
 /*
- * snapshotter.c - the snapshotter's peer connection (docs/peers.md).
+ * snapshotter.c - the snapshotter's process and peer connection
+ * (docs/peers.md, Snapshotter).
  *
  * Messages (each a frame holding one msgpack map):
- *   -> bus  {"t":"hello","role":"snapshotter","hwm":N}  on every new connection
- *   <- bus  {"t":"events","events":[bin, ...]}          durable events, in order
- *   -> bus  {"t":"ack","hwm":N,"snapshot":S}            after each batch
+ *   -> bus  {"t":"hello","role":"snapshotter","hwm":N,"snapshot":S,"pid":P,
+ *            "chain":hex}                             on every new connection
+ *   <- bus  {"t":"events","events":[bin, ...],"head":hex}  durable events
+ *   -> bus  {"t":"ack","hwm":N,"snapshot":S}            after each batch, after
+ *                                                      each snapshot written
+ *   <- bus  {"t":"reset"}      the state does not belong to the log: forget it
+ *   -> bus  {"t":"ack","hwm":0,"snapshot":0}            the answer to a reset
  * N is the seq of the last event applied (ledger_last_seq), S the newest
- * snapshot (0: none yet). An event at or below N is ignored (a resend); one
- * that does not decode or that the rules refuse (ledger_check_event) is
- * logged and skipped. Running out of memory while applying ends the process
- * (exit 111): its state would no longer match the log.
+ * snapshot of this state (the one loaded at start-up, or written since; 0:
+ * none), P the process id. "chain" is the log's chain hash at N as this
+ * process believes it (from the snapshot loaded, or the last "head"; 64 hex
+ * digits, all zeros for N = 0), absent when unknown: the bus compares it
+ * with the logger's and sends "reset" when they differ, before any events.
+ * "head" in events is the log's chain hash at the last event of the batch;
+ * it is remembered when the batch ends at the hwm, and only then can a
+ * snapshot be taken (snapshot.c). A malformed "head" counts as absent.
+ *
+ * An event at or below N is ignored (a resend); one that does not decode or
+ * that the rules refuse (ledger_check_event) is logged and skipped. Running
+ * out of memory while applying ends the process (exit 111): its state would
+ * no longer match the log.
  */
 #include "snapshotter.h"
 #include "config.h"
-#include "conn.h"
 #include "event.h"
-#include "ledger.h"
 #include "log.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define SNAPSHOTTER_CONNS_MAX 8
+#define SNAPSHOTTER_HEX_BYTES (2 * LOGFILE_HASH_BYTES + 1)
 
-typedef struct {
-	uv_loop_t *loop;
-	listener_t listener;
-	conn_t *conns[SNAPSHOTTER_CONNS_MAX];
-	uv_signal_t sig_term, sig_int;
-	ledger_t *ledger;
-	uint64_t snapshot_seq;
-	char *sock_path;
-	const snapshotter_config_t *cfg;
-} snapshotter_t;
-
-static void snapshotter_send(snapshotter_t *s, conn_t *c, bool hello)
+static void snapshotter_send_hello(snapshotter_t *s, conn_t *c)
 {
+	char hex[SNAPSHOTTER_HEX_BYTES];
 	msgpack_packer *pk = conn_pack_begin(c);
-	msgpack_pack_map(pk, 3);
-	msg_pack_kv_str(pk, "t", hello ? "hello" : "ack");
-	if (hello)
-		msg_pack_kv_str(pk, "role", "snapshotter");
+	msgpack_pack_map(pk, 5 + s->chain_known);
+	msg_pack_kv_str(pk, "t", "hello");
+	msg_pack_kv_str(pk, "role", "snapshotter");
 	msg_pack_kv_u64(pk, "hwm", ledger_last_seq(s->ledger));
-	if (!hello)
-		msg_pack_kv_u64(pk, "snapshot", s->snapshot_seq);
+	msg_pack_kv_u64(pk, "snapshot", s->snapshot_seq);
+	msg_pack_kv_u64(pk, "pid", (uint64_t)getpid());
+	if (s->chain_known) {
+		sodium_bin2hex(hex, sizeof(hex), s->chain, LOGFILE_HASH_BYTES);
+		msg_pack_kv_str(pk, "chain", hex);
+	}
 	conn_pack_end(c);
 }
 
-static void snapshotter_apply(snapshotter_t *s, const msgpack_object *o)
+static void snapshotter_send_ack(snapshotter_t *s, conn_t *c)
+{
+	msgpack_packer *pk = conn_pack_begin(c);
+	msgpack_pack_map(pk, 3);
+	msg_pack_kv_str(pk, "t", "ack");
+	msg_pack_kv_u64(pk, "hwm", ledger_last_seq(s->ledger));
+	msg_pack_kv_u64(pk, "snapshot", s->snapshot_seq);
+	conn_pack_end(c);
+}
+
+void snapshotter_ack_all(snapshotter_t *s)
+{
+	for (size_t i = 0; i < SNAPSHOTTER_CONNS_MAX; i++)
+		if (s->conns[i] && !s->conns[i]->closing)
+			snapshotter_send_ack(s, s->conns[i]);
+}
+
+/* Applies one event; returns its seq (0 if it does not decode). */
+static uint64_t snapshotter_apply(snapshotter_t *s, const msgpack_object *o)
 {
 	static ledger_event_t ev;
 	if (o->type != MSGPACK_OBJECT_BIN ||
 	    event_decode_bytes(o->via.bin.ptr, o->via.bin.size, &ev) < 0) {
 		log_error("an event that does not decode: skipped");
-		return;
+		return 0;
 	}
 	if (ev.seq <= ledger_last_seq(s->ledger))
-		return;
+		return ev.seq;
 	ledger_err_t e = ledger_check_event(s->ledger, &ev);
 	if (e != LEDGER_OK) {
 		log_error("event %" PRIu64 " refused (%s) at hwm %" PRIu64 ": skipped", ev.seq,
-		          ledger_err_name(e), ledger_last_seq(s->ledger));
-		return;
+			  ledger_err_name(e), ledger_last_seq(s->ledger));
+		return ev.seq;
 	}
 	if (ledger_apply(s->ledger, &ev, NULL) < 0) {
 		log_error("out of memory applying event %" PRIu64, ev.seq);
 		exit(EXIT_TEMPORARY);
+	}
+	return ev.seq;
+}
+
+/* The batch's "head", decoded; false when absent or malformed. */
+static bool snapshotter_head(const msgpack_object *msg, uint8_t out[LOGFILE_HASH_BYTES])
+{
+	const char *hex;
+	size_t n, bin_len = 0;
+	int rc = msg_get_str(msg, "head", &hex, &n);
+	if (rc == -ENOENT)
+		return false;
+	if (rc < 0 || n != 2 * LOGFILE_HASH_BYTES ||
+	    sodium_hex2bin(out, LOGFILE_HASH_BYTES, hex, n, NULL, &bin_len, NULL) != 0 ||
+	    bin_len != LOGFILE_HASH_BYTES) {
+		log_warn("events with a malformed head: no snapshot at this point");
+		return false;
+	}
+	return true;
+}
+
+/* After a batch ending at event last: what is known of the chain at the hwm. */
+static void snapshotter_note_chain(snapshotter_t *s, const msgpack_object *msg, uint64_t hwm_before,
+				   uint64_t last)
+{
+	uint8_t head[LOGFILE_HASH_BYTES];
+	bool has_head = snapshotter_head(msg, head);
+	uint64_t hwm = ledger_last_seq(s->ledger);
+	if (has_head && last == hwm) {
+		memcpy(s->chain, head, LOGFILE_HASH_BYTES);
+		s->chain_known = true;
+	} else if (hwm != hwm_before) {
+		s->chain_known = false;
 	}
 }
 
@@ -78,9 +136,31 @@ static void snapshotter_on_events(snapshotter_t *s, conn_t *c, const msgpack_obj
 		log_warn("events message without events: ignored");
 		return;
 	}
+	uint64_t hwm_before = ledger_last_seq(s->ledger), last = 0;
 	for (uint32_t i = 0; i < events->via.array.size; i++)
-		snapshotter_apply(s, &events->via.array.ptr[i]);
-	snapshotter_send(s, c, false);
+		last = snapshotter_apply(s, &events->via.array.ptr[i]);
+	snapshotter_note_chain(s, msg, hwm_before, last);
+	snapshot_maybe_take(s);
+	snapshotter_send_ack(s, c);
+}
+
+static void snapshotter_on_reset(snapshotter_t *s, conn_t *c)
+{
+	ledger_t *l = ledger_new();
+	if (!l) {
+		log_error("out of memory resetting the state");
+		exit(EXIT_TEMPORARY);
+	}
+	log_warn("reset by the bus at hwm %" PRIu64 " (snapshot %" PRIu64
+		 "): the state does not match the log; starting empty",
+		 ledger_last_seq(s->ledger), s->snapshot_seq);
+	ledger_free(s->ledger);
+	s->ledger = l;
+	memset(s->chain, 0, sizeof(s->chain));
+	s->chain_known = true;
+	s->snapshot_seq = s->base_seq = 0;
+	s->epoch++;
+	snapshotter_send_ack(s, c);
 }
 
 static void snapshotter_on_frame(conn_t *c, const char *body, size_t len)
@@ -94,6 +174,8 @@ static void snapshotter_on_frame(conn_t *c, const char *body, size_t len)
 		log_warn("undecodable frame from the bus: ignored");
 	else if ((t = msg_get(&msg, "t")) != NULL && msg_str_eq(t, "events"))
 		snapshotter_on_events(s, c, &msg);
+	else if (t && msg_str_eq(t, "reset"))
+		snapshotter_on_reset(s, c);
 	else
 		log_warn("message the snapshotter does not understand: ignored");
 	msgpack_zone_destroy(&zone);
@@ -129,8 +211,9 @@ static void snapshotter_on_accept(listener_t *l)
 		return;
 	}
 	s->conns[slot] = c;
-	log_info("bus connected; hello with hwm %" PRIu64, ledger_last_seq(s->ledger));
-	snapshotter_send(s, c, true);
+	log_info("bus connected; hello with hwm %" PRIu64 ", snapshot %" PRIu64,
+		 ledger_last_seq(s->ledger), s->snapshot_seq);
+	snapshotter_send_hello(s, c);
 }
 
 static void snapshotter_on_signal(uv_signal_t *sig, int signum)
@@ -143,7 +226,11 @@ static void snapshotter_on_signal(uv_signal_t *sig, int signum)
 			conn_close(s->conns[i]);
 	uv_close((uv_handle_t *)&s->sig_term, NULL);
 	uv_close((uv_handle_t *)&s->sig_int, NULL);
-	uv_stop(s->loop);
+	s->stopping = true;
+	if (s->writing)
+		log_info("stopping once snapshot %" PRIu64 " is written", s->job.seq);
+	else
+		uv_stop(s->loop);
 }
 
 static int snapshotter_listen(snapshotter_t *s)
@@ -160,7 +247,7 @@ static int snapshotter_listen(snapshotter_t *s)
 		rc = listener_open(&s->listener, s->loop, s->sock_path, snapshotter_on_accept);
 	if (rc < 0)
 		log_error("%s: %s", s->sock_path ? s->sock_path : "snapshotter.sock",
-		          uv_strerror(rc));
+			  uv_strerror(rc));
 	return rc;
 }
 
@@ -170,15 +257,16 @@ int snapshotter_run(const snapshotter_config_t *cfg)
 	s.cfg = cfg;
 	s.loop = uv_default_loop();
 	s.ledger = ledger_new();
-	if (!s.ledger) {
+	if (!s.ledger || snapshot_load(&s) < 0) {
 		log_error("out of memory");
+		ledger_free(s.ledger);
 		return EXIT_TEMPORARY;
 	}
 	int code = EXIT_TEMPORARY;
 	if (snapshotter_listen(&s) < 0)
 		goto out_ledger;
 	log_info("listening on %s; snapshot every %" PRIu64 " events", s.sock_path,
-	         cfg->snapshot_every);
+		 cfg->snapshot_every);
 	uv_run(s.loop, UV_RUN_DEFAULT);
 	code = 0;
 out_ledger:

@@ -1,12 +1,33 @@
 /*
- * snapshotter.h - the snapshotter's peer side: keeps its own ledger_t by
- * applying the durable events the bus sends on RUN/snapshotter.sock
- * (docs/peers.md, Snapshotter). Writing snapshot files comes later.
+ * snapshotter.h - esbank-snapshotter: keeps its own ledger_t by applying the
+ * durable events the bus sends on RUN/snapshotter.sock (docs/peers.md,
+ * Snapshotter) and writes it to DATA/snapshots every snapshot_every events.
+ *
+ * Files of the program, by concern:
+ *   main.c         usage, options, hand-off to snapshotter_run()
+ *   snapshotter.c  the process and the peer messages
+ *   snapshot.c     loading the newest valid snapshot at start-up; taking
+ *                  snapshots (pack on the loop, write in the thread pool)
+ *
+ * Invariants of snapshotter_t (loop thread only, except job.body, which the
+ * worker reads while writing):
+ *   chain_known => chain is the log's chain hash at ledger_last_seq(ledger);
+ *   snapshot_seq <= ledger_last_seq(ledger) (a reset sets both to 0);
+ *   at most one snapshot write at a time (writing); job.epoch != epoch means
+ *   a reset came while it ran and the file it wrote must not be kept.
  */
 #ifndef ESBANK_SNAPSHOTTER_SNAPSHOTTER_H
 #define ESBANK_SNAPSHOTTER_SNAPSHOTTER_H
 
+#include "conn.h"
+#include "ledger.h"
+#include "logfile.h"
+
+#include <stdbool.h>
 #include <stdint.h>
+#include <uv.h>
+
+#define SNAPSHOTTER_CONNS_MAX 8
 
 typedef struct {
 	const char *data_dir;
@@ -14,10 +35,56 @@ typedef struct {
 	uint64_t snapshot_every; /* events between two snapshots */
 } snapshotter_config_t;
 
+/* One snapshot being written by a worker thread. */
+typedef struct {
+	uv_work_t req;
+	uint64_t seq;
+	uint8_t chain[LOGFILE_HASH_BYTES];
+	msgpack_sbuffer body; /* ledger_pack() bytes */
+	bool pack_failed;     /* out of memory while packing */
+	uint64_t epoch;
+	uint64_t pack_ns;
+	uint64_t write_ns; /* set by the worker */
+	int result;        /* set by the worker: snapfile_write()'s */
+} snapshotter_job_t;
+
+typedef struct {
+	uv_loop_t *loop;
+	listener_t listener;
+	conn_t *conns[SNAPSHOTTER_CONNS_MAX];
+	uv_signal_t sig_term, sig_int;
+	ledger_t *ledger;
+	uint8_t chain[LOGFILE_HASH_BYTES];
+	bool chain_known;
+	uint64_t snapshot_seq; /* newest snapshot of this state written (or loaded) */
+	uint64_t base_seq;     /* seq of the last snapshot taken: the count starts here */
+	uint64_t epoch;        /* bumped by each reset */
+	bool writing;          /* job is with a worker */
+	bool stopping;
+	snapshotter_job_t job;
+	char *sock_path;
+	const snapshotter_config_t *cfg;
+} snapshotter_t;
+
 /*
- * Runs until SIGTERM or SIGINT. Returns an exit code: 0 after a signal,
- * EXIT_TEMPORARY when the socket cannot be set up or memory runs out.
+ * Runs until SIGTERM or SIGINT (after a snapshot write in flight ends).
+ * Returns an exit code: 0 after a signal, EXIT_TEMPORARY when the socket
+ * cannot be set up or memory runs out.
  */
 int snapshotter_run(const snapshotter_config_t *cfg);
+
+/* snapshotter.c: sends {"t":"ack",...} to every connected bus. */
+void snapshotter_ack_all(snapshotter_t *s);
+
+/* snapshot.c */
+/*
+ * Loads the newest valid snapshot in DATA/snapshots into s->ledger (which
+ * must be new), skipping damaged ones with a warning; leaves the state empty
+ * when there is none. Returns 0 or -ENOMEM.
+ */
+int snapshot_load(snapshotter_t *s);
+/* Takes a snapshot if one is due, the chain hash is known and none is being
+ * written. */
+void snapshot_maybe_take(snapshotter_t *s);
 
 #endif
