@@ -163,6 +163,7 @@ struct hub {
 	char prev_hash[2 * 32 + 1]; /* the loaded snapshot's chain hash */
 	bool no_snapshots;      /* a snapshot was tried: replay from the log */
 	uint64_t snap_next;     /* next seq to read for the snapshotter, 0: none */
+	bool snap_verify;       /* check the snapshotter's chain (peer head) first */
 	uint64_t mail_next;     /* next seq to read for the mailer's catch-up, 0: none */
 	uint64_t mail_target;   /* catch-up ends here: durable when both it and the
 	                           logger were up; UINT64_MAX until then */

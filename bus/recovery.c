@@ -54,6 +54,15 @@ static void recovery_read_more(hub_t *h)
 		h->rec_phase = REC_IDLE;
 }
 
+static void recovery_reset_snapshotter(hub_t *h, const char *why)
+{
+	log_warn("%s: resetting the snapshotter", why);
+	recovery_send(&h->peers[PEER_SNAPSHOTTER], "reset", 0);
+	h->peers[PEER_SNAPSHOTTER].hwm = 0;
+	h->snap_next = 0;
+	h->snap_verify = false;
+}
+
 static void recovery_reset_all(hub_t *h, const char *why)
 {
 	log_warn("%s: rebuilding the state from the whole log", why);
@@ -61,11 +70,8 @@ static void recovery_reset_all(hub_t *h, const char *why)
 	h->expect_prev = false;
 	h->rec_phase = REC_RESET;
 	recovery_send(&h->peers[PEER_RESOLVER], "reset", 0);
-	if (peer_up(h, PEER_SNAPSHOTTER)) {
-		recovery_send(&h->peers[PEER_SNAPSHOTTER], "reset", 0);
-		h->peers[PEER_SNAPSHOTTER].hwm = 0;
-		h->snap_next = 0;
-	}
+	if (peer_up(h, PEER_SNAPSHOTTER))
+		recovery_reset_snapshotter(h, why);
 }
 
 static void recovery_start_replay(hub_t *h, uint64_t from)
@@ -99,7 +105,14 @@ static void recovery_resolver(hub_t *h)
 static void recovery_catch_up(hub_t *h, peer_role_t role, read_kind_t kind, uint64_t *next)
 {
 	peer_t *p = &h->peers[role];
-	if (!peer_up(h, role) || !peer_up(h, PEER_LOGGER) || *next || p->hwm >= h->durable_seq)
+	bool verify = role == PEER_SNAPSHOTTER && h->snap_verify;
+	if (!peer_up(h, role) || !peer_up(h, PEER_LOGGER) || *next)
+		return;
+	if (p->hwm > h->durable_seq && role == PEER_SNAPSHOTTER) {
+		recovery_reset_snapshotter(h, "the snapshotter is past the log");
+		return;
+	}
+	if (p->hwm >= h->durable_seq && !verify)
 		return;
 	*next = p->hwm + 1;
 	pending_read_t rd = { 0 };
@@ -136,12 +149,11 @@ void recovery_peer_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
 	if (p->role == PEER_RESOLVER) {
 		h->rec_phase = REC_IDLE;
 		h->expect_prev = false;
-	} else if (p->role == PEER_SNAPSHOTTER && p->hwm > h->durable_seq &&
-	           peer_up(h, PEER_LOGGER)) {
-		log_warn("the snapshotter is at %llu, past the log: resetting it",
-		         (unsigned long long)p->hwm);
-		recovery_send(p, "reset", 0);
-		p->hwm = 0;
+	} else if (p->role == PEER_SNAPSHOTTER) {
+		/* the state it loaded must belong to this log: checked at catch-up */
+		h->snap_verify = p->hwm > 0 &&
+		                 msg_get_strcpy(msg, "chain", p->head, sizeof(p->head)) == 0;
+		h->snap_next = 0;
 	} else if (p->role == PEER_MAILER) {
 		msg_get_bool(msg, "fresh", &fresh);
 		h->mail_fresh = fresh;
@@ -192,14 +204,14 @@ static void recovery_forward(peer_t *p, const char *type, const msgpack_object *
 	conn_pack_end(&p->link.conn);
 }
 
-/* True when the read's "prev" is the hash the loaded snapshot recorded. */
-static bool recovery_prev_matches(hub_t *h, const msgpack_object *msg)
+/* True when the read's "prev" is the chain hash a snapshot recorded. */
+static bool recovery_prev_matches(const msgpack_object *msg, const char *chain)
 {
 	const char *prev;
 	size_t n;
 	if (msg_get_str(msg, "prev", &prev, &n) < 0)
 		return false;
-	return n == strlen(h->prev_hash) && memcmp(prev, h->prev_hash, n) == 0;
+	return n == strlen(chain) && memcmp(prev, chain, n) == 0;
 }
 
 void recovery_read_result(hub_t *h, const msgpack_object *msg)
@@ -211,7 +223,7 @@ void recovery_read_result(hub_t *h, const msgpack_object *msg)
 	msg_get_u64(msg, "first", &first);
 	uint32_t n = evs->via.array.size;
 	if (h->expect_prev) {
-		if (!recovery_prev_matches(h, msg)) {
+		if (!recovery_prev_matches(msg, h->prev_hash)) {
 			recovery_reset_all(h, "the snapshot does not match this log");
 			return;
 		}
@@ -242,6 +254,14 @@ static void recovery_catch_up_read(hub_t *h, const msgpack_object *msg, peer_rol
 	uint64_t first = 0;
 	msg_get_u64(msg, "first", &first);
 	uint32_t n = evs->via.array.size;
+	if (role == PEER_SNAPSHOTTER && h->snap_verify && *next) {
+		h->snap_verify = false;
+		if (!recovery_prev_matches(msg, h->peers[role].head)) {
+			recovery_reset_snapshotter(h, "the snapshotter's state is not of this log");
+			recovery_check(h);
+			return;
+		}
+	}
 	if (!*next || !peer_up(h, role) || n == 0 || first != *next) {
 		*next = 0;
 		return;
