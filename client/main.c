@@ -3,6 +3,7 @@
  * subcommand per op of PROTOCOL.md, talking to RUN/bus.sock.
  */
 #include "commands.h"
+#include "mail.h"
 #include "log.h"
 
 #include <errno.h>
@@ -35,6 +36,7 @@ static int usage(FILE *f, int exit_code)
 {
 	fputs(USAGE_HEAD, f);
 	commands_list(f);
+	mail_list(f);
 	fputs(USAGE_TAIL, f);
 	return exit_code;
 }
@@ -91,5 +93,7 @@ int main(int argc, char **argv)
 			return finish(usage(stdout, 0));
 		return finish(commands_help(&g, argc - first - 1, argv + first + 1));
 	}
+	if (strcmp(argv[first], "mail") == 0)
+		return finish(mail_main(&g, argc - first, argv + first));
 	return finish(commands_run(&g, argc - first, argv + first));
 }

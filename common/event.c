@@ -3,8 +3,9 @@
  * by field in event.h).
  *
  * Encoding: the map holds exactly "seq", "ts", "type", the type's fields in
- * the order event.h lists them, then "key" and "fp" when the command carried
- * a key. Integers use msgpack's smallest encoding (msgpack-c's default).
+ * the order event.h lists them (money_withdrawn's "balance" only when
+ * has_balance), then "key" and "fp" when the command carried a key.
+ * Integers use msgpack's smallest encoding (msgpack-c's default).
  *
  * Decoding is strict about the fields the type needs and ignores others:
  *   seq      unsigned integer >= 1
@@ -12,7 +13,8 @@
  *   type     one of the five names
  *   account, from, to   strings of 16 digits, first not 0
  *   email    string of at most 254 bytes without NUL
- *   balance, amount     unsigned integers <= INT64_MAX
+ *   balance, amount     unsigned integers <= INT64_MAX ("balance" is
+ *                       optional in money_withdrawn: older logs lack it)
  *   pwhash   non-empty string shorter than LEDGER_PWHASH_BYTES, without NUL
  *   code_hash  string of 64 lowercase or uppercase hex digits
  *   key      optional string of 1..64 bytes; when present "fp" must be a
@@ -79,21 +81,21 @@ static void event_pack_hex(msgpack_packer *pk, const char *name, const uint8_t *
 	msg_pack_kv_str(pk, name, hex);
 }
 
-static uint32_t event_type_fields(ledger_event_type_t t)
+static uint32_t event_type_fields(ledger_event_type_t t, bool has_balance)
 {
 	static const uint32_t n[] = {
 		[LEDGER_EV_ACCOUNT_OPENED] = 5,	   [LEDGER_EV_ACCOUNT_VERIFIED] = 1,
 		[LEDGER_EV_CODE_REISSUED] = 2,	   [LEDGER_EV_MONEY_TRANSFERRED] = 3,
 		[LEDGER_EV_MONEY_WITHDRAWN] = 2,
 	};
-	return n[t];
+	return n[t] + (t == LEDGER_EV_MONEY_WITHDRAWN && has_balance);
 }
 
 void event_pack(msgpack_packer *pk, const ledger_event_t *ev)
 {
 	assert(pk && ev && ledger_event_type_name(ev->type) && ev->ts_ms >= 0);
 	assert(!ev->has_key || (ev->key_len >= 1 && ev->key_len <= LEDGER_KEY_BYTES_MAX));
-	msgpack_pack_map(pk, 3 + event_type_fields(ev->type) + (ev->has_key ? 2 : 0));
+	msgpack_pack_map(pk, 3 + event_type_fields(ev->type, ev->has_balance) + (ev->has_key ? 2 : 0));
 	msg_pack_kv_u64(pk, "seq", ev->seq);
 	msg_pack_kv_u64(pk, "ts", (uint64_t)ev->ts_ms);
 	msg_pack_kv_str(pk, "type", ledger_event_type_name(ev->type));
@@ -120,6 +122,8 @@ void event_pack(msgpack_packer *pk, const ledger_event_t *ev)
 	case LEDGER_EV_MONEY_WITHDRAWN:
 		event_pack_account(pk, "account", ev->account);
 		msg_pack_kv_i64(pk, "amount", ev->amount);
+		if (ev->has_balance)
+			msg_pack_kv_i64(pk, "balance", ev->balance);
 		break;
 	}
 	if (ev->has_key) {
@@ -171,6 +175,15 @@ static int event_get_text(const msgpack_object *map, const char *name, char *dst
 	return 0;
 }
 
+/* money_withdrawn's optional "balance" (older logs lack it). */
+static int event_get_balance(const msgpack_object *map, ledger_event_t *ev)
+{
+	if (!msg_get(map, "balance"))
+		return 0;
+	ev->has_balance = true;
+	return event_get_amount(map, "balance", &ev->balance);
+}
+
 static int event_decode_fields(const msgpack_object *map, ledger_event_t *ev)
 {
 	switch (ev->type) {
@@ -193,9 +206,10 @@ static int event_decode_fields(const msgpack_object *map, ledger_event_t *ev)
 			return -EINVAL;
 		return event_get_amount(map, "amount", &ev->amount);
 	case LEDGER_EV_MONEY_WITHDRAWN:
-		if (event_get_account(map, "account", &ev->account))
+		if (event_get_account(map, "account", &ev->account) ||
+		    event_get_amount(map, "amount", &ev->amount))
 			return -EINVAL;
-		return event_get_amount(map, "amount", &ev->amount);
+		return event_get_balance(map, ev);
 	}
 	return -EINVAL;
 }

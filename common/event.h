@@ -12,7 +12,9 @@
  *   account_verified:  "account"
  *   code_reissued:     "account", "code_hash"
  *   money_transferred: "from", "to", "amount"
- *   money_withdrawn:   "account", "amount"
+ *   money_withdrawn:   "account", "amount", "balance" (uint, the account's
+ *                      balance after; optional: events written before it
+ *                      existed lack it)
  *   "key"  str     only when the command carried an idempotency key
  *   "fp"   str     with "key": 32 hex digits, the command's fingerprint
  * Unknown keys are ignored when decoding; a missing or mistyped field makes

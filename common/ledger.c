@@ -696,6 +696,8 @@ static ledger_err_t ledger_check_move(const ledger_t *l, const ledger_event_t *e
 		return LEDGER_E_NOT_VERIFIED;
 	if (from->balance < ev->amount)
 		return LEDGER_E_INSUFFICIENT_FUNDS;
+	if (ev->has_balance && ev->balance != from->balance - ev->amount)
+		return LEDGER_E_BAD_REQUEST; /* the recorded balance after is wrong */
 	return LEDGER_OK;
 }
 

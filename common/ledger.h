@@ -93,7 +93,8 @@ typedef enum {
  *   account_verified:  account
  *   code_reissued:     account, code_hash
  *   money_transferred: account (from), to, amount
- *   money_withdrawn:   account, amount
+ *   money_withdrawn:   account, amount, and balance (the account's balance
+ *                      after) when has_balance (events of older logs lack it)
  * key/fp are set when the command carried an idempotency key.
  */
 typedef struct {
@@ -103,6 +104,8 @@ typedef struct {
 	uint64_t account;
 	uint64_t to;
 	int64_t amount;
+	bool has_balance;   /* money_withdrawn: balance is set */
+	int64_t balance;    /* money_withdrawn: the account's balance after */
 	char email[LEDGER_EMAIL_BYTES_MAX + 1];
 	char pwhash[LEDGER_PWHASH_BYTES_MAX];
 	uint8_t code_hash[LEDGER_CODE_HASH_BYTES];

@@ -1,17 +1,29 @@
 /*
- * mailer.c - the mailer's peer connection (docs/peers.md, Mailer).
+ * mailer.c - the mailer's peer connection (docs/peers.md, Mailer; docs/mail.md).
  *
  * Messages (each a frame holding one msgpack map):
- *   -> bus  {"t":"hello","role":"mailer","hwm":N}   on every new connection
- *   <- bus  {"t":"mail","items":[{"ev":bin,"mail":bin}, ...]}
- *           ev: the encoded event (event.h); mail: a map with "to" (str),
- *           "account" (str of 16 digits, or uint), "code" (str; account_opened
- *           and code_reissued), "balance" (int cents after; money_withdrawn).
+ *   -> bus  {"t":"hello","role":"mailer","hwm":N[,"fresh":true]}
+ *           on every new connection. "fresh" when DATA/mail/hwm does not
+ *           exist (no spool at all): the bus then skips catch-up and starts
+ *           this mailer at the end of the log.
+ *   <- bus  {"t":"mail","items":[{"ev":bin[,"mail":bin]}, ...][,"hwm":D]}
+ *           ev: the encoded event (event.h); mail (live items): a map with
+ *           "to" (str), "account", "code" (str; account_opened and
+ *           code_reissued), "balance" (int cents after; money_withdrawn).
+ *           Catch-up items (from the log) have no "mail": a money_withdrawn
+ *           one is addressed from the address book and uses the event's
+ *           "balance". "hwm": D, given to a fresh mailer, is where it starts.
+ *           Items must come in increasing seq order.
  *   -> bus  {"t":"ack","hwm":N}                      after each mail batch
- * N is the highest seq whose mail is written (DATA/mail/hwm, see maildir.c).
- * Items at or below N are skipped. An item that can never be mailed (bad
- * event, bad address, ...) is logged and skipped; a failure to write stops
- * the batch, and the ack tells how far it got.
+ * N is the highest seq whose mail is in the durable spool (or needs none),
+ * kept in DATA/mail/hwm (maildir.c). Items at or below N are skipped. An
+ * item that can never be mailed (bad event, bad address, no address known)
+ * is logged and skipped; a failure to write the spool stops the batch, and
+ * the ack tells how far it got.
+ *
+ * Order for one batch: each mail written to queue/<seq> (fsync), queue/ and
+ * the address book fsync'd, hwm replaced (fsync), ack sent; deliveries start
+ * after that, from the loop.
  */
 #include "mailer.h"
 #include "config.h"
@@ -20,6 +32,7 @@
 #include "log.h"
 #include "maildir.h"
 #include "message.h"
+#include "spool.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -27,64 +40,61 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAILER_CONNS_MAX 8
-#define MAILER_HOST_BYTES_MAX 256
 
 typedef struct {
 	uv_loop_t *loop;
 	listener_t listener;
 	conn_t *conns[MAILER_CONNS_MAX];
-	uv_signal_t sig_term, sig_int;
-	maildir_t md;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_timer_t drain_timer;
+	spool_t spool;
+	transport_t transport;
+	queue_t queue;
 	char *hwm_path;
 	char *sock_path;
 	uint64_t hwm;
-	const mailer_config_t *cfg;
-	char host[MAILER_HOST_BYTES_MAX];
+	bool fresh;
+	mailer_config_t *cfg;
 	char msgid_domain[MESSAGE_DOMAIN_BYTES_MAX];
 } mailer_t;
 
 /* The details of one item, decoded. */
 typedef struct {
 	ledger_event_t ev;
+	bool has_mail;
 	char to[LEDGER_EMAIL_BYTES_MAX + 1];
 	char code[MESSAGE_CODE_BYTES_MAX + 1];
-	uint64_t account;
+	bool has_balance;
 	int64_t balance;
 } mailer_item_t;
 
-static void mailer_send_ack(conn_t *c, uint64_t hwm, const char *t)
+static int64_t mailer_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void mailer_send(mailer_t *m, conn_t *c, const char *t)
 {
 	msgpack_packer *pk = conn_pack_begin(c);
 	bool hello = strcmp(t, "hello") == 0;
-	msgpack_pack_map(pk, hello ? 3 : 2);
+	msgpack_pack_map(pk, hello ? 3 + m->fresh : 2);
 	msg_pack_kv_str(pk, "t", t);
 	if (hello)
 		msg_pack_kv_str(pk, "role", "mailer");
-	msg_pack_kv_u64(pk, "hwm", hwm);
+	msg_pack_kv_u64(pk, "hwm", m->hwm);
+	if (hello && m->fresh)
+		msg_pack_kv_bool(pk, "fresh", true);
 	conn_pack_end(c);
 }
 
-static int mailer_decode_account(const msgpack_object *map, uint64_t *account)
-{
-	const char *s;
-	size_t n;
-	if (msg_get_u64(map, "account", account) == 0)
-		return 0;
-	if (msg_get_str(map, "account", &s, &n) < 0 || n != LEDGER_ACCOUNT_DIGITS)
-		return -EINVAL;
-	*account = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		*account = *account * 10 + (uint64_t)(s[i] - '0');
-	}
-	return 0;
-}
-
-/* Decodes the "mail" map of an item whose event is already in it->ev. */
+/* Decodes the "mail" map of a live item whose event is already in it->ev. */
 static int mailer_decode_mail(const char *p, size_t n, mailer_item_t *it)
 {
 	msgpack_zone zone;
@@ -93,62 +103,115 @@ static int mailer_decode_mail(const char *p, size_t n, mailer_item_t *it)
 	int rc = msg_decode_map(p, n, &zone, &map);
 	if (rc == 0)
 		rc = msg_get_strcpy(&map, "to", it->to, sizeof(it->to));
-	if (rc == 0)
-		rc = mailer_decode_account(&map, &it->account);
 	if (rc == 0 && it->ev.type == LEDGER_EV_MONEY_WITHDRAWN)
-		rc = msg_get_i64(&map, "balance", &it->balance);
-	else if (rc == 0)
+		it->has_balance = msg_get_i64(&map, "balance", &it->balance) == 0;
+	else if (rc == 0 && message_type_sends(it->ev.type))
 		rc = msg_get_strcpy(&map, "code", it->code, sizeof(it->code));
 	msgpack_zone_destroy(&zone);
+	it->has_mail = rc == 0;
 	return rc < 0 ? -EINVAL : 0;
 }
 
-/* Composes and delivers one item. 0 (written or already there), -EINVAL
- * (can never be mailed: skip it) or another negative errno (retry later). */
-static int mailer_deliver(mailer_t *m, const mailer_item_t *it)
+/* Learns the addresses an item tells. 0 or -errno (the spool's file failed). */
+static int mailer_learn(mailer_t *m, const mailer_item_t *it)
 {
-	static char text[MESSAGE_BYTES_MAX];
+	int rc = 0;
+	if (it->ev.type == LEDGER_EV_ACCOUNT_OPENED && message_address_check(it->ev.email) == 0)
+		rc = spool_addr_learn(&m->spool, it->ev.account, it->ev.email);
+	if (rc == 0 && it->has_mail && message_address_check(it->to) == 0)
+		rc = spool_addr_learn(&m->spool, it->ev.account, it->to);
+	return rc;
+}
+
+/* Fills in what a catch-up item lacks. -EINVAL when it cannot be mailed. */
+static int mailer_complete(mailer_t *m, mailer_item_t *it)
+{
+	if (it->ev.has_balance) {
+		it->has_balance = true;
+		it->balance = it->ev.balance;
+	}
+	if (!it->has_mail && it->ev.type != LEDGER_EV_MONEY_WITHDRAWN)
+		return -EINVAL; /* a verification code is never in the log */
+	if (!it->has_mail) {
+		const char *to = spool_addr_find(&m->spool, it->ev.account);
+		if (!to)
+			return -EINVAL;
+		snprintf(it->to, sizeof(it->to), "%s", to);
+	}
+	return it->ev.type == LEDGER_EV_MONEY_WITHDRAWN && !it->has_balance ? -EINVAL : 0;
+}
+
+/* Composes the item's mail and writes it to queue/. 0, -EINVAL or -errno. */
+static int mailer_spool(mailer_t *m, const mailer_item_t *it)
+{
+	static spool_entry_t e;
 	message_t msg = {
 		.from = m->cfg->from, .to = it->to, .public_url = m->cfg->public_url,
 		.msgid_domain = m->msgid_domain, .type = it->ev.type, .seq = it->ev.seq,
-		.ts_ms = it->ev.ts_ms, .account = it->account, .code = it->code,
+		.ts_ms = it->ev.ts_ms, .account = it->ev.account, .code = it->code,
 		.amount = it->ev.amount, .balance = it->balance,
 	};
-	size_t len;
-	int rc = message_compose(&msg, text, sizeof(text), &len);
-	if (rc < 0)
+	memset(&e, 0, offsetof(spool_entry_t, msg));
+	if (message_compose(&msg, e.msg, sizeof(e.msg), &e.msg_len) < 0)
 		return -EINVAL;
-	char name[MAILDIR_NAME_MAX + 1];
-	maildir_name(name, it->ev.ts_ms, it->ev.seq, m->host);
-	rc = maildir_deliver(&m->md, name, text, len);
-	if (rc == 1)
-		log_info("mail for event %" PRIu64 " is in the outbox already", it->ev.seq);
-	return rc < 0 ? rc : 0;
+	e.seq = it->ev.seq;
+	e.type = it->ev.type;
+	e.ts_ms = it->ev.ts_ms;
+	e.accepted_ms = mailer_wall_ms();
+	snprintf(e.to, sizeof(e.to), "%s", it->to);
+	snprintf(e.subject, sizeof(e.subject), "%s", message_subject(it->ev.type));
+	int rc = spool_put(&m->spool, &e);
+	if (rc == 0)
+		rc = queue_add(&m->queue, e.seq, e.accepted_ms);
+	return rc;
 }
 
-/* Handles one item: 0 to go on, negative errno to stop the batch. */
-static int mailer_item(mailer_t *m, const msgpack_object *item)
+/* Handles one item; *hwm is advanced past it unless it returns -errno. */
+static int mailer_item(mailer_t *m, const msgpack_object *item, uint64_t *hwm)
 {
-	mailer_item_t it = { 0 };
+	static mailer_item_t it;
 	const char *ev, *mail;
 	size_t ev_len, mail_len;
+	memset(&it, 0, sizeof(it));
 	if (item->type != MSGPACK_OBJECT_MAP || msg_get_bin(item, "ev", &ev, &ev_len) < 0 ||
-	    msg_get_bin(item, "mail", &mail, &mail_len) < 0 ||
 	    event_decode_bytes(ev, ev_len, &it.ev) < 0) {
 		log_error("mail item without a valid event: skipped");
 		return 0;
 	}
-	if (it.ev.seq <= m->hwm)
+	if (it.ev.seq <= *hwm)
 		return 0;
-	int rc = -EINVAL;
-	if (message_type_sends(it.ev.type) && mailer_decode_mail(mail, mail_len, &it) == 0)
-		rc = mailer_deliver(m, &it);
+	int rc = 0;
+	if (msg_get_bin(item, "mail", &mail, &mail_len) == 0)
+		rc = mailer_decode_mail(mail, mail_len, &it);
+	if (rc == 0)
+		rc = mailer_learn(m, &it);
+	if (rc < 0 && rc != -EINVAL)
+		return rc;
+	if (rc == 0 && message_type_sends(it.ev.type) && !queue_has(&m->queue, it.ev.seq))
+		rc = mailer_complete(m, &it) == 0 ? mailer_spool(m, &it) : -EINVAL;
+	if (rc == -EINVAL && it.ev.type == LEDGER_EV_ACCOUNT_OPENED && !it.has_mail)
+		rc = 0; /* catch-up: only its address is wanted */
 	if (rc == -EINVAL)
-		log_error("event %" PRIu64 ": mail cannot be composed (bad type, address or "
-		          "details): skipped", it.ev.seq);
+		log_error("event %" PRIu64 ": mail cannot be composed (no address known, bad "
+		          "address or details): skipped", it.ev.seq);
 	else if (rc < 0)
 		return rc;
-	m->hwm = it.ev.seq;
+	*hwm = it.ev.seq;
+	return 0;
+}
+
+/* Makes the batch durable: the spool's directory, the address book, hwm. */
+static int mailer_commit(mailer_t *m, uint64_t hwm)
+{
+	int rc = spool_sync(&m->spool);
+	if (rc == 0 && (hwm != m->hwm || m->fresh))
+		rc = maildir_hwm_write(m->hwm_path, hwm);
+	if (rc < 0) {
+		log_error("making mail durable: %s; not acknowledged", strerror(-rc));
+		return rc;
+	}
+	m->hwm = hwm;
+	m->fresh = false;
 	return 0;
 }
 
@@ -159,22 +222,19 @@ static void mailer_on_mail(mailer_t *m, conn_t *c, const msgpack_object *msg)
 		log_warn("mail message without items: ignored");
 		return;
 	}
-	uint64_t before = m->hwm;
+	uint64_t hwm = m->hwm, start;
+	if (m->fresh && msg_get_u64(msg, "hwm", &start) == 0 && start > hwm)
+		hwm = start;
 	for (uint32_t i = 0; i < items->via.array.size; i++) {
-		int rc = mailer_item(m, &items->via.array.ptr[i]);
+		int rc = mailer_item(m, &items->via.array.ptr[i], &hwm);
 		if (rc < 0) {
-			log_error("writing mail: %s; batch stopped at hwm %" PRIu64, strerror(-rc),
-			          m->hwm);
+			log_error("writing mail: %s; batch stopped at hwm %" PRIu64, strerror(-rc), hwm);
 			break;
 		}
 	}
-	if (m->hwm != before) {
-		int rc = maildir_hwm_write(m->hwm_path, m->hwm);
-		if (rc < 0)
-			log_error("%s: %s (mails are written; a resend is deduplicated)",
-			          m->hwm_path, strerror(-rc));
-	}
-	mailer_send_ack(c, m->hwm, "ack");
+	if (hwm != m->hwm || m->fresh)
+		mailer_commit(m, hwm);
+	mailer_send(m, c, "ack");
 }
 
 static void mailer_on_frame(conn_t *c, const char *body, size_t len)
@@ -223,46 +283,81 @@ static void mailer_on_accept(listener_t *l)
 		return;
 	}
 	m->conns[slot] = c;
-	log_info("bus connected; hello with hwm %" PRIu64, m->hwm);
-	mailer_send_ack(c, m->hwm, "hello");
+	log_info("bus connected; hello with hwm %" PRIu64 "%s", m->hwm,
+	         m->fresh ? " (fresh)" : "");
+	mailer_send(m, c, "hello");
+}
+
+/* ---- stopping ---- */
+
+static void mailer_finish(mailer_t *m)
+{
+	uv_timer_stop(&m->drain_timer);
+	uv_close((uv_handle_t *)&m->drain_timer, NULL);
+	log_info("stopped: %" PRIu64 " mails sent, %" PRIu64 " dead, %zu still queued",
+	         m->queue.sent, m->queue.dead, m->queue.jobs);
+	uv_stop(m->loop);
+}
+
+static void mailer_on_drained(queue_t *q)
+{
+	mailer_finish(q->data);
+}
+
+static void mailer_on_drain_timeout(uv_timer_t *t)
+{
+	mailer_t *m = t->data;
+	log_warn("%zu deliveries still in flight after %d ms: they are sent again on restart",
+	         m->queue.inflight, MAILER_DRAIN_MS);
+	mailer_finish(m);
 }
 
 static void mailer_on_signal(uv_signal_t *s, int signum)
 {
 	mailer_t *m = s->data;
-	log_info("signal %d: stopping", signum);
+	if (signum == SIGHUP) {
+		int rc = queue_rescan(&m->queue);
+		log_info("SIGHUP: queue rescanned%s%s", rc < 0 ? ": " : "", rc < 0 ? strerror(-rc) : "");
+		return;
+	}
+	log_info("signal %d: stopping (%zu deliveries in flight)", signum, m->queue.inflight);
 	listener_close(&m->listener);
 	for (size_t i = 0; i < MAILER_CONNS_MAX; i++)
 		if (m->conns[i])
 			conn_close(m->conns[i]);
 	uv_close((uv_handle_t *)&m->sig_term, NULL);
 	uv_close((uv_handle_t *)&m->sig_int, NULL);
-	uv_stop(m->loop);
+	uv_close((uv_handle_t *)&m->sig_hup, NULL);
+	uv_timer_start(&m->drain_timer, mailer_on_drain_timeout, MAILER_DRAIN_MS, 0);
+	queue_stop(&m->queue, mailer_on_drained);
 }
+
+/* ---- setup ---- */
 
 static int mailer_open_files(mailer_t *m)
 {
 	char *mail_dir = config_path(m->cfg->data_dir, "mail");
 	char *outbox = mail_dir ? config_path(mail_dir, "outbox") : NULL;
 	m->hwm_path = mail_dir ? config_path(mail_dir, "hwm") : NULL;
-	int rc = outbox && m->hwm_path ? config_mkdirs(mail_dir, 0700) : -ENOMEM;
+	int rc = outbox && m->hwm_path ? 0 : -ENOMEM;
+	struct stat st;
+	m->fresh = rc == 0 && stat(m->hwm_path, &st) < 0 && errno == ENOENT;
 	if (rc == 0)
-		rc = maildir_open(&m->md, outbox);
+		rc = spool_open(&m->spool, mail_dir);
+	if (rc == 0)
+		rc = spool_addr_load(&m->spool);
 	if (rc == 0)
 		rc = maildir_hwm_read(m->hwm_path, &m->hwm);
-	if (rc < 0)
-		log_error("%s: %s", outbox ? outbox : "mail", strerror(-rc));
-	free(outbox);
+	m->cfg->transport.outbox = outbox;
+	if (rc == 0)
+		rc = transport_init(&m->transport, m->loop, &m->cfg->transport);
+	if (rc == 0)
+		rc = queue_init(&m->queue, m->loop, &m->cfg->queue, &m->spool, &m->transport);
+	if (rc < 0 && rc != -EINVAL)
+		log_error("%s: %s", mail_dir ? mail_dir : "mail", strerror(-rc));
+	m->queue.data = m;
 	free(mail_dir);
 	return rc;
-}
-
-static void mailer_init_names(mailer_t *m)
-{
-	if (gethostname(m->host, sizeof(m->host)) < 0 || !m->host[0])
-		snprintf(m->host, sizeof(m->host), "localhost");
-	m->host[sizeof(m->host) - 1] = '\0';
-	message_msgid_domain(m->cfg->from, m->msgid_domain, sizeof(m->msgid_domain));
 }
 
 static int mailer_check_config(const mailer_config_t *cfg)
@@ -277,16 +372,27 @@ static int mailer_check_config(const mailer_config_t *cfg)
 		          MESSAGE_URL_BYTES_MAX);
 		return -EINVAL;
 	}
+	const queue_config_t *q = &cfg->queue;
+	if (q->retry_min_ms == 0 || q->retry_max_ms < q->retry_min_ms ||
+	    q->inflight_max == 0 || q->inflight_max > MAILER_INFLIGHT_MAX) {
+		log_error("need 0 < --retry-min-ms <= --retry-max-ms and 1 <= --inflight <= %d",
+		          MAILER_INFLIGHT_MAX);
+		return -EINVAL;
+	}
 	return 0;
 }
 
 static int mailer_listen(mailer_t *m)
 {
-	uv_signal_init(m->loop, &m->sig_term);
-	uv_signal_init(m->loop, &m->sig_int);
-	m->sig_term.data = m->sig_int.data = m;
-	uv_signal_start(&m->sig_term, mailer_on_signal, SIGTERM);
-	uv_signal_start(&m->sig_int, mailer_on_signal, SIGINT);
+	uv_signal_t *sigs[] = { &m->sig_term, &m->sig_int, &m->sig_hup };
+	int nums[] = { SIGTERM, SIGINT, SIGHUP };
+	for (size_t i = 0; i < 3; i++) {
+		uv_signal_init(m->loop, sigs[i]);
+		sigs[i]->data = m;
+		uv_signal_start(sigs[i], mailer_on_signal, nums[i]);
+	}
+	uv_timer_init(m->loop, &m->drain_timer);
+	m->drain_timer.data = m;
 	m->sock_path = config_path(m->cfg->run_dir, "mailer.sock");
 	int rc = m->sock_path ? config_mkdirs(m->cfg->run_dir, 0700) : -ENOMEM;
 	m->listener.data = m;
@@ -297,25 +403,31 @@ static int mailer_listen(mailer_t *m)
 	return rc;
 }
 
-int mailer_run(const mailer_config_t *cfg)
+int mailer_run(mailer_config_t *cfg)
 {
 	static mailer_t m;
 	m.cfg = cfg;
 	m.loop = uv_default_loop();
-	m.md.new_fd = -1;
+	m.transport.md.new_fd = -1;
+	m.spool.dir_fd = m.spool.queue_fd = m.spool.dead_fd = m.spool.addr_fd = -1;
 	if (mailer_check_config(cfg) < 0)
 		return EXIT_USAGE;
-	mailer_init_names(&m);
-	int code = EXIT_TEMPORARY;
-	if (mailer_open_files(&m) < 0)
-		goto out_files;
-	if (mailer_listen(&m) < 0)
-		goto out_files;
-	log_info("listening on %s; hwm %" PRIu64, m.sock_path, m.hwm);
+	message_msgid_domain(cfg->from, m.msgid_domain, sizeof(m.msgid_domain));
+	int code = EXIT_TEMPORARY, rc = mailer_open_files(&m);
+	if (rc == -EINVAL)
+		code = EXIT_USAGE;
+	if (rc < 0 || mailer_listen(&m) < 0)
+		goto out;
+	log_info("listening on %s; transport %s; hwm %" PRIu64 "%s; %zu mails queued",
+	         m.sock_path, transport_name(&m.transport), m.hwm, m.fresh ? " (fresh)" : "",
+	         m.queue.jobs);
 	uv_run(m.loop, UV_RUN_DEFAULT);
 	code = 0;
-out_files:
-	maildir_close(&m.md);
+out:
+	transport_close(&m.transport);
+	queue_free(&m.queue);
+	spool_close(&m.spool);
+	free((char *)cfg->transport.outbox);
 	free(m.sock_path);
 	free(m.hwm_path);
 	return code;

@@ -161,7 +161,7 @@ void message_msgid_domain(const char *from, char *out, size_t cap)
 	out[n] = '\0';
 }
 
-static const char *message_subject(ledger_event_type_t type)
+const char *message_subject(ledger_event_type_t type)
 {
 	if (type == LEDGER_EV_MONEY_WITHDRAWN)
 		return "Withdrawal from your esbank account";

@@ -43,6 +43,9 @@ typedef struct {
 	int64_t balance;  /* money_withdrawn: cents after */
 } message_t;
 
+/* The Subject of the mail for an event type. */
+const char *message_subject(ledger_event_type_t type);
+
 /* True for the event types that send a mail. */
 bool message_type_sends(ledger_event_type_t type);
 

@@ -194,6 +194,8 @@ static void resolver_simple_event(resolver_t *r, uint64_t cid, const ledger_cmd_
 		return;
 	}
 	case LEDGER_EV_MONEY_WITHDRAWN:
+		ev.has_balance = true; /* checked already: the account exists */
+		ev.balance = ledger_find(r->ledger, ev.account)->balance - ev.amount;
 		resolver_commit(r, cid, cmd->id, &ev, NULL, true, true);
 		return;
 	case LEDGER_EV_MONEY_TRANSFERRED:
