@@ -8,10 +8,12 @@
  */
 #include "commands.h"
 
+#include "bench.h"
 #include "call.h"
 #include "config.h"
 #include "currency.h"
 #include "events.h"
+#include "history.h"
 #include "ledger.h"
 #include "log.h"
 #include "output.h"
@@ -331,15 +333,18 @@ static int cmd_log(cmd_t *c)
 {
 	uint64_t from = 1, limit = UINT64_MAX;
 	bool has_from, has_limit;
+	events_filter_t filter;
 
 	int rc = cmd_opt_u64(c, "from", 1, UINT64_MAX, &from, &has_from);
 	if (rc == 0)
 		rc = cmd_opt_u64(c, "limit", 1, UINT64_MAX, &limit, &has_limit);
+	if (rc == 0)
+		rc = events_filter_parse(c->opts, &filter);
 	if (rc)
 		return rc;
 	if (config_flag(c->opts, "follow"))
-		return events_follow(&c->call, has_from, from, limit);
-	return events_list(&c->call, from, limit);
+		return events_follow(&c->call, has_from, from, limit, &filter);
+	return events_list(&c->call, from, limit, &filter);
 }
 
 static int cmd_status(cmd_t *c)
@@ -381,6 +386,17 @@ static int cmd_ping(cmd_t *c)
 	return 0;
 }
 
+static int cmd_bench(cmd_t *c)
+{
+	return bench_run(c->opts, c->call.sock_path, c->call.json);
+}
+
+/* replay, audit, whatif: read DATA directly (history.c). */
+static int cmd_history(cmd_t *c)
+{
+	return history_run(c->cmd->name, c->opts);
+}
+
 static const config_opt_t cmd_sum_opts[] = {
 	{ .name = "year", .help = "only this year (UTC)" },
 	{ .name = "month", .help = "only this month, 1 to 12 (needs --year)" },
@@ -398,6 +414,7 @@ static const config_opt_t cmd_log_opts[] = {
 	  .help = "first sequence number (default: 1; with --follow: the next new event)" },
 	{ .name = "limit", .help = "print at most this many events (default: all)" },
 	{ .name = "follow", .is_flag = true, .help = "keep printing events as they happen" },
+	EVENTS_FILTER_OPTS,
 	{ 0 },
 };
 
@@ -430,6 +447,14 @@ static const command_t cmd_table[] = {
 	{ "status", "", "show the server's state, sequence numbers and peers", NULL, 0, false,
 	  false, NULL, cmd_status },
 	{ "ping", "", "check that the server answers", NULL, 0, false, false, NULL, cmd_ping },
+	{ "replay", "", "the state at a point of history, read from DATA", HISTORY_REPLAY_HELP,
+	  0, false, false, history_replay_opts, cmd_history },
+	{ "audit", "", "check DATA's log and snapshots; print the head hash", HISTORY_AUDIT_HELP,
+	  0, false, false, history_audit_opts, cmd_history },
+	{ "whatif", "", "replay DATA with hypothetical commands injected", HISTORY_WHATIF_HELP,
+	  0, false, false, history_whatif_opts, cmd_history },
+	{ "bench", "", "load generator: throughput and latency of many requests",
+	  bench_details, 0, false, false, bench_opts, cmd_bench },
 };
 
 #define CMD_COUNT (sizeof(cmd_table) / sizeof(cmd_table[0]))

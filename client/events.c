@@ -9,6 +9,7 @@
  */
 #include "events.h"
 
+#include "history.h"
 #include "log.h"
 #include "output.h"
 #include "request.h"
@@ -27,6 +28,64 @@ static void events_on_signal(int sig)
 	events_stopped = 1;
 }
 
+int events_filter_parse(const config_opt_t *opts, events_filter_t *f)
+{
+	const char *type = config_get(opts, "type");
+
+	*f = (events_filter_t){ 0 };
+	if (type) {
+		f->type = ledger_event_type_parse(type, strlen(type));
+		if (!f->type) {
+			fprintf(stderr, "esbank: --type: unknown event type '%s'\n", type);
+			return EXIT_USAGE;
+		}
+	}
+	int rc = history_opt_account(opts, "account", &f->has_account, &f->account);
+	if (rc == 0)
+		rc = history_opt_time(opts, "since", false, &f->has_since, &f->since_ms);
+	if (rc == 0)
+		rc = history_opt_time(opts, "until", true, &f->has_until, &f->until_ms);
+	return rc;
+}
+
+static bool events_has_account(const msgpack_object *ev, uint64_t account)
+{
+	static const char *const keys[] = { "account", "from", "to" };
+	char want[LEDGER_ACCOUNT_DIGITS + 1];
+
+	ledger_account_format(account, want);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const msgpack_object *v = msg_get(ev, keys[i]);
+		if (v && msg_str_eq(v, want))
+			return true;
+	}
+	return false;
+}
+
+/* Does ev pass the filter? */
+static bool events_pass(const events_filter_t *f, const msgpack_object *ev)
+{
+	const char *type;
+	size_t n;
+	int64_t ts = 0;
+
+	if (f->type && (msg_get_str(ev, "type", &type, &n) < 0 ||
+			ledger_event_type_parse(type, n) != f->type))
+		return false;
+	if (f->has_account && !events_has_account(ev, f->account))
+		return false;
+	if ((f->has_since || f->has_until) && msg_get_i64(ev, "ts", &ts) < 0)
+		return false;
+	return !(f->has_since && ts < f->since_ms) && !(f->has_until && ts > f->until_ms);
+}
+
+/* Times never go back: past --until nothing more can pass. */
+static bool events_past_until(const events_filter_t *f, const msgpack_object *ev)
+{
+	int64_t ts;
+	return f->has_until && msg_get_i64(ev, "ts", &ts) == 0 && ts > f->until_ms;
+}
+
 static void events_print(const call_t *c, const msgpack_object *ev)
 {
 	if (c->json)
@@ -40,6 +99,8 @@ typedef struct {
 	uint64_t left;    /* events still to print */
 	uint64_t end;     /* last seq to print: the first page's last_seq */
 	uint64_t printed;
+	const events_filter_t *filter;
+	bool done;        /* past --until */
 } events_range_t;
 
 /* Prints one page; *got is how many events it held. */
@@ -71,17 +132,22 @@ static int events_page(call_t *c, events_range_t *r, bool first, uint32_t *got)
 		uint64_t seq;
 		if (msg_get_u64(ev, "seq", &seq) < 0 || seq < r->next)
 			return call_fail_protocol(c, "the server sent events out of order");
-		events_print(c, ev);
 		r->next = seq + 1;
+		r->done = events_past_until(r->filter, ev);
+		if (r->done)
+			break;
+		if (!events_pass(r->filter, ev))
+			continue;
+		events_print(c, ev);
 		r->left--;
 		r->printed++;
 	}
 	return 0;
 }
 
-int events_list(call_t *c, uint64_t from, uint64_t limit)
+int events_list(call_t *c, uint64_t from, uint64_t limit, const events_filter_t *f)
 {
-	events_range_t r = { .next = from, .left = limit };
+	events_range_t r = { .next = from, .left = limit, .filter = f };
 	uint32_t got;
 	bool first = true;
 
@@ -90,7 +156,7 @@ int events_list(call_t *c, uint64_t from, uint64_t limit)
 		if (rc)
 			return rc;
 		first = false;
-	} while (got > 0 && r.left > 0 && r.next <= r.end);
+	} while (got > 0 && r.left > 0 && r.next <= r.end && !r.done);
 	if (r.printed == 0 && !c->json)
 		printf("No events from seq %" PRIu64 " on (last seq: %" PRIu64 ").\n", from,
 		       r.end);
@@ -107,7 +173,8 @@ static void events_catch_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
-int events_follow(call_t *c, bool has_from, uint64_t from, uint64_t limit)
+int events_follow(call_t *c, bool has_from, uint64_t from, uint64_t limit,
+		  const events_filter_t *f)
 {
 	msgpack_packer *pk;
 	msgpack_object reply;
@@ -130,6 +197,10 @@ int events_follow(call_t *c, bool has_from, uint64_t from, uint64_t limit)
 		const msgpack_object *ev = msg_get(&reply, "event");
 		if (!ev)
 			continue; /* the {"ok": true} that comes first */
+		if (events_past_until(f, ev))
+			break;
+		if (!events_pass(f, ev))
+			continue;
 		events_print(c, ev);
 		limit--;
 	}

@@ -63,6 +63,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOGFILE_MAGIC "ESBLOG"
@@ -627,4 +628,155 @@ bool logfile_hash_at(const logfile_t *lf, uint64_t seq, uint8_t out[LOGFILE_HASH
 	/* A record's hash is its last 32 bytes, just before the next record. */
 	uint64_t at = logfile_offset(lf, seq + 1) - LOGFILE_HASH_BYTES;
 	return logfile_pread_all(lf->fd, at, (char *)out, LOGFILE_HASH_BYTES) == 0;
+}
+
+/* --- checking the whole file (logfile_scan) ------------------------------ */
+
+#define LOGFILE_TAIL_WAITS 3
+
+const char *logfile_problem_text(logfile_problem_t p)
+{
+	switch (p) {
+	case LOGFILE_PROBLEM_NONE: return "no problem";
+	case LOGFILE_PROBLEM_HEADER: return "the file header is not an esbank log's";
+	case LOGFILE_PROBLEM_TRUNCATED: return "the file ends inside the record";
+	case LOGFILE_PROBLEM_LENGTH: return "the record's length is out of range";
+	case LOGFILE_PROBLEM_SEQ: return "the record has the wrong sequence number";
+	case LOGFILE_PROBLEM_HASH: return "the record's hash does not chain";
+	}
+	return "unknown problem";
+}
+
+/* A record is cut short at the end: true when the file grew meanwhile. */
+static bool logfile_tail_grew(logfile_scan_t *s)
+{
+	for (int i = 0; i < LOGFILE_TAIL_WAITS; i++) {
+		struct timespec ts = { 0, LOGFILE_TAIL_WAIT_MS / LOGFILE_TAIL_WAITS * 1000000L };
+		nanosleep(&ts, NULL);
+		struct stat st;
+		if (fstat(s->fd, &st) == 0 && (uint64_t)st.st_size > s->size) {
+			s->size = (uint64_t)st.st_size;
+			s->buf_len = 0; /* the window may hold the short read */
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The n bytes at off, waiting for a writer once they are past the end. */
+static const unsigned char *logfile_scan_need(logfile_scan_t *s, uint64_t off, size_t n)
+{
+	const unsigned char *p = logfile_scan_get(s, off, n);
+	while (!p && !s->err && off + n > s->size && logfile_tail_grew(s))
+		p = logfile_scan_get(s, off, n);
+	return p;
+}
+
+/* Checks the record at off; 1 valid (rec filled), 0 end of file, or -EBADMSG. */
+static int logfile_scan_one(logfile_scan_t *s, uint64_t off, logfile_scan_report_t *rep,
+                            logfile_record_t *rec, uint8_t hash[LOGFILE_HASH_BYTES])
+{
+	uint64_t seq = rep->last_seq + 1;
+	rep->seq = seq;
+	rep->offset = off;
+	if (off == s->size)
+		return 0;
+	const unsigned char *h = logfile_scan_need(s, off, LOGFILE_RECORD_HEAD_BYTES);
+	rep->problem = LOGFILE_PROBLEM_TRUNCATED;
+	if (!h)
+		return -EBADMSG;
+	uint32_t len = logfile_get_u32(h);
+	rep->found_seq = logfile_get_u64(h + 4);
+	rep->problem = LOGFILE_PROBLEM_LENGTH;
+	if (len == 0 || len > LOGFILE_RECORD_BODY_MAX)
+		return -EBADMSG;
+	rep->problem = LOGFILE_PROBLEM_SEQ;
+	if (rep->found_seq != seq)
+		return -EBADMSG;
+	const unsigned char *r = logfile_scan_need(s, off, LOGFILE_RECORD_OVERHEAD + len);
+	rep->problem = LOGFILE_PROBLEM_TRUNCATED;
+	if (!r)
+		return -EBADMSG;
+	logfile_hash(rep->head_hash, seq, r + LOGFILE_RECORD_HEAD_BYTES, len, hash);
+	rep->problem = LOGFILE_PROBLEM_HASH;
+	if (sodium_memcmp(hash, r + LOGFILE_RECORD_HEAD_BYTES + len, LOGFILE_HASH_BYTES) != 0)
+		return -EBADMSG;
+	rep->problem = LOGFILE_PROBLEM_NONE;
+	*rec = (logfile_record_t){ .seq = seq, .offset = off, .len = len, .hash = hash,
+	                           .body = (const char *)r + LOGFILE_RECORD_HEAD_BYTES };
+	return 1;
+}
+
+/* 0 when records follow the header, 1 for an empty file, or -EBADMSG. */
+static int logfile_scan_header(logfile_scan_t *s, logfile_scan_report_t *rep)
+{
+	unsigned char want[LOGFILE_HEADER_BYTES];
+	logfile_header_bytes(want);
+	if (s->size == 0)
+		return 1;
+	const unsigned char *h = logfile_scan_need(s, 0, LOGFILE_HEADER_BYTES);
+	if (!h && !s->err) {
+		rep->problem = LOGFILE_PROBLEM_TRUNCATED;
+		return -EBADMSG;
+	}
+	if (h && memcmp(h, want, LOGFILE_HEADER_BYTES) == 0)
+		return 0;
+	rep->problem = LOGFILE_PROBLEM_HEADER;
+	return s->err ? s->err : -EBADMSG;
+}
+
+static int logfile_scan_records(logfile_scan_t *s, logfile_scan_report_t *rep,
+                                int (*record_cb)(const logfile_record_t *r, void *arg),
+                                void *arg)
+{
+	uint64_t off = LOGFILE_HEADER_BYTES;
+	rep->end_offset = off;
+	for (;;) {
+		logfile_record_t rec;
+		uint8_t hash[LOGFILE_HASH_BYTES];
+		int r = logfile_scan_one(s, off, rep, &rec, hash);
+		if (s->err)
+			return s->err;
+		if (r <= 0)
+			return r;
+		off += LOGFILE_RECORD_OVERHEAD + rec.len;
+		rep->last_seq = rec.seq;
+		rep->end_offset = off;
+		memcpy(rep->head_hash, hash, LOGFILE_HASH_BYTES);
+		r = record_cb(&rec, arg);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
+}
+
+int logfile_scan(const char *dir, logfile_scan_report_t *rep,
+                 int (*record_cb)(const logfile_record_t *r, void *arg), void *arg)
+{
+	assert(dir && rep && record_cb);
+	memset(rep, 0, sizeof(*rep));
+	if (sodium_init() < 0)
+		return -ENOSYS;
+	char *path = malloc(strlen(dir) + sizeof(LOGFILE_NAME) + 1);
+	if (!path)
+		return -ENOMEM;
+	sprintf(path, "%s/%s", dir, LOGFILE_NAME);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	logfile_scan_t s = { .fd = fd, .buf = malloc(LOGFILE_SCAN_CHUNK_BYTES) };
+	int r = fstat(fd, &st) < 0 ? -errno : s.buf ? 0 : -ENOMEM;
+	s.size = r == 0 ? (uint64_t)st.st_size : 0;
+	rep->file_bytes = s.size;
+	if (r == 0)
+		r = logfile_scan_header(&s, rep);
+	if (r == 0)
+		r = logfile_scan_records(&s, rep, record_cb, arg);
+	else if (r == 1)
+		r = 0;
+	rep->file_bytes = s.size;
+	free(s.buf);
+	close(fd);
+	return r;
 }

@@ -104,4 +104,58 @@ long logfile_read(const logfile_t *lf, uint64_t from_seq, size_t max_events, siz
  */
 bool logfile_hash_at(const logfile_t *lf, uint64_t seq, uint8_t out[LOGFILE_HASH_BYTES]);
 
+/* --- checking the whole file, record by record (the offline tools) ------ */
+
+/* One valid record as logfile_scan() hands it over. */
+typedef struct {
+	uint64_t seq;
+	uint64_t offset;     /* of the record's first byte in the file */
+	const char *body;    /* the event bytes; valid only during the callback */
+	size_t len;
+	const uint8_t *hash; /* its chain hash, LOGFILE_HASH_BYTES */
+} logfile_record_t;
+
+/* The first thing wrong in a log file. */
+typedef enum {
+	LOGFILE_PROBLEM_NONE = 0,
+	LOGFILE_PROBLEM_HEADER,    /* bad magic or unknown version (seq 0, offset 0) */
+	LOGFILE_PROBLEM_TRUNCATED, /* the file ends inside a record */
+	LOGFILE_PROBLEM_LENGTH,    /* len is 0 or above LOGFILE_RECORD_BODY_MAX */
+	LOGFILE_PROBLEM_SEQ,       /* not the seq expected: a gap or a repeat */
+	LOGFILE_PROBLEM_HASH,      /* the stored hash is not the chain's */
+} logfile_problem_t;
+
+typedef struct {
+	logfile_problem_t problem;
+	uint64_t seq;          /* the seq expected where the problem is */
+	uint64_t offset;       /* byte offset of the bad record */
+	uint64_t found_seq;    /* LOGFILE_PROBLEM_SEQ: the seq found there */
+	uint64_t last_seq;     /* the last valid record handed over (0: none) */
+	uint64_t end_offset;   /* where that record ends */
+	uint64_t file_bytes;   /* the file's size when the scan ended */
+	uint8_t head_hash[LOGFILE_HASH_BYTES]; /* the hash of last_seq */
+} logfile_scan_report_t;
+
+/* A short English description of a problem ("the hash does not chain"). */
+const char *logfile_problem_text(logfile_problem_t p);
+
+/*
+ * Reads DIR/events.log from the start without opening it for writing,
+ * locking or changing anything (safe while the logger appends), checks every
+ * record as logfile_open() does, and calls record_cb for each valid record in
+ * order. Unlike logfile_open() it does not tell damage from a torn tail: it
+ * stops at the first record that is not valid and names it in *rep. A record
+ * cut short by the end of the file is looked at again a few times over
+ * LOGFILE_TAIL_WAIT_MS (a writer may be appending it) before it counts as
+ * truncated. record_cb returns 0 to go on, 1 to stop (the scan returns 0) or
+ * a negative errno (returned).
+ * Returns 0 (the file is valid to its end, or record_cb stopped it),
+ * -EBADMSG with rep->problem set, or a negative errno (-ENOENT: no log).
+ * *rep is always filled.
+ */
+int logfile_scan(const char *dir, logfile_scan_report_t *rep,
+                 int (*record_cb)(const logfile_record_t *r, void *arg), void *arg);
+
+#define LOGFILE_TAIL_WAIT_MS 300
+
 #endif
