@@ -158,7 +158,7 @@ void events_read_result(hub_t *h, const msgpack_object *msg)
 	case READ_SUBSCRIBE: events_sub_result(h, rd.sub, first, evs); break;
 	case READ_REPLAY: recovery_read_result(h, msg); break;
 	case READ_SNAPSHOTTER: recovery_snapshotter_read(h, msg); break;
-	case READ_MAILER: recovery_mailer_read(h, msg); break;
+	case READ_MAILER: mail_read_result(h, msg); break;
 	}
 }
 
@@ -179,6 +179,7 @@ void events_logger_lost(hub_t *h)
 		h->rec_phase = REC_IDLE;
 	h->snap_next = 0;
 	h->mail_next = 0;
+	h->mail_streaming = false;
 }
 
 void events_logger_back(hub_t *h)
@@ -190,17 +191,3 @@ void events_logger_back(hub_t *h)
 	}
 }
 
-void events_forward_mail(peer_t *p, const msgpack_object *evs)
-{
-	msgpack_packer *pk = conn_pack_begin(&p->link.conn);
-	msgpack_pack_map(pk, 2);
-	msg_pack_kv_str(pk, "t", "mail");
-	msg_pack_str(pk, "items");
-	msgpack_pack_array(pk, evs->via.array.size);
-	for (uint32_t i = 0; i < evs->via.array.size; i++) {
-		msgpack_pack_map(pk, 1);
-		msg_pack_kv_bin(pk, "ev", evs->via.array.ptr[i].via.bin.ptr,
-		                evs->via.array.ptr[i].via.bin.size);
-	}
-	conn_pack_end(&p->link.conn);
-}

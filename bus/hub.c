@@ -188,7 +188,7 @@ int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir)
 	h->started_ms = hub_now_ms();
 	h->state = BUS_RECOVERING;
 	h->next_cid = 1;
-	h->mail_target = UINT64_MAX;
+	fifo_init(&h->mail_pending, sizeof(pending_event_t));
 	h->out_base = 1;
 	fifo_init(&h->pending, sizeof(pending_event_t));
 	fifo_init(&h->held_replies, sizeof(held_reply_t));

@@ -31,6 +31,7 @@
 #define BUS_READ_EVENTS_MAX 10000         /* events per logger read */
 #define BUS_READ_BYTES_MAX (FRAME_BODY_MAX - 64 * 1024)
 #define BUS_TICK_MS 500
+#define BUS_MAIL_PENDING_MAX 100000       /* mails held for an absent mailer */
 
 typedef enum { BUS_RECOVERING, BUS_LIVE } bus_state_t;
 typedef enum { PEER_RESOLVER, PEER_LOGGER, PEER_SNAPSHOTTER, PEER_MAILER, PEER_COUNT } peer_role_t;
@@ -164,10 +165,13 @@ struct hub {
 	bool no_snapshots;      /* a snapshot was tried: replay from the log */
 	uint64_t snap_next;     /* next seq to read for the snapshotter, 0: none */
 	bool snap_verify;       /* check the snapshotter's chain (peer head) first */
-	uint64_t mail_next;     /* next seq to read for the mailer's catch-up, 0: none */
-	uint64_t mail_target;   /* catch-up ends here: durable when both it and the
-	                           logger were up; UINT64_MAX until then */
+	/* mail.c: the mailer's feed, always in seq order */
+	fifo_t mail_pending;    /* pending_event_t with mail, until the mailer acks */
+	uint64_t boot_durable;  /* the log's end when this bus first saw the logger */
+	bool boot_known;
+	bool mail_streaming;    /* live mail flows; false while catching up */
 	bool mail_fresh;        /* the mailer has no spool: it starts at the end */
+	uint64_t mail_next;     /* next seq to read for the mailer's catch-up, 0: none */
 };
 
 /* fifo.c */
@@ -203,8 +207,6 @@ void events_read_result(hub_t *h, const msgpack_object *msg);
 void events_live(hub_t *h, uint64_t seq, const bytes_t *ev);
 void events_logger_lost(hub_t *h);
 void events_logger_back(hub_t *h);
-/* Sends log events to the mailer for catch-up: {"t":"mail","items":[{"ev":bin}]}. */
-void events_forward_mail(peer_t *p, const msgpack_object *evs);
 int events_read(hub_t *h, read_kind_t kind, uint64_t from, uint64_t limit, pending_read_t *rd);
 
 /* peers.c */
@@ -218,10 +220,17 @@ void recovery_replayed(hub_t *h, uint64_t hwm);
 void recovery_loaded(hub_t *h, const msgpack_object *msg);
 void recovery_read_result(hub_t *h, const msgpack_object *msg);
 void recovery_snapshotter_read(hub_t *h, const msgpack_object *msg);
-void recovery_mailer_read(hub_t *h, const msgpack_object *msg);
 void recovery_peer_hello(hub_t *h, peer_t *p, const msgpack_object *msg);
 void recovery_tick(hub_t *h);
 void recovery_release_held(hub_t *h);
+
+/* mail.c: the mailer's feed */
+void mail_durable(hub_t *h, pending_event_t *p);
+void mail_hello(hub_t *h, const msgpack_object *msg);
+void mail_ack(hub_t *h, uint64_t hwm);
+void mail_down(hub_t *h);
+void mail_check(hub_t *h);
+void mail_read_result(hub_t *h, const msgpack_object *msg);
 
 /* status.c */
 void status_reply(hub_t *h, client_t *c, uint64_t id);

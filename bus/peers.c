@@ -49,6 +49,10 @@ static void peers_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
 	switch (p->role) {
 	case PEER_LOGGER:
 		msg_get_strcpy(msg, "head", p->head, sizeof(p->head));
+		if (!h->boot_known) {
+			h->boot_known = true;
+			h->boot_durable = p->hwm;
+		}
 		msg_buf_reset(&h->to_logger);
 		h->to_logger_n = 0;
 		peers_resend_pending(h, p->hwm);
@@ -94,6 +98,8 @@ static void peers_message(hub_t *h, peer_t *p, const msgpack_object *msg)
 	} else if (t && msg_str_eq(t, "ack")) {
 		msg_get_u64(msg, "hwm", &p->hwm);
 		msg_get_u64(msg, "snapshot", &p->snapshot_seq);
+		if (p->role == PEER_MAILER)
+			mail_ack(h, p->hwm);
 	} else {
 		log_warn("unknown message from %s: ignored", peer_name(p->role));
 	}
@@ -125,10 +131,8 @@ static void peers_on_down(link_t *k)
 		events_logger_lost(h);
 	else if (p->role == PEER_SNAPSHOTTER)
 		h->snap_next = 0;
-	else if (p->role == PEER_MAILER) {
-		h->mail_next = 0;
-		h->mail_target = UINT64_MAX;
-	}
+	else if (p->role == PEER_MAILER)
+		mail_down(h);
 }
 
 void peers_start(hub_t *h, const char *run_dir)

@@ -120,22 +120,10 @@ static void recovery_catch_up(hub_t *h, peer_role_t role, read_kind_t kind, uint
 		*next = 0;
 }
 
-/* Fixes where the mailer's catch-up ends, once it and the logger are up. */
-static void recovery_mailer_target(hub_t *h)
-{
-	if (h->mail_target != UINT64_MAX || !peer_up(h, PEER_MAILER) || !peer_up(h, PEER_LOGGER))
-		return;
-	h->mail_target = h->durable_seq;
-	if (h->mail_fresh) /* a mailer with no spool starts at the end of the log */
-		h->peers[PEER_MAILER].hwm = h->durable_seq;
-}
-
 void recovery_check(hub_t *h)
 {
 	recovery_catch_up(h, PEER_SNAPSHOTTER, READ_SNAPSHOTTER, &h->snap_next);
-	recovery_mailer_target(h);
-	if (h->mail_target != UINT64_MAX && h->mail_target > h->peers[PEER_MAILER].hwm)
-		recovery_catch_up(h, PEER_MAILER, READ_MAILER, &h->mail_next);
+	mail_check(h);
 	if (h->state == BUS_LIVE || h->rec_phase != REC_IDLE)
 		return;
 	if (!peer_up(h, PEER_RESOLVER) || !peer_up(h, PEER_LOGGER) || h->pending.count)
@@ -145,7 +133,6 @@ void recovery_check(hub_t *h)
 
 void recovery_peer_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
 {
-	bool fresh = false;
 	if (p->role == PEER_RESOLVER) {
 		h->rec_phase = REC_IDLE;
 		h->expect_prev = false;
@@ -155,9 +142,7 @@ void recovery_peer_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
 		                 msg_get_strcpy(msg, "chain", p->head, sizeof(p->head)) == 0;
 		h->snap_next = 0;
 	} else if (p->role == PEER_MAILER) {
-		msg_get_bool(msg, "fresh", &fresh);
-		h->mail_fresh = fresh;
-		h->mail_target = UINT64_MAX;
+		mail_hello(h, msg);
 	}
 }
 
@@ -266,10 +251,7 @@ static void recovery_catch_up_read(hub_t *h, const msgpack_object *msg, peer_rol
 		*next = 0;
 		return;
 	}
-	if (role == PEER_SNAPSHOTTER)
-		recovery_forward(&h->peers[role], "events", msg, true);
-	else
-		events_forward_mail(&h->peers[role], evs);
+	recovery_forward(&h->peers[role], "events", msg, true);
 	*next = first + n;
 	h->peers[role].hwm = first + n - 1;
 	pending_read_t rd = { 0 };
@@ -281,11 +263,6 @@ void recovery_snapshotter_read(hub_t *h, const msgpack_object *msg)
 {
 	recovery_catch_up_read(h, msg, PEER_SNAPSHOTTER, READ_SNAPSHOTTER, &h->snap_next,
 	                       h->durable_seq);
-}
-
-void recovery_mailer_read(hub_t *h, const msgpack_object *msg)
-{
-	recovery_catch_up_read(h, msg, PEER_MAILER, READ_MAILER, &h->mail_next, h->mail_target);
 }
 
 void recovery_release_held(hub_t *h)

@@ -213,14 +213,9 @@ static void route_durable_event(hub_t *h, pending_event_t *p)
 		msg_pack_binn(&h->to_snap.pk, p->ev.p, p->ev.n);
 		h->to_snap_n++;
 	}
-	if (p->mail.p && h->peers[PEER_MAILER].hello) {
-		msgpack_packer *pk = &h->to_mailer.pk;
-		msgpack_pack_map(pk, 2);
-		msg_pack_kv_bin(pk, "ev", p->ev.p, p->ev.n);
-		msg_pack_kv_bin(pk, "mail", p->mail.p, p->mail.n);
-		h->to_mailer_n++;
-	}
 	events_live(h, p->seq, &p->ev);
+	if (p->mail.p)
+		mail_durable(h, p); /* takes p->ev and p->mail */
 }
 
 void route_durable(hub_t *h, uint64_t seq)
