@@ -47,9 +47,122 @@ void msg_buf_append(msg_buf_t *b, const void *data, size_t n)
 	msgpack_sbuffer_write(&b->sb, data, n);
 }
 
+/*
+ * msgpack-c allocates a container's elements from its declared count before
+ * reading them, so a 5-byte array header claiming 2^32 - 1 elements would
+ * make it allocate ~100 GB. This walk rejects, before unpacking, any
+ * container whose count exceeds the bytes left (every element takes at least
+ * one byte), any string longer than the bytes left, and nesting deeper than
+ * MSG_DEPTH_MAX.
+ */
+#define MSG_DEPTH_MAX 32
+
+static uint64_t msg_be(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Bytes of the length field of a sized type (str/bin/ext/array/map 8..32). */
+static int msg_len_bytes(unsigned c)
+{
+	switch (c) {
+	case 0xc4: case 0xc7: case 0xd9: return 1;
+	case 0xc5: case 0xc8: case 0xda: case 0xdc: case 0xde: return 2;
+	case 0xc6: case 0xc9: case 0xdb: case 0xdd: case 0xdf: return 4;
+	default: return 0;
+	}
+}
+
+/* Payload bytes of a fixed-size type after its tag; -1 for sized or invalid. */
+static int msg_fixed_payload(unsigned c)
+{
+	switch (c) {
+	case 0xc0: case 0xc2: case 0xc3: return 0;            /* nil, false, true */
+	case 0xcc: case 0xd0: return 1;                        /* u8, i8 */
+	case 0xcd: case 0xd1: return 2;
+	case 0xca: case 0xce: case 0xd2: return 4;             /* f32, u32, i32 */
+	case 0xcb: case 0xcf: case 0xd3: return 8;
+	case 0xd4: return 2;                                   /* fixext: type + data */
+	case 0xd5: return 3;
+	case 0xd6: return 5;
+	case 0xd7: return 9;
+	case 0xd8: return 17;
+	default: return -1;
+	}
+}
+
+/* Header of the object at p: its own size, payload bytes and child count. */
+static int msg_head(const unsigned char *p, size_t left, size_t *head, uint64_t *payload,
+                    uint64_t *children)
+{
+	unsigned c = p[0];
+	*payload = 0;
+	*children = 0;
+	*head = 1;
+	if (c <= 0x7f || c >= 0xe0) /* fixint */
+		return 0;
+	if (c <= 0x9f) { /* fixmap, fixarray */
+		*children = (uint64_t)(c & 0x0f) * (c <= 0x8f ? 2 : 1);
+		return 0;
+	}
+	if (c <= 0xbf) { /* fixstr */
+		*payload = c & 0x1f;
+		return 0;
+	}
+	int f = msg_fixed_payload(c);
+	if (f >= 0) {
+		*payload = (uint64_t)f;
+		return 0;
+	}
+	int n = msg_len_bytes(c);
+	if (n == 0 || left < (size_t)1 + (size_t)n)
+		return -EBADMSG;
+	uint64_t v = msg_be(p + 1, n);
+	*head = 1 + (size_t)n;
+	if (c >= 0xdc)
+		*children = c >= 0xde ? 2 * v : v;
+	else
+		*payload = v + (c >= 0xc7 && c <= 0xc9 ? 1 : 0); /* ext: + type byte */
+	return 0;
+}
+
+static int msg_walk(const unsigned char *p, size_t left, size_t *used, int depth)
+{
+	size_t head;
+	uint64_t payload, children;
+	if (left == 0 || depth > MSG_DEPTH_MAX)
+		return -EBADMSG;
+	if (msg_head(p, left, &head, &payload, &children) < 0)
+		return -EBADMSG;
+	if (head > left || payload > left - head || children > left - head)
+		return -EBADMSG;
+	size_t off = head + (size_t)payload;
+	for (uint64_t i = 0; i < children; i++) {
+		size_t u;
+		if (msg_walk(p + off, left - off, &u, depth + 1) < 0)
+			return -EBADMSG;
+		off += u;
+	}
+	*used = off;
+	return 0;
+}
+
+int msg_check(const char *buf, size_t len)
+{
+	size_t used;
+	if (msg_walk((const unsigned char *)buf, len, &used, 0) < 0 || used != len)
+		return -EBADMSG;
+	return 0;
+}
+
 int msg_decode_map(const char *buf, size_t len, msgpack_zone *zone, msgpack_object *out)
 {
 	size_t off = 0;
+	if (msg_check(buf, len) < 0)
+		return -EBADMSG;
 	msgpack_unpack_return r = msgpack_unpack(buf, len, &off, zone, out);
 	if (r != MSGPACK_UNPACK_SUCCESS || off != len)
 		return -EBADMSG;

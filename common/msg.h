@@ -44,6 +44,14 @@ void msg_buf_append(msg_buf_t *b, const void *data, size_t n);
  */
 int msg_decode_map(const char *buf, size_t len, msgpack_zone *zone, msgpack_object *out);
 
+/*
+ * Checks that buf[0..len) is exactly one well-formed msgpack object whose
+ * declared sizes fit in the bytes given (so unpacking it cannot be made to
+ * allocate more than a small multiple of len) and whose nesting is bounded.
+ * Returns 0 or -EBADMSG. msg_decode_map() calls it first.
+ */
+int msg_check(const char *buf, size_t len);
+
 /* The value under the string key in map, or NULL when absent. */
 const msgpack_object *msg_get(const msgpack_object *map, const char *key);
 
