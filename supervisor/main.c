@@ -1,4 +1,5 @@
-/* main.c - esbankd: options, then supervise_run(). */
+/* main.c - esbankd: options, then supervise_run(); or the exec wrapper (child.h). */
+#include "child.h"
 #include "config.h"
 #include "log.h"
 #include "supervise.h"
@@ -18,9 +19,12 @@ static const char USAGE[] =
 	"               [--public-url URL] [--ready-fd N]\n"
 	"\n"
 	"Starts the esbank group (logger, resolver, snapshotter, mailer, bus, http) in\n"
-	"the foreground, prints each program's lines prefixed with its name, and stops\n"
-	"them in order on SIGTERM or SIGINT. It is ready when RUN/bus.sock says live;\n"
-	"with --ready-fd N it then writes \"READY=1\\n\" to file descriptor N.\n"
+	"the foreground, prints each program's lines prefixed with its name, restarts\n"
+	"one that dies (100 ms back-off doubling to 5 s; more than 10 deaths of one in\n"
+	"60 s stop the group, exit 111), and stops them in order on SIGTERM or SIGINT.\n"
+	"One esbankd per run directory (RUN/esbankd.lock). It is ready when\n"
+	"RUN/bus.sock says live; with --ready-fd N it then writes \"READY=1\\n\" to\n"
+	"file descriptor N. See docs/supervision.md.\n"
 	"Executables are looked up in ESBANK_BIN_DIR, beside esbankd, then in the\n"
 	"build tree's folders (../logger/esbank-logger, ...).";
 
@@ -66,6 +70,8 @@ static int main_ready_fd(const char *v, int *fd)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], CHILD_EXEC_FLAG) == 0)
+		return child_exec(argc, argv);
 	config_opt_t opts[] = {
 		{ .name = "data", .env = "ESBANK_DATA", .def = "./var/data",
 		  .help = "data directory" },

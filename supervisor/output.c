@@ -44,6 +44,7 @@ static void output_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void output_closed_cb(uv_handle_t *h)
 {
 	output_t *o = h->data;
+	o->in_use = false;
 	if (o->on_close)
 		o->on_close(o);
 }
@@ -64,7 +65,7 @@ int output_init(output_t *o, uv_loop_t *loop, const char *name, output_cb on_clo
 	o->on_close = on_close;
 	int rc = uv_pipe_init(loop, &o->pipe, 0);
 	o->pipe.data = o;
-	o->open = rc == 0;
+	o->open = o->in_use = rc == 0;
 	return rc;
 }
 

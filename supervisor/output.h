@@ -24,11 +24,15 @@ struct output {
 	char line[OUTPUT_LINE_MAX];
 	size_t len;
 	bool open;         /* pipe initialised and not yet closed */
+	bool in_use;       /* pipe initialised and its close callback not yet run */
 	output_cb on_close; /* after the pipe is closed */
 	void *data;
 };
 
-/* Initialises the pipe (for uv_spawn's stdio) and remembers name. 0 or a libuv error. */
+/*
+ * Initialises the pipe (for uv_spawn's stdio) and remembers name. 0 or a
+ * libuv error. Again after a restart only once in_use is false.
+ */
 int output_init(output_t *o, uv_loop_t *loop, const char *name, output_cb on_close);
 
 /* Starts reading after a successful spawn; the pipe closes itself at EOF. */

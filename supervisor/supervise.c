@@ -1,8 +1,12 @@
 /* supervise.c - the children table, start order and stop order (see supervise.h). */
 #include "supervise.h"
+#include "child.h"
 #include "config.h"
 #include "log.h"
+#include "rundir.h"
+#include "state.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -10,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 /* In start order. stop_phase 0 stops first. */
@@ -52,19 +57,27 @@ static char *sup_find_exe(const supervisor_t *s, const char *name)
 	return path;
 }
 
-static void sup_self_dir(supervisor_t *s)
+static void sup_self(supervisor_t *s)
 {
-	ssize_t n = readlink("/proc/self/exe", s->self_dir, sizeof(s->self_dir) - 1);
-	s->self_dir[n > 0 ? n : 0] = '\0';
+	ssize_t n = readlink("/proc/self/exe", s->self_exe, sizeof(s->self_exe) - 1);
+	s->self_exe[n > 0 ? n : 0] = '\0';
+	memcpy(s->self_dir, s->self_exe, sizeof(s->self_dir));
 	char *slash = strrchr(s->self_dir, '/');
 	if (slash)
 		*slash = '\0';
+	snprintf(s->pid_text, sizeof(s->pid_text), "%ld", (long)getpid());
 }
 
+/* esbankd --exec-child NAME PPID -- PROG --data D --run R [FLAG VALUE] */
 static void sup_args(const supervisor_t *s, sup_child_t *c)
 {
 	const sup_config_t *cfg = s->cfg;
 	size_t n = 0;
+	c->argv[n++] = s->self_exe[0] ? s->self_exe : "esbankd";
+	c->argv[n++] = CHILD_EXEC_FLAG;
+	c->argv[n++] = c->name;
+	c->argv[n++] = s->pid_text;
+	c->argv[n++] = "--";
 	c->argv[n++] = c->path;
 	c->argv[n++] = "--data";
 	c->argv[n++] = cfg->data_dir;
@@ -83,6 +96,7 @@ static void sup_args(const supervisor_t *s, sup_child_t *c)
 		c->argv[n++] = flag;
 		c->argv[n++] = value;
 	}
+	assert(n <= SUP_ARGS_MAX);
 	c->argv[n] = NULL;
 }
 
@@ -118,6 +132,12 @@ static void sup_done(supervisor_t *s)
 {
 	if (!uv_is_closing((uv_handle_t *)&s->stop_timer))
 		uv_close((uv_handle_t *)&s->stop_timer, NULL);
+	for (size_t i = 0; i < s->nchildren; i++) {
+		uv_handle_t *t = (uv_handle_t *)&s->children[i].restart_timer;
+		if (!uv_is_closing(t))
+			uv_close(t, NULL);
+	}
+	state_remove(s);
 	log_info("esbank stopped (exit %d)", s->exit_code);
 }
 
@@ -197,30 +217,71 @@ static void supervise_stop(supervisor_t *s, int exit_code)
 	s->stopping = true;
 	s->exit_code = exit_code;
 	s->stop_phase = 0;
+	for (size_t i = 0; i < s->nchildren; i++)
+		uv_timer_stop(&s->children[i].restart_timer); /* no restarts from now on */
 	ready_stop(&s->ready);
+	state_write(s);
 	sup_stop_phase(s);
 }
 
 static void sup_log_exit(const sup_child_t *c, int64_t status, int sig, log_level_t level)
 {
 	if (sig)
-		log_msg(level, "%s (pid %d) was killed by signal %d (%s)", c->name, c->proc.pid,
+		log_msg(level, "%s (pid %ld) was killed by signal %d (%s)", c->name, (long)c->pid,
 		        sig, strsignal(sig));
 	else
-		log_msg(level, "%s (pid %d) exited with status %lld", c->name, c->proc.pid,
+		log_msg(level, "%s (pid %ld) exited with status %lld", c->name, (long)c->pid,
 		        (long long)status);
 }
 
-/*
- * The restart policy. First form: any unexpected death stops the group with
- * EXIT_TEMPORARY. Restarting with back-off and an intensity limit goes here.
- */
-static void sup_on_child_death(supervisor_t *s, sup_child_t *c, int64_t status, int sig)
+static int sup_spawn(supervisor_t *s, sup_child_t *c);
+static void sup_on_child_death(supervisor_t *s, sup_child_t *c);
+
+/* The old process's handles are closed by now, save in odd cases: wait for them. */
+static void sup_on_restart_timer(uv_timer_t *t)
 {
-	log_error("*** %s died unexpectedly ***", c->name);
-	sup_log_exit(c, status, sig, LOG_ERROR);
-	log_error("stopping the whole group (exit %d)", EXIT_TEMPORARY);
-	supervise_stop(s, EXIT_TEMPORARY);
+	sup_child_t *c = t->data;
+	supervisor_t *s = c->sup;
+	if (s->stopping)
+		return;
+	if (c->proc_open || c->out.in_use || c->err.in_use) {
+		output_close(&c->out);
+		output_close(&c->err);
+		uv_timer_start(t, sup_on_restart_timer, SUP_RESTART_RETRY_MS, 0);
+		return;
+	}
+	c->restarts++;
+	if (sup_spawn(s, c) < 0) {
+		c->restarts--;
+		c->started_ms = uv_now(s->loop);
+		sup_on_child_death(s, c);
+	}
+}
+
+/*
+ * The restart policy (restart.h): restart c alone after its back-off delay,
+ * or, when it dies too often, stop the whole group with EXIT_TEMPORARY.
+ */
+static void sup_on_child_death(supervisor_t *s, sup_child_t *c)
+{
+	uint64_t now = uv_now(s->loop);
+	int64_t delay_ms = restart_on_death(&c->restart, now, now - c->started_ms);
+	if (delay_ms < 0) {
+		log_error("%s died more than %d times within %d s: stopping the whole group "
+		          "(exit %d)", c->name, RESTART_INTENSITY_MAX, RESTART_PERIOD_MS / 1000,
+		          EXIT_TEMPORARY);
+		supervise_stop(s, EXIT_TEMPORARY);
+		return;
+	}
+	log_warn("restarting %s in %lld ms", c->name, (long long)delay_ms);
+	uv_timer_start(&c->restart_timer, sup_on_restart_timer, (uint64_t)delay_ms, 0);
+	state_write(s);
+}
+
+static void sup_on_proc_closed(uv_handle_t *h)
+{
+	sup_child_t *c = h->data;
+	c->proc_open = false;
 }
 
 static void sup_on_exit(uv_process_t *p, int64_t status, int sig)
@@ -228,9 +289,11 @@ static void sup_on_exit(uv_process_t *p, int64_t status, int sig)
 	sup_child_t *c = p->data;
 	supervisor_t *s = c->sup;
 	c->running = false;
-	uv_close((uv_handle_t *)p, NULL);
+	uv_close((uv_handle_t *)p, sup_on_proc_closed);
+	rundir_pid_remove(s->cfg->run_dir, c->name);
 	if (!s->stopping) {
-		sup_on_child_death(s, c, status, sig);
+		sup_log_exit(c, status, sig, LOG_ERROR);
+		sup_on_child_death(s, c);
 		return;
 	}
 	sup_log_exit(c, status, sig, LOG_INFO);
@@ -257,6 +320,29 @@ static int sup_init_outputs(supervisor_t *s, sup_child_t *c)
 	return 0;
 }
 
+static void sup_on_started(supervisor_t *s, sup_child_t *c)
+{
+	c->running = true;
+	c->pid = c->proc.pid;
+	c->started_ms = uv_now(s->loop);
+	c->up_since_ms = state_now_ms();
+	output_start(&c->out);
+	output_start(&c->err);
+	int rc = rundir_pid_write(s->cfg->run_dir, c->name, c->pid);
+	if (rc < 0)
+		log_warn("cannot write %s/%s.pid: %s", s->cfg->run_dir, c->name, strerror(-rc));
+	if (c->restarts)
+		log_info("restarted %s (pid %ld, restart %u)", c->name, (long)c->pid, c->restarts);
+	else
+		log_info("started %s (pid %ld)", c->name, (long)c->pid);
+	state_write(s);
+}
+
+/*
+ * Starts c through the exec wrapper (child.h): /proc/self/exe is esbankd's
+ * own executable, even if the file was replaced since. A restart that
+ * cannot start counts as one more death.
+ */
 static int sup_spawn(supervisor_t *s, sup_child_t *c)
 {
 	int rc = sup_init_outputs(s, c);
@@ -269,23 +355,21 @@ static int sup_spawn(supervisor_t *s, sup_child_t *c)
 		{ .flags = piped, .data.stream = (uv_stream_t *)&c->err.pipe },
 	};
 	uv_process_options_t o = {
-		.exit_cb = sup_on_exit, .file = c->path, .args = (char **)c->argv,
+		.exit_cb = sup_on_exit, .file = "/proc/self/exe", .args = (char **)c->argv,
 		.stdio_count = 3, .stdio = stdio,
 		.flags = UV_PROCESS_DETACHED, /* a terminal's ^C reaches esbankd alone */
 	};
 	c->proc.data = c;
+	c->proc_open = true;
 	rc = uv_spawn(s->loop, &c->proc, &o);
 	if (rc < 0) {
 		log_error("cannot start %s: %s", c->path, uv_strerror(rc));
-		uv_close((uv_handle_t *)&c->proc, NULL);
+		uv_close((uv_handle_t *)&c->proc, sup_on_proc_closed);
 		output_close(&c->out);
 		output_close(&c->err);
 		return rc;
 	}
-	c->running = true;
-	output_start(&c->out);
-	output_start(&c->err);
-	log_info("started %s (pid %d)", c->name, c->proc.pid);
+	sup_on_started(s, c);
 	return 0;
 }
 
@@ -336,6 +420,28 @@ static int sup_prepare_dirs(const sup_config_t *cfg)
 	return rc;
 }
 
+/* The restart policy and timer of every child. */
+static void sup_init_restarts(supervisor_t *s)
+{
+	uint64_t delay_max_ms = RESTART_DELAY_MAX_MS;
+	const char *env = getenv(SUP_DELAY_MAX_ENV);
+	if (env && *env) {
+		char *end;
+		unsigned long long v = strtoull(env, &end, 10);
+		if (*end || v == 0 || v > RESTART_DELAY_MAX_MS)
+			log_warn("%s=%s ignored (1 to %d)", SUP_DELAY_MAX_ENV, env,
+			         RESTART_DELAY_MAX_MS);
+		else
+			delay_max_ms = v;
+	}
+	for (size_t i = 0; i < s->nchildren; i++) {
+		sup_child_t *c = &s->children[i];
+		restart_init(&c->restart, delay_max_ms);
+		uv_timer_init(s->loop, &c->restart_timer);
+		c->restart_timer.data = c;
+	}
+}
+
 static void sup_init_handles(supervisor_t *s)
 {
 	uv_signal_init(s->loop, &s->sig_term);
@@ -346,6 +452,7 @@ static void sup_init_handles(supervisor_t *s)
 	uv_timer_init(s->loop, &s->stop_timer);
 	s->stop_timer.data = s;
 	s->ready.data = s;
+	sup_init_restarts(s);
 }
 
 static void sup_start_ready(supervisor_t *s)
@@ -359,16 +466,30 @@ static void sup_start_ready(supervisor_t *s)
 	}
 }
 
+/* Leftovers of a killed esbankd (RUN/<name>.pid), for every name, even one not used now. */
+static int sup_kill_stale(const supervisor_t *s)
+{
+	for (size_t i = 0; i < SUP_TABLE_LEN; i++) {
+		int rc = rundir_kill_stale(s->cfg->run_dir, sup_table[i].name);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 int supervise_run(const sup_config_t *cfg)
 {
 	static supervisor_t s;
 	s.loop = uv_default_loop();
 	s.cfg = cfg;
-	sup_self_dir(&s);
-	if (sup_prepare_dirs(cfg) < 0)
+	s.lock_fd = -1;
+	sup_self(&s);
+	if (sup_prepare_dirs(cfg) < 0 || rundir_lock(cfg->run_dir, &s.lock_fd) < 0)
 		return EXIT_TEMPORARY;
 	if (sup_find_all(&s) < 0)
 		return EXIT_USAGE;
+	if (sup_kill_stale(&s) < 0)
+		return EXIT_TEMPORARY;
 	sup_init_handles(&s);
 	if (sup_start_all(&s) < 0)
 		supervise_stop(&s, EXIT_TEMPORARY);

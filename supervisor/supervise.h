@@ -8,17 +8,26 @@
  * SUP_STOP_TIMEOUT_MS): bus and http; resolver, snapshotter and mailer;
  * logger last, so that everything acknowledged reaches the log first.
  *
- * When a child dies on its own, sup_on_child_death() decides what happens.
- * In this first form it stops the whole group with exit code 111; a restart
- * policy (back-off, restart intensity) belongs there.
+ * A child that dies on its own is restarted, alone, after a back-off delay
+ * (restart.h); one that dies more than RESTART_INTENSITY_MAX times within
+ * RESTART_PERIOD_MS makes esbankd stop the whole group in order and exit 111.
+ * Nothing is restarted once the group is stopping.
+ *
+ * Every child is started through esbankd's exec wrapper (child.h), so it dies
+ * with esbankd. RUN/esbankd.lock keeps a second esbankd off the run directory;
+ * RUN/<name>.pid names each child (rundir.h); RUN/esbankd.state describes
+ * them (state.h). See docs/supervision.md.
  */
 #ifndef ESBANK_SUPERVISOR_SUPERVISE_H
 #define ESBANK_SUPERVISOR_SUPERVISE_H
 
 #include "output.h"
 #include "ready.h"
+#include "restart.h"
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #define SUP_CHILDREN_MAX 8
@@ -26,6 +35,11 @@
 #define SUP_STOP_PHASES 3
 #define SUP_STOP_TIMEOUT_MS 5000
 #define SUP_DRAIN_TIMEOUT_MS 500 /* for children's last output lines */
+#define SUP_RESTART_RETRY_MS 10  /* a restart waiting for the old handles to close */
+#define SUP_PID_DIGITS_MAX 24
+#define SUP_PATH_BYTES_MAX 4096
+/* Test-only: caps the restart back-off (see docs/supervision.md). */
+#define SUP_DELAY_MAX_ENV "ESBANK_RESTART_DELAY_MAX_MS"
 
 typedef struct {
 	const char *data_dir;
@@ -45,8 +59,15 @@ typedef struct {
 	int stop_phase;       /* 0 stops first */
 	bool optional;        /* a missing executable is a warning */
 	char *path;           /* executable, NULL when not found */
-	const char *argv[SUP_ARGS_MAX + 1];
+	const char *argv[SUP_ARGS_MAX + 1]; /* the exec wrapper's, then the program's */
 	bool running;
+	bool proc_open;       /* proc initialised and its close callback not yet run */
+	pid_t pid;            /* of the running process, else of the last one */
+	unsigned restarts;    /* processes started after the first */
+	uint64_t started_ms;  /* uv_now() at the last start */
+	uint64_t up_since_ms; /* wall clock (ms since 1970) at the last start */
+	restart_t restart;
+	uv_timer_t restart_timer;
 	uv_process_t proc;
 	output_t out, err;
 	supervisor_t *sup;
@@ -65,7 +86,10 @@ struct supervisor {
 	int stop_phase;
 	int exit_code;
 	int outputs_open;
-	char self_dir[4096];
+	int lock_fd;
+	char self_dir[SUP_PATH_BYTES_MAX];
+	char self_exe[SUP_PATH_BYTES_MAX];
+	char pid_text[SUP_PID_DIGITS_MAX]; /* esbankd's pid, for the exec wrapper */
 };
 
 /* Runs the group until it stops; returns esbankd's exit code. */
