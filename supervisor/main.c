@@ -41,14 +41,11 @@ static int main_check(const config_opt_t *opts, sup_config_t *cfg)
 		return -1;
 	}
 	const char *mail = cfg->mail;
-	if (strcmp(mail, "maildir") && strcmp(mail, "mailgun") && strncmp(mail, "smtp://", 7) &&
-	    strncmp(mail, "smtps://", 8)) {
+	if (mail && strcmp(mail, "maildir") && strcmp(mail, "mailgun") &&
+	    strncmp(mail, "smtp://", 7) && strncmp(mail, "smtps://", 8)) {
 		log_error("--mail is maildir, mailgun or an smtp:// URL, not '%s'", mail);
 		return -1;
 	}
-	if (strcmp(mail, "maildir") != 0)
-		log_warn("--mail %s: only maildir is implemented yet; mail goes to "
-		         "DATA/mail/outbox", mail);
 	return 0;
 }
 
@@ -81,8 +78,9 @@ int main(int argc, char **argv)
 		  .help = "HTTP gateway address, or off" },
 		{ .name = "snapshot-every", .env = "ESBANK_SNAPSHOT_EVERY", .def = "1000",
 		  .help = "events between two snapshots" },
-		{ .name = "mail", .env = NULL, .def = "maildir",
-		  .help = "maildir, mailgun or SMTP URL" },
+		{ .name = "mail", .env = "ESBANK_MAIL", .def = NULL,
+		  .help = "maildir, mailgun or SMTP URL (unset: the mailer chooses from "
+		          "ESBANK_SMTP_URL, MAILGUN_*, else maildir)" },
 		{ .name = "pwhash-cost", .env = "ESBANK_PWHASH_COST", .def = "interactive",
 		  .help = "interactive, moderate or min" },
 		{ .name = "public-url", .env = "ESBANK_PUBLIC_URL", .def = NULL,

@@ -92,9 +92,13 @@ static void sup_args(const supervisor_t *s, sup_child_t *c)
 		flag = "--public-url", value = cfg->public_url;
 	else if (strcmp(c->name, "http") == 0)
 		flag = "--http", value = cfg->http;
-	if (flag) {
+	if (flag && value) {
 		c->argv[n++] = flag;
 		c->argv[n++] = value;
+	}
+	if (strcmp(c->name, "mailer") == 0 && cfg->mail) {
+		c->argv[n++] = "--mail";
+		c->argv[n++] = cfg->mail;
 	}
 	assert(n <= SUP_ARGS_MAX);
 	c->argv[n] = NULL;
