@@ -435,7 +435,7 @@ ledger_err_t request_decode(const msgpack_object *map, ledger_cmd_t *cmd, const 
 
 /* ---- replies ---- */
 
-static const char *request_default_message(ledger_err_t err)
+const char *request_error_text(ledger_err_t err)
 {
 	switch (err) {
 	case LEDGER_E_BAD_REQUEST: return "not a valid request";
@@ -460,7 +460,7 @@ void request_pack_error(msgpack_packer *pk, uint64_t id, ledger_err_t err, const
 {
 	assert(pk && err != LEDGER_OK && err != LEDGER_DUPLICATE);
 	if (!message)
-		message = request_default_message(err);
+		message = request_error_text(err);
 	msgpack_pack_map(pk, 4);
 	msg_pack_kv_u64(pk, "id", id);
 	msg_pack_kv_bool(pk, "ok", false);

@@ -47,6 +47,9 @@ ledger_err_t request_decode(const msgpack_object *map, ledger_cmd_t *cmd, const 
 /* Validates an email (PROTOCOL.md) and writes it lower-cased into out. */
 bool request_email_valid(const char *s, size_t n, char out[LEDGER_EMAIL_BYTES_MAX + 1]);
 
+/* A human message for an error code, for replies that have none better. */
+const char *request_error_text(ledger_err_t err);
+
 /*
  * Packs a whole error reply map {"id","ok":false,"error","message"} into pk.
  */

@@ -21,23 +21,6 @@
 #define RESOLVER_ACCOUNT_FIRST 1000000000000000ULL /* smallest 16-digit number */
 #define RESOLVER_ACCOUNT_SPAN 9000000000000000ULL
 
-const char *resolver_error_text(ledger_err_t e)
-{
-	switch (e) {
-	case LEDGER_E_NOT_FOUND: return "no such account";
-	case LEDGER_E_ALREADY_EXISTS: return "an account with that email exists";
-	case LEDGER_E_ALREADY_VERIFIED: return "the account is verified already";
-	case LEDGER_E_WRONG_CODE: return "the verification code does not match";
-	case LEDGER_E_NOT_VERIFIED: return "an account in the operation is not verified";
-	case LEDGER_E_INSUFFICIENT_FUNDS: return "the balance would go below zero";
-	case LEDGER_E_INVALID_AMOUNT: return "amount must be from 1 to 1000000000000 cents";
-	case LEDGER_E_SAME_ACCOUNT: return "cannot transfer to the account it comes from";
-	case LEDGER_E_KEY_CONFLICT: return "idempotency key reused for a different command";
-	case LEDGER_E_AUTH_FAILED: return "wrong account number or password";
-	default: return "the request was refused";
-	}
-}
-
 /* A uniformly random 16-digit number, first digit not zero, not yet in use. */
 static uint64_t resolver_new_account_number(const ledger_t *l)
 {
@@ -165,7 +148,7 @@ void resolver_open_account(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
 		return;
 	}
 	if (e != LEDGER_OK) {
-		resolver_emit_error(r, cid, cmd->id, e, resolver_error_text(e));
+		resolver_emit_error(r, cid, cmd->id, e, request_error_text(e));
 		return;
 	}
 	ledger_event_t ev;
@@ -222,7 +205,7 @@ void resolver_run_command(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd)
 		return;
 	}
 	if (e != LEDGER_OK) {
-		resolver_emit_error(r, cid, cmd->id, e, resolver_error_text(e));
+		resolver_emit_error(r, cid, cmd->id, e, request_error_text(e));
 		return;
 	}
 	switch (cmd->op) {

@@ -79,7 +79,7 @@ static void pw_job_verified(pw_job_t *j)
 			resolver_emit_duplicate(r, j->cid, j->cmd.id, &j->prior);
 		else
 			resolver_emit_error(r, j->cid, j->cmd.id, LEDGER_E_KEY_CONFLICT,
-			                    resolver_error_text(LEDGER_E_KEY_CONFLICT));
+			                    request_error_text(LEDGER_E_KEY_CONFLICT));
 		return;
 	}
 	if (j->rc == 0 && j->account_known) {
@@ -91,7 +91,7 @@ static void pw_job_verified(pw_job_t *j)
 		return;
 	}
 	resolver_emit_error(r, j->cid, j->cmd.id, LEDGER_E_AUTH_FAILED,
-	                    resolver_error_text(LEDGER_E_AUTH_FAILED));
+	                    request_error_text(LEDGER_E_AUTH_FAILED));
 }
 
 static void pw_job_done(uv_work_t *w, int status)

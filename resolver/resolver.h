@@ -64,8 +64,6 @@ void resolver_emit_error(resolver_t *r, uint64_t cid, uint64_t id, ledger_err_t 
 
 /* commands.c: resolve a checked command into an event and emit it. */
 void resolver_run_command(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);
-/* A human message for a rule error. */
-const char *resolver_error_text(ledger_err_t e);
 /* Emits the original reply of a keyed command seen before. */
 void resolver_emit_duplicate(resolver_t *r, uint64_t cid, uint64_t id,
                              const ledger_key_entry_t *prior);
