@@ -435,7 +435,6 @@ def open_account(client, email_addr=None, password=None, key=None):
     acct = r["account"]
     assert isinstance(acct, str) and re.fullmatch(r"[1-9][0-9]{15}", acct), r
     assert isinstance(r.get("seq"), int) and r["seq"] >= 1, r
-    client.last_password = password
     return acct
 
 
