@@ -31,13 +31,29 @@ int events_read(hub_t *h, read_kind_t kind, uint64_t from, uint64_t limit, pendi
 		return -1;
 	*r = *rd;
 	r->kind = kind;
-	events_send_read(h, from, limit ? limit : 1);
+	events_send_read(h, from, limit);
 	return 0;
+}
+
+/* limit 0 asks only for last_seq: answered here, without a read. */
+static void events_reply_empty(hub_t *h, client_t *c, uint64_t id)
+{
+	msgpack_packer *pk = conn_pack_begin(&c->conn);
+	request_pack_ok(pk, id, 2);
+	msg_pack_str(pk, "events");
+	msgpack_pack_array(pk, 0);
+	msg_pack_kv_u64(pk, "last_seq", h->durable_seq);
+	conn_pack_end(&c->conn);
+	hub_request_done(h, hub_client_ref(c));
 }
 
 void events_request(hub_t *h, client_t *c, uint64_t id, uint64_t from, uint64_t limit)
 {
 	pending_read_t rd = { .to = hub_client_ref(c), .req_id = id };
+	if (limit == 0) {
+		events_reply_empty(h, c, id);
+		return;
+	}
 	if (events_read(h, READ_EVENTS, from ? from : 1, limit, &rd) < 0) {
 		hub_send_error(h, rd.to, id, LEDGER_E_UNAVAILABLE, "the log is not reachable now");
 		hub_request_done(h, rd.to);
