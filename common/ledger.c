@@ -2,8 +2,14 @@
  * ledger.c - the domain rules (see ledger.h). Pure: no I/O, no clock, no
  * randomness. Hashing a verification code (BLAKE2b-256) is the only crypto.
  *
- * In-memory layout of ledger_t:
+ * In-memory layout of ledger_t (sized for millions of accounts: a lookup
+ * touches one index cache line and, on a hit, one account):
  *   accounts      array of ledger_account_t in opening order (index = item);
+ *                 an account's email and pwhash point into strings;
+ *   strings       arena of the accounts' strings: a list of chunks of at
+ *                 least LEDGER_CHUNK_BYTES, filled in order and freed only
+ *                 with the ledger (accounts are never removed), so a string
+ *                 costs its bytes and its NUL, with no malloc header;
  *   by_number     open-addressing index (linear probing) number -> item;
  *   by_email      open-addressing index lower-cased email -> item;
  *   keys          ring buffer of idempotency keys, oldest at keys_head; at
@@ -14,8 +20,15 @@
  *                 (SUM_YEAR | year, SUM_MONTH | year*12+month-1, SUM_DAY |
  *                 days since 1970-01-01) to the total amount of transfers and
  *                 withdrawals in it; moved_total holds the all-time total.
- * An index slot holds item + 1; 0 is an empty slot. Every index is kept at
- * most half full, and its capacity is a power of two.
+ * An index slot (8 bytes) holds item + 1 (0 is an empty slot) and frag, the
+ * low 32 bits of its key's 64-bit hash. The slot's home position is
+ * frag & mask, so growing or deleting never rehashes a key, and a probe
+ * compares frag before it reads the account or key record (a false match is
+ * about 1 in 2^32 / capacity). Every index is kept at most half full, and
+ * its capacity is a power of two. At a million accounts the cost is about
+ * 88 (account) + 2 * 16 (two indexes, 2^21 slots each) + the strings' bytes
+ * (an email of ~25 and an argon2id string of ~98 with their NULs) = ~245
+ * bytes per account.
  *
  * Snapshot encoding (ledger_pack / ledger_unpack), one msgpack map:
  *   "v"         uint   LEDGER_SNAPSHOT_VERSION (1)
@@ -28,6 +41,8 @@
  *   "sums"      array of [tag uint, total int] (tags as described above)
  * Anything missing, mistyped, duplicated or out of range makes the whole
  * snapshot invalid (-EINVAL); total_withdrawn is derived from the balances.
+ * ledger_unpack sizes the arrays and indexes from the arrays' lengths once,
+ * so that loading never rehashes.
  *
  * Totals saturate at INT64_MAX (sum_transactions only); balances cannot
  * overflow: their sum is bounded by LEDGER_OPEN_BALANCE * accounts.
@@ -45,6 +60,7 @@
 #define LEDGER_INDEX_CAP_MIN 64u
 #define LEDGER_ACCOUNTS_CAP_MIN 64u
 #define LEDGER_KEYS_CAP_MIN 1024u
+#define LEDGER_CHUNK_BYTES (1u << 20) /* strings arena: bytes per chunk */
 #define LEDGER_ACCOUNT_MIN 1000000000000000ULL  /* 10^15: 16 digits */
 #define LEDGER_ACCOUNT_LIMIT 10000000000000000ULL /* 10^16 */
 #define LEDGER_ITEMS_MAX (UINT32_MAX / 4)
@@ -53,13 +69,25 @@
 #define SUM_DAY (3ULL << 56)
 
 typedef struct {
-	uint32_t *slots; /* item + 1; 0 = empty */
-	uint32_t mask;   /* capacity - 1 */
+	uint32_t frag; /* low 32 bits of the key's hash; home = frag & mask */
+	uint32_t item; /* item + 1; 0 = empty */
+} ledger_slot_t;
+
+typedef struct {
+	ledger_slot_t *slots;
+	uint32_t mask; /* capacity - 1 */
 	uint32_t used;
 } ledger_index_t;
 
+typedef struct ledger_chunk {
+	struct ledger_chunk *prev; /* the chunk filled before this one */
+	size_t used, cap;
+	char bytes[];
+} ledger_chunk_t;
+
 typedef struct {
 	ledger_key_entry_t entry;
+	uint32_t frag; /* of the key's hash, to find its slot when evicted */
 	uint8_t len;
 	char key[LEDGER_KEY_BYTES_MAX];
 } ledger_key_rec_t;
@@ -74,6 +102,7 @@ typedef struct {
 struct ledger {
 	ledger_account_t *accounts;
 	uint32_t accounts_n, accounts_cap;
+	ledger_chunk_t *strings; /* the chunk being filled; NULL before any */
 	ledger_index_t by_number, by_email, by_key;
 	ledger_key_rec_t *keys;
 	uint32_t keys_head, keys_n, keys_cap, keys_max;
@@ -84,8 +113,6 @@ struct ledger {
 	int64_t total_balance;
 	int64_t total_withdrawn;
 };
-
-typedef uint64_t (*ledger_item_hash_fn)(const ledger_t *l, uint32_t item);
 
 /* ---- hashing ---- */
 
@@ -104,60 +131,88 @@ static char ledger_lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
 
-/* FNV-1a over the bytes, lower-cased when fold is set, then mixed. */
+/* n <= 8 bytes at s as a word, zero-filled (native order: hashes are not persisted). */
+static uint64_t ledger_load_word(const char *s, size_t n)
+{
+	uint64_t w = 0;
+	memcpy(&w, s, n);
+	return w;
+}
+
+/*
+ * ASCII 'A'..'Z' lower-cased in all 8 bytes of w at once (other bytes, UTF-8
+ * ones included, unchanged): a byte is upper-case when adding 0x80 - 'A' to
+ * its low 7 bits carries into bit 7, adding 0x7f - 'Z' does not, and its own
+ * bit 7 is clear; bit 7 shifted right by 2 is the case bit 0x20.
+ */
+static uint64_t ledger_lower_word(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	uint64_t low7 = w & ~high;
+	uint64_t ge_a = low7 + ones * (0x80 - 'A');
+	uint64_t gt_z = low7 + ones * (0x7f - 'Z');
+	return w | ((ge_a & ~gt_z & ~w & high) >> 2);
+}
+
+/* A hash of the bytes, lower-cased when fold is set: 8 bytes per step. */
 static uint64_t ledger_hash_bytes(const char *s, size_t n, bool fold)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (uint8_t)(fold ? ledger_lower(s[i]) : s[i]);
-		h *= 0x100000001b3ULL;
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t w = ledger_load_word(s + i, n - i >= 8 ? 8 : n - i);
+		h = (h ^ (fold ? ledger_lower_word(w) : w)) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 32;
 	}
-	return ledger_mix64(h ^ n);
-}
-
-static uint64_t ledger_hash_number(const ledger_t *l, uint32_t item)
-{
-	return ledger_mix64(l->accounts[item].number);
-}
-
-static uint64_t ledger_hash_email(const ledger_t *l, uint32_t item)
-{
-	const char *e = l->accounts[item].email;
-	return ledger_hash_bytes(e, strlen(e), false);
-}
-
-static uint64_t ledger_hash_key(const ledger_t *l, uint32_t slot)
-{
-	return ledger_hash_bytes(l->keys[slot].key, l->keys[slot].len, false);
+	return ledger_mix64(h);
 }
 
 /* ---- open-addressing index ---- */
 
-static void ledger_index_put(ledger_index_t *ix, uint64_t hash, uint32_t item)
+static int ledger_index_init(ledger_index_t *ix, uint32_t cap)
 {
-	uint32_t i = (uint32_t)hash & ix->mask;
-	while (ix->slots[i] != 0)
+	assert(cap >= LEDGER_INDEX_CAP_MIN && (cap & (cap - 1)) == 0);
+	ix->slots = calloc(cap, sizeof(*ix->slots));
+	ix->mask = cap - 1;
+	ix->used = 0;
+	return ix->slots ? 0 : -ENOMEM;
+}
+
+/* The position of the first empty slot of frag's probe run. */
+static uint32_t ledger_index_hole(const ledger_index_t *ix, uint32_t frag)
+{
+	uint32_t i = frag & ix->mask;
+	while (ix->slots[i].item != 0)
 		i = (i + 1) & ix->mask;
-	ix->slots[i] = item + 1;
+	return i;
+}
+
+/* Fills the empty slot pos, which ledger_index_hole() or a probe found. */
+static void ledger_index_fill(ledger_index_t *ix, uint32_t pos, uint32_t frag, uint32_t item)
+{
+	assert(ix->slots[pos].item == 0 && (uint64_t)(ix->used + 1) * 2 <= ix->mask + 1ULL);
+	ix->slots[pos] = (ledger_slot_t){ .frag = frag, .item = item + 1 };
 	ix->used++;
 }
 
-/* Makes room for one more item, rehashing into a larger table if needed. */
-static int ledger_index_reserve(const ledger_t *l, ledger_index_t *ix, ledger_item_hash_fn hash)
+/* Makes room for extra more items, moving into a larger table if needed. */
+static int ledger_index_reserve(ledger_index_t *ix, uint32_t extra)
 {
-	uint32_t cap = ix->slots ? ix->mask + 1 : 0;
-	if ((uint64_t)(ix->used + 1) * 2 <= cap)
+	uint64_t cap = (uint64_t)ix->mask + 1, need = ((uint64_t)ix->used + extra) * 2;
+	if (need <= cap)
 		return 0;
-	uint32_t ncap = cap ? cap * 2 : LEDGER_INDEX_CAP_MIN;
-	if (ncap <= cap)
+	while (cap < need)
+		cap *= 2;
+	if (cap > (1ULL << 31))
 		return -ENOMEM;
-	uint32_t *slots = calloc(ncap, sizeof(*slots));
-	if (!slots)
+	ledger_index_t nix;
+	if (ledger_index_init(&nix, (uint32_t)cap) < 0)
 		return -ENOMEM;
-	ledger_index_t nix = { .slots = slots, .mask = ncap - 1, .used = 0 };
-	for (uint32_t i = 0; i < cap; i++)
-		if (ix->slots[i] != 0)
-			ledger_index_put(&nix, hash(l, ix->slots[i] - 1), ix->slots[i] - 1);
+	for (uint32_t i = 0; i <= ix->mask; i++) {
+		ledger_slot_t s = ix->slots[i];
+		if (s.item == 0)
+			continue;
+		ledger_index_fill(&nix, ledger_index_hole(&nix, s.frag), s.frag, s.item - 1);
+	}
 	assert(nix.used == ix->used);
 	free(ix->slots);
 	*ix = nix;
@@ -165,37 +220,53 @@ static int ledger_index_reserve(const ledger_t *l, ledger_index_t *ix, ledger_it
 }
 
 /* Removes slot pos, shifting later entries of its probe run back. */
-static void ledger_index_delete(const ledger_t *l, ledger_index_t *ix, uint32_t pos,
-				ledger_item_hash_fn hash)
+static void ledger_index_delete(ledger_index_t *ix, uint32_t pos)
 {
 	uint32_t i = pos, j = pos;
 	for (;;) {
 		j = (j + 1) & ix->mask;
-		if (ix->slots[j] == 0)
+		if (ix->slots[j].item == 0)
 			break;
-		uint32_t k = (uint32_t)hash(l, ix->slots[j] - 1) & ix->mask;
+		uint32_t k = ix->slots[j].frag & ix->mask;
 		bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
 		if (!stays) {
 			ix->slots[i] = ix->slots[j];
 			i = j;
 		}
 	}
-	ix->slots[i] = 0;
+	ix->slots[i] = (ledger_slot_t){ 0 };
 	ix->used--;
 }
 
 /* ---- lookups ---- */
 
+/*
+ * Each probe returns the position of the slot holding its key, or of the
+ * empty slot that ends the key's probe run (where an insert puts it).
+ */
+static uint32_t ledger_probe_number(const ledger_t *l, uint64_t number, uint32_t frag)
+{
+	const ledger_index_t *ix = &l->by_number;
+	uint32_t i = frag & ix->mask;
+	for (; ix->slots[i].item != 0; i = (i + 1) & ix->mask) {
+		ledger_slot_t s = ix->slots[i];
+		if (s.frag == frag && l->accounts[s.item - 1].number == number)
+			break;
+	}
+	return i;
+}
+
+/* Starts fetching number's home slot, for a lookup soon after. */
+static void ledger_prefetch_number(const ledger_t *l, uint64_t number)
+{
+	const ledger_index_t *ix = &l->by_number;
+	__builtin_prefetch(&ix->slots[(uint32_t)ledger_mix64(number) & ix->mask]);
+}
+
 static int64_t ledger_find_item(const ledger_t *l, uint64_t number)
 {
-	if (!l->by_number.slots)
-		return -1;
-	const ledger_index_t *ix = &l->by_number;
-	for (uint32_t i = (uint32_t)ledger_mix64(number) & ix->mask; ix->slots[i];
-	     i = (i + 1) & ix->mask)
-		if (l->accounts[ix->slots[i] - 1].number == number)
-			return ix->slots[i] - 1;
-	return -1;
+	uint32_t pos = ledger_probe_number(l, number, (uint32_t)ledger_mix64(number));
+	return (int64_t)l->by_number.slots[pos].item - 1;
 }
 
 const ledger_account_t *ledger_find(const ledger_t *l, uint64_t number)
@@ -213,41 +284,82 @@ static bool ledger_email_eq(const char *stored, const char *s, size_t n)
 	return stored[n] == '\0';
 }
 
+static uint32_t ledger_probe_email(const ledger_t *l, const char *email, size_t n, uint32_t frag)
+{
+	const ledger_index_t *ix = &l->by_email;
+	uint32_t i = frag & ix->mask;
+	for (; ix->slots[i].item != 0; i = (i + 1) & ix->mask)
+		if (ix->slots[i].frag == frag &&
+		    ledger_email_eq(l->accounts[ix->slots[i].item - 1].email, email, n))
+			break;
+	return i;
+}
+
 const ledger_account_t *ledger_find_email(const ledger_t *l, const char *email, size_t n)
 {
 	assert(l && (email || n == 0));
-	const ledger_index_t *ix = &l->by_email;
-	if (!ix->slots)
-		return NULL;
-	for (uint32_t i = (uint32_t)ledger_hash_bytes(email, n, true) & ix->mask; ix->slots[i];
-	     i = (i + 1) & ix->mask) {
-		const ledger_account_t *a = &l->accounts[ix->slots[i] - 1];
-		if (ledger_email_eq(a->email, email, n))
-			return a;
-	}
-	return NULL;
+	uint32_t frag = (uint32_t)ledger_hash_bytes(email, n, true);
+	uint32_t item = l->by_email.slots[ledger_probe_email(l, email, n, frag)].item;
+	return item == 0 ? NULL : &l->accounts[item - 1];
 }
 
-/* The by_key slot position holding key, or -1. */
-static int64_t ledger_find_key_pos(const ledger_t *l, const char *key, size_t n)
+static uint32_t ledger_probe_key(const ledger_t *l, const char *key, size_t n, uint32_t frag)
 {
 	const ledger_index_t *ix = &l->by_key;
-	if (!ix->slots || n == 0 || n > LEDGER_KEY_BYTES_MAX)
-		return -1;
-	for (uint32_t i = (uint32_t)ledger_hash_bytes(key, n, false) & ix->mask; ix->slots[i];
-	     i = (i + 1) & ix->mask) {
-		const ledger_key_rec_t *r = &l->keys[ix->slots[i] - 1];
+	uint32_t i = frag & ix->mask;
+	for (; ix->slots[i].item != 0; i = (i + 1) & ix->mask) {
+		if (ix->slots[i].frag != frag)
+			continue;
+		const ledger_key_rec_t *r = &l->keys[ix->slots[i].item - 1];
 		if (r->len == n && memcmp(r->key, key, n) == 0)
-			return i;
+			break;
 	}
-	return -1;
+	return i;
 }
 
 const ledger_key_entry_t *ledger_find_key(const ledger_t *l, const char *key, size_t n)
 {
 	assert(l && (key || n == 0));
-	int64_t pos = ledger_find_key_pos(l, key, n);
-	return pos < 0 ? NULL : &l->keys[l->by_key.slots[pos] - 1].entry;
+	if (n == 0 || n > LEDGER_KEY_BYTES_MAX)
+		return NULL;
+	uint32_t frag = (uint32_t)ledger_hash_bytes(key, n, false);
+	uint32_t item = l->by_key.slots[ledger_probe_key(l, key, n, frag)].item;
+	return item == 0 ? NULL : &l->keys[item - 1].entry;
+}
+
+/* The ring slot of the i-th oldest key. */
+static uint32_t ledger_keys_slot(const ledger_t *l, uint32_t i)
+{
+	uint32_t slot = l->keys_head + i;
+	return slot >= l->keys_cap ? slot - l->keys_cap : slot;
+}
+
+/* ---- the strings arena ---- */
+
+/* Makes room for n more bytes in the chunk being filled. */
+static int ledger_strings_reserve(ledger_t *l, size_t n)
+{
+	if (l->strings && l->strings->cap - l->strings->used >= n)
+		return 0;
+	size_t cap = n > LEDGER_CHUNK_BYTES ? n : LEDGER_CHUNK_BYTES;
+	ledger_chunk_t *c = malloc(sizeof(*c) + cap);
+	if (!c)
+		return -ENOMEM;
+	*c = (ledger_chunk_t){ .prev = l->strings, .used = 0, .cap = cap };
+	l->strings = c;
+	return 0;
+}
+
+/* Copies s (n bytes) and a NUL into reserved room; returns the copy. */
+static char *ledger_strings_put(ledger_t *l, const char *s, size_t n)
+{
+	ledger_chunk_t *c = l->strings;
+	assert(c && c->cap - c->used >= n + 1);
+	char *p = c->bytes + c->used;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	c->used += n + 1;
+	return p;
 }
 
 /* ---- life cycle ---- */
@@ -258,6 +370,12 @@ ledger_t *ledger_new(void)
 	if (!l)
 		return NULL;
 	l->keys_max = LEDGER_KEYS_MAX;
+	if (ledger_index_init(&l->by_number, LEDGER_INDEX_CAP_MIN) < 0 ||
+	    ledger_index_init(&l->by_email, LEDGER_INDEX_CAP_MIN) < 0 ||
+	    ledger_index_init(&l->by_key, LEDGER_INDEX_CAP_MIN) < 0) {
+		ledger_free(l);
+		return NULL;
+	}
 	return l;
 }
 
@@ -272,9 +390,10 @@ void ledger_free(ledger_t *l)
 {
 	if (!l)
 		return;
-	for (uint32_t i = 0; i < l->accounts_n; i++) {
-		free(l->accounts[i].email);
-		free(l->accounts[i].pwhash);
+	while (l->strings) {
+		ledger_chunk_t *prev = l->strings->prev;
+		free(l->strings);
+		l->strings = prev;
 	}
 	free(l->accounts);
 	free(l->by_number.slots);
@@ -550,7 +669,7 @@ int ledger_each_key(const ledger_t *l,
 {
 	assert(l && cb);
 	for (uint32_t i = 0; i < l->keys_n; i++) {
-		const ledger_key_rec_t *r = &l->keys[(l->keys_head + i) % l->keys_cap];
+		const ledger_key_rec_t *r = &l->keys[ledger_keys_slot(l, i)];
 		int rc = cb(r->key, r->len, &r->entry, arg);
 		if (rc != 0)
 			return rc;
@@ -688,6 +807,8 @@ static ledger_err_t ledger_check_move(const ledger_t *l, const ledger_event_t *e
 	bool transfer = ev->type == LEDGER_EV_MONEY_TRANSFERRED;
 	if (transfer && ev->account == ev->to)
 		return LEDGER_E_SAME_ACCOUNT;
+	if (transfer) /* two accounts far apart: let their cache misses overlap */
+		ledger_prefetch_number(l, ev->to);
 	const ledger_account_t *from = ledger_find(l, ev->account);
 	const ledger_account_t *to = transfer ? ledger_find(l, ev->to) : NULL;
 	if (!from || (transfer && !to))
@@ -749,18 +870,14 @@ static ledger_op_t ledger_op_of_event(ledger_event_type_t t)
 	return LEDGER_OP_NONE;
 }
 
-/* Makes room for one more key, evicting the oldest when keys_max are held. */
-static int ledger_keys_reserve(ledger_t *l)
+/* Grows the key ring to ncap records (never past keys_max). */
+static int ledger_keys_grow(ledger_t *l, uint32_t ncap)
 {
-	int rc = ledger_index_reserve(l, &l->by_key, ledger_hash_key);
-	if (rc < 0)
-		return rc;
-	if (l->keys_n < l->keys_cap || l->keys_cap == l->keys_max)
-		return 0;
 	assert(l->keys_head == 0); /* nothing is evicted before the ring is full */
-	uint32_t ncap = l->keys_cap ? l->keys_cap * 2 : LEDGER_KEYS_CAP_MIN;
 	if (ncap > l->keys_max)
 		ncap = l->keys_max;
+	if (ncap <= l->keys_cap)
+		return 0;
 	ledger_key_rec_t *keys = realloc(l->keys, (size_t)ncap * sizeof(*keys));
 	if (!keys)
 		return -ENOMEM;
@@ -769,43 +886,73 @@ static int ledger_keys_reserve(ledger_t *l)
 	return 0;
 }
 
+/* Makes room for one more key, evicting the oldest when keys_max are held. */
+static int ledger_keys_reserve(ledger_t *l)
+{
+	int rc = ledger_index_reserve(&l->by_key, 1);
+	if (rc < 0)
+		return rc;
+	if (l->keys_n < l->keys_cap || l->keys_cap == l->keys_max)
+		return 0;
+	return ledger_keys_grow(l, l->keys_cap ? l->keys_cap * 2 : LEDGER_KEYS_CAP_MIN);
+}
+
 static void ledger_keys_evict_oldest(ledger_t *l)
 {
 	assert(l->keys_n > 0);
-	const ledger_key_rec_t *r = &l->keys[l->keys_head];
-	int64_t pos = ledger_find_key_pos(l, r->key, r->len);
-	assert(pos >= 0 && l->by_key.slots[pos] == l->keys_head + 1);
-	ledger_index_delete(l, &l->by_key, (uint32_t)pos, ledger_hash_key);
-	l->keys_head = (l->keys_head + 1) % l->keys_cap;
+	ledger_index_t *ix = &l->by_key;
+	uint32_t i = l->keys[l->keys_head].frag & ix->mask;
+	while (ix->slots[i].item != l->keys_head + 1) {
+		assert(ix->slots[i].item != 0);
+		i = (i + 1) & ix->mask;
+	}
+	ledger_index_delete(ix, i);
+	l->keys_head = ledger_keys_slot(l, 1);
 	l->keys_n--;
+}
+
+/*
+ * Stores a key whose room is reserved and which is not held, evicting the
+ * oldest when keys_max are held; returns its record, to be filled in.
+ */
+static ledger_key_rec_t *ledger_keys_put(ledger_t *l, const char *key, size_t n, uint32_t frag)
+{
+	assert(n >= 1 && n <= LEDGER_KEY_BYTES_MAX);
+	if (l->keys_n == l->keys_max)
+		ledger_keys_evict_oldest(l);
+	assert(l->keys_n < l->keys_cap);
+	uint32_t slot = ledger_keys_slot(l, l->keys_n);
+	ledger_key_rec_t *r = &l->keys[slot];
+	memset(r, 0, sizeof(*r));
+	r->frag = frag;
+	r->len = (uint8_t)n;
+	memcpy(r->key, key, n);
+	l->keys_n++;
+	ledger_index_fill(&l->by_key, ledger_index_hole(&l->by_key, frag), frag, slot);
+	return r;
 }
 
 static void ledger_keys_add(ledger_t *l, const ledger_event_t *ev, int64_t balance)
 {
-	if (l->keys_n == l->keys_max)
-		ledger_keys_evict_oldest(l);
-	assert(l->keys_n < l->keys_cap);
-	uint32_t slot = (l->keys_head + l->keys_n) % l->keys_cap;
-	ledger_key_rec_t *r = &l->keys[slot];
-	memset(r, 0, sizeof(*r));
-	r->len = (uint8_t)ev->key_len;
-	memcpy(r->key, ev->key, ev->key_len);
+	uint32_t frag = (uint32_t)ledger_hash_bytes(ev->key, ev->key_len, false);
+	ledger_key_rec_t *r = ledger_keys_put(l, ev->key, ev->key_len, frag);
 	r->entry.op = ledger_op_of_event(ev->type);
 	r->entry.seq = ev->seq;
 	r->entry.account = ev->type == LEDGER_EV_ACCOUNT_OPENED ? ev->account : 0;
 	r->entry.balance = balance;
 	memcpy(r->entry.fp, ev->fp, LEDGER_FP_BYTES);
-	l->keys_n++;
-	ledger_index_put(&l->by_key, ledger_hash_key(l, slot), slot);
 }
 
-static int ledger_accounts_reserve(ledger_t *l)
+/* Grows the accounts array to hold at least n accounts. */
+static int ledger_accounts_reserve(ledger_t *l, uint32_t n)
 {
-	if (l->accounts_n == LEDGER_ITEMS_MAX)
+	if (n > LEDGER_ITEMS_MAX)
 		return -ENOMEM;
-	if (l->accounts_n < l->accounts_cap)
+	if (n <= l->accounts_cap)
 		return 0;
-	uint32_t ncap = l->accounts_cap ? l->accounts_cap * 2 : LEDGER_ACCOUNTS_CAP_MIN;
+	uint32_t ncap = l->accounts_cap ? l->accounts_cap : LEDGER_ACCOUNTS_CAP_MIN;
+	while (ncap < n)
+		ncap *= 2;
 	ledger_account_t *a = realloc(l->accounts, (size_t)ncap * sizeof(*a));
 	if (!a)
 		return -ENOMEM;
@@ -814,17 +961,25 @@ static int ledger_accounts_reserve(ledger_t *l)
 	return 0;
 }
 
+/* Makes room for one more account with strings of the given total bytes. */
+static int ledger_account_reserve(ledger_t *l, size_t strings_bytes)
+{
+	int rc = ledger_accounts_reserve(l, l->accounts_n + 1);
+	if (rc == 0)
+		rc = ledger_index_reserve(&l->by_number, 1);
+	if (rc == 0)
+		rc = ledger_index_reserve(&l->by_email, 1);
+	if (rc == 0)
+		rc = ledger_strings_reserve(l, strings_bytes);
+	return rc;
+}
+
 /* Allocates everything the event needs, so that applying it cannot fail. */
 static int ledger_reserve(ledger_t *l, const ledger_event_t *ev)
 {
 	int rc = 0;
-	if (ev->type == LEDGER_EV_ACCOUNT_OPENED) {
-		rc = ledger_accounts_reserve(l);
-		if (rc == 0)
-			rc = ledger_index_reserve(l, &l->by_number, ledger_hash_number);
-		if (rc == 0)
-			rc = ledger_index_reserve(l, &l->by_email, ledger_hash_email);
-	}
+	if (ev->type == LEDGER_EV_ACCOUNT_OPENED)
+		rc = ledger_account_reserve(l, strlen(ev->email) + strlen(ev->pwhash) + 2);
 	if (rc == 0 && ev->has_key)
 		rc = ledger_keys_reserve(l);
 	if (rc == 0 && (ev->type == LEDGER_EV_MONEY_TRANSFERRED ||
@@ -833,29 +988,43 @@ static int ledger_reserve(ledger_t *l, const ledger_event_t *ev)
 	return rc;
 }
 
-static int ledger_apply_opened(ledger_t *l, const ledger_event_t *ev)
+/* An account to add, its strings still where they came from. */
+typedef struct {
+	ledger_account_t a; /* email and pwhash unset */
+	const char *email, *pwhash; /* not NUL-terminated, not owned */
+	size_t email_len, pwhash_len;
+	uint32_t number_frag, email_frag;
+} ledger_opening_t;
+
+/* Adds an account that is not held and whose room is reserved. */
+static void ledger_account_add(ledger_t *l, const ledger_opening_t *o)
 {
-	char *email = strdup(ev->email);
-	char *pwhash = strdup(ev->pwhash);
-	if (!email || !pwhash) {
-		free(email);
-		free(pwhash);
-		return -ENOMEM;
-	}
 	uint32_t item = l->accounts_n++;
+	assert(item < l->accounts_cap);
 	ledger_account_t *a = &l->accounts[item];
-	*a = (ledger_account_t){
-		.number = ev->account,
-		.balance = ev->amount,
-		.opened_at_ms = ev->ts_ms,
-		.email = email,
-		.pwhash = pwhash,
+	*a = o->a;
+	a->email = ledger_strings_put(l, o->email, o->email_len);
+	a->pwhash = ledger_strings_put(l, o->pwhash, o->pwhash_len);
+	ledger_index_fill(&l->by_number, ledger_index_hole(&l->by_number, o->number_frag),
+			  o->number_frag, item);
+	ledger_index_fill(&l->by_email, ledger_index_hole(&l->by_email, o->email_frag),
+			  o->email_frag, item);
+	l->total_balance += a->balance;
+}
+
+static void ledger_apply_opened(ledger_t *l, const ledger_event_t *ev)
+{
+	ledger_opening_t o = {
+		.a = { .number = ev->account, .balance = ev->amount, .opened_at_ms = ev->ts_ms },
+		.email = ev->email,
+		.pwhash = ev->pwhash,
+		.email_len = strlen(ev->email),
+		.pwhash_len = strlen(ev->pwhash),
+		.number_frag = (uint32_t)ledger_mix64(ev->account),
 	};
-	memcpy(a->code_hash, ev->code_hash, LEDGER_CODE_HASH_BYTES);
-	ledger_index_put(&l->by_number, ledger_hash_number(l, item), item);
-	ledger_index_put(&l->by_email, ledger_hash_email(l, item), item);
-	l->total_balance += ev->amount;
-	return 0;
+	o.email_frag = (uint32_t)ledger_hash_bytes(ev->email, o.email_len, true);
+	memcpy(o.a.code_hash, ev->code_hash, LEDGER_CODE_HASH_BYTES);
+	ledger_account_add(l, &o);
 }
 
 /* Applies a checked event whose memory is reserved; returns the balance after. */
@@ -896,10 +1065,10 @@ int ledger_apply(ledger_t *l, const ledger_event_t *ev, ledger_result_t *out)
 	assert(l && ev);
 	assert(ledger_check_event(l, ev) == LEDGER_OK);
 	int rc = ledger_reserve(l, ev);
-	if (rc == 0 && ev->type == LEDGER_EV_ACCOUNT_OPENED)
-		rc = ledger_apply_opened(l, ev);
 	if (rc < 0)
 		return rc;
+	if (ev->type == LEDGER_EV_ACCOUNT_OPENED)
+		ledger_apply_opened(l, ev);
 	int64_t balance = ledger_apply_rules(l, ev);
 	if (ev->has_key)
 		ledger_keys_add(l, ev, balance);
@@ -944,7 +1113,7 @@ void ledger_pack(const ledger_t *l, msgpack_packer *pk)
 	msg_pack_str(pk, "keys");
 	msgpack_pack_array(pk, l->keys_n);
 	for (uint32_t i = 0; i < l->keys_n; i++) {
-		const ledger_key_rec_t *r = &l->keys[(l->keys_head + i) % l->keys_cap];
+		const ledger_key_rec_t *r = &l->keys[ledger_keys_slot(l, i)];
 		msgpack_pack_array(pk, 6);
 		msg_pack_binn(pk, r->key, r->len);
 		msgpack_pack_uint64(pk, (uint64_t)r->entry.op);
@@ -976,52 +1145,67 @@ static bool ledger_obj_i64(const msgpack_object *o, int64_t min, int64_t *v)
 	return *v >= min;
 }
 
-static char *ledger_obj_strdup(const msgpack_object *o, size_t max)
+/* A non-empty string of at most max bytes without NUL. */
+static bool ledger_obj_text(const msgpack_object *o, size_t max)
 {
-	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size > max ||
-	    memchr(o->via.str.ptr, '\0', o->via.str.size))
-		return NULL;
-	return strndup(o->via.str.ptr, o->via.str.size);
+	return o->type == MSGPACK_OBJECT_STR && o->via.str.size > 0 && o->via.str.size <= max &&
+	       memchr(o->via.str.ptr, '\0', o->via.str.size) == NULL;
 }
 
-static int ledger_unpack_account(ledger_t *l, const msgpack_object *o)
+/* A valid email, already lower-cased. */
+static bool ledger_obj_email(const msgpack_object *o)
 {
-	const msgpack_object *f = o->via.array.ptr;
-	ledger_account_t a = { 0 };
-	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 8 ||
-	    f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || !ledger_number_ok(f[0].via.u64) ||
-	    f[3].type != MSGPACK_OBJECT_BIN || f[3].via.bin.size != LEDGER_CODE_HASH_BYTES ||
-	    !ledger_obj_i64(&f[4], 0, &a.balance) || !ledger_obj_i64(&f[5], 0, &a.opened_at_ms) ||
-	    !ledger_obj_i64(&f[6], 0, &a.last_activity_ms) || f[7].type != MSGPACK_OBJECT_BOOLEAN)
-		return -EINVAL;
-	a.number = f[0].via.u64;
-	a.verified = f[7].via.boolean;
-	memcpy(a.code_hash, f[3].via.bin.ptr, LEDGER_CODE_HASH_BYTES);
 	char lower[LEDGER_EMAIL_BYTES_MAX + 1];
-	if (f[1].type != MSGPACK_OBJECT_STR ||
-	    !request_email_valid(f[1].via.str.ptr, f[1].via.str.size, lower) ||
-	    memcmp(lower, f[1].via.str.ptr, f[1].via.str.size) != 0 || ledger_find(l, a.number) ||
-	    ledger_find_email(l, f[1].via.str.ptr, f[1].via.str.size))
+	return o->type == MSGPACK_OBJECT_STR &&
+	       request_email_valid(o->via.str.ptr, o->via.str.size, lower) &&
+	       memcmp(lower, o->via.str.ptr, o->via.str.size) == 0;
+}
+
+/* Reads an account's fields into *o; false if any is malformed. */
+static bool ledger_obj_account(const msgpack_object *obj, ledger_opening_t *o)
+{
+	const msgpack_object *f = obj->via.array.ptr;
+	if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size != 8 ||
+	    f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || !ledger_number_ok(f[0].via.u64) ||
+	    !ledger_obj_email(&f[1]) || !ledger_obj_text(&f[2], LEDGER_PWHASH_BYTES_MAX - 1) ||
+	    f[3].type != MSGPACK_OBJECT_BIN || f[3].via.bin.size != LEDGER_CODE_HASH_BYTES ||
+	    !ledger_obj_i64(&f[4], 0, &o->a.balance) ||
+	    !ledger_obj_i64(&f[5], 0, &o->a.opened_at_ms) ||
+	    !ledger_obj_i64(&f[6], 0, &o->a.last_activity_ms) ||
+	    f[7].type != MSGPACK_OBJECT_BOOLEAN)
+		return false;
+	o->a.number = f[0].via.u64;
+	o->a.verified = f[7].via.boolean;
+	memcpy(o->a.code_hash, f[3].via.bin.ptr, LEDGER_CODE_HASH_BYTES);
+	o->email = f[1].via.str.ptr;
+	o->email_len = f[1].via.str.size;
+	o->pwhash = f[2].via.str.ptr;
+	o->pwhash_len = f[2].via.str.size;
+	return true;
+}
+
+/*
+ * Adds one account, checking that its number and email are new with the
+ * same probes that find their slots (ledger_unpack_reserve sized the array
+ * and indexes, so only the strings may need room).
+ */
+static int ledger_unpack_account(ledger_t *l, const msgpack_object *obj)
+{
+	ledger_opening_t o = { 0 };
+	if (!ledger_obj_account(obj, &o))
 		return -EINVAL;
-	int rc = ledger_accounts_reserve(l);
-	if (rc == 0)
-		rc = ledger_index_reserve(l, &l->by_number, ledger_hash_number);
-	if (rc == 0)
-		rc = ledger_index_reserve(l, &l->by_email, ledger_hash_email);
+	o.number_frag = (uint32_t)ledger_mix64(o.a.number);
+	o.email_frag = (uint32_t)ledger_hash_bytes(o.email, o.email_len, true);
+	uint32_t pos = ledger_probe_number(l, o.a.number, o.number_frag);
+	if (l->by_number.slots[pos].item != 0)
+		return -EINVAL;
+	pos = ledger_probe_email(l, o.email, o.email_len, o.email_frag);
+	if (l->by_email.slots[pos].item != 0)
+		return -EINVAL;
+	int rc = ledger_account_reserve(l, o.email_len + o.pwhash_len + 2);
 	if (rc < 0)
 		return rc;
-	a.email = ledger_obj_strdup(&f[1], LEDGER_EMAIL_BYTES_MAX);
-	a.pwhash = ledger_obj_strdup(&f[2], LEDGER_PWHASH_BYTES_MAX - 1);
-	if (!a.email || !a.pwhash) {
-		free(a.email);
-		free(a.pwhash);
-		return -EINVAL;
-	}
-	uint32_t item = l->accounts_n++;
-	l->accounts[item] = a;
-	ledger_index_put(&l->by_number, ledger_hash_number(l, item), item);
-	ledger_index_put(&l->by_email, ledger_hash_email(l, item), item);
-	l->total_balance += a.balance;
+	ledger_account_add(l, &o);
 	return 0;
 }
 
@@ -1037,26 +1221,22 @@ static int ledger_unpack_key(ledger_t *l, const msgpack_object *o)
 	    f[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
 	    f[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
 	    !ledger_obj_i64(&f[4], 0, &e.balance) ||
-	    f[5].type != MSGPACK_OBJECT_BIN || f[5].via.bin.size != LEDGER_FP_BYTES ||
-	    ledger_find_key(l, f[0].via.bin.ptr, f[0].via.bin.size))
+	    f[5].type != MSGPACK_OBJECT_BIN || f[5].via.bin.size != LEDGER_FP_BYTES)
+		return -EINVAL;
+	const char *key = f[0].via.bin.ptr;
+	size_t n = f[0].via.bin.size;
+	uint32_t frag = (uint32_t)ledger_hash_bytes(key, n, false);
+	if (l->by_key.slots[ledger_probe_key(l, key, n, frag)].item != 0)
 		return -EINVAL;
 	int rc = ledger_keys_reserve(l);
 	if (rc < 0)
 		return rc;
-	if (l->keys_n == l->keys_max)
-		ledger_keys_evict_oldest(l);
-	uint32_t slot = (l->keys_head + l->keys_n) % l->keys_cap;
-	ledger_key_rec_t *r = &l->keys[slot];
-	memset(r, 0, sizeof(*r));
-	r->len = (uint8_t)f[0].via.bin.size;
-	memcpy(r->key, f[0].via.bin.ptr, r->len);
+	ledger_key_rec_t *r = ledger_keys_put(l, key, n, frag);
 	r->entry.op = (ledger_op_t)f[1].via.u64;
 	r->entry.seq = f[2].via.u64;
 	r->entry.account = f[3].via.u64;
 	r->entry.balance = e.balance;
 	memcpy(r->entry.fp, f[5].via.bin.ptr, LEDGER_FP_BYTES);
-	l->keys_n++;
-	ledger_index_put(&l->by_key, ledger_hash_key(l, slot), slot);
 	return 0;
 }
 
@@ -1075,18 +1255,38 @@ static int ledger_unpack_sum(ledger_t *l, const msgpack_object *o)
 	return rc;
 }
 
-static int ledger_unpack_list(ledger_t *l, const msgpack_object *map, const char *name,
-			      int (*item)(ledger_t *l, const msgpack_object *o))
+static const msgpack_object_array *ledger_obj_list(const msgpack_object *map, const char *name)
 {
 	const msgpack_object *o = msg_get(map, name);
-	if (!o || o->type != MSGPACK_OBJECT_ARRAY)
-		return -EINVAL;
-	for (uint32_t i = 0; i < o->via.array.size; i++) {
-		int rc = item(l, &o->via.array.ptr[i]);
+	return o && o->type == MSGPACK_OBJECT_ARRAY ? &o->via.array : NULL;
+}
+
+static int ledger_unpack_list(ledger_t *l, const msgpack_object_array *list,
+			      int (*item)(ledger_t *l, const msgpack_object *o))
+{
+	for (uint32_t i = 0; i < list->size; i++) {
+		int rc = item(l, &list->ptr[i]);
 		if (rc < 0)
 			return rc;
 	}
 	return 0;
+}
+
+/* Sizes the state for the lists' lengths, so that loading never grows it. */
+static int ledger_unpack_reserve(ledger_t *l, uint32_t accounts, uint32_t keys)
+{
+	if (keys > l->keys_max)
+		keys = l->keys_max;
+	int rc = ledger_accounts_reserve(l, accounts);
+	if (rc == 0)
+		rc = ledger_index_reserve(&l->by_number, accounts);
+	if (rc == 0)
+		rc = ledger_index_reserve(&l->by_email, accounts);
+	if (rc == 0)
+		rc = ledger_index_reserve(&l->by_key, keys);
+	if (rc == 0 && keys > 0)
+		rc = ledger_keys_grow(l, keys);
+	return rc;
 }
 
 int ledger_unpack(ledger_t *l, const msgpack_object *map)
@@ -1098,11 +1298,18 @@ int ledger_unpack(ledger_t *l, const msgpack_object *map)
 	    msg_get_i64(map, "last_ts", &l->last_ts) < 0 || l->last_ts < 0 ||
 	    msg_get_i64(map, "moved", &l->moved_total) < 0 || l->moved_total < 0)
 		return -EINVAL;
-	int rc = ledger_unpack_list(l, map, "accounts", ledger_unpack_account);
+	const msgpack_object_array *accounts = ledger_obj_list(map, "accounts");
+	const msgpack_object_array *keys = ledger_obj_list(map, "keys");
+	const msgpack_object_array *sums = ledger_obj_list(map, "sums");
+	if (!accounts || !keys || !sums)
+		return -EINVAL;
+	int rc = ledger_unpack_reserve(l, accounts->size, keys->size);
 	if (rc == 0)
-		rc = ledger_unpack_list(l, map, "keys", ledger_unpack_key);
+		rc = ledger_unpack_list(l, accounts, ledger_unpack_account);
 	if (rc == 0)
-		rc = ledger_unpack_list(l, map, "sums", ledger_unpack_sum);
+		rc = ledger_unpack_list(l, keys, ledger_unpack_key);
+	if (rc == 0)
+		rc = ledger_unpack_list(l, sums, ledger_unpack_sum);
 	if (rc < 0)
 		return rc;
 	int64_t opened = (int64_t)l->accounts_n * LEDGER_OPEN_BALANCE;

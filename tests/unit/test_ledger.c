@@ -850,3 +850,183 @@ Test(ledger, snapshot_incomplete_is_rejected)
 	cr_assert_eq(rc, -EINVAL, "a snapshot without its last field");
 	ledger_free(copy);
 }
+
+/* Packs l, lets edit change the decoded map, and loads it into a new ledger
+ * that remembers keys_max keys; *rc_out gets ledger_unpack()'s answer. */
+static ledger_t *copy_edited(int *rc_out, size_t keys_max, void (*edit)(msgpack_object *map))
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_zone zone;
+	msgpack_object obj;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	ledger_pack(l, &pk);
+	msgpack_zone_init(&zone, 4096);
+	size_t off = 0;
+	cr_assert_eq(msgpack_unpack(sb.data, sb.size, &off, &zone, &obj), MSGPACK_UNPACK_SUCCESS);
+	if (edit)
+		edit(&obj);
+	ledger_t *copy = ledger_new();
+	ledger_set_keys_max(copy, keys_max);
+	*rc_out = ledger_unpack(copy, &obj);
+	msgpack_zone_destroy(&zone);
+	msgpack_sbuffer_destroy(&sb);
+	return copy;
+}
+
+static msgpack_object_array *list_of(msgpack_object *map, const char *name)
+{
+	for (uint32_t i = 0; i < map->via.map.size; i++) {
+		msgpack_object_kv *kv = &map->via.map.ptr[i];
+		if (kv->key.via.str.size == strlen(name) &&
+		    memcmp(kv->key.via.str.ptr, name, strlen(name)) == 0)
+			return &kv->val.via.array;
+	}
+	cr_assert_fail("no %s in the snapshot", name);
+	return NULL;
+}
+
+static void second_account_takes_first_number(msgpack_object *map)
+{
+	msgpack_object_array *a = list_of(map, "accounts");
+	a->ptr[1].via.array.ptr[0] = a->ptr[0].via.array.ptr[0];
+}
+
+static void second_account_takes_first_email(msgpack_object *map)
+{
+	msgpack_object_array *a = list_of(map, "accounts");
+	a->ptr[1].via.array.ptr[1] = a->ptr[0].via.array.ptr[1];
+}
+
+static void second_key_takes_first_key(msgpack_object *map)
+{
+	msgpack_object_array *k = list_of(map, "keys");
+	k->ptr[1].via.array.ptr[0] = k->ptr[0].via.array.ptr[0];
+}
+
+static void email_gets_upper_case(msgpack_object *map)
+{
+	static const char upper[] = "Two@example.com";
+	msgpack_object_array *a = list_of(map, "accounts");
+	a->ptr[1].via.array.ptr[1].via.str.ptr = upper;
+}
+
+static void pwhash_gets_a_nul(msgpack_object *map)
+{
+	static const char nul[] = "$argon2id$\0fake";
+	msgpack_object_array *a = list_of(map, "accounts");
+	a->ptr[1].via.array.ptr[2].via.str.ptr = nul;
+	a->ptr[1].via.array.ptr[2].via.str.size = sizeof(nul) - 1;
+}
+
+Test(ledger, snapshot_with_a_duplicate_or_malformed_entry_is_rejected)
+{
+	three_accounts();
+	reissue_keyed(A3, "k1");
+	reissue_keyed(A3, "k2");
+	void (*edits[])(msgpack_object *) = {
+		second_account_takes_first_number, second_account_takes_first_email,
+		second_key_takes_first_key, email_gets_upper_case, pwhash_gets_a_nul,
+	};
+	int rc;
+	ledger_t *copy = copy_edited(&rc, LEDGER_KEYS_MAX, NULL);
+	cr_assert_eq(rc, 0, "the unedited snapshot loads");
+	ledger_free(copy);
+	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+		copy = copy_edited(&rc, LEDGER_KEYS_MAX, edits[i]);
+		cr_assert_eq(rc, -EINVAL, "edit %zu", i);
+		ledger_free(copy);
+	}
+}
+
+Test(ledger, snapshot_with_more_keys_than_kept_keeps_the_newest)
+{
+	open_acct(A3, "three@example.com", "c");
+	const char *keys[] = { "a", "b", "c", "d", "e" };
+	for (size_t i = 0; i < 5; i++)
+		reissue_keyed(A3, keys[i]);
+	int rc;
+	ledger_t *copy = copy_edited(&rc, 3, NULL);
+	cr_assert_eq(rc, 0);
+	char order[64] = "";
+	ledger_each_key(copy, collect_key, order);
+	cr_assert_str_eq(order, "c,d,e,");
+	cr_assert_null(ledger_find_key(copy, "b", 1));
+	cr_assert_eq(ledger_find_key(copy, "e", 1)->seq, ledger_find_key(l, "e", 1)->seq);
+	ledger_event_t ev = next_event(LEDGER_EV_CODE_REISSUED, 0);
+	ev.account = A3;
+	set_key(&ev, "f", 0x33);
+	cr_assert_eq(ledger_check_event(copy, &ev), LEDGER_OK);
+	cr_assert_eq(ledger_apply(copy, &ev, NULL), 0);
+	order[0] = '\0';
+	ledger_each_key(copy, collect_key, order);
+	cr_assert_str_eq(order, "d,e,f,", "the loaded ring evicts in order");
+	ledger_free(copy);
+}
+
+/* Emails are hashed 8 bytes at a time: every length and case position. */
+Test(ledger, email_lookup_folds_ascii_at_every_position)
+{
+	char email[64], query[64];
+	for (int n = 3; n <= 40; n++) {
+		memset(email, 'a' + n % 26, (size_t)n);
+		email[n / 2] = '@';
+		email[n] = '\0';
+		open_acct(A1 + (uint64_t)n, email, "c");
+	}
+	for (int n = 3; n <= 40; n++) {
+		const char *stored = ledger_find(l, A1 + (uint64_t)n)->email;
+		cr_assert_eq(strlen(stored), (size_t)n);
+		for (int i = 0; i < n; i++) {
+			memcpy(query, stored, (size_t)n);
+			query[i] = (char)(query[i] == '@' ? '@' : query[i] - 'a' + 'A');
+			const ledger_account_t *a = ledger_find_email(l, query, (size_t)n);
+			cr_assert_not_null(a, "length %d, upper case at %d", n, i);
+			cr_assert_eq(a->number, A1 + (uint64_t)n);
+		}
+		cr_assert_null(ledger_find_email(l, stored, (size_t)n - 1));
+	}
+	open_acct(A2, "j\xc3\xb6rg@example.com", "c"); /* jörg: only ASCII folds */
+	cr_assert_not_null(ledger_find_email(l, "J\xc3\xb6RG@EXAMPLE.COM", 17));
+	cr_assert_null(ledger_find_email(l, "j\xc3\x96rg@example.com", 17), "Ö is not ö");
+}
+
+/* Strings live in chunks: many accounts fill several, none moves. */
+Test(ledger, account_strings_stay_put_as_accounts_are_added, .timeout = 60)
+{
+	enum { N = 20000 };
+	char email[64];
+	open_acct(A1, "first@example.com", "c");
+	const ledger_account_t *first = ledger_find(l, A1);
+	const char *first_email = first->email, *first_pwhash = first->pwhash;
+	for (uint64_t i = 1; i < N; i++) {
+		ledger_event_t ev = next_event(LEDGER_EV_ACCOUNT_OPENED, 0);
+		ev.account = A1 + i;
+		snprintf(ev.email, sizeof(ev.email), "customer.%07" PRIu64 "@example.com", i);
+		snprintf(ev.pwhash, sizeof(ev.pwhash),
+			 "$argon2id$v=19$m=65536,t=2,p=1$%022" PRIu64 "$%043" PRIu64, i, i);
+		ev.amount = LEDGER_OPEN_BALANCE;
+		cr_assert_eq(ledger_apply(l, &ev, NULL), 0);
+	}
+	first = ledger_find(l, A1);
+	cr_assert_eq(first->email, first_email, "strings are never moved");
+	cr_assert_eq(first->pwhash, first_pwhash);
+	cr_assert_str_eq(first->email, "first@example.com");
+	char pwhash[LEDGER_PWHASH_BYTES_MAX];
+	for (uint64_t i = 1; i < N; i++) {
+		snprintf(email, sizeof(email), "customer.%07" PRIu64 "@example.com", i);
+		snprintf(pwhash, sizeof(pwhash), "$argon2id$v=19$m=65536,t=2,p=1$%022" PRIu64
+			 "$%043" PRIu64, i, i);
+		const ledger_account_t *a = ledger_find_email(l, email, strlen(email));
+		cr_assert_not_null(a);
+		cr_assert_eq(a->number, A1 + i);
+		cr_assert_str_eq(a->pwhash, pwhash);
+	}
+	int rc;
+	ledger_t *copy = copy_edited(&rc, LEDGER_KEYS_MAX, NULL);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(ledger_account_count(copy), N);
+	ledger_each_account(l, compare_account, copy);
+	ledger_free(copy);
+}
