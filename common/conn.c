@@ -11,6 +11,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,8 @@ static void conn_flusher_ensure(uv_loop_t *loop)
 		abort();
 	}
 	conn_flusher.loop = loop;
+	/* a peer that vanished must give EPIPE on write, not kill the process */
+	signal(SIGPIPE, SIG_IGN);
 	uv_prepare_init(loop, &conn_flusher.prepare);
 	uv_prepare_start(&conn_flusher.prepare, conn_flusher_cb);
 	uv_unref((uv_handle_t *)&conn_flusher.prepare);
@@ -269,6 +272,26 @@ void conn_close(conn_t *c)
 	conn_finish_close(c);
 }
 
+/*
+ * True when the peer on fd is in group gid through its supplementary groups
+ * (SO_PEERGROUPS, Linux 4.13): an admitted group is usually a supplementary
+ * one, not the connecting user's primary group.
+ */
+#define CONN_PEER_GROUPS_MAX 256
+static bool conn_peer_in_group(int fd, gid_t gid)
+{
+#ifdef SO_PEERGROUPS
+	gid_t groups[CONN_PEER_GROUPS_MAX];
+	socklen_t len = sizeof(groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false; /* ERANGE (more groups than we look at) or old kernel */
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == gid)
+			return true;
+#endif
+	return false;
+}
+
 int conn_check_peer(conn_t *c, long allow_gid)
 {
 	uv_os_fd_t fd;
@@ -280,9 +303,11 @@ int conn_check_peer(conn_t *c, long allow_gid)
 		return -errno;
 	if (cred.uid == getuid())
 		return 0;
-	if (allow_gid >= 0 && cred.gid == (gid_t)allow_gid)
+	if (allow_gid >= 0 &&
+	    (cred.gid == (gid_t)allow_gid || conn_peer_in_group(fd, (gid_t)allow_gid)))
 		return 0;
-	log_warn("conn: refused a connection from uid %u", (unsigned)cred.uid);
+	log_warn("conn: refused a connection from uid %u (pid %ld)", (unsigned)cred.uid,
+	         (long)cred.pid);
 	return -EPERM;
 }
 

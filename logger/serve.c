@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <sodium.h>
 #include <string.h>
+#include <unistd.h>
 
 static void logger_hex(const uint8_t h[LOGFILE_HASH_BYTES], char out[LOGGER_HEX_BYTES])
 {
@@ -39,10 +40,11 @@ void logger_send_hello(logger_t *lg, logger_conn_t *lc)
 	char hex[LOGGER_HEX_BYTES];
 	logger_hex(lg->lf.head_hash, hex);
 	msgpack_packer *pk = conn_pack_begin(&lc->conn);
-	msgpack_pack_map(pk, 4);
+	msgpack_pack_map(pk, 5);
 	msg_pack_kv_str(pk, "t", "hello");
 	msg_pack_kv_str(pk, "role", "logger");
 	msg_pack_kv_u64(pk, "hwm", lg->lf.last_seq);
+	msg_pack_kv_u64(pk, "pid", (uint64_t)getpid());
 	msg_pack_kv_str(pk, "head", hex);
 	conn_pack_end(&lc->conn);
 	lc->greeted = true;

@@ -84,10 +84,12 @@ static void mailer_send(mailer_t *m, conn_t *c, const char *t)
 {
 	msgpack_packer *pk = conn_pack_begin(c);
 	bool hello = strcmp(t, "hello") == 0;
-	msgpack_pack_map(pk, hello ? 3 + m->fresh : 2);
+	msgpack_pack_map(pk, hello ? 4 + m->fresh : 2);
 	msg_pack_kv_str(pk, "t", t);
-	if (hello)
+	if (hello) {
 		msg_pack_kv_str(pk, "role", "mailer");
+		msg_pack_kv_u64(pk, "pid", (uint64_t)getpid());
+	}
 	msg_pack_kv_u64(pk, "hwm", m->hwm);
 	if (hello && m->fresh)
 		msg_pack_kv_bool(pk, "fresh", true);
