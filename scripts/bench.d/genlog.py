@@ -1,0 +1,72 @@
+#!/usr/bin/python3
+"""genlog.py DATA N: writes DATA/events.log holding N account_opened events
+(seq 1..N), in the format of common/logfile.c, for scripts/bench.
+
+Each event looks like one the resolver writes for a real open_account: a
+16-digit account number, an e-mail address like esbank bench's, the opening
+balance, an argon2id string of the length the default (interactive) cost
+produces, and a 64-hex code hash. The hashes are random bytes, not real
+argon2id output: nothing checks a password during the benchmark.
+Prints the log's size in bytes.
+"""
+import base64
+import hashlib
+import os
+import random
+import struct
+import sys
+import time
+
+import msgpack
+
+OPEN_BALANCE = 100000  # cents, LEDGER_OPEN_BALANCE
+ACCOUNT_MIN = 10**15
+
+
+def main():
+    data, n = sys.argv[1], int(sys.argv[2])
+    os.makedirs(data, exist_ok=True)
+    path = os.path.join(data, "events.log")
+    rnd = random.Random(20260101)
+    # distinct 16-digit numbers, first digit non-zero
+    numbers = set()
+    while len(numbers) < n:
+        numbers.add(rnd.randrange(ACCOUNT_MIN, 10 * ACCOUNT_MIN))
+    numbers = list(numbers)
+    rnd.shuffle(numbers)
+    ts = int(time.time() * 1000) - n  # never decreasing, ending about now
+    prev = bytes(32)
+    blake2b = hashlib.blake2b
+    pack = msgpack.packb
+    b64 = base64.b64encode
+    urandom = os.urandom
+    with open(path, "wb", buffering=8 << 20) as f:
+        f.write(b"ESBLOG\x00\x01")
+        for i in range(n):
+            seq = i + 1
+            r = urandom(16 + 32 + 32)
+            pwhash = ("$argon2id$v=19$m=65536,t=2,p=1$" + b64(r[:16]).decode().rstrip("=") +
+                      "$" + b64(r[16:48]).decode().rstrip("="))
+            body = pack({
+                "seq": seq,
+                "ts": ts + i,
+                "type": "account_opened",
+                "account": str(numbers[i]),
+                "email": "bench-genlog-%d@bench.example" % i,
+                "balance": OPEN_BALANCE,
+                "pwhash": pwhash,
+                "code_hash": r[48:].hex(),
+            })
+            head = struct.pack(">IQ", len(body), seq)
+            h = blake2b(prev + struct.pack(">QI", seq, len(body)) + body, digest_size=32).digest()
+            f.write(head)
+            f.write(body)
+            f.write(h)
+            prev = h
+        f.flush()
+        os.fsync(f.fileno())
+    print(os.path.getsize(path))
+
+
+if __name__ == "__main__":
+    main()
