@@ -19,6 +19,8 @@
 #define RESOLVER_CODE_BYTES 24     /* 192 random bits per verification code */
 #define RESOLVER_CODE_CHARS_MAX 48 /* its URL-safe base64 text */
 #define RESOLVER_BUS_CONNS_MAX 4   /* buses connected at once (one expected) */
+#define RESOLVER_RES_BYTES_MAX (FRAME_BODY_MAX - 256) /* items in one "res" frame */
+#define RESOLVER_ITEM_OVERHEAD 64  /* an item's map, keys, ids and bin headers */
 
 typedef struct {
 	unsigned long long opslimit;
