@@ -5,6 +5,7 @@
 
 static const char USAGE[] =
 	"usage: esbank-snapshotter [--data DIR] [--run DIR] [--snapshot-every N]\n"
+	"                          [--snapshot-interval-ms MS]\n"
 	"\n"
 	"Applies the durable events esbank-bus sends on RUN/snapshotter.sock to its\n"
 	"own copy of the state, with the same rules as the resolver.";
@@ -18,6 +19,8 @@ int main(int argc, char **argv)
 		  .help = "run directory (sockets)" },
 		{ .name = "snapshot-every", .env = "ESBANK_SNAPSHOT_EVERY", .def = "1000",
 		  .help = "events between two snapshots" },
+		{ .name = "snapshot-interval-ms", .env = "ESBANK_SNAPSHOT_INTERVAL_MS",
+		  .def = "1000", .help = "at least this long between two snapshots (0: no wait)" },
 		{ 0 },
 	};
 	int npos = 0;
@@ -28,7 +31,8 @@ int main(int argc, char **argv)
 		.data_dir = config_get(opts, "data"),
 		.run_dir = config_get(opts, "run"),
 	};
-	if (rc < 0 || config_u64(opts, "snapshot-every", &cfg.snapshot_every) < 0)
+	if (rc < 0 || config_u64(opts, "snapshot-every", &cfg.snapshot_every) < 0 ||
+	    config_u64(opts, "snapshot-interval-ms", &cfg.interval_ms) < 0)
 		return EXIT_USAGE;
 	if (npos > 0 || cfg.snapshot_every == 0) {
 		log_error("%s (see --help)", npos > 0 ? "unexpected argument"

@@ -226,6 +226,7 @@ static void snapshotter_on_signal(uv_signal_t *sig, int signum)
 			conn_close(s->conns[i]);
 	uv_close((uv_handle_t *)&s->sig_term, NULL);
 	uv_close((uv_handle_t *)&s->sig_int, NULL);
+	uv_close((uv_handle_t *)&s->interval_timer, NULL);
 	s->stopping = true;
 	if (s->writing)
 		log_info("stopping once snapshot %" PRIu64 " is written", s->job.seq);
@@ -235,6 +236,8 @@ static void snapshotter_on_signal(uv_signal_t *sig, int signum)
 
 static int snapshotter_listen(snapshotter_t *s)
 {
+	uv_timer_init(s->loop, &s->interval_timer);
+	s->interval_timer.data = s;
 	uv_signal_init(s->loop, &s->sig_term);
 	uv_signal_init(s->loop, &s->sig_int);
 	s->sig_term.data = s->sig_int.data = s;

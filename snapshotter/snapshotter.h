@@ -33,6 +33,7 @@ typedef struct {
 	const char *data_dir;
 	const char *run_dir;
 	uint64_t snapshot_every; /* events between two snapshots */
+	uint64_t interval_ms;    /* and at least this long between two starts */
 } snapshotter_config_t;
 
 /* One snapshot being written by a worker thread. */
@@ -60,6 +61,8 @@ typedef struct {
 	uint64_t base_seq;     /* seq of the last snapshot taken: the count starts here */
 	uint64_t epoch;        /* bumped by each reset */
 	bool writing;          /* job is with a worker */
+	uint64_t last_start_ms; /* loop time the last snapshot was packed */
+	uv_timer_t interval_timer; /* retries a snapshot held back by interval_ms */
 	bool stopping;
 	snapshotter_job_t job;
 	char *sock_path;

@@ -39,6 +39,10 @@ LINK_RE = re.compile(r"account_number=(\d+)(?:&amp;|&|%26)code=([A-Za-z0-9_\-.~%
 
 _active_groups = []
 
+# Tests count on a snapshot at every --snapshot-every events, however fast they
+# come: no minimum time between two snapshots (the default is 1 s).
+os.environ.setdefault("ESBANK_SNAPSHOT_INTERVAL_MS", "0")
+
 
 def build_dir():
     return Path(os.environ.get("ESBANK_BUILD", REPO / "build"))
