@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 uint64_t hub_now_ms(void)
 {
@@ -182,7 +183,22 @@ static void hub_on_check(uv_check_t *k)
 	route_flush_batches(k->data);
 }
 
-int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir)
+/*
+ * With --allow-group, members of that group must reach bus.sock: the run
+ * directory becomes 0710 (search only: they cannot list or create) and
+ * bus.sock 0660, both in that group. The peers' sockets stay 0600, and the
+ * SO_PEERCRED check still refuses anyone else.
+ */
+static int hub_share_socket(const char *run_dir, const char *path, long gid)
+{
+	if (chown(run_dir, (uid_t)-1, (gid_t)gid) < 0 || chmod(run_dir, 0710) < 0 ||
+	    chown(path, (uid_t)-1, (gid_t)gid) < 0 || chmod(path, 0660) < 0)
+		return -errno;
+	log_info("admitting group %ld to bus.sock", gid);
+	return 0;
+}
+
+int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir, long allow_gid)
 {
 	h->loop = loop;
 	h->started_ms = hub_now_ms();
@@ -205,7 +221,10 @@ int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir)
 	if (!path)
 		return -ENOMEM;
 	h->listener.data = h;
+	h->listener.allow_gid = allow_gid;
 	rc = listener_open(&h->listener, loop, path, hub_on_accept);
+	if (rc == 0 && allow_gid > 0)
+		rc = hub_share_socket(run_dir, path, allow_gid);
 	if (rc == 0)
 		log_info("listening on %s", path);
 	free(path);

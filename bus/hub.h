@@ -10,7 +10,13 @@
  *   - durable_seq <= last_seq; events (durable_seq, last_seq] sit in pending
  *     in seq order, each held until the logger reports it durable;
  *   - a reply is sent to its client only when durable_seq >= its wait seq;
- *   - while state is BUS_RECOVERING no request reaches the resolver.
+ *   - while state is BUS_RECOVERING no request reaches the resolver;
+ *   - while log_fault is set (the logger said "fault": it cannot write the
+ *     log) no command reaches the resolver: each gets `unavailable`. Events
+ *     resolved before stay pending and their replies held; the logger keeps
+ *     them and retries, so they become durable (and log_fault clears) when
+ *     the disk recovers, and the resolver's state, which has applied them,
+ *     never diverges from the log.
  */
 #ifndef ESBANK_BUS_HUB_H
 #define ESBANK_BUS_HUB_H
@@ -32,6 +38,15 @@
 #define BUS_READ_BYTES_MAX (FRAME_BODY_MAX - 64 * 1024)
 #define BUS_TICK_MS 500
 #define BUS_MAIL_PENDING_MAX 100000       /* mails held for an absent mailer */
+/*
+ * Bytes of items in one batch message to a peer: a peer's frame may not
+ * exceed FRAME_BODY_MAX either, and the message's own fields take < 256
+ * bytes. A batch about to grow past it is sent at once and a new one begun
+ * (found by test_limits: 100,000 requests released after recovery went to
+ * the resolver as one 8 MB frame, which it refused, dropping the link).
+ */
+#define BUS_BATCH_BYTES_MAX (FRAME_BODY_MAX - 256)
+#define BUS_BATCH_ITEM_OVERHEAD 32        /* an item's map, keys and headers */
 
 typedef enum { BUS_RECOVERING, BUS_LIVE } bus_state_t;
 typedef enum { PEER_RESOLVER, PEER_LOGGER, PEER_SNAPSHOTTER, PEER_MAILER, PEER_COUNT } peer_role_t;
@@ -95,6 +110,7 @@ typedef struct {
 	client_ref_t from;
 	uint64_t req_id;
 	uint64_t since_ms;
+	bool command;      /* refused with unavailable if released during a log fault */
 	bytes_t req;
 } held_request_t;
 
@@ -133,6 +149,7 @@ struct hub {
 	uv_timer_t ticker;
 	uint64_t started_ms;
 	bus_state_t state;
+	bool log_fault;         /* from the logger's "fault" until its next "durable" */
 	peer_t peers[PEER_COUNT];
 
 	client_t *clients[BUS_CLIENTS_MAX];
@@ -182,8 +199,11 @@ void fifo_pop(fifo_t *f);
 void bytes_copy(bytes_t *b, const char *p, size_t n);
 void bytes_free(bytes_t *b);
 
-/* hub.c: clients */
-int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir);
+/*
+ * hub.c: clients. allow_gid: a group whose members may connect besides our
+ * own user (bus.sock then 0660 in that group, the run directory 0710), or -1.
+ */
+int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir, long allow_gid);
 client_t *hub_client(hub_t *h, client_ref_t ref); /* NULL when gone */
 client_ref_t hub_client_ref(const client_t *c);
 void hub_send_raw(hub_t *h, client_ref_t to, const char *reply, size_t n);
@@ -198,6 +218,8 @@ void route_to_resolver(hub_t *h, client_ref_t from, uint64_t id, const char *req
 void route_results(hub_t *h, const msgpack_object *items);
 void route_durable(hub_t *h, uint64_t seq);
 void route_flush_batches(hub_t *h);
+/* Sends role's batch now if adding an item of item_bytes would overflow it. */
+void route_batch_room(hub_t *h, peer_role_t role, size_t item_bytes);
 void route_resolver_lost(hub_t *h);
 
 /* events.c: events and subscribe, served from the logger */

@@ -23,6 +23,7 @@
 
 static void mail_pack_item(hub_t *h, const pending_event_t *p)
 {
+	route_batch_room(h, PEER_MAILER, p->ev.n + p->mail.n + BUS_BATCH_ITEM_OVERHEAD);
 	msgpack_packer *pk = &h->to_mailer.pk;
 	msgpack_pack_map(pk, 2);
 	msg_pack_kv_bin(pk, "ev", p->ev.p, p->ev.n);

@@ -31,6 +31,7 @@ static void peers_resend_pending(hub_t *h, uint64_t logger_hwm)
 		pending_event_t *p = fifo_peek(&h->pending, i);
 		if (p->seq <= logger_hwm)
 			continue;
+		route_batch_room(h, PEER_LOGGER, p->ev.n + BUS_BATCH_ITEM_OVERHEAD);
 		if (h->to_logger_n == 0)
 			h->to_logger_first = p->seq;
 		msg_pack_binn(&h->to_logger.pk, p->ev.p, p->ev.n);
@@ -55,6 +56,9 @@ static void peers_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
 		}
 		msg_buf_reset(&h->to_logger);
 		h->to_logger_n = 0;
+		/* a new logger holding every event has nothing left to fail on */
+		if (p->hwm >= h->last_seq)
+			h->log_fault = false;
 		peers_resend_pending(h, p->hwm);
 		route_durable(h, p->hwm);
 		events_logger_back(h);
@@ -87,6 +91,10 @@ static void peers_message(hub_t *h, peer_t *p, const msgpack_object *msg)
 		msg_get_u64(msg, "seq", &seq);
 		msg_get_strcpy(msg, "head", p->head, sizeof(p->head));
 		p->hwm = seq;
+		if (h->log_fault)
+			log_info("the log is writable again (durable %llu): taking commands",
+			         (unsigned long long)seq);
+		h->log_fault = false; /* a write went through: the disk is back */
 		route_durable(h, seq);
 	} else if (t && msg_str_eq(t, "read")) {
 		events_read_result(h, msg);
@@ -94,7 +102,9 @@ static void peers_message(hub_t *h, peer_t *p, const msgpack_object *msg)
 		const char *m = "";
 		size_t n = 0;
 		msg_get_str(msg, "message", &m, &n);
-		log_warn("logger fault: %.*s", (int)n, m);
+		log_warn("logger fault: %.*s; commands get unavailable until the log is "
+		         "writable again", (int)n, m);
+		h->log_fault = true;
 	} else if (t && msg_str_eq(t, "ack")) {
 		msg_get_u64(msg, "hwm", &p->hwm);
 		msg_get_u64(msg, "snapshot", &p->snapshot_seq);

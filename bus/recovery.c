@@ -269,8 +269,13 @@ void recovery_release_held(hub_t *h)
 {
 	while (h->held_requests.count && h->state == BUS_LIVE) {
 		held_request_t *r = fifo_peek(&h->held_requests, 0);
-		if (hub_client(h, r->from))
+		if (hub_client(h, r->from) && r->command && h->log_fault) {
+			hub_send_error(h, r->from, r->req_id, LEDGER_E_UNAVAILABLE,
+			               "the event log cannot be written just now; retry later");
+			hub_request_done(h, r->from);
+		} else if (hub_client(h, r->from)) {
 			route_to_resolver(h, r->from, r->req_id, r->req.p, r->req.n);
+		}
 		bytes_free(&r->req);
 		fifo_pop(&h->held_requests);
 	}

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "request.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,15 @@ static int route_out_grow(hub_t *h)
 
 void route_to_resolver(hub_t *h, client_ref_t from, uint64_t id, const char *req, size_t n)
 {
+	if (n + BUS_BATCH_ITEM_OVERHEAD > BUS_BATCH_BYTES_MAX) {
+		/* it would not fit in a frame to the resolver with its wrapping;
+		 * no valid command or query is anywhere near this size */
+		hub_send_error(h, from, id, LEDGER_E_BAD_REQUEST,
+		               "request too large to forward (frame within 288 bytes of the limit)");
+		hub_request_done(h, from);
+		return;
+	}
+	route_batch_room(h, PEER_RESOLVER, n + BUS_BATCH_ITEM_OVERHEAD);
 	if (h->next_cid - h->out_base >= h->out_cap && route_out_grow(h) < 0) {
 		hub_send_error(h, from, id, LEDGER_E_OVERLOADED, "out of memory");
 		hub_request_done(h, from);
@@ -75,7 +85,8 @@ static bool route_out_take(hub_t *h, uint64_t cid, outstanding_t *out)
 	return true;
 }
 
-static void route_hold_request(hub_t *h, client_t *c, uint64_t id, const char *req, size_t n)
+static void route_hold_request(hub_t *h, client_t *c, uint64_t id, int op, const char *req,
+                               size_t n)
 {
 	held_request_t *r = h->held_requests.count < BUS_HELD_MAX ? fifo_push(&h->held_requests)
 	                                                          : NULL;
@@ -88,6 +99,7 @@ static void route_hold_request(hub_t *h, client_t *c, uint64_t id, const char *r
 	r->from = hub_client_ref(c);
 	r->req_id = id;
 	r->since_ms = hub_now_ms();
+	r->command = request_op_is_command((ledger_op_t)op);
 	bytes_copy(&r->req, req, n);
 }
 
@@ -138,8 +150,15 @@ void route_request(hub_t *h, client_t *c, uint64_t id, int op, const char *req, 
 	default:
 		break;
 	}
+	if (h->log_fault && request_op_is_command((ledger_op_t)op)) {
+		/* the log cannot be written: nothing new may be acknowledged */
+		hub_send_error(h, hub_client_ref(c), id, LEDGER_E_UNAVAILABLE,
+		               "the event log cannot be written just now; retry later");
+		hub_request_done(h, hub_client_ref(c));
+		return;
+	}
 	if (h->state != BUS_LIVE || !peer_up(h, PEER_RESOLVER))
-		route_hold_request(h, c, id, req, n);
+		route_hold_request(h, c, id, op, req, n);
 	else
 		route_to_resolver(h, hub_client_ref(c), id, req, n);
 }
@@ -169,6 +188,7 @@ static void route_event(hub_t *h, uint64_t seq, const char *ev, size_t evn,
 		log_error("resolver sent event %llu after %llu", (unsigned long long)seq,
 		          (unsigned long long)h->last_seq);
 	h->last_seq = seq;
+	h->peers[PEER_RESOLVER].hwm = seq;
 	pending_event_t *p = fifo_push(&h->pending);
 	if (!p) {
 		log_error("out of memory holding an event");
@@ -178,6 +198,7 @@ static void route_event(hub_t *h, uint64_t seq, const char *ev, size_t evn,
 	bytes_copy(&p->ev, ev, evn);
 	if (mail)
 		bytes_copy(&p->mail, mail, mailn);
+	route_batch_room(h, PEER_LOGGER, evn + BUS_BATCH_ITEM_OVERHEAD);
 	if (h->to_logger_n == 0)
 		h->to_logger_first = seq;
 	msg_pack_binn(&h->to_logger.pk, ev, evn);
@@ -210,6 +231,7 @@ static void route_durable_event(hub_t *h, pending_event_t *p)
 {
 	peer_t *snap = &h->peers[PEER_SNAPSHOTTER];
 	if (snap->hello && h->snap_next == 0 && p->seq > snap->hwm) {
+		route_batch_room(h, PEER_SNAPSHOTTER, p->ev.n + BUS_BATCH_ITEM_OVERHEAD);
 		msg_pack_binn(&h->to_snap.pk, p->ev.p, p->ev.n);
 		h->to_snap_n++;
 	}
@@ -260,16 +282,20 @@ void route_resolver_lost(hub_t *h)
 	h->rec_phase = REC_IDLE;
 }
 
-/* Sends one batch frame {"t":type, field:[items]} to a peer and empties it. */
+/*
+ * Sends one batch frame {"t":type, field:[items]} to a peer and empties it.
+ * partial: sent early because it is full; the snapshotter's batch then
+ * carries no "head" (that hash belongs to durable_seq, not to its last event).
+ */
 static void route_send_batch(hub_t *h, peer_role_t role, const char *type, const char *field,
-                             msg_buf_t *items, uint32_t *n)
+                             msg_buf_t *items, uint32_t *n, bool partial)
 {
 	if (*n == 0)
 		return;
 	peer_t *p = &h->peers[role];
 	if (p->link.up && p->hello) {
 		msgpack_packer *pk = conn_pack_begin(&p->link.conn);
-		bool head = role == PEER_SNAPSHOTTER && h->peers[PEER_LOGGER].head[0];
+		bool head = role == PEER_SNAPSHOTTER && h->peers[PEER_LOGGER].head[0] && !partial;
 		msgpack_pack_map(pk, 2 + (role == PEER_LOGGER) + head);
 		msg_pack_kv_str(pk, "t", type);
 		if (role == PEER_LOGGER)
@@ -285,10 +311,41 @@ static void route_send_batch(hub_t *h, peer_role_t role, const char *type, const
 	*n = 0;
 }
 
+static void route_send_one(hub_t *h, peer_role_t role, bool partial)
+{
+	switch (role) {
+	case PEER_RESOLVER:
+		route_send_batch(h, role, "req", "items", &h->to_resolver, &h->to_resolver_n,
+		                 partial);
+		break;
+	case PEER_LOGGER:
+		route_send_batch(h, role, "append", "events", &h->to_logger, &h->to_logger_n,
+		                 partial);
+		break;
+	case PEER_SNAPSHOTTER:
+		route_send_batch(h, role, "events", "events", &h->to_snap, &h->to_snap_n, partial);
+		break;
+	case PEER_MAILER:
+		route_send_batch(h, role, "mail", "items", &h->to_mailer, &h->to_mailer_n, partial);
+		break;
+	default:
+		break;
+	}
+}
+
+void route_batch_room(hub_t *h, peer_role_t role, size_t item_bytes)
+{
+	static const size_t off[PEER_COUNT] = {
+		offsetof(hub_t, to_resolver), offsetof(hub_t, to_logger),
+		offsetof(hub_t, to_snap), offsetof(hub_t, to_mailer),
+	};
+	const msg_buf_t *b = (const msg_buf_t *)((const char *)h + off[role]);
+	if (b->sb.size + item_bytes > BUS_BATCH_BYTES_MAX)
+		route_send_one(h, role, true);
+}
+
 void route_flush_batches(hub_t *h)
 {
-	route_send_batch(h, PEER_RESOLVER, "req", "items", &h->to_resolver, &h->to_resolver_n);
-	route_send_batch(h, PEER_LOGGER, "append", "events", &h->to_logger, &h->to_logger_n);
-	route_send_batch(h, PEER_SNAPSHOTTER, "events", "events", &h->to_snap, &h->to_snap_n);
-	route_send_batch(h, PEER_MAILER, "mail", "items", &h->to_mailer, &h->to_mailer_n);
+	for (int r = 0; r < PEER_COUNT; r++)
+		route_send_one(h, (peer_role_t)r, false);
 }

@@ -18,10 +18,13 @@ void status_reply(hub_t *h, client_t *c, uint64_t id)
 	for (int r = 0; r < PEER_COUNT; r++) {
 		const peer_t *p = &h->peers[r];
 		msg_pack_str(pk, peer_name((peer_role_t)r));
-		msgpack_pack_map(pk, 3);
+		bool logger = r == PEER_LOGGER;
+		msgpack_pack_map(pk, 3 + logger);
 		msg_pack_kv_bool(pk, "connected", peer_up(h, (peer_role_t)r));
 		msg_pack_kv_u64(pk, "hwm", p->hwm);
 		msg_pack_kv_u64(pk, "pid", p->pid);
+		if (logger) /* the log cannot be written: commands get unavailable */
+			msg_pack_kv_bool(pk, "fault", h->log_fault);
 	}
 	conn_pack_end(&c->conn);
 }

@@ -53,6 +53,8 @@
  */
 #include "logfile.h"
 
+#include "msg.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -438,7 +440,9 @@ static bool logfile_is_one_map(const char *body, size_t len)
 	msgpack_zone zone;
 	msgpack_object obj;
 	size_t off = 0;
-	if (!msgpack_zone_init(&zone, 1024))
+	/* msg_check() first: a body whose headers declare huge containers must
+	 * not make msgpack-c allocate from those counts (see msg.c) */
+	if (msg_check(body, len) < 0 || !msgpack_zone_init(&zone, 1024))
 		return false;
 	msgpack_unpack_return r = msgpack_unpack(body, len, &off, &zone, &obj);
 	bool ok = r == MSGPACK_UNPACK_SUCCESS && off == len && obj.type == MSGPACK_OBJECT_MAP;

@@ -25,6 +25,8 @@
  */
 #include "snapfile.h"
 
+#include "msg.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -305,7 +307,14 @@ int snapfile_to_ledger(const snapfile_t *s, ledger_t **out)
 	msgpack_unpacked_init(&u);
 	size_t off = 0;
 	int rc = -EINVAL;
-	if (msgpack_unpack_next(&u, s->body, s->body_len, &off) == MSGPACK_UNPACK_SUCCESS &&
+	/*
+	 * msg_check() first (found by tests/fuzz/fuzz_snapfile): msgpack-c
+	 * allocates a container from its declared count, so a damaged body with
+	 * a right checksum (or one written by a buggy version) whose array
+	 * header claims 2^31 elements made this allocate 16 GB.
+	 */
+	if (msg_check(s->body, s->body_len) == 0 &&
+	    msgpack_unpack_next(&u, s->body, s->body_len, &off) == MSGPACK_UNPACK_SUCCESS &&
 	    off == s->body_len && u.data.type == MSGPACK_OBJECT_MAP) {
 		ledger_t *l = ledger_new();
 		rc = l ? ledger_unpack(l, &u.data) : -ENOMEM;

@@ -16,7 +16,7 @@ static const char USAGE[] =
 	"usage: esbankd [--data DIR] [--run DIR] [--http ADDR|off] [--snapshot-every N]\n"
 	"               [--mail maildir|mailgun|SMTP-URL]\n"
 	"               [--pwhash-cost interactive|moderate|min]\n"
-	"               [--public-url URL] [--ready-fd N]\n"
+	"               [--public-url URL] [--allow-group NAME|GID] [--ready-fd N]\n"
 	"\n"
 	"Starts the esbank group (logger, resolver, snapshotter, mailer, bus, http) in\n"
 	"the foreground, prints each program's lines prefixed with its name, restarts\n"
@@ -85,6 +85,8 @@ int main(int argc, char **argv)
 		  .help = "interactive, moderate or min" },
 		{ .name = "public-url", .env = "ESBANK_PUBLIC_URL", .def = NULL,
 		  .help = "base of the verification link (default http://<http addr>)" },
+		{ .name = "allow-group", .env = "ESBANK_ALLOW_GROUP", .def = NULL,
+		  .help = "also admit this group (name or gid) to bus.sock" },
 		{ .name = "ready-fd", .env = NULL, .def = NULL,
 		  .help = "write READY=1 to this fd once live" },
 		{ 0 },
@@ -106,6 +108,7 @@ int main(int argc, char **argv)
 		.snapshot_every = config_get(opts, "snapshot-every"),
 		.mail = config_get(opts, "mail"),
 		.pwhash_cost = config_get(opts, "pwhash-cost"),
+		.allow_group = config_get(opts, "allow-group"),
 		.public_url = config_get(opts, "public-url"),
 	};
 	if (main_check(opts, &cfg) < 0 || main_ready_fd(config_get(opts, "ready-fd"),

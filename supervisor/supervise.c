@@ -92,6 +92,8 @@ static void sup_args(const supervisor_t *s, sup_child_t *c)
 		flag = "--public-url", value = cfg->public_url;
 	else if (strcmp(c->name, "http") == 0)
 		flag = "--http", value = cfg->http;
+	else if (strcmp(c->name, "bus") == 0)
+		flag = "--allow-group", value = cfg->allow_group;
 	if (flag && value) {
 		c->argv[n++] = flag;
 		c->argv[n++] = value;

@@ -48,6 +48,7 @@ typedef struct {
 	const char *snapshot_every; /* checked by main */
 	const char *mail;           /* maildir | mailgun | smtp://... */
 	const char *pwhash_cost;    /* interactive | moderate | min */
+	const char *allow_group;    /* passed to the bus: a group admitted to bus.sock, or NULL */
 	const char *public_url;
 	int ready_fd;               /* -1: none */
 } sup_config_t;
