@@ -35,6 +35,7 @@ static void recovery_go_live(hub_t *h)
 	h->last_seq = h->peers[PEER_RESOLVER].hwm;
 	log_info("live at seq %llu", (unsigned long long)h->last_seq);
 	recovery_release_held(h);
+	recovery_check(h); /* now the snapshotter's catch-up */
 }
 
 static void recovery_send(peer_t *p, const char *type, uint64_t max)
@@ -122,7 +123,10 @@ static void recovery_catch_up(hub_t *h, peer_role_t role, read_kind_t kind, uint
 
 void recovery_check(hub_t *h)
 {
-	recovery_catch_up(h, PEER_SNAPSHOTTER, READ_SNAPSHOTTER, &h->snap_next);
+	/* the resolver's replay is what clients wait for: the snapshotter (off
+	 * the critical path) is caught up only once the bus is live */
+	if (h->state == BUS_LIVE)
+		recovery_catch_up(h, PEER_SNAPSHOTTER, READ_SNAPSHOTTER, &h->snap_next);
 	mail_check(h);
 	if (h->state == BUS_LIVE || h->rec_phase != REC_IDLE)
 		return;
