@@ -114,7 +114,13 @@ typedef struct {
 	bytes_t req;
 } held_request_t;
 
-typedef enum { READ_EVENTS, READ_SUBSCRIBE, READ_REPLAY, READ_SNAPSHOTTER, READ_MAILER } read_kind_t;
+typedef enum {
+	READ_EVENTS,
+	READ_SUBSCRIBE,
+	READ_REPLAY,
+	READ_SNAPSHOTTER,
+	READ_MAILER,
+} read_kind_t;
 
 /* Where recovery of the resolver stands (recovery.c). */
 typedef enum { REC_IDLE, REC_RESET, REC_LOAD, REC_REPLAY } rec_phase_t;

@@ -259,7 +259,8 @@ static void recovery_catch_up_read(hub_t *h, const msgpack_object *msg, peer_rol
 	*next = first + n;
 	h->peers[role].hwm = first + n - 1;
 	pending_read_t rd = { 0 };
-	if (*next > target || *next > h->durable_seq || events_read(h, kind, *next, BUS_READ_EVENTS_MAX, &rd) < 0)
+	if (*next > target || *next > h->durable_seq ||
+	    events_read(h, kind, *next, BUS_READ_EVENTS_MAX, &rd) < 0)
 		*next = 0;
 }
 

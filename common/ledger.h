@@ -223,7 +223,8 @@ int64_t ledger_total_balance(const ledger_t *l);
 int64_t ledger_total_withdrawn(const ledger_t *l);
 
 /* Calls cb for every account in opening order; stops early if cb returns non-zero. */
-int ledger_each_account(const ledger_t *l, int (*cb)(const ledger_account_t *a, void *arg), void *arg);
+int ledger_each_account(const ledger_t *l, int (*cb)(const ledger_account_t *a, void *arg),
+                        void *arg);
 
 /*
  * Calls cb for every remembered idempotency key, oldest first (the order in

@@ -120,9 +120,10 @@ void spool_one_line(char *s)
 int spool_encode(const spool_entry_t *e, char *buf, size_t cap, size_t *len)
 {
 	const char *type = ledger_event_type_name(e->type);
-	int n = snprintf(buf, cap, SPOOL_MAGIC "\nseq %" PRIu64 "\ntype %s\nts %" PRId64
-	                 "\nto %s\nsubject %s\naccepted %" PRId64 "\n", e->seq, type ? type : "?", e->ts_ms, e->to,
-	                 e->subject, e->accepted_ms);
+	int n = snprintf(buf, cap,
+	                 SPOOL_MAGIC "\nseq %" PRIu64 "\ntype %s\nts %" PRId64
+	                 "\nto %s\nsubject %s\naccepted %" PRId64 "\n",
+	                 e->seq, type ? type : "?", e->ts_ms, e->to, e->subject, e->accepted_ms);
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOBUFS;
 	size_t off = (size_t)n;
