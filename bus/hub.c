@@ -210,10 +210,8 @@ int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir, long allow_gid)
 	fifo_init(&h->held_replies, sizeof(held_reply_t));
 	fifo_init(&h->held_requests, sizeof(held_request_t));
 	fifo_init(&h->reads, sizeof(pending_read_t));
-	msg_buf_init(&h->to_resolver);
-	msg_buf_init(&h->to_logger);
-	msg_buf_init(&h->to_snap);
-	msg_buf_init(&h->to_mailer);
+	for (int r = 0; r < PEER_COUNT; r++)
+		msg_buf_init(&h->batch[r].items);
 	int rc = config_mkdirs(run_dir, 0700);
 	if (rc < 0)
 		return rc;

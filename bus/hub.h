@@ -141,6 +141,12 @@ typedef struct subscriber {
 	bool active;
 } subscriber_t;
 
+/* The items for one peer's next message (routes.c sends it). */
+typedef struct {
+	msg_buf_t items; /* encoded items, packed back to back */
+	uint32_t n;
+} batch_t;
+
 /* A growable FIFO of fixed-size items (a ring). */
 typedef struct {
 	char *items;
@@ -176,10 +182,8 @@ struct hub {
 	subscriber_t subs[BUS_SUBSCRIBERS_MAX];
 
 	/* batches built during one loop iteration */
-	msg_buf_t to_resolver; uint32_t to_resolver_n;
-	msg_buf_t to_logger;   uint32_t to_logger_n; uint64_t to_logger_first;
-	msg_buf_t to_snap;     uint32_t to_snap_n;
-	msg_buf_t to_mailer;   uint32_t to_mailer_n;
+	batch_t batch[PEER_COUNT]; /* one message per peer per loop iteration */
+	uint64_t to_logger_first;  /* seq of the first event in batch[PEER_LOGGER] */
 
 	rec_phase_t rec_phase;
 	uint64_t replay_next;   /* next seq to read for the resolver */
@@ -225,7 +229,14 @@ void route_results(hub_t *h, const msgpack_object *items);
 void route_durable(hub_t *h, uint64_t seq);
 void route_flush_batches(hub_t *h);
 /* Sends role's batch now if adding an item of item_bytes would overflow it. */
-void route_batch_room(hub_t *h, peer_role_t role, size_t item_bytes);
+/*
+ * Makes room for an item of item_bytes in role's batch (sending the batch
+ * early when it would pass BUS_BATCH_BYTES_MAX) and returns the packer to
+ * encode the item with; the caller packs exactly one item.
+ */
+msgpack_packer *route_batch_add(hub_t *h, peer_role_t role, size_t item_bytes);
+/* Adds an event (seq, its bytes) to the logger's next "append". */
+void route_append_event(hub_t *h, uint64_t seq, const char *ev, size_t n);
 void route_resolver_lost(hub_t *h);
 
 /* events.c: events and subscribe, served from the logger */

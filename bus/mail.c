@@ -23,12 +23,11 @@
 
 static void mail_pack_item(hub_t *h, const pending_event_t *p)
 {
-	route_batch_room(h, PEER_MAILER, p->ev.n + p->mail.n + BUS_BATCH_ITEM_OVERHEAD);
-	msgpack_packer *pk = &h->to_mailer.pk;
+	msgpack_packer *pk =
+		route_batch_add(h, PEER_MAILER, p->ev.n + p->mail.n + BUS_BATCH_ITEM_OVERHEAD);
 	msgpack_pack_map(pk, 2);
 	msg_pack_kv_bin(pk, "ev", p->ev.p, p->ev.n);
 	msg_pack_kv_bin(pk, "mail", p->mail.p, p->mail.n);
-	h->to_mailer_n++;
 }
 
 static void mail_drop_oldest(hub_t *h)

@@ -31,11 +31,7 @@ static void peers_resend_pending(hub_t *h, uint64_t logger_hwm)
 		pending_event_t *p = fifo_peek(&h->pending, i);
 		if (p->seq <= logger_hwm)
 			continue;
-		route_batch_room(h, PEER_LOGGER, p->ev.n + BUS_BATCH_ITEM_OVERHEAD);
-		if (h->to_logger_n == 0)
-			h->to_logger_first = p->seq;
-		msg_pack_binn(&h->to_logger.pk, p->ev.p, p->ev.n);
-		h->to_logger_n++;
+		route_append_event(h, p->seq, p->ev.p, p->ev.n);
 	}
 }
 
@@ -54,8 +50,8 @@ static void peers_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
 			h->boot_known = true;
 			h->boot_durable = p->hwm;
 		}
-		msg_buf_reset(&h->to_logger);
-		h->to_logger_n = 0;
+		msg_buf_reset(&h->batch[PEER_LOGGER].items);
+		h->batch[PEER_LOGGER].n = 0;
 		/* a new logger holding every event has nothing left to fail on */
 		if (p->hwm >= h->last_seq)
 			h->log_fault = false;

@@ -18,7 +18,6 @@
 #include "log.h"
 #include "request.h"
 
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,7 +54,6 @@ void route_to_resolver(hub_t *h, client_ref_t from, uint64_t id, const char *req
 		hub_request_done(h, from);
 		return;
 	}
-	route_batch_room(h, PEER_RESOLVER, n + BUS_BATCH_ITEM_OVERHEAD);
 	if (h->next_cid - h->out_base >= h->out_cap && route_out_grow(h) < 0) {
 		hub_send_error(h, from, id, LEDGER_E_OVERLOADED, "out of memory");
 		hub_request_done(h, from);
@@ -63,11 +61,10 @@ void route_to_resolver(hub_t *h, client_ref_t from, uint64_t id, const char *req
 	}
 	uint64_t cid = h->next_cid++;
 	*route_out_slot(h, cid) = (outstanding_t){ .cid = cid, .from = from, .req_id = id };
-	msgpack_packer *pk = &h->to_resolver.pk;
+	msgpack_packer *pk = route_batch_add(h, PEER_RESOLVER, n + BUS_BATCH_ITEM_OVERHEAD);
 	msgpack_pack_map(pk, 2);
 	msg_pack_kv_u64(pk, "c", cid);
 	msg_pack_kv_bin(pk, "r", req, n);
-	h->to_resolver_n++;
 }
 
 /* Takes the outstanding entry of cid; false when unknown. */
@@ -198,11 +195,7 @@ static void route_event(hub_t *h, uint64_t seq, const char *ev, size_t evn,
 	bytes_copy(&p->ev, ev, evn);
 	if (mail)
 		bytes_copy(&p->mail, mail, mailn);
-	route_batch_room(h, PEER_LOGGER, evn + BUS_BATCH_ITEM_OVERHEAD);
-	if (h->to_logger_n == 0)
-		h->to_logger_first = seq;
-	msg_pack_binn(&h->to_logger.pk, ev, evn);
-	h->to_logger_n++;
+	route_append_event(h, seq, ev, evn);
 }
 
 void route_results(hub_t *h, const msgpack_object *items)
@@ -231,9 +224,9 @@ static void route_durable_event(hub_t *h, pending_event_t *p)
 {
 	peer_t *snap = &h->peers[PEER_SNAPSHOTTER];
 	if (snap->hello && h->snap_next == 0 && p->seq > snap->hwm) {
-		route_batch_room(h, PEER_SNAPSHOTTER, p->ev.n + BUS_BATCH_ITEM_OVERHEAD);
-		msg_pack_binn(&h->to_snap.pk, p->ev.p, p->ev.n);
-		h->to_snap_n++;
+		msgpack_packer *pk =
+			route_batch_add(h, PEER_SNAPSHOTTER, p->ev.n + BUS_BATCH_ITEM_OVERHEAD);
+		msg_pack_binn(pk, p->ev.p, p->ev.n);
 	}
 	events_live(h, p->seq, &p->ev);
 	if (p->mail.p)
@@ -276,76 +269,72 @@ void route_resolver_lost(hub_t *h)
 		               "the resolver restarted before answering; retry");
 		hub_request_done(h, o.from);
 	}
-	msg_buf_reset(&h->to_resolver);
-	h->to_resolver_n = 0;
+	msg_buf_reset(&h->batch[PEER_RESOLVER].items);
+	h->batch[PEER_RESOLVER].n = 0;
 	h->state = BUS_RECOVERING;
 	h->rec_phase = REC_IDLE;
 }
 
+/* Each peer's batch message: {"t": type, field: [items...]}. */
+static const struct {
+	const char *type;
+	const char *field;
+} route_batch_names[PEER_COUNT] = {
+	[PEER_RESOLVER] = { "req", "items" },
+	[PEER_LOGGER] = { "append", "events" },
+	[PEER_SNAPSHOTTER] = { "events", "events" },
+	[PEER_MAILER] = { "mail", "items" },
+};
+
 /*
- * Sends one batch frame {"t":type, field:[items]} to a peer and empties it.
- * partial: sent early because it is full; the snapshotter's batch then
- * carries no "head" (that hash belongs to durable_seq, not to its last event).
+ * Sends role's batch as one frame and empties it (dropped when the peer is
+ * not up: see docs/peers.md for who catches up how). partial: sent early
+ * because it is full; the snapshotter's batch then carries no "head" (that
+ * hash belongs to durable_seq, not to its last event).
  */
-static void route_send_batch(hub_t *h, peer_role_t role, const char *type, const char *field,
-                             msg_buf_t *items, uint32_t *n, bool partial)
+static void route_send_batch(hub_t *h, peer_role_t role, bool partial)
 {
-	if (*n == 0)
+	batch_t *b = &h->batch[role];
+	if (b->n == 0)
 		return;
 	peer_t *p = &h->peers[role];
 	if (p->link.up && p->hello) {
 		msgpack_packer *pk = conn_pack_begin(&p->link.conn);
 		bool head = role == PEER_SNAPSHOTTER && h->peers[PEER_LOGGER].head[0] && !partial;
 		msgpack_pack_map(pk, 2 + (role == PEER_LOGGER) + head);
-		msg_pack_kv_str(pk, "t", type);
+		msg_pack_kv_str(pk, "t", route_batch_names[role].type);
 		if (role == PEER_LOGGER)
 			msg_pack_kv_u64(pk, "first", h->to_logger_first);
 		if (head) /* the log's hash at the batch's last event: durable_seq */
 			msg_pack_kv_str(pk, "head", h->peers[PEER_LOGGER].head);
-		msg_pack_str(pk, field);
-		msgpack_pack_array(pk, *n);
-		msg_buf_append(&p->link.conn.out, items->sb.data, items->sb.size);
+		msg_pack_str(pk, route_batch_names[role].field);
+		msgpack_pack_array(pk, b->n);
+		msg_buf_append(&p->link.conn.out, b->items.sb.data, b->items.sb.size);
 		conn_pack_end(&p->link.conn);
 	}
-	msg_buf_reset(items);
-	*n = 0;
+	msg_buf_reset(&b->items);
+	b->n = 0;
 }
 
-static void route_send_one(hub_t *h, peer_role_t role, bool partial)
+msgpack_packer *route_batch_add(hub_t *h, peer_role_t role, size_t item_bytes)
 {
-	switch (role) {
-	case PEER_RESOLVER:
-		route_send_batch(h, role, "req", "items", &h->to_resolver, &h->to_resolver_n,
-		                 partial);
-		break;
-	case PEER_LOGGER:
-		route_send_batch(h, role, "append", "events", &h->to_logger, &h->to_logger_n,
-		                 partial);
-		break;
-	case PEER_SNAPSHOTTER:
-		route_send_batch(h, role, "events", "events", &h->to_snap, &h->to_snap_n, partial);
-		break;
-	case PEER_MAILER:
-		route_send_batch(h, role, "mail", "items", &h->to_mailer, &h->to_mailer_n, partial);
-		break;
-	default:
-		break;
-	}
+	batch_t *b = &h->batch[role];
+	if (b->items.sb.size + item_bytes > BUS_BATCH_BYTES_MAX)
+		route_send_batch(h, role, true);
+	b->n++;
+	return &b->items.pk;
 }
 
-void route_batch_room(hub_t *h, peer_role_t role, size_t item_bytes)
+void route_append_event(hub_t *h, uint64_t seq, const char *ev, size_t n)
 {
-	static const size_t off[PEER_COUNT] = {
-		offsetof(hub_t, to_resolver), offsetof(hub_t, to_logger),
-		offsetof(hub_t, to_snap), offsetof(hub_t, to_mailer),
-	};
-	const msg_buf_t *b = (const msg_buf_t *)((const char *)h + off[role]);
-	if (b->sb.size + item_bytes > BUS_BATCH_BYTES_MAX)
-		route_send_one(h, role, true);
+	msgpack_packer *pk = route_batch_add(h, PEER_LOGGER, n + BUS_BATCH_ITEM_OVERHEAD);
+	if (h->batch[PEER_LOGGER].n == 1)
+		h->to_logger_first = seq;
+	msg_pack_binn(pk, ev, n);
 }
 
 void route_flush_batches(hub_t *h)
 {
 	for (int r = 0; r < PEER_COUNT; r++)
-		route_send_one(h, (peer_role_t)r, false);
+		route_send_batch(h, (peer_role_t)r, false);
 }
