@@ -411,9 +411,23 @@ class LoneMailer:
         d = self.data / "mail" / "outbox" / "new"
         return sorted(p.read_bytes() for p in d.iterdir()) if d.exists() else []
 
+    def kill(self):
+        """Leaves no mailer behind when a test fails halfway."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
-def test_mailer_catch_up_items_fresh_hello_and_address_book(tmp_path):
-    m = LoneMailer(tmp_path)
+
+@pytest.fixture
+def lone_mailers():
+    made = []
+    yield lambda *a, **k: made.append(LoneMailer(*a, **k)) or made[-1]
+    for m in made:
+        m.kill()
+
+
+def test_mailer_catch_up_items_fresh_hello_and_address_book(tmp_path, lone_mailers):
+    m = lone_mailers(tmp_path)
     acct = "1234567890123456"
     hello = m.start()
     assert isinstance(hello.pop("pid"), int) and hello == \
@@ -443,10 +457,10 @@ def test_mailer_catch_up_items_fresh_hello_and_address_book(tmp_path):
     m.stop()
 
 
-def test_mailer_throughput_to_local_smtp(tmp_path, smtp):
+def test_mailer_throughput_to_local_smtp(tmp_path, smtp, lone_mailers):
     s = smtp()
     n = int(os.environ.get("ESBANK_MAIL_BENCH_N", "1000"))
-    m = LoneMailer(tmp_path, {"ESBANK_SMTP_URL": "smtp://127.0.0.1:%d" % s.port})
+    m = lone_mailers(tmp_path, {"ESBANK_SMTP_URL": "smtp://127.0.0.1:%d" % s.port})
     m.start()
     m.bus.send({"t": "mail", "items": [], "hwm": 0})
     m.bus.recv()
