@@ -17,6 +17,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "output.h"
+#include "supervision.h"
 #include "password.h"
 
 #include <assert.h>
@@ -357,7 +358,9 @@ static int cmd_status(cmd_t *c)
 		rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
 	if (rc || cmd_json(c, &reply))
 		return rc;
-	output_status(&reply);
+	supervision_t sup;
+	supervision_read(c->call.sock_path, &sup);
+	output_status(&reply, &sup);
 	return 0;
 }
 

@@ -8,6 +8,7 @@
  * are not strings are left out, as PROTOCOL.md says receivers ignore them.
  */
 #include "output.h"
+#include "supervision.h"
 
 #include "currency.h"
 #include "msg.h"
@@ -291,7 +292,24 @@ static void output_uptime(const msgpack_object *reply)
 		output_pair("Uptime", "%02u:%02u:%02u", h, m, (unsigned)(s % 60));
 }
 
-static void output_peers(const msgpack_object *reply)
+/* One peer's line: connected or not, its pid and hwm, esbankd's restarts. */
+static void output_peer(const char *label, const char *role, const msgpack_object *p,
+                        const supervision_t *sup)
+{
+	bool up = false;
+	uint64_t pid = 0, hwm = 0;
+	char extra[OUTPUT_FIELD_MAX] = "";
+	msg_get_bool(p, "connected", &up);
+	msg_get_u64(p, "pid", &pid);
+	msg_get_u64(p, "hwm", &hwm);
+	const supervision_child_t *child = sup ? supervision_find(sup, role) : NULL;
+	if (child)
+		snprintf(extra, sizeof(extra), "  restarts %" PRId64, child->restarts);
+	output_pair(label, "%-12s %-13s pid %-8" PRIu64 " hwm %-10" PRIu64 "%s", role,
+	            up ? "connected" : "not connected", pid, hwm, extra);
+}
+
+static void output_peers(const msgpack_object *reply, const supervision_t *sup)
 {
 	const msgpack_object *peers = msg_get(reply, "peers");
 	const char *label = "Peers";
@@ -303,21 +321,17 @@ static void output_peers(const msgpack_object *reply)
 	for (uint32_t i = 0; i < peers->via.map.size; i++) {
 		const msgpack_object_kv *kv = &peers->via.map.ptr[i];
 		char role[OUTPUT_FIELD_MAX];
-		bool up;
 		if (kv->key.type != MSGPACK_OBJECT_STR)
 			continue;
 		output_clean(kv->key.via.str.ptr, kv->key.via.str.size, role);
-		if (msg_get_bool(&kv->val, "connected", &up) < 0)
-			output_pair(label, "%-12s ?", role);
-		else
-			output_pair(label, "%-12s %s", role, up ? "connected" : "not connected");
+		output_peer(label, role, &kv->val, sup);
 		label = "";
 	}
 	if (*label)
 		output_pair(label, "none");
 }
 
-void output_status(const msgpack_object *reply)
+void output_status(const msgpack_object *reply, const supervision_t *sup)
 {
 	char buf[OUTPUT_FIELD_MAX];
 
@@ -327,7 +341,7 @@ void output_status(const msgpack_object *reply)
 	output_count(reply, "Snapshot seq", "snapshot_seq");
 	output_pair("Head hash", "%s", output_field(reply, "head_hash", buf));
 	output_uptime(reply);
-	output_peers(reply);
+	output_peers(reply, sup);
 }
 
 /* Prints the fields of an event of a type this client does not know. */

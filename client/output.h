@@ -56,8 +56,12 @@ void output_pair(const char *label, const char *fmt, ...) __attribute__((format(
 /* Prints a get_account reply for people. */
 void output_account(const msgpack_object *reply);
 
-/* Prints a status reply for people. */
-void output_status(const msgpack_object *reply);
+/*
+ * Prints a status reply for people; sup (may be NULL) adds esbankd's
+ * restart counts to the peers.
+ */
+struct supervision;
+void output_status(const msgpack_object *reply, const struct supervision *sup);
 
 /* Prints one event as one aligned line for people. */
 void output_event(const msgpack_object *ev);

@@ -212,3 +212,28 @@ def test_restart_intensity_stops_group_with_111(fresh_group, monkeypatch):
     # Stopped in order: bus first, logger last.
     log = g.log_text()
     assert log.index("stopping bus") < log.index("stopping logger")
+
+
+def test_client_status_shows_pids_hwm_and_restarts(fresh_group):
+    """`esbank status` joins the bus's view (connected, pid, hwm) with
+    esbankd's (restarts), so a person sees at a glance what was restarted."""
+    g = fresh_group()
+    old = read_pid(g, "mailer")
+    os.kill(old, signal.SIGKILL)
+    new = wait_new_pid(g, "mailer", old)
+    wait_live(g)
+    deadline = time.monotonic() + RESTART_TIMEOUT_S
+    while True:
+        out = subprocess.run([str(build_dir() / "client" / "esbank"), "--run", str(g.run),
+                              "status"], capture_output=True, text=True, timeout=10)
+        assert out.returncode == 0, out.stderr
+        lines = {role: ln for ln in out.stdout.splitlines() for role in CHILDREN
+                 if " %s " % role in " %s " % ln}
+        mailer = lines.get("mailer", "")
+        if "pid %d " % new in mailer or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert "connected" in mailer and "pid %d " % new in mailer and "restarts 1" in mailer, \
+        out.stdout
+    assert "restarts 0" in lines["logger"] and "pid %d " % read_pid(g, "logger") in \
+        lines["logger"], out.stdout
