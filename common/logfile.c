@@ -53,6 +53,8 @@
  */
 #include "logfile.h"
 
+#include "fileio.h"
+
 #include "msg.h"
 
 #include <assert.h>
@@ -259,16 +261,6 @@ static int logfile_index_push(logfile_t *lf, uint64_t off)
 	return 0;
 }
 
-static int logfile_sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int r = fsync(fd) < 0 ? -errno : 0;
-	close(fd);
-	return r;
-}
-
 static int logfile_write_all(int fd, uint64_t at, const void *buf, size_t len)
 {
 	const char *p = buf;
@@ -318,7 +310,7 @@ static int logfile_check_header(logfile_t *lf, const char *dir, bool read_only,
 	if (r == 0 && fdatasync(lf->fd) < 0)
 		r = -errno;
 	if (r == 0)
-		r = logfile_sync_dir(dir);
+		r = fileio_fsync_dir(dir);
 	s->size = LOGFILE_HEADER_BYTES;
 	s->buf_len = 0;
 	return r;

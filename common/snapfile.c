@@ -25,6 +25,8 @@
  */
 #include "snapfile.h"
 
+#include "fileio.h"
+
 #include "msg.h"
 
 #include <dirent.h>
@@ -74,31 +76,6 @@ static void snapfile_checksum(const unsigned char *hdr, const char *body, size_t
 	crypto_generichash_final(&st, out, 32);
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = fsync(fd) < 0 ? -errno : 0;
-	close(fd);
-	return rc;
-}
-
 /* Removes all but the newest SNAPFILE_KEEP snapshots. */
 static void snapfile_prune(const char *data_dir)
 {
@@ -131,16 +108,14 @@ int snapfile_write(const char *data_dir, uint64_t seq, const uint8_t chain[LOGFI
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	int rc = write_all(fd, hdr, sizeof(hdr));
+	int rc = fileio_write_all(fd, hdr, sizeof(hdr));
 	if (rc == 0)
-		rc = write_all(fd, body, body_len);
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
+		rc = fileio_write_synced(fd, body, body_len);
 	close(fd);
 	if (rc == 0 && rename(tmp, path) < 0)
 		rc = -errno;
 	if (rc == 0)
-		rc = fsync_dir(dir);
+		rc = fileio_fsync_dir(dir);
 	if (rc < 0) {
 		unlink(tmp);
 		return rc;

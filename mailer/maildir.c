@@ -23,6 +23,8 @@
  */
 #include "maildir.h"
 
+#include "fileio.h"
+
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
@@ -139,17 +141,7 @@ static int maildir_write_file(const char *path, const char *data, size_t len)
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	int rc = 0;
-	size_t off = 0;
-	while (rc == 0 && off < len) {
-		ssize_t w = write(fd, data + off, len - off);
-		if (w < 0 && errno != EINTR)
-			rc = -errno;
-		else if (w > 0)
-			off += (size_t)w;
-	}
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
+	int rc = fileio_write_synced(fd, data, len);
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
 	if (rc < 0)
@@ -211,12 +203,7 @@ static int maildir_fsync_parent(const char *path)
 		*slash = '\0';
 	else
 		snprintf(dir, sizeof(dir), ".");
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = fsync(fd) < 0 ? -errno : 0;
-	close(fd);
-	return rc;
+	return fileio_fsync_dir(dir);
 }
 
 int maildir_hwm_write(const char *path, uint64_t hwm)

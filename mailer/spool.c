@@ -33,6 +33,8 @@
  */
 #include "spool.h"
 
+#include "fileio.h"
+
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
@@ -233,16 +235,7 @@ static int spool_write_at(int dir_fd, const char *tmp, const char *name, const c
 	int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	int rc = 0;
-	for (size_t off = 0; rc == 0 && off < len;) {
-		ssize_t w = write(fd, data + off, len - off);
-		if (w < 0 && errno != EINTR)
-			rc = -errno;
-		else if (w > 0)
-			off += (size_t)w;
-	}
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
+	int rc = fileio_write_synced(fd, data, len);
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
 	if (rc == 0 && renameat(dir_fd, tmp, dir_fd, name) < 0)
