@@ -80,14 +80,9 @@ static void raise_fd_limit(void)
 
 int main(int argc, char **argv)
 {
-	int npos;
-	int rc = config_parse(opts, argc, argv, USAGE, &npos);
-	if (rc != 0)
-		return rc > 0 ? 0 : EXIT_USAGE;
-	if (npos > 0) {
-		fprintf(stderr, "esbank-bus: unexpected argument '%s'\n", argv[0]);
-		return EXIT_USAGE;
-	}
+	int rc = config_parse_options(opts, argc, argv, USAGE);
+	if (rc != CONFIG_CONTINUE)
+		return rc;
 	long allow_gid;
 	if (parse_group(config_get(opts, "allow-group"), &allow_gid) < 0)
 		return EXIT_USAGE;

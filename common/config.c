@@ -1,5 +1,6 @@
 /* config.c - flags, then environment, then defaults (see config.h). */
 #include "config.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -89,6 +90,21 @@ int config_parse(config_opt_t *opts, int argc, char **argv, const char *usage, i
 	config_fill_defaults(opts);
 	*npos = pos;
 	return 0;
+}
+
+int config_parse_options(config_opt_t *opts, int argc, char **argv, const char *usage)
+{
+	int npos = 0;
+	int rc = config_parse(opts, argc, argv, usage, &npos);
+	if (rc == 1)
+		return 0;
+	if (rc < 0)
+		return EXIT_USAGE;
+	if (npos > 0) {
+		fprintf(stderr, "error: unexpected argument '%s' (see --help)\n", argv[0]);
+		return EXIT_USAGE;
+	}
+	return CONFIG_CONTINUE;
 }
 
 const char *config_get(const config_opt_t *opts, const char *name)

@@ -31,6 +31,16 @@ typedef struct {
  */
 int config_parse(config_opt_t *opts, int argc, char **argv, const char *usage, int *npos);
 
+#define CONFIG_CONTINUE (-1)
+
+/*
+ * config_parse() for a program that takes options only: returns
+ * CONFIG_CONTINUE when main should go on, else the exit code main returns
+ * (0 after --help, EXIT_USAGE (100) after a bad option or an argument, with
+ * a message on stderr).
+ */
+int config_parse_options(config_opt_t *opts, int argc, char **argv, const char *usage);
+
 /* The value of option name (NULL when unset and without default). */
 const char *config_get(const config_opt_t *opts, const char *name);
 /* True when a flag option was given (or its value is "1", "true", "yes"). */

@@ -25,16 +25,9 @@ int main(int argc, char **argv)
 		  .help = "run directory (holds logger.sock)" },
 		{ 0 },
 	};
-	int npos = 0;
-	int r = config_parse(opts, argc, argv, USAGE, &npos);
-	if (r == 1)
-		return 0;
-	if (r < 0)
-		return EXIT_USAGE;
-	if (npos > 0) {
-		fprintf(stderr, "error: unexpected argument '%s' (see --help)\n", argv[0]);
-		return EXIT_USAGE;
-	}
+	int r = config_parse_options(opts, argc, argv, USAGE);
+	if (r != CONFIG_CONTINUE)
+		return r;
 	logger_config_t cfg = {
 		.data_dir = config_get(opts, "data"),
 		.run_dir = config_get(opts, "run"),

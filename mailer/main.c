@@ -92,16 +92,9 @@ static int main_queue(queue_config_t *q)
 
 int main(int argc, char **argv)
 {
-	int npos = 0;
-	int rc = config_parse(mailer_opts, argc, argv, USAGE, &npos);
-	if (rc == 1)
-		return 0;
-	if (rc < 0)
-		return EXIT_USAGE;
-	if (npos > 0) {
-		log_error("unexpected argument '%s' (see --help)", argv[0]);
-		return EXIT_USAGE;
-	}
+	int rc = config_parse_options(mailer_opts, argc, argv, USAGE);
+	if (rc != CONFIG_CONTINUE)
+		return rc;
 	static mailer_config_t cfg;
 	cfg.data_dir = config_get(mailer_opts, "data");
 	cfg.run_dir = config_get(mailer_opts, "run");

@@ -33,14 +33,9 @@ static void on_signal(uv_signal_t *s, int signum)
 
 int main(int argc, char **argv)
 {
-	int npos;
-	int rc = config_parse(opts, argc, argv, USAGE, &npos);
-	if (rc != 0)
-		return rc > 0 ? 0 : EXIT_USAGE;
-	if (npos > 0) {
-		fprintf(stderr, "esbank-resolver: unexpected argument '%s'\n", argv[0]);
-		return EXIT_USAGE;
-	}
+	int rc = config_parse_options(opts, argc, argv, USAGE);
+	if (rc != CONFIG_CONTINUE)
+		return rc;
 	if (sodium_init() < 0)
 		return EXIT_TEMPORARY;
 	signal(SIGPIPE, SIG_IGN);

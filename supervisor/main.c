@@ -91,16 +91,9 @@ int main(int argc, char **argv)
 		  .help = "write READY=1 to this fd once live" },
 		{ 0 },
 	};
-	int npos = 0;
-	int rc = config_parse(opts, argc, argv, USAGE, &npos);
-	if (rc == 1)
-		return 0;
-	if (rc < 0)
-		return EXIT_USAGE;
-	if (npos > 0) {
-		log_error("unexpected argument '%s' (see --help)", argv[0]);
-		return EXIT_USAGE;
-	}
+	int rc = config_parse_options(opts, argc, argv, USAGE);
+	if (rc != CONFIG_CONTINUE)
+		return rc;
 	sup_config_t cfg = {
 		.data_dir = config_get(opts, "data"),
 		.run_dir = config_get(opts, "run"),
