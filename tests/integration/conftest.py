@@ -107,8 +107,9 @@ def cmdline(pid):
 class Group:
     """One esbank group (esbankd and its children) on a data directory."""
 
-    def __init__(self, base, extra_args=()):
+    def __init__(self, base, extra_args=(), env=None):
         self.base = Path(base)
+        self.env = dict(env or {})  # added to the environment of esbankd
         self.base.mkdir(parents=True, exist_ok=True)
         self.data = self.base / "data"
         # Socket paths must stay short (108 bytes): the run dir lives in /tmp.
@@ -159,6 +160,7 @@ class Group:
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
                                          stderr=subprocess.STDOUT, pass_fds=(wfd,),
+                                         env={**os.environ, **self.env},
                                          start_new_session=True)
         finally:
             os.close(wfd)
