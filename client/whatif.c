@@ -28,7 +28,8 @@
  * amount, email and idempotency key (with its fingerprint), at the time it
  * really happened (or the altered state's last time if later); verify takes
  * the real code, which is wrong only if a reissue changed the code. Accepted
- * ones are applied with the next seq of the altered history; rejected ones
+ * ones are applied with the next seq of the altered history (a withdrawal
+ * with the balance after it in that history); rejected ones
  * are reported with their real seq and the error code; a repeated key is
  * reported as a duplicate (answered, not applied).
  *
@@ -37,11 +38,12 @@
  *
  * --json prints one object:
  *   {"at", "compared_with_seq", "injected": [{"line", "op", "ok", "seq" |
- *    "error", "message"}], "rest": {"checked", "accepted", "rejected":
- *    [{"seq", "type", "error", "event"}], "duplicates": [{"seq", "type",
- *    "of_seq"}]} (with --then-rest), "accounts": [{"account", "real",
- *    "whatif", "difference"}] ("real" and "whatif" as get_account's fields,
- *    null where the account does not exist), "totals": {"real", "whatif"}}
+ *    "error", "message"}], "rest": {"rejected": [{"seq", "type", "error",
+ *    "of_seq" (a duplicate's: error "duplicate"), "event"}], "checked",
+ *    "accepted", "rejected_count", "duplicates"} (with --then-rest),
+ *    "accounts": [{"account", "real", "whatif", "difference"}] ("real" and
+ *    "whatif" as get_account's fields, null where the account does not
+ *    exist), "totals": {"real", "whatif"}}
  */
 #include "history.h"
 
@@ -419,6 +421,20 @@ static ledger_err_t whatif_check_verify(const whatif_t *w, const ledger_event_t 
 	return LEDGER_OK;
 }
 
+/*
+ * A withdrawal records the balance after it, which ledger_check_event()
+ * holds it to: in the altered history that is the altered balance, not the
+ * real one (else every withdrawal from an account an injection touched
+ * failed as bad_request). ledger_check() found the account and the funds.
+ */
+static void whatif_balance_after(const whatif_t *w, ledger_event_t *ev)
+{
+	const ledger_account_t *a = ledger_find(w->alt, ev->account);
+
+	ev->has_balance = true;
+	ev->balance = a->balance - ev->amount;
+}
+
 /* Re-checks a real event as its command against the altered state; applies it if accepted. */
 static ledger_err_t whatif_recheck(whatif_t *w, const ledger_event_t *real_ev,
 				   ledger_key_entry_t *prior)
@@ -434,6 +450,8 @@ static ledger_err_t whatif_recheck(whatif_t *w, const ledger_event_t *real_ev,
 	ev.seq = ledger_last_seq(w->alt) + 1;
 	if (ev.ts_ms < ledger_last_ts(w->alt))
 		ev.ts_ms = ledger_last_ts(w->alt);
+	if (ev.type == LEDGER_EV_MONEY_WITHDRAWN)
+		whatif_balance_after(w, &ev);
 	e = ledger_check_event(w->alt, &ev);
 	if (e == LEDGER_OK && ledger_apply(w->alt, &ev, NULL) < 0)
 		e = LEDGER_E_INTERNAL;
@@ -466,10 +484,9 @@ static void whatif_say_rejected(whatif_t *w, const logfile_record_t *r,
 		return;
 	}
 	ledger_account_format(ev->account, a);
-	ledger_account_format(ev->to, b);
 	printf("  seq %-8" PRIu64 " %-17s %s", r->seq, type, a);
-	if (ev->type == LEDGER_EV_MONEY_TRANSFERRED)
-		printf(" -> %s", b);
+	if (ev->type == LEDGER_EV_MONEY_TRANSFERRED) /* only a transfer has a `to` */
+		printf(" -> %s", (ledger_account_format(ev->to, b), b));
 	if (ev->type == LEDGER_EV_MONEY_TRANSFERRED || ev->type == LEDGER_EV_MONEY_WITHDRAWN)
 		printf(" %s", currency_format(ev->amount, amt));
 	if (e == LEDGER_DUPLICATE)

@@ -11,7 +11,9 @@ against its data directory:
     record), after a record is removed, and after a snapshot is altered
     (a flipped byte, and a re-checksummed change of a balance);
   - whatif with an injected large withdrawal names the later transfers that
-    would have bounced.
+    would have bounced;
+  - whatif with one injected command of every op re-checks later real events
+    of every type with the outcome each must have (issue 11, item 14).
 """
 
 import hashlib
@@ -372,3 +374,103 @@ def test_whatif_reports_bad_commands(history, tmp_path):
     diff = {x["account"]: x["difference"] for x in out["accounts"]}
     assert diff["9" * 16] == 100000 - 100
     assert diff[history.accounts[1]] == 100
+
+
+# -- whatif: every op injected, every event type re-checked (issue 11, item 14) ----------
+
+
+class EveryType:
+    """A history whose events after `at` are of every type, some of which an
+    injection makes fail: see test_whatif_every_op_then_every_event_type."""
+
+
+@pytest.fixture(scope="module")
+def every_type(tmp_path_factory):
+    from conftest import _drop_group, _make_group, new_email, open_account
+    g = _make_group(tmp_path_factory.mktemp("every"))
+    g.start()
+    h = EveryType()
+    try:
+        c = g.client()
+        h.a, h.b = open_verified(c), open_verified(c)
+        h.c, h.e = open_account(c), open_account(c)
+        h.at = c.status()["last_seq"]
+        h.d_email = new_email("d")
+        s = {}
+        r = expect_ok(c.open_account(h.d_email, "pw-" + "d" * 12))
+        s["open_d"], h.d = r["seq"], r["account"]
+        h.f = open_account(c)
+        s["open_f"] = c.status()["last_seq"]
+        first = g.wait_code(h.f)
+        s["reissue_f"] = expect_ok(c.reissue_code(h.f))["seq"]
+        s["verify_f"] = expect_ok(c.verify_account(h.f, g.wait_code(h.f, exclude={first})))["seq"]
+        s["verify_c"] = expect_ok(c.verify_account(h.c, g.wait_code(h.c)))["seq"]
+        s["verify_e"] = expect_ok(c.verify_account(h.e, g.wait_code(h.e)))["seq"]
+        s["transfer_ab"] = expect_ok(c.transfer(h.a, h.b, 1000))["seq"]
+        s["withdraw_b"] = expect_ok(c.withdraw(h.b, 50))["seq"]
+        s["transfer_ba"] = expect_ok(c.transfer(h.b, h.a, 10))["seq"]
+        s["withdraw_a"] = expect_ok(c.withdraw(h.a, 200))["seq"]
+        s["withdraw_b_key"] = expect_ok(c.withdraw(h.b, 300, key="kw"))["seq"]
+        h.seqs = s
+        h.last_seq = c.status()["last_seq"]
+        g.stop()
+        h.data = g.data
+        yield h
+    finally:
+        _drop_group(g)
+
+
+def test_whatif_every_op_then_every_event_type(every_type, tmp_path):
+    """One injected command of every op; then every later real event, of every
+    type, re-checked against the altered state with the outcome each must have.
+    Before: the text report aborted (an assertion formatting the `to` of a
+    rejected event that has none) and a later withdrawal from an account whose
+    balance the injection changed was re-checked as bad_request."""
+    h = every_type
+    inject = tmp_path / "every.jsonl"
+    lines = [
+        {"op": "open_account", "email": h.d_email, "password": "x" * 12},
+        {"op": "verify_account", "account": h.c, "code": "any"},
+        {"op": "reissue_code", "account": h.e},
+        {"op": "transfer", "from": h.b, "to": h.a, "amount": 500},
+        {"op": "withdraw", "account": h.a, "amount": 100400},
+        {"op": "withdraw", "account": h.b, "amount": 300, "key": "kw"},
+    ]
+    inject.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = esbank_json("whatif", "--data", h.data, "--at", h.at, "--inject", inject,
+                      "--then-rest")
+    injected = [(i["op"], i["ok"], i.get("seq")) for i in out["injected"]]
+    assert injected == [(x["op"], True, h.at + n) for n, x in enumerate(lines, 1)]
+    s = h.seqs
+    want = {s["open_d"]: "already_exists",       # the injected open took its email
+            s["verify_c"]: "already_verified",   # verified by the injection
+            s["verify_e"]: "wrong_code",         # the injection reissued its code
+            s["transfer_ab"]: "insufficient_funds",
+            s["withdraw_a"]: "insufficient_funds",
+            s["withdraw_b_key"]: "duplicate"}    # the injected withdraw used the key
+    got = {r["seq"]: r["error"] for r in out["rest"]["rejected"]}
+    assert got == want
+    (dup,) = [r for r in out["rest"]["rejected"] if r["error"] == "duplicate"]
+    assert dup["of_seq"] == h.at + 6
+    rest = out["rest"]
+    assert rest["checked"] == h.last_seq - h.at
+    # open F, reissue F, verify F, withdraw B, transfer B -> A
+    assert rest["accepted"] == 5 and rest["rejected_count"] == 5 and rest["duplicates"] == 1
+    acc = {x["account"]: x for x in out["accounts"]}
+    assert acc[h.a]["whatif"]["balance"] == 100000 + 500 - 100400 + 10
+    assert acc[h.b]["whatif"]["balance"] == 100000 - 500 - 300 - 50 - 10
+    assert acc[h.f]["whatif"]["verified"] is True
+    assert acc[h.c]["whatif"]["verified"] is True and acc[h.c]["real"]["verified"] is True
+    assert acc[h.d]["whatif"] is None
+    assert out["totals"]["whatif"] == sum(x["whatif"]["balance"] for x in acc.values()
+                                          if x["whatif"])
+    p = esbank("whatif", "--data", h.data, "--at", h.at, "--inject", inject, "--then-rest",
+               check=False)
+    assert p.returncode == 0, "exit %d:\n%s%s" % (p.returncode, p.stdout, p.stderr)
+    assert "seq %-8d money_withdrawn   %s $2.00  rejected: insufficient_funds" % (
+        s["withdraw_a"], h.a) in p.stdout
+    assert "seq %-8d account_verified  %s  rejected: already_verified" % (
+        s["verify_c"], h.c) in p.stdout
+    assert "seq %-8d account_opened    %s  rejected: already_exists" % (
+        s["open_d"], h.d) in p.stdout
+    assert "11 checked: 5 accepted, 5 rejected, 1 duplicates" in p.stdout
