@@ -11,11 +11,27 @@ void output_print(const char *name, const char *line, size_t n)
 	fprintf(stderr, "%-*s | %.*s\n", OUTPUT_NAME_WIDTH, name, (int)n, line);
 }
 
+#define OUTPUT_ERROR_PREFIX "error: "
+
+/* Prints o's pending line and remembers it when it is the one to repeat. */
+static void output_line(output_t *o)
+{
+	output_print(o->name, o->line, o->len);
+	size_t plen = strlen(OUTPUT_ERROR_PREFIX);
+	bool error = o->len >= plen && memcmp(o->line, OUTPUT_ERROR_PREFIX, plen) == 0;
+	if (o->len > 0 && (error || !o->last_is_error)) {
+		size_t n = o->len < sizeof(o->last) - 1 ? o->len : sizeof(o->last) - 1;
+		memcpy(o->last, o->line, n);
+		o->last[n] = '\0';
+		o->last_is_error = error;
+	}
+	o->len = 0;
+}
+
 static void output_flush_partial(output_t *o)
 {
 	if (o->len > 0)
-		output_print(o->name, o->line, o->len);
-	o->len = 0;
+		output_line(o);
 }
 
 /* Appends data, printing every line it completes. */
@@ -24,8 +40,7 @@ static void output_take(output_t *o, const char *data, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		char ch = data[i];
 		if (ch == '\n') {
-			output_print(o->name, o->line, o->len);
-			o->len = 0;
+			output_line(o);
 			continue;
 		}
 		if (o->len == OUTPUT_LINE_MAX)
@@ -62,6 +77,8 @@ int output_init(output_t *o, uv_loop_t *loop, const char *name, output_cb on_clo
 {
 	o->name = name;
 	o->len = 0;
+	o->last[0] = '\0';
+	o->last_is_error = false;
 	o->on_close = on_close;
 	int rc = uv_pipe_init(loop, &o->pipe, 0);
 	o->pipe.data = o;
@@ -72,6 +89,16 @@ int output_init(output_t *o, uv_loop_t *loop, const char *name, output_cb on_clo
 int output_start(output_t *o)
 {
 	return uv_read_start((uv_stream_t *)&o->pipe, output_alloc_cb, output_read_cb);
+}
+
+const char *output_last(const output_t *o)
+{
+	return o->last;
+}
+
+bool output_last_is_error(const output_t *o)
+{
+	return o->last_is_error;
 }
 
 void output_close(output_t *o)

@@ -3,8 +3,10 @@
  *
  * Wire (PROTOCOL.md): request frame = 4-byte big-endian length, then the
  * msgpack map {"op":"status","id":1}; the reply is one frame whose map has
- * "state" "live" or "recovering". Anything else (no socket yet, refused,
- * bad frame, not live) just means "try again at the next tick".
+ * "state" "live" or "recovering" and "peers", a map of role to a map with
+ * "connected" true or false. Anything else (no socket yet, refused, bad
+ * frame, not live, a peer not connected) just means "try again at the next
+ * tick".
  */
 #include "ready.h"
 #include "log.h"
@@ -42,7 +44,22 @@ static void ready_end_attempt(ready_t *r)
 		uv_close((uv_handle_t *)&r->pipe, ready_on_pipe_close);
 }
 
-/* True when the reply body says the bus is live. */
+/* True when peers is a non-empty map whose every value says connected. */
+static bool ready_peers_connected(const msgpack_object *peers)
+{
+	if (!peers || peers->type != MSGPACK_OBJECT_MAP || peers->via.map.size == 0)
+		return false;
+	for (uint32_t i = 0; i < peers->via.map.size; i++) {
+		bool connected = false;
+		const msgpack_object *peer = &peers->via.map.ptr[i].val;
+		if (peer->type != MSGPACK_OBJECT_MAP ||
+		    msg_get_bool(peer, "connected", &connected) < 0 || !connected)
+			return false;
+	}
+	return true;
+}
+
+/* True when the reply body says the bus is live and every peer connected. */
 static bool ready_is_live(const char *body, size_t len)
 {
 	msgpack_zone zone;
@@ -50,7 +67,8 @@ static bool ready_is_live(const char *body, size_t len)
 	msgpack_zone_init(&zone, 1024);
 	const msgpack_object *state = NULL;
 	bool live = msg_decode_map(body, len, &zone, &map) == 0 &&
-	            (state = msg_get(&map, "state")) != NULL && msg_str_eq(state, "live");
+	            (state = msg_get(&map, "state")) != NULL && msg_str_eq(state, "live") &&
+	            ready_peers_connected(msg_get(&map, "peers"));
 	msgpack_zone_destroy(&zone);
 	return live;
 }
@@ -76,7 +94,7 @@ static void ready_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	int rc = frame_reader_next(&r->rd, &body, &len);
 	if (rc == 0)
 		return;
-	bool live = rc > 0 && ready_is_live(body, len);
+	bool live = rc > 0 && ready_is_live(body, len) && (!r->check || r->check(r));
 	ready_end_attempt(r);
 	if (live && !r->done) {
 		r->done = true;
@@ -128,7 +146,8 @@ static void ready_tick(uv_timer_t *t)
 	uv_pipe_connect(&r->creq, &r->pipe, r->path, ready_connect_cb);
 }
 
-int ready_start(ready_t *r, uv_loop_t *loop, const char *path, ready_cb on_ready)
+int ready_start(ready_t *r, uv_loop_t *loop, const char *path, ready_check_cb check,
+                ready_cb on_ready)
 {
 	if (!ready_request.sb.data)
 		ready_build_request();
@@ -136,6 +155,7 @@ int ready_start(ready_t *r, uv_loop_t *loop, const char *path, ready_cb on_ready
 	if (!r->path)
 		return -ENOMEM;
 	r->loop = loop;
+	r->check = check;
 	r->on_ready = on_ready;
 	r->busy = r->done = false;
 	r->start_ms = r->warned_ms = uv_now(loop);

@@ -1,4 +1,4 @@
-/* rundir.c - the lock file, the pid files and leftovers (see rundir.h). */
+/* rundir.c - the pid files and leftovers (see rundir.h). */
 #include "rundir.h"
 #include "log.h"
 
@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,46 +54,6 @@ int rundir_replace(const char *run_dir, const char *file, const char *data, size
 	if (rc < 0)
 		unlink(tmp);
 	return rc;
-}
-
-static int rundir_lock_held(const char *path)
-{
-	pid_t holder = rundir_read_pid(path);
-	if (holder)
-		log_error("another esbankd (pid %ld) is running on this run directory: "
-		          "it holds %s", (long)holder, path);
-	else
-		log_error("another esbankd is running on this run directory: it holds %s", path);
-	return -EAGAIN;
-}
-
-int rundir_lock(const char *run_dir, int *fd_out)
-{
-	char path[RUNDIR_PATH_BYTES_MAX], pid[RUNDIR_PID_BYTES_MAX];
-	if (rundir_join(path, run_dir, RUNDIR_LOCK_FILE, "") < 0)
-		return -ENAMETOOLONG;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		int rc = -errno;
-		log_error("%s: %s", path, strerror(-rc));
-		return rc;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int rc = errno == EWOULDBLOCK ? rundir_lock_held(path) : -errno;
-		if (rc != -EAGAIN)
-			log_error("%s: flock: %s", path, strerror(-rc));
-		close(fd);
-		return rc;
-	}
-	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
-		int rc = -errno;
-		log_error("%s: %s", path, strerror(-rc));
-		close(fd);
-		return rc;
-	}
-	*fd_out = fd;
-	return 0;
 }
 
 int rundir_pid_write(const char *run_dir, const char *name, pid_t pid)

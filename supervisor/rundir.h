@@ -1,11 +1,5 @@
 /*
- * rundir.h - esbankd's files in the run directory.
- *
- * RUN/esbankd.lock: holds esbankd's pid in decimal and a newline. esbankd
- * keeps an exclusive flock() on it for its whole life (the descriptor is
- * close-on-exec, so no child inherits the lock); a second esbankd on the same
- * run directory finds it locked and exits 111. The file itself stays behind
- * and is reused: only the lock counts, never the file's existence.
+ * rundir.h - esbankd's pid files in the run directory (the lock is lock.h).
  *
  * RUN/<name>.pid (logger.pid, bus.pid, ...): the pid of the running child,
  * in decimal and a newline, written (to a temporary name, then renamed) as
@@ -19,19 +13,10 @@
 
 #include <sys/types.h>
 
-#define RUNDIR_LOCK_FILE "esbankd.lock"
 #define RUNDIR_PATH_BYTES_MAX 4096
 #define RUNDIR_CMDLINE_BYTES_MAX 16384
 #define RUNDIR_STALE_WAIT_MS 5000 /* for a killed leftover to be gone */
 #define RUNDIR_STALE_POLL_MS 10
-
-/*
- * Takes RUN/esbankd.lock and writes our pid into it; *fd_out keeps the lock
- * (never closed: the lock goes with the process). Returns 0, -EAGAIN when
- * another process holds it (an error naming its pid has been logged), or
- * another negative errno (logged).
- */
-int rundir_lock(const char *run_dir, int *fd_out);
 
 /* Writes RUN/<name>.pid atomically. 0 or a negative errno. */
 int rundir_pid_write(const char *run_dir, const char *name, pid_t pid);

@@ -38,7 +38,7 @@ void state_write(const supervisor_t *s)
 	int n = snprintf(buf, sizeof(buf),
 	                 "{\"esbankd_pid\": %ld, \"state\": \"%s\", \"updated_ms\": %llu, "
 	                 "\"children\": [",
-	                 (long)getpid(), s->stopping ? "stopping" : "running",
+	                 (long)getpid(), s->stopping ? "stopping" : s->live ? "running" : "starting",
 	                 (unsigned long long)state_now_ms());
 	size_t len = (size_t)n;
 	bool fits = n > 0 && len < sizeof(buf);

@@ -1,13 +1,14 @@
 /*
  * state.h - RUN/esbankd.state, what esbankd knows of its children, for
  * `esbank status` and people. One JSON object, replaced atomically (written
- * to esbankd.state.tmp, then renamed) whenever a child starts or dies and
- * when the group starts stopping; removed when esbankd ends normally. Only
- * meaningful while RUN/esbankd.lock is locked: after a SIGKILL the file stays
+ * to esbankd.state.tmp, then renamed) whenever a child starts or dies, when
+ * the group is live and when it starts stopping; removed when esbankd ends
+ * normally. Only meaningful while RUN/esbankd.lock is locked: after a SIGKILL the file stays
  * behind, and esbankd_pid is then no longer esbankd.
  *
  *     {"esbankd_pid": 4242,          esbankd's pid
- *      "state": "running",           "running" or "stopping"
+ *      "state": "running",           "starting" until the group is live, then
+ *                                    "running"; "stopping" once it stops
  *      "updated_ms": 1767225600123,  wall clock of this version, ms since 1970
  *      "children": [                 in start order
  *        {"name": "logger",          logger resolver snapshotter mailer bus http

@@ -2,6 +2,8 @@
 #include "supervise.h"
 #include "child.h"
 #include "config.h"
+#include "listening.h"
+#include "lock.h"
 #include "log.h"
 #include "rundir.h"
 #include "state.h"
@@ -134,6 +136,19 @@ static int sup_find_all(supervisor_t *s)
 	return 0;
 }
 
+/* What c said last: its last error line without "error: ", else its last line. */
+static const char *sup_last_words(const sup_child_t *c)
+{
+	const output_t *o = output_last_is_error(&c->err) ? &c->err
+	                    : output_last_is_error(&c->out) || !*output_last(&c->err) ? &c->out
+	                                                                              : &c->err;
+	const char *line = output_last(o);
+	size_t plen = strlen("error: ");
+	if (output_last_is_error(o))
+		line += plen;
+	return *line ? line : "(it printed nothing)";
+}
+
 static void sup_done(supervisor_t *s)
 {
 	if (!uv_is_closing((uv_handle_t *)&s->stop_timer))
@@ -144,6 +159,10 @@ static void sup_done(supervisor_t *s)
 			uv_close(t, NULL);
 	}
 	state_remove(s);
+	/* Last, once its output has drained: the reason the operator must fix. */
+	if (s->failed)
+		log_error("%s failed with a permanent error (exit %d): %s", s->failed->name,
+		          EXIT_USAGE, sup_last_words(s->failed));
 	log_info("esbank stopped (exit %d)", s->exit_code);
 }
 
@@ -284,6 +303,16 @@ static void sup_on_child_death(supervisor_t *s, sup_child_t *c)
 	state_write(s);
 }
 
+/* A program that says its error is permanent (exit 100) is not restarted. */
+static void sup_on_permanent(supervisor_t *s, sup_child_t *c)
+{
+	log_error("%s (pid %ld) exited with status %d, a permanent error: not restarting it; "
+	          "stopping the whole group (exit %d)", c->name, (long)c->pid, EXIT_USAGE,
+	          EXIT_USAGE);
+	s->failed = c;
+	supervise_stop(s, EXIT_USAGE);
+}
+
 static void sup_on_proc_closed(uv_handle_t *h)
 {
 	sup_child_t *c = h->data;
@@ -297,6 +326,10 @@ static void sup_on_exit(uv_process_t *p, int64_t status, int sig)
 	c->running = false;
 	uv_close((uv_handle_t *)p, sup_on_proc_closed);
 	rundir_pid_remove(s->cfg->run_dir, c->name);
+	if (!s->stopping && !sig && status == EXIT_USAGE) {
+		sup_on_permanent(s, c);
+		return;
+	}
 	if (!s->stopping) {
 		sup_log_exit(c, status, sig, LOG_ERROR);
 		sup_on_child_death(s, c);
@@ -389,9 +422,23 @@ static int sup_start_all(supervisor_t *s)
 	return 0;
 }
 
+/* What the bus cannot see: every child running, and http holding its port. */
+static bool sup_rest_ready(ready_t *r)
+{
+	const supervisor_t *s = r->data;
+	for (size_t i = 0; i < s->nchildren; i++) {
+		const sup_child_t *c = &s->children[i];
+		if (!c->running || (strcmp(c->name, "http") == 0 && !listening_tcp(c->pid)))
+			return false;
+	}
+	return true;
+}
+
 static void sup_on_ready(ready_t *r)
 {
 	supervisor_t *s = r->data;
+	s->live = true;
+	state_write(s);
 	log_info("esbank is live");
 	int fd = s->cfg->ready_fd;
 	if (fd < 0)
@@ -464,12 +511,25 @@ static void sup_init_handles(supervisor_t *s)
 static void sup_start_ready(supervisor_t *s)
 {
 	char *bus_sock = config_path(s->cfg->run_dir, "bus.sock");
-	int rc = bus_sock ? ready_start(&s->ready, s->loop, bus_sock, sup_on_ready) : -ENOMEM;
+	int rc = bus_sock ? ready_start(&s->ready, s->loop, bus_sock, sup_rest_ready,
+	                                    sup_on_ready) : -ENOMEM;
 	free(bus_sock);
 	if (rc < 0) {
 		log_error("cannot poll the bus: %s", strerror(-rc));
 		supervise_stop(s, EXIT_TEMPORARY);
 	}
+}
+
+/*
+ * Before anything starts: the data directory first (a second group on the
+ * same data would run a second resolver, snapshotter and mailer on it),
+ * then the run directory. -EAGAIN when another esbankd holds one.
+ */
+static int sup_lock(supervisor_t *s)
+{
+	s->data_lock_fd = s->run_lock_fd = -1;
+	int rc = lock_take(s->cfg->data_dir, "data", &s->data_lock_fd);
+	return rc < 0 ? rc : lock_take(s->cfg->run_dir, "run", &s->run_lock_fd);
 }
 
 /* Leftovers of a killed esbankd (RUN/<name>.pid), for every name, even one not used now. */
@@ -488,10 +548,12 @@ int supervise_run(const sup_config_t *cfg)
 	static supervisor_t s;
 	s.loop = uv_default_loop();
 	s.cfg = cfg;
-	s.lock_fd = -1;
 	sup_self(&s);
-	if (sup_prepare_dirs(cfg) < 0 || rundir_lock(cfg->run_dir, &s.lock_fd) < 0)
+	if (sup_prepare_dirs(cfg) < 0)
 		return EXIT_TEMPORARY;
+	int rc = sup_lock(&s);
+	if (rc < 0)
+		return rc == -EAGAIN ? EXIT_USAGE : EXIT_TEMPORARY;
 	if (sup_find_all(&s) < 0)
 		return EXIT_USAGE;
 	if (sup_kill_stale(&s) < 0)

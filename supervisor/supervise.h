@@ -8,13 +8,23 @@
  * SUP_STOP_TIMEOUT_MS): bus and http; resolver, snapshotter and mailer;
  * logger last, so that everything acknowledged reaches the log first.
  *
- * A child that dies on its own is restarted, alone, after a back-off delay
- * (restart.h); one that dies more than RESTART_INTENSITY_MAX times within
- * RESTART_PERIOD_MS makes esbankd stop the whole group in order and exit 111.
- * Nothing is restarted once the group is stopping.
+ * A child that exits 100 (EXIT_USAGE: a permanent error, such as a bad
+ * configuration, damaged data or a port in use) is not restarted: esbankd
+ * stops the whole group in order and exits 100, and its last line repeats
+ * that child's last error line. A child that dies otherwise (111, 101, 0 or
+ * a signal) is restarted, alone, after a back-off delay (restart.h); one
+ * that dies more than RESTART_INTENSITY_MAX times within RESTART_PERIOD_MS
+ * makes esbankd stop the whole group in order and exit 111. Nothing is
+ * restarted once the group is stopping.
+ *
+ * The group is live (the "esbank is live" line, READY on --ready-fd,
+ * "running" in esbankd.state) once the bus says live with every peer
+ * connected, every child runs and http listens (ready.h, listening.h);
+ * never before.
  *
  * Every child is started through esbankd's exec wrapper (child.h), so it dies
- * with esbankd. RUN/esbankd.lock keeps a second esbankd off the run directory;
+ * with esbankd. DATA/esbankd.lock and RUN/esbankd.lock keep a second esbankd
+ * off the data and run directories (lock.h), taken before anything starts;
  * RUN/<name>.pid names each child (rundir.h); RUN/esbankd.state describes
  * them (state.h). See docs/supervision.md.
  */
@@ -82,12 +92,14 @@ struct supervisor {
 	uv_signal_t sig_term, sig_int;
 	uv_timer_t stop_timer;   /* SIGKILL deadline of a stop phase, then drain */
 	ready_t ready;
+	bool live;               /* the group has been live (ready.h) */
 	bool stopping;
 	bool finishing;          /* every child has exited */
+	sup_child_t *failed;     /* the child whose exit 100 stops the group, or NULL */
 	int stop_phase;
 	int exit_code;
 	int outputs_open;
-	int lock_fd;
+	int data_lock_fd, run_lock_fd; /* lock.h: held for esbankd's life */
 	char self_dir[SUP_PATH_BYTES_MAX];
 	char self_exe[SUP_PATH_BYTES_MAX];
 	char pid_text[SUP_PID_DIGITS_MAX]; /* esbankd's pid, for the exec wrapper */
