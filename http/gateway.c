@@ -174,11 +174,7 @@ static int gw_init_state(gateway_t *gw, const gateway_opts_t *o)
 		return rc == -EINVAL ? EXIT_USAGE : EXIT_TEMPORARY;
 	gw->token.ttl_s = o->token_ttl_s;
 	gw->calls = calloc(GW_CALLS_MAX, sizeof(*gw->calls));
-	if (!gw->calls ||
-	    ratelimit_init(&gw->fails_by_account, LOGIN_FAILS_PER_ACCOUNT_MAX,
-	                   LOGIN_FAIL_WINDOW_MS) < 0 ||
-	    ratelimit_init(&gw->fails_by_addr, LOGIN_FAILS_PER_ADDR_MAX,
-	                   LOGIN_FAIL_WINDOW_MS) < 0) {
+	if (!gw->calls || login_limits_init(&gw->logins) < 0) {
 		log_error("out of memory");
 		return EXIT_TEMPORARY;
 	}
@@ -252,8 +248,7 @@ int gateway_run(const gateway_opts_t *o)
 		uv_run(gw->loop, UV_RUN_DEFAULT);
 		return 0;
 	}
-	ratelimit_free(&gw->fails_by_addr);
-	ratelimit_free(&gw->fails_by_account);
+	login_limits_free(&gw->logins);
 	free(gw->calls);
 	free(gw);
 	return rc;

@@ -13,7 +13,7 @@
 
 #include "conn.h"
 #include "metrics.h"
-#include "ratelimit.h"
+#include "login.h"
 #include "server.h"
 #include "token.h"
 
@@ -59,8 +59,7 @@ typedef struct gateway {
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
 	token_ctx_t token;
-	ratelimit_t fails_by_account;
-	ratelimit_t fails_by_addr;
+	login_limits_t logins;
 	metrics_t metrics;
 	http_server_t server;
 } gateway_t;

@@ -1,10 +1,9 @@
-/* ratelimit.c - failed-login counting in fixed windows (see ratelimit.h). */
+/* ratelimit.c - login attempts counted in fixed windows (see ratelimit.h). */
 #include "ratelimit.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <sodium.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,9 +34,16 @@ static uint64_t ratelimit_hash(const ratelimit_t *r, const char *key)
 	return h ? h : 1;
 }
 
+static bool ratelimit_in_window(const ratelimit_t *r, const ratelimit_entry_t *e,
+                                uint64_t now_ms)
+{
+	return now_ms < e->window_start_ms + r->window_ms;
+}
+
+/* An entry is kept while its window lasts or an attempt of it is in flight. */
 static bool ratelimit_live(const ratelimit_t *r, const ratelimit_entry_t *e, uint64_t now_ms)
 {
-	return e->hash != 0 && now_ms < e->window_start_ms + r->window_ms;
+	return e->hash != 0 && (e->inflight > 0 || ratelimit_in_window(r, e, now_ms));
 }
 
 /* The entry for h, or NULL. */
@@ -49,6 +55,14 @@ static ratelimit_entry_t *ratelimit_find(const ratelimit_t *r, uint64_t h)
 			return e;
 	}
 	return NULL;
+}
+
+/* The live entry for key, or NULL. */
+static const ratelimit_entry_t *ratelimit_lookup(const ratelimit_t *r, const char *key,
+                                                 uint64_t now_ms)
+{
+	const ratelimit_entry_t *e = ratelimit_find(r, ratelimit_hash(r, key));
+	return e && ratelimit_live(r, e, now_ms) ? e : NULL;
 }
 
 /* A slot for a new entry: an empty or expired one, else the oldest probed. */
@@ -65,15 +79,8 @@ static ratelimit_entry_t *ratelimit_victim(ratelimit_t *r, uint64_t h, uint64_t 
 	return oldest;
 }
 
-uint64_t ratelimit_check(const ratelimit_t *r, const char *key, uint64_t now_ms)
-{
-	const ratelimit_entry_t *e = ratelimit_find(r, ratelimit_hash(r, key));
-	if (!e || !ratelimit_live(r, e, now_ms) || e->fails < r->fails_max)
-		return 0;
-	return e->window_start_ms + r->window_ms - now_ms;
-}
-
-void ratelimit_fail(ratelimit_t *r, const char *key, uint64_t now_ms)
+/* key's entry in a current window: found, or made (dropping another). */
+static ratelimit_entry_t *ratelimit_get(ratelimit_t *r, const char *key, uint64_t now_ms)
 {
 	uint64_t h = ratelimit_hash(r, key);
 	ratelimit_entry_t *e = ratelimit_find(r, h);
@@ -84,14 +91,62 @@ void ratelimit_fail(ratelimit_t *r, const char *key, uint64_t now_ms)
 		e->hash = h;
 		e->window_start_ms = now_ms;
 		e->fails = 0;
+		e->inflight = 0;
+	} else if (!ratelimit_in_window(r, e, now_ms)) {
+		e->window_start_ms = now_ms; /* a new window; attempts in flight stay */
+		e->fails = 0;
 	}
+	return e;
+}
+
+uint32_t ratelimit_fails(const ratelimit_t *r, const char *key, uint64_t now_ms)
+{
+	const ratelimit_entry_t *e = ratelimit_lookup(r, key, now_ms);
+	return e && ratelimit_in_window(r, e, now_ms) ? e->fails : 0;
+}
+
+uint64_t ratelimit_wait(const ratelimit_t *r, const char *key, uint64_t now_ms,
+                        uint64_t busy_ms)
+{
+	const ratelimit_entry_t *e = ratelimit_lookup(r, key, now_ms);
+	if (!e)
+		return 0;
+	uint64_t fails = ratelimit_in_window(r, e, now_ms) ? e->fails : 0;
+	if (fails >= r->fails_max)
+		return e->window_start_ms + r->window_ms - now_ms;
+	return fails + e->inflight >= r->fails_max ? busy_ms : 0;
+}
+
+void ratelimit_fail(ratelimit_t *r, const char *key, uint64_t now_ms)
+{
+	ratelimit_entry_t *e = ratelimit_get(r, key, now_ms);
 	if (e->fails < UINT32_MAX)
 		e->fails++;
+}
+
+void ratelimit_begin(ratelimit_t *r, const char *key, uint64_t now_ms)
+{
+	ratelimit_entry_t *e = ratelimit_get(r, key, now_ms);
+	assert(e->inflight < UINT32_MAX);
+	e->inflight++;
+}
+
+void ratelimit_end(ratelimit_t *r, const char *key, uint64_t now_ms, bool failed)
+{
+	ratelimit_entry_t *e = ratelimit_find(r, ratelimit_hash(r, key));
+	if (!e || e->inflight == 0)
+		return; /* dropped for a newer key while in flight */
+	e->inflight--;
+	if (failed)
+		ratelimit_fail(r, key, now_ms);
 }
 
 void ratelimit_clear(ratelimit_t *r, const char *key)
 {
 	ratelimit_entry_t *e = ratelimit_find(r, ratelimit_hash(r, key));
-	if (e)
+	if (!e)
+		return;
+	e->fails = 0;
+	if (e->inflight == 0)
 		e->hash = 0;
 }

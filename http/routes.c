@@ -32,6 +32,7 @@
  */
 #include "routes.h"
 
+#include "idemkey.h"
 #include "log.h"
 #include "msg.h"
 
@@ -386,16 +387,41 @@ static int route_auth(gateway_t *gw, http_req_t *req)
 
 /* ---- bus calls ---- */
 
-static uint32_t key_fields(const http_req_t *req)
-{
-	return req->idempotency_key.present ? 1 : 0;
-}
+/* req's Idempotency-Key scoped to who (idemkey.h), for the bank. */
+typedef struct {
+	char text[IDEMKEY_SENT_MAX + 1];
+	int len; /* 0: no key */
+} route_key_t;
 
-static void pack_key(msgpack_packer *pk, const http_req_t *req)
+/* Sets *k from req's header (len 0 when absent); answers 400 and returns -EINVAL. */
+static int route_key(http_req_t *req, idemkey_scope_t scope, const char *who, size_t who_len,
+                     route_key_t *k)
 {
 	const http_header_t *h = &req->idempotency_key;
-	if (h->present)
-		msg_pack_kv_strn(pk, "key", h->value, h->len);
+	k->len = 0;
+	if (!h->present)
+		return 0;
+	k->len = h->too_long ? -EINVAL
+	                     : idemkey_make(scope, who, who_len, h->value, h->len, k->text);
+	if (k->len < 0) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "Idempotency-Key must be 1 to %d bytes",
+		         IDEMKEY_BYTES_MAX);
+		respond_error(req, 400, "bad_request", msg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static uint32_t key_fields(const route_key_t *k)
+{
+	return k->len > 0 ? 1 : 0;
+}
+
+static void pack_key(msgpack_packer *pk, const route_key_t *k)
+{
+	if (k->len > 0)
+		msg_pack_kv_strn(pk, "key", k->text, (size_t)k->len);
 }
 
 /*
@@ -424,11 +450,22 @@ static msgpack_packer *route_call(gateway_t *gw, http_req_t *req, const char *op
 	return pk;
 }
 
+/* Ends req's login attempt, if it holds one (login.h). */
+static void login_done(gateway_t *gw, http_req_t *req, login_outcome_t outcome)
+{
+	if (!req->login_held)
+		return;
+	req->login_held = false;
+	login_end(&gw->logins, req->account, req->peer, uv_now(gw->loop), outcome);
+}
+
 void routes_cancel(http_server_t *s, http_req_t *req)
 {
+	gateway_t *gw = gw_of_server(s);
 	if (req->call_id)
-		gw_call_cancel(gw_of_server(s), req->call_id);
+		gw_call_cancel(gw, req->call_id);
 	req->call_id = 0;
+	login_done(gw, req, LOGIN_FAILED); /* the client left; the bank still evaluates it */
 }
 
 /* ---- routes ---- */
@@ -457,14 +494,16 @@ static void route_open_account(gateway_t *gw, http_req_t *req)
 	size_t en, pn;
 	if (!body)
 		return;
+	route_key_t key;
 	if (body_str(req, body, "email", &email, &en) == 0 &&
-	    body_str(req, body, "password", &pw, &pn) == 0) {
-		msgpack_packer *pk = route_call(gw, req, "open_account", 2 + key_fields(req),
+	    body_str(req, body, "password", &pw, &pn) == 0 &&
+	    route_key(req, IDEMKEY_EMAIL, email, en, &key) == 0) {
+		msgpack_packer *pk = route_call(gw, req, "open_account", 2 + key_fields(&key),
 		                                GW_BUS_TIMEOUT_MS, reply_open_account);
 		if (pk) {
 			msg_pack_kv_strn(pk, "email", email, en);
 			msg_pack_kv_strn(pk, "password", pw, pn);
-			pack_key(pk, req);
+			pack_key(pk, &key);
 			gw_call_end(gw);
 		}
 	}
@@ -497,13 +536,16 @@ static void route_verify(gateway_t *gw, http_req_t *req)
 			              "account_number and code are required");
 		return;
 	}
-	msgpack_packer *pk = route_call(gw, req, "verify_account", 2 + key_fields(req),
+	route_key_t key;
+	if (route_key(req, IDEMKEY_VERIFY, acct, strlen(acct), &key) < 0)
+		return;
+	msgpack_packer *pk = route_call(gw, req, "verify_account", 2 + key_fields(&key),
 	                                GW_BUS_TIMEOUT_MS, reply_verify);
 	if (!pk)
 		return;
 	msg_pack_kv_str(pk, "account", acct);
 	msg_pack_kv_str(pk, "code", code);
-	pack_key(pk, req);
+	pack_key(pk, &key);
 	gw_call_end(gw);
 }
 
@@ -512,16 +554,17 @@ static void reply_login(void *ctx, int status, const msgpack_object *reply)
 	http_req_t *req = ctx;
 	gateway_t *gw = gw_of_server(req->server);
 	char code[ROUTE_ERROR_CODE_MAX] = "";
-	if (reply_failed(req, status, reply, false, code)) {
-		if (strcmp(code, "auth_failed") == 0) {
-			uint64_t now = uv_now(gw->loop);
-			ratelimit_fail(&gw->fails_by_account, req->account, now);
-			ratelimit_fail(&gw->fails_by_addr, req->peer, now);
-		}
+	bool ok = false;
+	if (status == 0 && msg_get_bool(reply, "ok", &ok) == 0 && ok)
+		login_done(gw, req, LOGIN_OK);
+	else if (status == 0 && reply_str(reply, "error", code, sizeof(code)) &&
+	         strcmp(code, "auth_failed") == 0)
+		login_done(gw, req, LOGIN_FAILED);
+	else
+		login_done(gw, req, LOGIN_UNKNOWN);
+	if (reply_failed(req, status, reply, false, code))
 		return;
-	}
 	char tok[TOKEN_TEXT_MAX];
-	ratelimit_clear(&gw->fails_by_account, req->account);
 	if (token_make(&gw->token, req->account, (uint64_t)time(NULL), tok, sizeof(tok)) < 0) {
 		respond_error(req, 500, "internal", "cannot make a token for this account");
 		return;
@@ -531,15 +574,17 @@ static void reply_login(void *ctx, int status, const msgpack_object *reply)
 	respond_json(req, 200, j, NULL);
 }
 
-/* Answers 429 and returns true when this account or address must wait. */
+/*
+ * Starts req's login attempt (login.h): returns false, the attempt held, or
+ * answers 429 and returns true when it must wait.
+ */
 static bool login_limited(gateway_t *gw, http_req_t *req)
 {
-	uint64_t now = uv_now(gw->loop);
-	uint64_t wait_a = ratelimit_check(&gw->fails_by_account, req->account, now);
-	uint64_t wait_p = ratelimit_check(&gw->fails_by_addr, req->peer, now);
-	uint64_t wait_ms = wait_a > wait_p ? wait_a : wait_p;
-	if (wait_ms == 0)
+	uint64_t wait_ms = login_begin(&gw->logins, req->account, req->peer, uv_now(gw->loop));
+	if (wait_ms == 0) {
+		req->login_held = true;
 		return false;
+	}
 	char extra[64];
 	snprintf(extra, sizeof(extra), "Retry-After: %llu\r\n",
 	         (unsigned long long)((wait_ms + 999) / 1000));
@@ -560,7 +605,7 @@ static void route_login(gateway_t *gw, http_req_t *req)
 	    body_str(req, body, "password", &pw, &pn) < 0)
 		goto out;
 	if (an >= sizeof(req->account) || memchr(acct, '\0', an)) {
-		ratelimit_fail(&gw->fails_by_addr, req->peer, uv_now(gw->loop));
+		login_fail_unsent(&gw->logins, req->peer, uv_now(gw->loop));
 		respond_error(req, 401, "auth_failed", "wrong account number or password");
 		goto out;
 	}
@@ -574,6 +619,8 @@ static void route_login(gateway_t *gw, http_req_t *req)
 		msg_pack_kv_strn(pk, "account", acct, an);
 		msg_pack_kv_strn(pk, "password", pw, pn);
 		gw_call_end(gw);
+	} else {
+		login_done(gw, req, LOGIN_UNKNOWN); /* answered 503 or 400 */
 	}
 out:
 	json_decref(body);
@@ -597,15 +644,17 @@ static void route_transfer(gateway_t *gw, http_req_t *req)
 	int64_t amount;
 	if (!body)
 		return;
+	route_key_t key;
 	if (body_str(req, body, "to_account_number", &to, &tn) == 0 &&
-	    body_int(req, body, "amount", &amount) == 0) {
-		msgpack_packer *pk = route_call(gw, req, "transfer", 3 + key_fields(req),
+	    body_int(req, body, "amount", &amount) == 0 &&
+	    route_key(req, IDEMKEY_ACCOUNT, req->account, strlen(req->account), &key) == 0) {
+		msgpack_packer *pk = route_call(gw, req, "transfer", 3 + key_fields(&key),
 		                                GW_BUS_TIMEOUT_MS, reply_ok);
 		if (pk) {
 			msg_pack_kv_str(pk, "from", req->account);
 			msg_pack_kv_strn(pk, "to", to, tn);
 			msg_pack_kv_i64(pk, "amount", amount);
-			pack_key(pk, req);
+			pack_key(pk, &key);
 			gw_call_end(gw);
 		}
 	}
@@ -620,13 +669,15 @@ static void route_withdraw(gateway_t *gw, http_req_t *req)
 	int64_t amount;
 	if (!body)
 		return;
-	if (body_int(req, body, "amount", &amount) == 0) {
-		msgpack_packer *pk = route_call(gw, req, "withdraw", 2 + key_fields(req),
+	route_key_t key;
+	if (body_int(req, body, "amount", &amount) == 0 &&
+	    route_key(req, IDEMKEY_ACCOUNT, req->account, strlen(req->account), &key) == 0) {
+		msgpack_packer *pk = route_call(gw, req, "withdraw", 2 + key_fields(&key),
 		                                GW_BUS_TIMEOUT_MS, reply_ok);
 		if (pk) {
 			msg_pack_kv_str(pk, "account", req->account);
 			msg_pack_kv_i64(pk, "amount", amount);
-			pack_key(pk, req);
+			pack_key(pk, &key);
 			gw_call_end(gw);
 		}
 	}

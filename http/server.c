@@ -131,6 +131,7 @@ static void conn_req_reset(http_conn_t *c)
 	r->route = 0;
 	r->call_id = 0;
 	r->account[0] = '\0';
+	r->login_held = false;
 	c->field_len = 0;
 	c->target = NULL;
 	c->last_was_value = true;

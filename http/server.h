@@ -59,6 +59,7 @@ typedef struct http_req {
 	int route;                      /* metrics label index; 0 until routed */
 	uint64_t call_id;               /* bus request in flight, 0 when none */
 	char account[HTTP_ACCOUNT_MAX]; /* the logged-in or logging-in account */
+	bool login_held;                /* a login attempt holds its place (login.h) */
 } http_req_t;
 
 typedef void (*http_req_cb)(http_server_t *s, http_req_t *req);
