@@ -10,6 +10,7 @@
 #include "log.h"
 #include "request.h"
 
+#include <assert.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@ typedef struct {
 	resolver_t *r;
 	pw_job_kind_t kind;
 	uint64_t cid;
+	uint64_t epoch;                       /* r->epoch when the job began */
 	ledger_cmd_t cmd;                     /* strings re-pointed at the copies */
 	char email[LEDGER_EMAIL_BYTES_MAX + 1];
 	char key[LEDGER_KEY_BYTES_MAX + 1];
@@ -36,12 +38,15 @@ typedef struct {
 static pw_job_t *pw_job_new(resolver_t *r, pw_job_kind_t kind, uint64_t cid,
                             const ledger_cmd_t *cmd)
 {
+	assert(cmd->email_len <= LEDGER_EMAIL_BYTES_MAX && cmd->key_len <= LEDGER_KEY_BYTES_MAX &&
+	       cmd->password_len <= LEDGER_PASSWORD_BYTES_MAX);
 	pw_job_t *j = calloc(1, sizeof(*j));
 	if (!j)
 		return NULL;
 	j->r = r;
 	j->kind = kind;
 	j->cid = cid;
+	j->epoch = r->epoch;
 	j->cmd = *cmd;
 	memcpy(j->email, cmd->email ? cmd->email : "", cmd->email_len);
 	j->cmd.email = j->email;
@@ -98,7 +103,11 @@ static void pw_job_done(uv_work_t *w, int status)
 {
 	pw_job_t *j = w->data;
 	resolver_t *r = j->r;
-	if (status < 0 || (j->kind == PW_JOB_HASH && j->rc != 0)) {
+	if (j->epoch != r->epoch) {
+		/* its bus session (or the state it checked) is gone: the cid would
+		 * name another request of the next bus; that client gets unavailable */
+		log_warn("a password job of an earlier bus session finished: dropped");
+	} else if (status < 0 || (j->kind == PW_JOB_HASH && j->rc != 0)) {
 		log_error("password hashing failed (out of memory?)");
 		resolver_emit_error(j->r, j->cid, j->cmd.id, LEDGER_E_INTERNAL,
 		                    "password hashing failed");
@@ -134,6 +143,15 @@ void resolver_hash_then_open(resolver_t *r, uint64_t cid, const ledger_cmd_t *cm
 void resolver_verify_then_reply(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
                                 const char *pwhash, const ledger_key_entry_t *prior)
 {
+	if (cmd->password_len > LEDGER_PASSWORD_BYTES_MAX) {
+		/* open_account refuses longer passwords, so none can match; the
+		 * answer is the same for every account, known or not */
+		resolver_emit_error(r, cid, cmd->id,
+		                    prior ? LEDGER_E_KEY_CONFLICT : LEDGER_E_AUTH_FAILED,
+		                    request_error_text(prior ? LEDGER_E_KEY_CONFLICT
+		                                             : LEDGER_E_AUTH_FAILED));
+		return;
+	}
 	pw_job_t *j = pw_job_new(r, PW_JOB_VERIFY, cid, cmd);
 	if (!j) {
 		resolver_emit_error(r, cid, cmd->id, LEDGER_E_INTERNAL, "out of memory");
