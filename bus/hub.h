@@ -238,6 +238,8 @@ msgpack_packer *route_batch_add(hub_t *h, peer_role_t role, size_t item_bytes);
 /* Adds an event (seq, its bytes) to the logger's next "append". */
 void route_append_event(hub_t *h, uint64_t seq, const char *ev, size_t n);
 void route_resolver_lost(hub_t *h);
+/* The logger's link is down: RECOVERING until it is back (status truthful). */
+void route_logger_lost(hub_t *h);
 
 /* events.c: events and subscribe, served from the logger */
 void events_request(hub_t *h, client_t *c, uint64_t id, uint64_t from, uint64_t limit);

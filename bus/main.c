@@ -30,7 +30,9 @@ static config_opt_t opts[] = {
 
 static void on_signal(uv_signal_t *s, int signum)
 {
+	hub_t *h = s->data;
 	log_info("signal %d: exiting", signum);
+	listener_close(&h->listener); /* removes bus.sock */
 	conn_flush_all(s->loop);
 	uv_stop(s->loop);
 }
@@ -98,6 +100,7 @@ int main(int argc, char **argv)
 	uv_signal_t sigterm, sigint;
 	uv_signal_init(loop, &sigterm);
 	uv_signal_init(loop, &sigint);
+	sigterm.data = sigint.data = &hub;
 	uv_signal_start(&sigterm, on_signal, SIGTERM);
 	uv_signal_start(&sigint, on_signal, SIGINT);
 	uv_run(loop, UV_RUN_DEFAULT);

@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "session.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,11 @@ static void peers_message(hub_t *h, peer_t *p, const msgpack_object *msg)
 		log_warn("logger fault: %.*s; commands get unavailable until the log is "
 		         "writable again", (int)n, m);
 		h->log_fault = true;
+	} else if (t && msg_str_eq(t, "refused")) {
+		const char *m = "";
+		size_t n = 0;
+		msg_get_str(msg, "message", &m, &n);
+		log_warn("%s refused this bus: %.*s", peer_name(p->role), (int)n, m);
 	} else if (t && msg_str_eq(t, "ack")) {
 		msg_get_u64(msg, "hwm", &p->hwm);
 		msg_get_u64(msg, "snapshot", &p->snapshot_seq);
@@ -125,6 +131,11 @@ static void peers_on_frame(conn_t *c, const char *body, size_t len)
 	msgpack_zone_destroy(&zone);
 }
 
+static void peers_on_up(link_t *k)
+{
+	session_send_bus_hello(&k->conn); /* the peer answers with its own hello */
+}
+
 static void peers_on_down(link_t *k)
 {
 	peer_t *p = k->data;
@@ -133,9 +144,10 @@ static void peers_on_down(link_t *k)
 	log_warn("%s disconnected", peer_name(p->role));
 	if (p->role == PEER_RESOLVER)
 		route_resolver_lost(h);
-	else if (p->role == PEER_LOGGER)
+	else if (p->role == PEER_LOGGER) {
 		events_logger_lost(h);
-	else if (p->role == PEER_SNAPSHOTTER)
+		route_logger_lost(h);
+	} else if (p->role == PEER_SNAPSHOTTER)
 		h->snap_next = 0;
 	else if (p->role == PEER_MAILER)
 		mail_down(h);
@@ -151,7 +163,7 @@ void peers_start(hub_t *h, const char *run_dir)
 		char name[32];
 		snprintf(name, sizeof(name), "%s.sock", peer_names[r]);
 		char *path = config_path(run_dir, name);
-		if (!path || link_start(&p->link, h->loop, path, peers_on_frame, NULL,
+		if (!path || link_start(&p->link, h->loop, path, peers_on_frame, peers_on_up,
 		                        peers_on_down) < 0) {
 			log_error("out of memory starting the peer links");
 			exit(EXIT_FAILURE);

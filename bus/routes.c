@@ -12,6 +12,13 @@
  * snapshotter ("events"), mailer ("mail"), subscribers. Replay rows are
  * driven by recovery.c. Every message to a peer is batched per loop
  * iteration and sent by route_flush_batches().
+ *
+ * The resolver's events must come in seq order, each last_seq + 1. Any
+ * other (a gap: events resolved that never reached this bus; or a repeat)
+ * means the link lost or mixed up results: the event is not logged, the rest
+ * of the batch is dropped and the link is reset, which makes the bus
+ * RECOVERING (route_resolver_lost: the dropped requests get `unavailable`);
+ * on reconnect the resolver is rebuilt from the log (recovery.c).
  */
 #include "hub.h"
 
@@ -178,12 +185,16 @@ static void route_hold_reply(hub_t *h, client_ref_t to, uint64_t wait_seq, const
 	bytes_copy(&r->reply, p, n);
 }
 
-static void route_event(hub_t *h, uint64_t seq, const char *ev, size_t evn,
+/* Queues the resolver's event seq; false (nothing queued) after a gap. */
+static bool route_event(hub_t *h, uint64_t seq, const char *ev, size_t evn,
                         const char *mail, size_t mailn)
 {
-	if (seq != h->last_seq + 1)
-		log_error("resolver sent event %llu after %llu", (unsigned long long)seq,
-		          (unsigned long long)h->last_seq);
+	if (seq != h->last_seq + 1) {
+		log_error("resolver sent event %llu after %llu: resetting its link to recover",
+		          (unsigned long long)seq, (unsigned long long)h->last_seq);
+		link_reset(&h->peers[PEER_RESOLVER].link);
+		return false;
+	}
 	h->last_seq = seq;
 	h->peers[PEER_RESOLVER].hwm = seq;
 	pending_event_t *p = fifo_push(&h->pending);
@@ -196,6 +207,7 @@ static void route_event(hub_t *h, uint64_t seq, const char *ev, size_t evn,
 	if (mail)
 		bytes_copy(&p->mail, mail, mailn);
 	route_append_event(h, seq, ev, evn);
+	return true;
 }
 
 void route_results(hub_t *h, const msgpack_object *items)
@@ -212,7 +224,8 @@ void route_results(hub_t *h, const msgpack_object *items)
 		}
 		if (msg_get_bin(it, "ev", &ev, &ev_n) == 0) {
 			msg_get_bin(it, "mail", &mail, &mail_n);
-			route_event(h, w, ev, ev_n, mail, mail_n);
+			if (!route_event(h, w, ev, ev_n, mail, mail_n))
+				return; /* its request and the rest get unavailable */
 		}
 		outstanding_t o;
 		if (route_out_take(h, cid, &o))
@@ -257,6 +270,16 @@ void route_durable(hub_t *h, uint64_t seq)
 	}
 	if (h->state != BUS_LIVE)
 		recovery_check(h);
+}
+
+void route_logger_lost(hub_t *h)
+{
+	/* durable_seq cannot advance without the logger: not live until it is
+	 * back and every pending event is durable (recovery_check) */
+	if (h->state == BUS_LIVE) {
+		h->state = BUS_RECOVERING;
+		h->rec_phase = REC_IDLE;
+	}
 }
 
 void route_resolver_lost(hub_t *h)

@@ -311,6 +311,17 @@ int conn_check_peer(conn_t *c, long allow_gid)
 	return -EPERM;
 }
 
+long conn_peer_pid(conn_t *c)
+{
+	uv_os_fd_t fd;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return 0;
+	return (long)cred.pid;
+}
+
 /*
  * Removes a socket file left by a killed process: when connecting to it is
  * refused nobody listens, so it is stale. Returns -EADDRINUSE when someone
@@ -374,11 +385,18 @@ int listener_open(listener_t *l, uv_loop_t *loop, const char *path, listener_cb 
 		return rc;
 	}
 	chmod(path, 0600);
+	struct stat st;
+	memcpy(l->path, path, strlen(path) + 1);
+	l->ino = lstat(path, &st) == 0 ? (unsigned long long)st.st_ino : 0;
 	return 0;
 }
 
 void listener_close(listener_t *l)
 {
+	struct stat st;
+	if (l->ino && lstat(l->path, &st) == 0 && (unsigned long long)st.st_ino == l->ino)
+		unlink(l->path);
+	l->ino = 0;
 	if (!uv_is_closing((uv_handle_t *)&l->pipe))
 		uv_close((uv_handle_t *)&l->pipe, NULL);
 }
@@ -421,6 +439,8 @@ static void link_conn_closed(conn_t *c)
 	link_t *k = c->data;
 	bool was_up = k->up;
 	k->up = false;
+	if (was_up && uv_now(k->loop) - k->up_since_ms >= CONN_BACKOFF_MAX_MS)
+		k->backoff_ms = CONN_BACKOFF_MIN_MS;
 	if (was_up && k->on_down)
 		k->on_down(k);
 	link_retry_later(k);
@@ -439,7 +459,7 @@ static void link_connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	k->up = true;
-	k->backoff_ms = CONN_BACKOFF_MIN_MS;
+	k->up_since_ms = uv_now(k->loop);
 	if (k->on_up)
 		k->on_up(k);
 }
@@ -473,6 +493,12 @@ int link_start(link_t *k, uv_loop_t *loop, const char *path, conn_frame_cb on_fr
 	k->timer.data = k;
 	link_connect(k);
 	return 0;
+}
+
+void link_reset(link_t *k)
+{
+	if (k->up)
+		conn_close(&k->conn);
 }
 
 void link_stop(link_t *k)

@@ -89,6 +89,9 @@ void conn_close(conn_t *c);
 /* The peer's user id check (SO_PEERCRED): 0 when admitted, -EPERM otherwise. */
 int conn_check_peer(conn_t *c, long allow_gid);
 
+/* The connected process's pid (SO_PEERCRED), or 0 when it cannot be read. */
+long conn_peer_pid(conn_t *c);
+
 /*
  * Listening socket. Creates path with mode 0600, replacing a socket file left
  * behind by a process that was killed (when nothing answers on it), refusing
@@ -105,10 +108,16 @@ struct listener {
 	uv_loop_t *loop;
 	listener_cb on_accept;
 	long allow_gid;
+	char path[CONN_PATH_BYTES_MAX];
+	unsigned long long ino; /* of the socket file we bound, to remove only ours */
 	void *data;
 };
 
 int listener_open(listener_t *l, uv_loop_t *loop, const char *path, listener_cb on_accept);
+/*
+ * Stops listening and removes the socket file, if it is still the one this
+ * listener bound (not one a successor has bound since). Safe to call twice.
+ */
 void listener_close(listener_t *l);
 
 /*
@@ -121,7 +130,8 @@ int conn_accept(listener_t *l, conn_t *c);
 /*
  * An outgoing link that keeps itself connected: connects to path, and after
  * a failure or a close retries with back-off (CONN_BACKOFF_MIN_MS doubling to
- * CONN_BACKOFF_MAX_MS). on_up runs after each successful connect; on_down
+ * CONN_BACKOFF_MAX_MS; back to the minimum only after a connection that
+ * lasted CONN_BACKOFF_MAX_MS, so a peer that refuses at once is not hammered). on_up runs after each successful connect; on_down
  * after each loss. Frames go to on_frame as for any conn_t (link->conn).
  */
 typedef struct link link_t;
@@ -135,6 +145,7 @@ struct link {
 	bool up;
 	bool stopping;
 	uint64_t backoff_ms;
+	uint64_t up_since_ms; /* loop time of the last successful connect */
 	link_cb on_up;
 	link_cb on_down;
 	conn_frame_cb on_frame;
@@ -145,6 +156,13 @@ struct link {
 int link_start(link_t *k, uv_loop_t *loop, const char *path, conn_frame_cb on_frame,
                link_cb on_up, link_cb on_down);
 void link_stop(link_t *k);
+
+/*
+ * Drops the current connection (the peer broke the protocol, e.g. a sequence
+ * gap): on_down runs once it is closed, and the link reconnects as after any
+ * loss. Does nothing when the link is not up.
+ */
+void link_reset(link_t *k);
 
 /* Flushes every connection with queued output; called by the prepare handle. */
 void conn_flush_all(uv_loop_t *loop);

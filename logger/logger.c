@@ -4,11 +4,13 @@
  * write in flight is finished and acknowledged first; events still pending
  * were never acknowledged and are dropped).
  *
- * Bus sessions: every new connection starts a new session. Events not yet
- * durable and not in flight are forgotten (the bus resends what it holds
- * that is not durable), and the hello waits for the write in flight, so its
- * hwm is exactly what is on disk and nothing later becomes durable behind
- * the new bus's back.
+ * Bus sessions (common/session.h): only a connection that opens with the bus
+ * hello, while no other bus session is open, starts a session; any other is
+ * refused and changes nothing. A new session forgets the events not yet
+ * durable and not in flight (the bus resends what it holds that is not
+ * durable), and the hello waits for the write in flight, so its hwm is
+ * exactly what is on disk and nothing later becomes durable behind the new
+ * bus's back.
  */
 #include "logger.h"
 #include "config.h"
@@ -22,49 +24,22 @@
 
 #define LOGGER_DIR_MODE 0700
 
-static void logger_conn_closed(conn_t *c)
+static void logger_session_closed(session_t *s, conn_t *c)
 {
-	logger_conn_t *lc = c->data;
-	logger_t *lg = lc->lg;
-	for (logger_conn_t **p = &lg->conns; *p; p = &(*p)->next) {
-		if (*p == lc) {
-			*p = lc->next;
-			break;
-		}
-	}
-	lg->conns_n--;
-	if (lc->greeted)
-		log_info("bus connection closed");
-	free(lc);
+	logger_t *lg = s->data;
+	(void)c;
+	lg->greeted = false;
+	lg->paused = false;
 }
 
-static void logger_on_accept(listener_t *l)
+static void logger_session_opened(session_t *s, conn_t *c)
 {
-	logger_t *lg = l->data;
-	logger_conn_t *lc = calloc(1, sizeof(*lc));
-	if (!lc) {
-		log_error("out of memory accepting a connection");
-		return;
-	}
-	lc->lg = lg;
-	lc->conn.data = lc;
-	conn_init(&lc->conn, lg->loop, logger_on_frame, logger_conn_closed);
-	lc->next = lg->conns;
-	lg->conns = lc;
-	lg->conns_n++;
-	int r = conn_accept(l, &lc->conn);
-	if (r < 0) {
-		log_warn("connection refused: %s", uv_strerror(r));
-		return; /* logger_conn_closed frees it */
-	}
-	if (lg->stopping || lg->conns_n > LOGGER_CONNS_MAX) {
-		log_warn("connection refused: %s", lg->stopping ? "stopping" : "too many");
-		conn_close(&lc->conn);
-		return;
-	}
+	logger_t *lg = s->data;
+	lg->greeted = false;
+	lg->paused = false;
 	logger_commit_forget(lg);
 	if (!lg->busy)
-		logger_send_hello(lg, lc);
+		logger_send_hello(lg, c);
 }
 
 static void logger_shutdown(logger_t *lg)
@@ -78,22 +53,17 @@ static void logger_shutdown(logger_t *lg)
 	uv_close((uv_handle_t *)&lg->retry_timer, NULL);
 	uv_close((uv_handle_t *)&lg->sigterm, NULL);
 	uv_close((uv_handle_t *)&lg->sigint, NULL);
-	listener_close(&lg->listener);
-	for (logger_conn_t *lc = lg->conns; lc; lc = lc->next)
-		conn_close(&lc->conn);
+	session_stop(&lg->bus);
 }
 
 void logger_after_write(logger_t *lg)
 {
-	for (logger_conn_t *lc = lg->conns; lc; lc = lc->next) {
-		if (lc->conn.closing)
-			continue;
-		if (!lc->greeted)
-			logger_send_hello(lg, lc);
-		if (lc->paused && lg->pending.len <= LOGGER_PENDING_BYTES_MAX / 2) {
-			conn_resume(&lc->conn);
-			lc->paused = false;
-		}
+	conn_t *bus = session_bus(&lg->bus);
+	if (bus && !lg->greeted)
+		logger_send_hello(lg, bus);
+	if (bus && lg->paused && lg->pending.len <= LOGGER_PENDING_BYTES_MAX / 2) {
+		conn_resume(bus);
+		lg->paused = false;
 	}
 	if (lg->stopping)
 		logger_shutdown(lg);
@@ -106,7 +76,7 @@ static void logger_signal_cb(uv_signal_t *s, int signum)
 		return;
 	log_info("signal %d: stopping%s", signum, lg->busy ? " after the write in flight" : "");
 	lg->stopping = true;
-	listener_close(&lg->listener);
+	session_stop_listening(&lg->bus);
 	if (!lg->busy)
 		logger_shutdown(lg);
 }
@@ -153,8 +123,11 @@ static int logger_listen(logger_t *lg, const char *run_dir)
 	lg->sock_path = config_path(run_dir, LOGGER_SOCK_NAME);
 	if (!lg->sock_path)
 		return -ENOMEM;
-	lg->listener.data = lg;
-	int r = listener_open(&lg->listener, lg->loop, lg->sock_path, logger_on_accept);
+	lg->bus.data = lg;
+	lg->bus.on_frame = logger_on_frame;
+	lg->bus.on_open = logger_session_opened;
+	lg->bus.on_close = logger_session_closed;
+	int r = session_listen(&lg->bus, lg->loop, "logger", lg->sock_path);
 	if (r < 0) {
 		log_error("cannot listen on %s: %s", lg->sock_path, uv_strerror(r));
 		return r;

@@ -21,13 +21,13 @@
 
 #include "conn.h"
 #include "logfile.h"
+#include "session.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
 #define LOGGER_SOCK_NAME "logger.sock"
-#define LOGGER_CONNS_MAX 8 /* one bus is expected; others are refused */
 /* Above this many encoded bytes waiting, reading from the sender pauses. */
 #define LOGGER_PENDING_BYTES_MAX (64 * 1024 * 1024)
 #define LOGGER_RETRY_MIN_MS 100
@@ -40,14 +40,6 @@
 #define LOGGER_HEX_BYTES (2 * LOGFILE_HASH_BYTES + 1)
 
 typedef struct logger logger_t;
-
-typedef struct logger_conn {
-	conn_t conn;
-	logger_t *lg;
-	bool greeted; /* hello sent (delayed while a write is in flight) */
-	bool paused;  /* reading stopped: too much pending */
-	struct logger_conn *next;
-} logger_conn_t;
 
 /* A batch of encoded records: the one being filled or the one in flight. */
 typedef struct {
@@ -63,12 +55,12 @@ struct logger {
 	uv_loop_t *loop;
 	logfile_t lf;
 	char *sock_path;
-	listener_t listener;
+	session_t bus;      /* RUN/logger.sock: one bus session at a time */
+	bool greeted;       /* hello sent to the session (delayed while a write is in flight) */
+	bool paused;        /* reading from the session stopped: too much pending */
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
 	uv_timer_t retry_timer;
-	logger_conn_t *conns;
-	size_t conns_n;
 	bool stopping;
 
 	uint64_t accepted_seq;
@@ -83,7 +75,7 @@ struct logger {
 	bool faulted;       /* the last write failed; retry_timer is armed */
 	bool fault_sent;    /* fault reported, no durable since */
 	uint64_t retry_ms;
-	uint64_t session;          /* bumped by each new bus connection */
+	uint64_t session;          /* bumped by each new bus session */
 	uint64_t inflight_session; /* the session whose events are in flight */
 
 	uint64_t stat_batches;
@@ -102,7 +94,7 @@ int logger_run(const logger_config_t *cfg);
 
 /* serve.c */
 void logger_on_frame(conn_t *c, const char *body, size_t len);
-void logger_send_hello(logger_t *lg, logger_conn_t *lc);
+void logger_send_hello(logger_t *lg, conn_t *bus);
 void logger_broadcast_durable(logger_t *lg);
 void logger_broadcast_fault(logger_t *lg, const char *message);
 
@@ -117,8 +109,8 @@ void logger_commit_kick(logger_t *lg);
 void logger_commit_forget(logger_t *lg);
 
 /* logger.c */
-/* Called after each write finishes: greets waiting conns, resumes paused
- * ones, and completes a shutdown that waited for the write. */
+/* Called after each write finishes: greets a waiting session, resumes a
+ * paused one, and completes a shutdown that waited for the write. */
 void logger_after_write(logger_t *lg);
 
 #endif

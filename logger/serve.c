@@ -9,10 +9,14 @@
  *       "prev":hex,"head":hex}
  *      {"t":"fault","message":text}
  *
+ * Only the bound bus session (common/session.h) reaches these handlers.
  * An append whose events are not all bins of 1..LOGFILE_RECORD_BODY_MAX bytes
  * is dropped whole. Events at or below the highest sequence number held (on
- * disk or pending) are skipped; a gap drops the rest of the batch (a bug in
- * the sender, logged). A read reply holds at most B bytes of event bodies and
+ * disk or pending) are skipped; a gap (an event after accepted_seq + 1) ends
+ * the bus session with the rest of the batch unread: the bus reconnects, the
+ * hello tells it the durable hwm, and it sends again every event after it.
+ * Dropping the batch and carrying on instead would leave every later append
+ * refused while the bus waits for a durable that never comes. A read reply holds at most B bytes of event bodies and
  * K events, and never more than LOGGER_READ_BYTES_MAX with the per-event
  * overhead, so the frame stays under FRAME_BODY_MAX; `limit` and `bytes` are
  * optional (no limit but the frame's). In a read reply, "prev" is the chain
@@ -27,6 +31,7 @@
 
 #include <errno.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -35,49 +40,47 @@ static void logger_hex(const uint8_t h[LOGFILE_HASH_BYTES], char out[LOGGER_HEX_
 	sodium_bin2hex(out, LOGGER_HEX_BYTES, h, LOGFILE_HASH_BYTES);
 }
 
-void logger_send_hello(logger_t *lg, logger_conn_t *lc)
+void logger_send_hello(logger_t *lg, conn_t *bus)
 {
 	char hex[LOGGER_HEX_BYTES];
 	logger_hex(lg->lf.head_hash, hex);
-	msgpack_packer *pk = conn_pack_begin(&lc->conn);
+	msgpack_packer *pk = conn_pack_begin(bus);
 	msgpack_pack_map(pk, 5);
 	msg_pack_kv_str(pk, "t", "hello");
 	msg_pack_kv_str(pk, "role", "logger");
 	msg_pack_kv_u64(pk, "hwm", lg->lf.last_seq);
 	msg_pack_kv_u64(pk, "pid", (uint64_t)getpid());
 	msg_pack_kv_str(pk, "head", hex);
-	conn_pack_end(&lc->conn);
-	lc->greeted = true;
+	conn_pack_end(bus);
+	lg->greeted = true;
 	log_info("bus connected; hello with hwm %llu", (unsigned long long)lg->lf.last_seq);
 }
 
 void logger_broadcast_durable(logger_t *lg)
 {
 	char hex[LOGGER_HEX_BYTES];
+	conn_t *bus = session_bus(&lg->bus);
+	if (!bus || !lg->greeted)
+		return;
 	logger_hex(lg->lf.head_hash, hex);
-	for (logger_conn_t *lc = lg->conns; lc; lc = lc->next) {
-		if (!lc->greeted || lc->conn.closing)
-			continue;
-		msgpack_packer *pk = conn_pack_begin(&lc->conn);
-		msgpack_pack_map(pk, 3);
-		msg_pack_kv_str(pk, "t", "durable");
-		msg_pack_kv_u64(pk, "seq", lg->lf.last_seq);
-		msg_pack_kv_str(pk, "head", hex);
-		conn_pack_end(&lc->conn);
-	}
+	msgpack_packer *pk = conn_pack_begin(bus);
+	msgpack_pack_map(pk, 3);
+	msg_pack_kv_str(pk, "t", "durable");
+	msg_pack_kv_u64(pk, "seq", lg->lf.last_seq);
+	msg_pack_kv_str(pk, "head", hex);
+	conn_pack_end(bus);
 }
 
 void logger_broadcast_fault(logger_t *lg, const char *message)
 {
-	for (logger_conn_t *lc = lg->conns; lc; lc = lc->next) {
-		if (!lc->greeted || lc->conn.closing)
-			continue;
-		msgpack_packer *pk = conn_pack_begin(&lc->conn);
-		msgpack_pack_map(pk, 2);
-		msg_pack_kv_str(pk, "t", "fault");
-		msg_pack_kv_str(pk, "message", message);
-		conn_pack_end(&lc->conn);
-	}
+	conn_t *bus = session_bus(&lg->bus);
+	if (!bus || !lg->greeted)
+		return;
+	msgpack_packer *pk = conn_pack_begin(bus);
+	msgpack_pack_map(pk, 2);
+	msg_pack_kv_str(pk, "t", "fault");
+	msg_pack_kv_str(pk, "message", message);
+	conn_pack_end(bus);
 }
 
 /* Every item a bin that can be a record body: 0, or -EINVAL. */
@@ -103,9 +106,10 @@ static uint32_t logger_accept_events(logger_t *lg, uint64_t first, const msgpack
 		if (seq <= lg->accepted_seq)
 			continue;
 		if (seq != lg->accepted_seq + 1) {
-			log_error("append: gap: event %llu after %llu; %u events dropped",
-			          (unsigned long long)seq, (unsigned long long)lg->accepted_seq,
-			          evs->via.array.size - i);
+			char why[96];
+			snprintf(why, sizeof(why), "append: gap: event %llu after %llu",
+			         (unsigned long long)seq, (unsigned long long)lg->accepted_seq);
+			session_drop(&lg->bus, why);
 			break;
 		}
 		const msgpack_object_bin *b = &evs->via.array.ptr[i].via.bin;
@@ -120,7 +124,7 @@ static uint32_t logger_accept_events(logger_t *lg, uint64_t first, const msgpack
 	return added;
 }
 
-static void logger_handle_append(logger_t *lg, logger_conn_t *lc, const msgpack_object *m)
+static void logger_handle_append(logger_t *lg, conn_t *bus, const msgpack_object *m)
 {
 	uint64_t first;
 	const msgpack_object *evs = msg_get(m, "events");
@@ -130,11 +134,11 @@ static void logger_handle_append(logger_t *lg, logger_conn_t *lc, const msgpack_
 		return;
 	}
 	logger_accept_events(lg, first, evs);
-	if (lg->pending.len > LOGGER_PENDING_BYTES_MAX && !lc->paused) {
+	if (lg->pending.len > LOGGER_PENDING_BYTES_MAX && !lg->paused) {
 		log_warn("%zu bytes of events wait for the disk; pausing the bus",
 		         lg->pending.len);
-		conn_pause(&lc->conn);
-		lc->paused = true;
+		conn_pause(bus);
+		lg->paused = true;
 	}
 	logger_commit_kick(lg);
 }
@@ -168,13 +172,13 @@ static bool logger_hash_known(const logger_t *lg, uint64_t seq, char hex[LOGGER_
 	return true;
 }
 
-static void logger_reply_read(logger_t *lg, logger_conn_t *lc, const msgpack_object *cid,
+static void logger_reply_read(logger_t *lg, conn_t *bus, const msgpack_object *cid,
                               uint64_t first, const logger_reader_t *rd)
 {
 	char prev[LOGGER_HEX_BYTES], head[LOGGER_HEX_BYTES];
 	bool has_prev = logger_hash_known(lg, first - 1, prev);
 	bool has_head = rd->n > 0 && logger_hash_known(lg, rd->last, head);
-	msgpack_packer *pk = conn_pack_begin(&lc->conn);
+	msgpack_packer *pk = conn_pack_begin(bus);
 	msgpack_pack_map(pk, 5 + has_prev + has_head);
 	msg_pack_kv_str(pk, "t", "read");
 	msg_pack_str(pk, "c");
@@ -188,7 +192,7 @@ static void logger_reply_read(logger_t *lg, logger_conn_t *lc, const msgpack_obj
 		msg_pack_kv_str(pk, "prev", prev);
 	if (has_head)
 		msg_pack_kv_str(pk, "head", head);
-	conn_pack_end(&lc->conn);
+	conn_pack_end(bus);
 }
 
 /* A correlation id is echoed as it came: an integer or a short string. */
@@ -207,7 +211,7 @@ static bool logger_cid_ok(const msgpack_object *cid)
 	}
 }
 
-static void logger_handle_read(logger_t *lg, logger_conn_t *lc, const msgpack_object *m)
+static void logger_handle_read(logger_t *lg, conn_t *bus, const msgpack_object *m)
 {
 	uint64_t from, limit = UINT64_MAX, bytes = LOGGER_READ_BYTES_MAX;
 	const msgpack_object *cid = msg_get(m, "c");
@@ -229,7 +233,7 @@ static void logger_handle_read(logger_t *lg, logger_conn_t *lc, const msgpack_ob
 	if (r < 0)
 		log_error("read from %llu: %s (sending the %u events read)",
 		          (unsigned long long)from, strerror((int)-r), rd.n);
-	logger_reply_read(lg, lc, cid, from, &rd);
+	logger_reply_read(lg, bus, cid, from, &rd);
 }
 
 static bool logger_type_is(const msgpack_object *m, const char *type)
@@ -240,8 +244,7 @@ static bool logger_type_is(const msgpack_object *m, const char *type)
 
 void logger_on_frame(conn_t *c, const char *body, size_t len)
 {
-	logger_conn_t *lc = c->data;
-	logger_t *lg = lc->lg;
+	logger_t *lg = c->data;
 	msgpack_zone zone;
 	msgpack_object m;
 	if (!msgpack_zone_init(&zone, 4096)) {
@@ -251,9 +254,9 @@ void logger_on_frame(conn_t *c, const char *body, size_t len)
 	if (msg_decode_map(body, len, &zone, &m) < 0) {
 		log_warn("a frame that is not one msgpack map (%zu bytes) ignored", len);
 	} else if (logger_type_is(&m, "append")) {
-		logger_handle_append(lg, lc, &m);
+		logger_handle_append(lg, c, &m);
 	} else if (logger_type_is(&m, "read")) {
-		logger_handle_read(lg, lc, &m);
+		logger_handle_read(lg, c, &m);
 	} else {
 		log_warn("a message of unknown type ignored");
 	}

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "maildir.h"
 #include "message.h"
+#include "session.h"
 #include "spool.h"
 
 #include <errno.h>
@@ -44,12 +45,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAILER_CONNS_MAX 8
-
 typedef struct {
 	uv_loop_t *loop;
-	listener_t listener;
-	conn_t *conns[MAILER_CONNS_MAX];
+	session_t bus; /* RUN/mailer.sock: one bus session at a time (session.h) */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t drain_timer;
 	spool_t spool;
@@ -255,36 +253,9 @@ static void mailer_on_frame(conn_t *c, const char *body, size_t len)
 	msgpack_zone_destroy(&zone);
 }
 
-static void mailer_on_close(conn_t *c)
+static void mailer_on_session(session_t *bus, conn_t *c)
 {
-	mailer_t *m = c->data;
-	for (size_t i = 0; i < MAILER_CONNS_MAX; i++)
-		if (m->conns[i] == c)
-			m->conns[i] = NULL;
-	free(c);
-}
-
-static void mailer_on_accept(listener_t *l)
-{
-	mailer_t *m = l->data;
-	size_t slot = 0;
-	while (slot < MAILER_CONNS_MAX && m->conns[slot])
-		slot++;
-	conn_t *c = calloc(1, sizeof(*c));
-	if (!c) {
-		log_error("out of memory accepting a connection");
-		return;
-	}
-	conn_init(c, m->loop, mailer_on_frame, mailer_on_close);
-	c->data = m;
-	if (conn_accept(l, c) < 0)
-		return; /* closed; on_close frees it */
-	if (slot == MAILER_CONNS_MAX) {
-		log_warn("more than %d connections: refused", MAILER_CONNS_MAX);
-		conn_close(c);
-		return;
-	}
-	m->conns[slot] = c;
+	mailer_t *m = bus->data;
 	log_info("bus connected; hello with hwm %" PRIu64 "%s", m->hwm,
 	         m->fresh ? " (fresh)" : "");
 	mailer_send(m, c, "hello");
@@ -323,10 +294,7 @@ static void mailer_on_signal(uv_signal_t *s, int signum)
 		return;
 	}
 	log_info("signal %d: stopping (%zu deliveries in flight)", signum, m->queue.inflight);
-	listener_close(&m->listener);
-	for (size_t i = 0; i < MAILER_CONNS_MAX; i++)
-		if (m->conns[i])
-			conn_close(m->conns[i]);
+	session_stop(&m->bus); /* removes mailer.sock */
 	uv_close((uv_handle_t *)&m->sig_term, NULL);
 	uv_close((uv_handle_t *)&m->sig_int, NULL);
 	uv_close((uv_handle_t *)&m->sig_hup, NULL);
@@ -397,9 +365,11 @@ static int mailer_listen(mailer_t *m)
 	m->drain_timer.data = m;
 	m->sock_path = config_path(m->cfg->run_dir, "mailer.sock");
 	int rc = m->sock_path ? config_mkdirs(m->cfg->run_dir, 0700) : -ENOMEM;
-	m->listener.data = m;
+	m->bus.data = m;
+	m->bus.on_frame = mailer_on_frame;
+	m->bus.on_open = mailer_on_session;
 	if (rc == 0)
-		rc = listener_open(&m->listener, m->loop, m->sock_path, mailer_on_accept);
+		rc = session_listen(&m->bus, m->loop, "mailer", m->sock_path);
 	if (rc < 0)
 		log_error("%s: %s", m->sock_path ? m->sock_path : "mailer.sock", uv_strerror(rc));
 	return rc;

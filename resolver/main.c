@@ -28,6 +28,8 @@ static config_opt_t opts[] = {
 static void on_signal(uv_signal_t *s, int signum)
 {
 	log_info("signal %d: exiting", signum);
+	resolver_stop(s->data); /* removes resolver.sock */
+	conn_flush_all(s->loop);
 	uv_stop(s->loop);
 }
 
@@ -54,6 +56,7 @@ int main(int argc, char **argv)
 	uv_signal_t sigterm, sigint;
 	uv_signal_init(loop, &sigterm);
 	uv_signal_init(loop, &sigint);
+	sigterm.data = sigint.data = &r;
 	uv_signal_start(&sigterm, on_signal, SIGTERM);
 	uv_signal_start(&sigint, on_signal, SIGINT);
 	uv_run(loop, UV_RUN_DEFAULT);

@@ -1,6 +1,10 @@
 /*
  * resolver.c - the resolver's side of the peer protocol (docs/peers.md):
  * hello, "req" batches in, "res" batches out, "replay" and "reset".
+ *
+ * One bus session at a time (common/session.h): results go only to it. A
+ * replay batch whose events do not follow the state's last seq (a gap) ends
+ * the session, so the bus reconnects and replays from the hello's hwm.
  */
 #include "resolver.h"
 
@@ -13,6 +17,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -50,14 +55,15 @@ void resolver_flush(resolver_t *r)
 {
 	if (r->item_count == 0)
 		return;
-	if (r->bus) {
-		msgpack_packer *pk = conn_pack_begin(r->bus);
+	conn_t *bus = session_bus(&r->session);
+	if (bus) {
+		msgpack_packer *pk = conn_pack_begin(bus);
 		msgpack_pack_map(pk, 2);
 		msg_pack_kv_str(pk, "t", "res");
 		msg_pack_str(pk, "items");
 		msgpack_pack_array(pk, r->item_count);
 		msgpack_pack_str_body(pk, r->items.sb.data, r->items.sb.size); /* raw items */
-		conn_pack_end(r->bus);
+		conn_pack_end(bus);
 	} else {
 		log_warn("no bus connected: %u results dropped (their clients will retry)",
 		         r->item_count);
@@ -138,6 +144,13 @@ static bool resolver_replay_one(resolver_t *r, const char *bytes, size_t len)
 	}
 	if (ev.seq <= ledger_last_seq(r->ledger))
 		return true; /* already applied */
+	if (ev.seq != ledger_last_seq(r->ledger) + 1) {
+		char why[96];
+		snprintf(why, sizeof(why), "replay: gap: event %llu after %llu",
+		         (unsigned long long)ev.seq, (unsigned long long)ledger_last_seq(r->ledger));
+		session_drop(&r->session, why);
+		return false;
+	}
 	ledger_err_t e = ledger_check_event(r->ledger, &ev);
 	if (e != LEDGER_OK) {
 		log_error("replay: event %llu breaks the rules (%s)", (unsigned long long)ev.seq,
@@ -176,6 +189,7 @@ static void resolver_on_reset(resolver_t *r, conn_t *c)
 	}
 	ledger_free(r->ledger);
 	r->ledger = fresh;
+	r->epoch++;
 	resolver_send_replayed(r, c);
 }
 
@@ -212,6 +226,7 @@ static void resolver_on_load(resolver_t *r, conn_t *c, const msgpack_object *msg
 	msg_get_u64(msg, "max", &max);
 	snapfile_t snap = { 0 };
 	uint64_t t0 = uv_hrtime();
+	r->epoch++;
 	bool loaded = resolver_load_snapshot(r, max, &snap);
 	msgpack_packer *pk = conn_pack_begin(c);
 	msgpack_pack_map(pk, 2 + loaded);
@@ -240,7 +255,6 @@ static void resolver_on_frame(conn_t *c, const char *body, size_t len)
 		log_warn("undecodable frame from the bus: ignored");
 		goto out;
 	}
-	r->bus = c;
 	const msgpack_object *t = msg_get(&msg, "t");
 	if (t && msg_str_eq(t, "req"))
 		resolver_on_req(r, &msg);
@@ -257,14 +271,13 @@ out:
 	msgpack_zone_destroy(&zone);
 }
 
-static void resolver_on_close(conn_t *c)
+static void resolver_session_closed(session_t *s, conn_t *c)
 {
-	resolver_t *r = c->data;
-	if (r->bus == c) {
-		r->bus = NULL;
-		log_info("bus disconnected");
-	}
-	free(c);
+	resolver_t *r = s->data;
+	(void)c;
+	r->epoch++;
+	msg_buf_reset(&r->items); /* results for the bus that left */
+	r->item_count = 0;
 }
 
 static void resolver_send_hello(resolver_t *r, conn_t *c)
@@ -278,17 +291,10 @@ static void resolver_send_hello(resolver_t *r, conn_t *c)
 	conn_pack_end(c);
 }
 
-static void resolver_on_accept(listener_t *l)
+static void resolver_session_opened(session_t *s, conn_t *c)
 {
-	resolver_t *r = l->data;
-	conn_t *c = calloc(1, sizeof(*c));
-	if (!c)
-		return;
-	c->data = r;
-	conn_init(c, r->loop, resolver_on_frame, resolver_on_close);
-	if (conn_accept(l, c) < 0)
-		return;
-	r->bus = c; /* the newest bus is the one that gets results */
+	resolver_t *r = s->data;
+	r->epoch++;
 	log_info("bus connected (hwm %llu)", (unsigned long long)ledger_last_seq(r->ledger));
 	resolver_send_hello(r, c);
 }
@@ -310,12 +316,20 @@ int resolver_start(resolver_t *r, uv_loop_t *loop, const char *run_dir)
 	char *path = config_path(run_dir, "resolver.sock");
 	if (!path)
 		return -ENOMEM;
-	r->listener.data = r;
-	rc = listener_open(&r->listener, loop, path, resolver_on_accept);
+	r->session.data = r;
+	r->session.on_frame = resolver_on_frame;
+	r->session.on_open = resolver_session_opened;
+	r->session.on_close = resolver_session_closed;
+	rc = session_listen(&r->session, loop, "resolver", path);
 	if (rc == 0)
 		log_info("listening on %s", path);
 	free(path);
 	return rc;
+}
+
+void resolver_stop(resolver_t *r)
+{
+	session_stop(&r->session);
 }
 
 void resolver_handle_request(resolver_t *r, uint64_t cid, const char *req, size_t len)

@@ -10,6 +10,7 @@
 #define ESBANK_RESOLVER_H
 
 #include "conn.h"
+#include "session.h"
 #include "ledger.h"
 #include "msg.h"
 
@@ -18,7 +19,6 @@
 
 #define RESOLVER_CODE_BYTES 24     /* 192 random bits per verification code */
 #define RESOLVER_CODE_CHARS_MAX 48 /* its URL-safe base64 text */
-#define RESOLVER_BUS_CONNS_MAX 4   /* buses connected at once (one expected) */
 #define RESOLVER_RES_BYTES_MAX (FRAME_BODY_MAX - 256) /* items in one "res" frame */
 #define RESOLVER_ITEM_OVERHEAD 64  /* an item's map, keys, ids and bin headers */
 
@@ -31,8 +31,9 @@ typedef struct resolver {
 	uv_loop_t *loop;
 	const char *data_dir;     /* where the snapshots are */
 	ledger_t *ledger;
-	listener_t listener;
-	conn_t *bus;              /* the bus that receives results, or NULL */
+	session_t session;        /* RUN/resolver.sock: one bus session at a time */
+	uint64_t epoch;           /* bumped by each session, reset and load: results of
+	                           * password jobs begun in an earlier epoch are dropped */
 	resolver_pwcost_t cost;
 	char dummy_hash[LEDGER_PWHASH_BYTES_MAX]; /* for unknown accounts */
 	msg_buf_t items;          /* encoded "res" items not yet sent */
@@ -45,6 +46,9 @@ int resolver_pwcost_parse(const char *name, resolver_pwcost_t *out);
 
 /* Sets up the state and listens on run_dir/resolver.sock. */
 int resolver_start(resolver_t *r, uv_loop_t *loop, const char *run_dir);
+
+/* Stops listening (removing resolver.sock) and ends the bus session. */
+void resolver_stop(resolver_t *r);
 
 /* Handles one client request (cid from the bus, r the request bytes). */
 void resolver_handle_request(resolver_t *r, uint64_t cid, const char *req, size_t len);

@@ -20,8 +20,13 @@
  * it is remembered when the batch ends at the hwm, and only then can a
  * snapshot be taken (snapshot.c). A malformed "head" counts as absent.
  *
- * An event at or below N is ignored (a resend); one that does not decode or
- * that the rules refuse (ledger_check_event) is logged and skipped. Running
+ * Only the bound bus session (common/session.h) reaches these handlers.
+ * An event at or below N is ignored (a resend); one after N + 1 is a gap:
+ * the bus session is ended with the rest of the batch unread, so the bus
+ * reconnects and catches the snapshotter up from the hello's hwm (skipping
+ * it would refuse every later event and stall the snapshotter silently).
+ * One that does not decode or that the rules refuse (ledger_check_event) is
+ * logged and skipped. Running
  * out of memory while applying ends the process (exit 111): its state would
  * no longer match the log.
  */
@@ -33,6 +38,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -68,12 +74,12 @@ static void snapshotter_send_ack(snapshotter_t *s, conn_t *c)
 
 void snapshotter_ack_all(snapshotter_t *s)
 {
-	for (size_t i = 0; i < SNAPSHOTTER_CONNS_MAX; i++)
-		if (s->conns[i] && !s->conns[i]->closing)
-			snapshotter_send_ack(s, s->conns[i]);
+	conn_t *bus = session_bus(&s->bus);
+	if (bus)
+		snapshotter_send_ack(s, bus);
 }
 
-/* Applies one event; returns its seq (0 if it does not decode). */
+/* Applies one event; returns its seq (0 if it does not decode or is after a gap). */
 static uint64_t snapshotter_apply(snapshotter_t *s, const msgpack_object *o)
 {
 	static ledger_event_t ev;
@@ -84,6 +90,13 @@ static uint64_t snapshotter_apply(snapshotter_t *s, const msgpack_object *o)
 	}
 	if (ev.seq <= ledger_last_seq(s->ledger))
 		return ev.seq;
+	if (ev.seq != ledger_last_seq(s->ledger) + 1) {
+		char why[96];
+		snprintf(why, sizeof(why), "gap: event %" PRIu64 " after %" PRIu64, ev.seq,
+			 ledger_last_seq(s->ledger));
+		session_drop(&s->bus, why);
+		return 0;
+	}
 	ledger_err_t e = ledger_check_event(s->ledger, &ev);
 	if (e != LEDGER_OK) {
 		log_error("event %" PRIu64 " refused (%s) at hwm %" PRIu64 ": skipped", ev.seq,
@@ -137,7 +150,7 @@ static void snapshotter_on_events(snapshotter_t *s, conn_t *c, const msgpack_obj
 		return;
 	}
 	uint64_t hwm_before = ledger_last_seq(s->ledger), last = 0;
-	for (uint32_t i = 0; i < events->via.array.size; i++)
+	for (uint32_t i = 0; i < events->via.array.size && !c->closing; i++)
 		last = snapshotter_apply(s, &events->via.array.ptr[i]);
 	snapshotter_note_chain(s, msg, hwm_before, last);
 	snapshot_maybe_take(s);
@@ -181,36 +194,9 @@ static void snapshotter_on_frame(conn_t *c, const char *body, size_t len)
 	msgpack_zone_destroy(&zone);
 }
 
-static void snapshotter_on_close(conn_t *c)
+static void snapshotter_session_opened(session_t *bus, conn_t *c)
 {
-	snapshotter_t *s = c->data;
-	for (size_t i = 0; i < SNAPSHOTTER_CONNS_MAX; i++)
-		if (s->conns[i] == c)
-			s->conns[i] = NULL;
-	free(c);
-}
-
-static void snapshotter_on_accept(listener_t *l)
-{
-	snapshotter_t *s = l->data;
-	size_t slot = 0;
-	while (slot < SNAPSHOTTER_CONNS_MAX && s->conns[slot])
-		slot++;
-	conn_t *c = calloc(1, sizeof(*c));
-	if (!c) {
-		log_error("out of memory accepting a connection");
-		return;
-	}
-	conn_init(c, s->loop, snapshotter_on_frame, snapshotter_on_close);
-	c->data = s;
-	if (conn_accept(l, c) < 0)
-		return; /* closed; on_close frees it */
-	if (slot == SNAPSHOTTER_CONNS_MAX) {
-		log_warn("more than %d connections: refused", SNAPSHOTTER_CONNS_MAX);
-		conn_close(c);
-		return;
-	}
-	s->conns[slot] = c;
+	snapshotter_t *s = bus->data;
 	log_info("bus connected; hello with hwm %" PRIu64 ", snapshot %" PRIu64,
 		 ledger_last_seq(s->ledger), s->snapshot_seq);
 	snapshotter_send_hello(s, c);
@@ -220,10 +206,7 @@ static void snapshotter_on_signal(uv_signal_t *sig, int signum)
 {
 	snapshotter_t *s = sig->data;
 	log_info("signal %d: stopping", signum);
-	listener_close(&s->listener);
-	for (size_t i = 0; i < SNAPSHOTTER_CONNS_MAX; i++)
-		if (s->conns[i])
-			conn_close(s->conns[i]);
+	session_stop(&s->bus); /* removes snapshotter.sock */
 	uv_close((uv_handle_t *)&s->sig_term, NULL);
 	uv_close((uv_handle_t *)&s->sig_int, NULL);
 	uv_close((uv_handle_t *)&s->interval_timer, NULL);
@@ -245,9 +228,11 @@ static int snapshotter_listen(snapshotter_t *s)
 	uv_signal_start(&s->sig_int, snapshotter_on_signal, SIGINT);
 	s->sock_path = config_path(s->cfg->run_dir, "snapshotter.sock");
 	int rc = s->sock_path ? config_mkdirs(s->cfg->run_dir, 0700) : -ENOMEM;
-	s->listener.data = s;
+	s->bus.data = s;
+	s->bus.on_frame = snapshotter_on_frame;
+	s->bus.on_open = snapshotter_session_opened;
 	if (rc == 0)
-		rc = listener_open(&s->listener, s->loop, s->sock_path, snapshotter_on_accept);
+		rc = session_listen(&s->bus, s->loop, "snapshotter", s->sock_path);
 	if (rc < 0)
 		log_error("%s: %s", s->sock_path ? s->sock_path : "snapshotter.sock",
 			  uv_strerror(rc));

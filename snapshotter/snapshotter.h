@@ -22,12 +22,11 @@
 #include "conn.h"
 #include "ledger.h"
 #include "logfile.h"
+#include "session.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
-
-#define SNAPSHOTTER_CONNS_MAX 8
 
 typedef struct {
 	const char *data_dir;
@@ -51,8 +50,7 @@ typedef struct {
 
 typedef struct {
 	uv_loop_t *loop;
-	listener_t listener;
-	conn_t *conns[SNAPSHOTTER_CONNS_MAX];
+	session_t bus;         /* RUN/snapshotter.sock: one bus session at a time */
 	uv_signal_t sig_term, sig_int;
 	ledger_t *ledger;
 	uint8_t chain[LOGFILE_HASH_BYTES];
@@ -76,7 +74,7 @@ typedef struct {
  */
 int snapshotter_run(const snapshotter_config_t *cfg);
 
-/* snapshotter.c: sends {"t":"ack",...} to every connected bus. */
+/* snapshotter.c: sends {"t":"ack",...} to the bus session, if any. */
 void snapshotter_ack_all(snapshotter_t *s);
 
 /* snapshot.c */
