@@ -18,15 +18,32 @@
  *   GET  /metrics                                   status; Prometheus text
  *
  * Request bodies are JSON objects of at most HTTP_BODY_BYTES_MAX bytes;
- * amounts are JSON integers (cents). An Idempotency-Key header on a command
- * becomes its "key".
+ * amounts are JSON integers (cents).
+ *
+ * Idempotency-Key (1 to IDEMKEY_BYTES_MAX = 64 bytes, else 400) on a command
+ * makes a retry safe, for the user who sends it: the bank sees the key
+ * scoped to the logged-in account (transfer, withdraw), the email (open),
+ * or the account_number (verify) (idemkey.h). Two users with the same key
+ * never meet: each replay of a user's request gets that user's original
+ * result; the same key with another body from the same user is 400
+ * key_conflict.
+ *
+ * Login attempts (login.h): failures count per (account, address), at most
+ * LOGIN_FAILS_PER_PAIR_MAX = 5, and per account from all addresses, at most
+ * LOGIN_FAILS_PER_ACCOUNT_MAX = 10, in windows of 15 minutes; beyond, 429
+ * rate_limited with Retry-After, even for the right password. An attempt
+ * counts from the moment it starts, so parallel attempts cannot overrun the
+ * limit. An address is never locked out as a whole: after
+ * LOGIN_FAILS_PER_ADDR_MAX = 100 failures across accounts it is paced to
+ * one attempt per second. A successful login clears its account's and its
+ * (account, address) failures.
  *
  * Errors are {"error": code, "message": text}:
  *   400 bad_request (malformed JSON, missing field, wrong type), or the
  *       protocol's rejection code (insufficient_funds, not_verified, ...)
  *   401 unauthorized (missing, forged or expired token), auth_failed (login)
  *   404 no_route; 405 method_not_allowed (with Allow)
- *   429 rate_limited (with Retry-After): failed logins, see ratelimit.h
+ *   429 rate_limited (with Retry-After): failed logins, see login.h
  *   500 internal; 503 unavailable / overloaded (no bus, or the bus says so);
  *   504 timeout (no reply within GW_BUS_TIMEOUT_MS)
  */
