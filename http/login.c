@@ -7,10 +7,10 @@
 
 int login_limits_init(login_limits_t *l)
 {
-	if (ratelimit_init(&l->by_pair, LOGIN_FAILS_PER_PAIR_MAX, LOGIN_FAIL_WINDOW_MS) < 0 ||
-	    ratelimit_init(&l->by_account, LOGIN_FAILS_PER_ACCOUNT_MAX, LOGIN_FAIL_WINDOW_MS) <
-	            0 ||
-	    ratelimit_init(&l->by_addr, LOGIN_FAILS_PER_ADDR_MAX, LOGIN_FAIL_WINDOW_MS) < 0 ||
+	const uint64_t window_ms = LOGIN_FAIL_WINDOW_MS;
+	if (ratelimit_init(&l->by_pair, LOGIN_FAILS_PER_PAIR_MAX, window_ms) < 0 ||
+	    ratelimit_init(&l->by_account, LOGIN_FAILS_PER_ACCOUNT_MAX, window_ms) < 0 ||
+	    ratelimit_init(&l->by_addr, LOGIN_FAILS_PER_ADDR_MAX, window_ms) < 0 ||
 	    ratelimit_init(&l->addr_pace, 1, LOGIN_ADDR_PACE_MS) < 0) {
 		login_limits_free(l);
 		return -ENOMEM;
