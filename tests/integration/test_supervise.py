@@ -1,8 +1,12 @@
 """Supervision by esbankd (docs/supervision.md): a child that dies is
 restarted alone; one that dies more than 10 times in 60 s stops the group
-(exit 111); one esbankd per run directory (RUN/esbankd.lock); no child
-outlives a SIGKILLed esbankd, and leftovers named by RUN/<name>.pid are
-killed at the next start-up; RUN/esbankd.state describes the children.
+(exit 111); one that exits 100 (a permanent error) is not restarted: the
+group stops at once, esbankd exits 100 repeating the child's error, and never
+says READY; one esbankd per data directory and per run directory
+(DATA/esbankd.lock, RUN/esbankd.lock: a second one exits 100 and starts
+nothing); no child outlives a SIGKILLed esbankd, and leftovers named by
+RUN/<name>.pid are killed at the next start-up; RUN/esbankd.state describes
+the children.
 
 The build directory comes from $ESBANK_BUILD (default <repo>/build), as in
 conftest.py. The intensity test shortens the back-off with the test-only
@@ -11,20 +15,27 @@ ESBANK_RESTART_DELAY_MAX_MS.
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import time
 
 import msgpack
+import pytest
+from pathlib import Path
 
-from conftest import (_drop_group, _make_group, alive, build_dir, esbankd_path, expect_ok,
-                      open_account, open_verified)
+from conftest import (_drop_group, _make_group, alive, build_dir, descendants, esbankd_path,
+                      expect_ok, open_account, open_verified)
 
 CHILDREN = ("logger", "resolver", "snapshotter", "mailer", "bus")
 RESTART_TIMEOUT_S = 10.0
 EXIT_TEMPORARY = 111
+EXIT_PERMANENT = 100
+PERMANENT_STOP_S = 8.0  # the old esbankd restarted such a child for ~40 s
 
 
 # -- helpers -------------------------------------------------------------
@@ -97,12 +108,57 @@ def wait_gone(pids, timeout=5.0):
     return [p for p in pids if alive(p)]
 
 
-def run_esbankd(g, timeout=10.0):
-    """Runs one more esbankd on g's directories; (exit status, output)."""
-    argv = [str(esbankd_path()), "--data", str(g.data), "--run", str(g.run),
+def run_esbankd(g, timeout=10.0, data=None):
+    """Runs one more esbankd on g's run directory and data (or data);
+    (exit status, output)."""
+    argv = [str(esbankd_path()), "--data", str(data or g.data), "--run", str(g.run),
             "--http", "off", "--pwhash-cost", "min"]
     p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
     return p.returncode, (p.stdout + p.stderr).decode(errors="replace")
+
+
+def run_esbankd_ready(data, run, *extra, timeout=PERMANENT_STOP_S):
+    """Runs esbankd with --ready-fd until it exits (SIGKILL to it and its
+    children after timeout). Returns (exit status or None when killed,
+    output, bytes written to the ready fd, pids of the children it had)."""
+    rfd, wfd = os.pipe()
+    argv = [str(esbankd_path()), "--data", str(data), "--run", str(run),
+            "--pwhash-cost", "min", "--ready-fd", str(wfd)] + list(extra)
+    with tempfile.TemporaryFile() as out:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                             stderr=subprocess.STDOUT, pass_fds=(wfd,), start_new_session=True)
+        os.close(wfd)
+        kids = set()
+        deadline = time.monotonic() + timeout
+        while p.poll() is None and time.monotonic() < deadline:
+            kids.update(descendants(p.pid))
+            time.sleep(0.01)
+        rc = p.poll()
+        if rc is None:
+            kids.update(descendants(p.pid))
+            for pid in kids | {p.pid}:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            p.wait()
+        ready = b""
+        while True:
+            chunk = os.read(rfd, 256)
+            if not chunk:
+                break
+            ready += chunk
+        os.close(rfd)
+        out.seek(0)
+        return rc, out.read().decode(errors="replace"), ready, kids
+
+
+def free_tcp_port_held():
+    """A listening socket on 127.0.0.1 held by the test: its port is in use."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    return s
 
 
 # -- tests -----------------------------------------------------------------
@@ -134,18 +190,116 @@ def test_each_child_killed_comes_back(fresh_group):
     assert expect_ok(c.get_account(acct))["balance"] == 100000 + 100
 
 
-def test_second_esbankd_on_same_run_dir_exits_111(fresh_group):
+@pytest.mark.parametrize("same_data", [True, False], ids=["same-data", "other-data"])
+def test_second_esbankd_on_same_run_dir_exits_100(fresh_group, tmp_path, same_data):
     g = fresh_group()
     pids = {n: read_pid(g, n) for n in CHILDREN}
-    rc, out = run_esbankd(g)
-    assert rc == EXIT_TEMPORARY, out
-    assert "another esbankd (pid %d)" % g.proc.pid in out, out
+    data = g.data if same_data else tmp_path / "other-data"
+    rc, out = run_esbankd(g, data=data)
+    assert rc == EXIT_PERMANENT, out
+    where = "data" if same_data else "run"
+    assert "another esbankd (pid %d) is running on this %s directory" % (g.proc.pid, where) \
+        in out, out
     assert "esbankd.lock" in out, out
+    assert "started " not in out, out
     # The first group was left alone.
     assert {n: read_pid(g, n) for n in CHILDREN} == pids
     assert all(alive(p) for p in pids.values())
     assert g.proc.poll() is None
     wait_live(g)
+
+
+def test_second_esbankd_on_same_data_dir_starts_nothing(fresh_group, tmp_path):
+    """Another --run on the same data: the second esbankd must not start a
+    resolver, snapshotter or mailer on the live data (its mailer would
+    deliver queued mail a second time). It exits 100 at once naming the
+    holder of DATA/esbankd.lock, and the first group's mail goes out once."""
+    g = fresh_group()
+    c = g.client()
+    before = [open_account(c) for _ in range(3)]
+    pids = {n: read_pid(g, n) for n in CHILDREN}
+    run2 = Path(tempfile.mkdtemp(prefix="esb", dir="/tmp")) / "run"
+    try:
+        t0 = time.monotonic()
+        rc, out, ready, kids = run_esbankd_ready(g.data, run2, "--http", "off", timeout=5.0)
+        took = time.monotonic() - t0
+        assert rc == EXIT_PERMANENT, "exit %r after %.1f s:\n%s" % (rc, took, out)
+        assert took < 3.0, took
+        assert kids == set(), "the second esbankd started %r:\n%s" % (kids, out)
+        assert ready == b"", ready
+        assert "another esbankd (pid %d) is running on this data directory" % g.proc.pid \
+            in out, out
+        assert str(g.data / "esbankd.lock") in out, out
+        assert not list(run2.glob("*.pid")) and not list(run2.glob("*.sock")), \
+            list(run2.iterdir())
+    finally:
+        shutil.rmtree(run2.parent, ignore_errors=True)
+    # The first group did not notice, and each mail was delivered exactly once.
+    assert {n: read_pid(g, n) for n in CHILDREN} == pids and g.proc.poll() is None
+    after = [open_account(g.client()) for _ in range(2)]
+    for acct in before + after:
+        g.wait_code(acct)
+    time.sleep(0.5)  # a second delivery would come within the mailer's first pass
+    for acct in before + after:
+        assert len(g.codes_for(acct)) == 1, (acct, g.codes_for(acct))
+
+
+def test_logger_permanent_error_stops_group_with_100(tmp_path):
+    """A log the logger refuses (damaged at seq 0): the logger exits 100.
+    esbankd does not restart it, stops the group at once, exits 100 with the
+    logger's own message as its last error, and never writes READY."""
+    data, run = tmp_path / "data", Path(tempfile.mkdtemp(prefix="esb", dir="/tmp")) / "run"
+    data.mkdir(mode=0o700)
+    (data / "events.log").write_bytes(b"NOTALOG!" + b"\x00" * 64)
+    try:
+        t0 = time.monotonic()
+        rc, out, ready, kids = run_esbankd_ready(data, run, "--http", "off")
+        took = time.monotonic() - t0
+    finally:
+        shutil.rmtree(run.parent, ignore_errors=True)
+    assert rc == EXIT_PERMANENT, "exit %r after %.1f s:\n%s" % (rc, took, out)
+    assert took < 5.0, took
+    assert ready == b"", "READY before the group was live: %r" % ready
+    assert "esbank is live" not in out, out
+    assert "restarting logger" not in out and "restarted logger" not in out, out
+    assert re.search(r"logger \(pid \d+\) exited with status 100, a permanent error", out), out
+    errors = [ln for ln in out.splitlines() if ln.startswith("error: ")]
+    assert "logger failed with a permanent error (exit 100):" in errors[-1], out
+    assert "events.log is damaged at seq 0" in errors[-1], out
+    assert not wait_gone(kids), "children left after esbankd stopped"
+
+
+def test_http_port_in_use_stops_group_with_100(tmp_path):
+    """esbank-http cannot have its port: exit 100, no READY (though the bus
+    itself goes live), and esbankd's last error names the address."""
+    held = free_tcp_port_held()
+    addr = "127.0.0.1:%d" % held.getsockname()[1]
+    data, run = tmp_path / "data", Path(tempfile.mkdtemp(prefix="esb", dir="/tmp")) / "run"
+    try:
+        rc, out, ready, kids = run_esbankd_ready(data, run, "--http", addr)
+    finally:
+        held.close()
+        shutil.rmtree(run.parent, ignore_errors=True)
+    assert rc == EXIT_PERMANENT, "exit %r:\n%s" % (rc, out)
+    assert ready == b"", "READY while http could not listen: %r" % ready
+    assert "esbank is live" not in out, out
+    assert "restarting http" not in out, out
+    errors = [ln for ln in out.splitlines() if ln.startswith("error: ")]
+    assert "http failed with a permanent error (exit 100): http %s: address already in use" \
+        % addr in errors[-1], out
+    assert not wait_gone(kids), "children left after esbankd stopped"
+
+
+def test_live_waits_for_http_listening(fresh_group):
+    """With http on, READY comes only once http holds its port: a connection
+    to the address made right after READY is accepted."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    g = fresh_group("--http", "127.0.0.1:%d" % port)
+    assert g.ready_via == "pipe"
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    assert read_state(g)["state"] == "running"
 
 
 def test_sigkill_esbankd_then_fresh_start(fresh_group):
