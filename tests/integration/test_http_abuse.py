@@ -76,20 +76,10 @@ def login_bytes(acct, password):
 
 
 def read_response(s):
-    """(status, headers, body) of the one response on s, read until close."""
-    out = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-    head, _, body = out.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return int(lines[0].split()[1]), headers, json.loads(body)
+    """(status, headers, json body) of the one response on s."""
+    r = http.client.HTTPResponse(s)
+    r.begin()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, json.loads(r.read())
 
 
 @pytest.fixture(scope="module")
