@@ -22,9 +22,12 @@ static const char USAGE[] =
 	"the foreground, prints each program's lines prefixed with its name, restarts\n"
 	"one that dies (100 ms back-off doubling to 5 s; more than 10 deaths of one in\n"
 	"60 s stop the group, exit 111), and stops them in order on SIGTERM or SIGINT.\n"
-	"One esbankd per run directory (RUN/esbankd.lock). It is ready when\n"
-	"RUN/bus.sock says live; with --ready-fd N it then writes \"READY=1\\n\" to\n"
-	"file descriptor N. See docs/supervision.md.\n"
+	"A program that exits 100 (a permanent error) is not restarted: the group\n"
+	"stops and esbankd exits 100, repeating that program's last error line.\n"
+	"One esbankd per data and per run directory (DATA/esbankd.lock,\n"
+	"RUN/esbankd.lock; a second one exits 100). It is ready when RUN/bus.sock\n"
+	"says live with every peer connected and http listens; with --ready-fd N it\n"
+	"then writes \"READY=1\\n\" to file descriptor N. See docs/supervision.md.\n"
 	"Executables are looked up in ESBANK_BIN_DIR, beside esbankd, then in the\n"
 	"build tree's folders (../logger/esbank-logger, ...).";
 
