@@ -5,8 +5,8 @@
  *
  *   file header, LOGFILE_HEADER_BYTES (8) bytes at offset 0:
  *     0  6  magic    "ESBLOG"
- *     6  2  version  LOGFILE_VERSION (1)
- *   then records, back to back, in sequence order:
+ *     6  2  version  2 (LOGFILE_VERSION_2) for files created now; 1 is read
+ *   record, LOGFILE_RECORD_OVERHEAD (44) + len bytes (the same in 1 and 2):
  *     0  4  len      body length, 1 <= len <= LOGFILE_RECORD_BODY_MAX
  *     4  8  seq      sequence number: 1 for the first record, then +1 each
  *     12 len body    one event: exactly one msgpack map (checked when encoded)
@@ -15,41 +15,88 @@
  *                    where prev_hash is the hash of record seq - 1, or 32 zero
  *                    bytes for seq 1. The hash of the last record is the head:
  *                    it commits to the whole history, like a git commit id.
- *   A record takes LOGFILE_RECORD_OVERHEAD (44) + len bytes.
+ *   version 1: records back to back after the file header.
+ *   version 2: batches back to back after the file header. A batch is what
+ *   one logfile_write() writes (one pwritev, one fdatasync): a batch header,
+ *   LOGFILE_BATCH_HEAD_BYTES (40), then its records back to back:
+ *     0  8  first_seq  the seq of its first record
+ *     8  8  last_seq   the seq of its last record (>= first_seq)
+ *     16 8  bytes      the length of its records, so the batch ends at
+ *                      offset + 40 + bytes
+ *     24 16 check      BLAKE2b-128 of offset (8 bytes BE, where this header
+ *                      starts) || the 24 bytes above
+ *   The header is outside the chain: the records and their hashes are the
+ *   same as in version 1, so the head hash of a history does not depend on
+ *   how it was batched.
  *
  * A record is valid when it is complete, its len is in range, its seq is the
- * one expected and its hash matches. logfile_open() checks every record and
- * stops at the first one that is not valid, at offset o, expected seq s:
+ * one expected and its hash matches; a batch header when it is complete, its
+ * check matches and first_seq is the seq expected; a batch when its header
+ * and all its records are valid and they end exactly at its end with
+ * last_seq. logfile_open() checks everything and stops at the first thing
+ * that is not valid. Then it must tell a torn tail (a crash during the last
+ * append: those events were never acknowledged, since nothing is before its
+ * fdatasync) from damage to acknowledged history (refused: -EBADMSG with the
+ * seq and offset, nothing changed; the logger names `esbank log-repair`).
  *
- *   - If a complete valid record s + 1 follows it - a record that starts
- *     within one maximal record after o, and whose hash chains either to the
- *     32 bytes just before it (record s's stored hash) or to the hash record s
- *     would have with the bytes it has - then history is damaged: -EBADMSG,
- *     rep->damage_seq = s, rep->damage_offset = o, nothing is changed.
- *   - Otherwise it is a torn tail (a crash during an append: an incomplete
- *     record, or a complete one whose bytes did not all reach the disk): the
- *     file is cut at o with ftruncate + fdatasync and rep says so. In
- *     read_only mode the cut is only reported and the log ends at o.
+ * Version 2, the bad spot in the batch starting at B:
+ *   - The header at B is valid, so the batch's end E is known. If the file
+ *     goes on past E, damage: a batch is written only after the one before
+ *     it was fdatasync'd, so this one was acknowledged. Otherwise it is the
+ *     file's last batch and torn: cut at B.
+ *   - The header at B is not valid. Walk the records that would follow it
+ *     (chained from the last valid one) to the first that is not valid; if a
+ *     valid batch header for the next seq stands there, a later batch
+ *     follows: damage at B. Otherwise torn: cut at B.
+ *   A batch is cut whole or kept whole: page write-back is unordered, so a
+ *   crash may leave a later record of the last batch whole and an earlier
+ *   one torn, and that is still a torn tail. The cost: damage inside the
+ *   file's last batch after it was acknowledged (a bit flip at rest, with no
+ *   append since) looks the same as a torn write and is cut too; and two
+ *   faults at once (a damaged header and a damaged first record of the same
+ *   acknowledged batch) may pass for a torn tail.
  *
- * So a flipped byte anywhere in a record before the last is damage (the next
- * record still chains to it), and one in the last record is a torn tail. The
- * cost of this rule: if a crash tears a batch so that a later record of the
- * batch reached the disk whole while an earlier one did not, the logger stops
- * instead of cutting events that were never acknowledged; an operator cuts
- * the tail by hand. Acknowledged history is never cut automatically.
+ * Version 1 (no batches; kept for files written before version 2), the bad
+ * record s at offset o:
+ *   - If a complete valid record s + 1 follows it - one that starts within
+ *     one maximal record after o and whose hash chains either to the 32 bytes
+ *     just before it (record s's stored hash) or to the hash record s would
+ *     have with the bytes it has - damage at s, o.
+ *   - Otherwise a torn tail: cut at o.
+ *   So a flipped byte in a record before the last is damage and one in the
+ *   last record is a torn tail; and a torn batch whose later record reached
+ *   the disk whole while an earlier one did not stops the logger (version 2
+ *   exists for this). A version 1 file is appended to in version 1 (records
+ *   only), never converted: converting means rewriting the whole history,
+ *   and a log written in two versions would need rules for both at once. A
+ *   new file is version 2.
  *
- * A file shorter than the header whose bytes are a prefix of the header (a
- * crash while creating it) is a torn tail at 0 and the header is rewritten;
- * any other bad magic is damage at seq 0, offset 0; an unknown version is
- * -EPROTONOSUPPORT.
+ * A torn tail is cut with ftruncate. In read_only mode the cut is only
+ * reported and the log ends at the cut. A file shorter than the header whose
+ * bytes are a prefix of the header (a crash while creating it) is a torn
+ * tail at 0 and a version 2 header is written; any other bad magic is damage
+ * at seq 0, offset 0; an unknown version is -EPROTONOSUPPORT.
+ *
+ * Before a writer's logfile_open() returns, it fdatasyncs the file and
+ * fsyncs its directory: the bytes it scanned may be only in the page cache
+ * (the previous writer was killed between its pwrite and its fdatasync), and
+ * the logger reports the log's last seq as durable. If that fails, the open
+ * fails (rep->not_durable) and is not retried: after a failed fsync the
+ * page cache cannot be trusted to still hold the bytes.
  *
  * Appends: logfile_encode() builds records in memory, logfile_write() writes a
- * batch with one pwrite and one fdatasync, cutting the file back on any error
- * so that a retry rewrites (re-dirties) every byte: after a failed fsync the
- * page cache cannot be trusted to still hold them.
+ * batch with one pwrite(v) and one fdatasync, cutting the file back on any
+ * error so that a retry rewrites (re-dirties) every byte, for the same
+ * reason.
  *
- * A writer holds an exclusive flock() on the file; a second writer gets
- * -EAGAIN. Read-only openers take no lock.
+ * Repair (logfile_repair, esbank log-repair): the operator cuts the log at
+ * its first problem; every byte cut is first copied to
+ * DIR/events.log.cut-<seq>-<unix time> (fsync'd, and its directory). In
+ * version 2 a cut inside a batch keeps that batch's valid records and
+ * rewrites its header to end at the cut.
+ *
+ * A writer holds an exclusive flock() on the file; a second writer (or a
+ * repair) gets -EAGAIN. Read-only openers take no lock.
  */
 #include "logfile.h"
 
@@ -67,13 +114,19 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LOGFILE_MAGIC "ESBLOG"
 #define LOGFILE_MAGIC_BYTES 6
-#define LOGFILE_VERSION 1
+#define LOGFILE_VERSION LOGFILE_VERSION_2 /* what a new file is written in */
 #define LOGFILE_HEADER_BYTES 8
+#define LOGFILE_BATCH_HEAD_BYTES 40
+#define LOGFILE_BATCH_FIELDS_BYTES 24 /* first_seq, last_seq, bytes */
+#define LOGFILE_BATCH_CHECK_BYTES 16
+/* A batch's declared length above this is not valid (keeps offsets in range). */
+#define LOGFILE_BATCH_BYTES_MAX ((uint64_t)1 << 48)
 #define LOGFILE_RECORD_HEAD_BYTES 12 /* len + seq */
 #define LOGFILE_RECORD_OVERHEAD (LOGFILE_RECORD_HEAD_BYTES + LOGFILE_HASH_BYTES)
 #define LOGFILE_RECORD_BYTES_MAX (LOGFILE_RECORD_OVERHEAD + LOGFILE_RECORD_BODY_MAX)
@@ -111,11 +164,69 @@ static uint64_t logfile_get_u64(const unsigned char *p)
 	return v;
 }
 
-static void logfile_header_bytes(unsigned char out[LOGFILE_HEADER_BYTES])
+static void logfile_header_bytes(unsigned char out[LOGFILE_HEADER_BYTES], int version)
 {
 	memcpy(out, LOGFILE_MAGIC, LOGFILE_MAGIC_BYTES);
-	out[6] = LOGFILE_VERSION >> 8;
-	out[7] = LOGFILE_VERSION & 0xff;
+	out[6] = (unsigned char)(version >> 8);
+	out[7] = (unsigned char)(version & 0xff);
+}
+
+/* The version in a whole header with the right magic, or 0 if unknown. */
+static int logfile_header_version(const unsigned char h[LOGFILE_HEADER_BYTES])
+{
+	int v = h[6] << 8 | h[7];
+	return v == LOGFILE_VERSION_1 || v == LOGFILE_VERSION_2 ? v : 0;
+}
+
+/* --- batch headers (version 2) ------------------------------------------ */
+
+typedef struct {
+	uint64_t first_seq;
+	uint64_t last_seq;
+	uint64_t bytes;
+} logfile_batch_t;
+
+static void logfile_batch_check(uint64_t at, const unsigned char *fields,
+                                uint8_t out[LOGFILE_BATCH_CHECK_BYTES])
+{
+	unsigned char in[8 + LOGFILE_BATCH_FIELDS_BYTES];
+	logfile_put_u64(in, at);
+	memcpy(in + 8, fields, LOGFILE_BATCH_FIELDS_BYTES);
+	crypto_generichash(out, LOGFILE_BATCH_CHECK_BYTES, in, sizeof(in), NULL, 0);
+}
+
+static void logfile_batch_encode(uint64_t at, const logfile_batch_t *b,
+                                 unsigned char out[LOGFILE_BATCH_HEAD_BYTES])
+{
+	logfile_put_u64(out, b->first_seq);
+	logfile_put_u64(out + 8, b->last_seq);
+	logfile_put_u64(out + 16, b->bytes);
+	logfile_batch_check(at, out, out + LOGFILE_BATCH_FIELDS_BYTES);
+}
+
+/* True when the header p, found at offset at, is valid for first seq seq. */
+static bool logfile_batch_decode(uint64_t at, const unsigned char *p, uint64_t seq,
+                                 logfile_batch_t *b)
+{
+	uint8_t check[LOGFILE_BATCH_CHECK_BYTES];
+	logfile_batch_check(at, p, check);
+	if (sodium_memcmp(check, p + LOGFILE_BATCH_FIELDS_BYTES, sizeof(check)) != 0)
+		return false;
+	b->first_seq = logfile_get_u64(p);
+	b->last_seq = logfile_get_u64(p + 8);
+	b->bytes = logfile_get_u64(p + 16);
+	return b->first_seq == seq && b->last_seq >= seq && b->bytes <= LOGFILE_BATCH_BYTES_MAX &&
+	       b->last_seq - seq < b->bytes / (LOGFILE_RECORD_OVERHEAD + 1);
+}
+
+/* DIR/events.log, malloc'd; NULL when out of memory. */
+static char *logfile_path(const char *dir)
+{
+	size_t n = strlen(dir) + sizeof(LOGFILE_NAME) + 1;
+	char *path = malloc(n);
+	if (path)
+		snprintf(path, n, "%s/%s", dir, LOGFILE_NAME);
+	return path;
 }
 
 /* hash = H(prev || seq || len || body) */
@@ -280,25 +391,28 @@ static int logfile_write_all(int fd, uint64_t at, const void *buf, size_t len)
 }
 
 /*
- * Checks the header; writes it into a new (or torn-while-created) file.
- * Returns 0 when records may follow, 1 for a read-only log without a whole
- * header (empty), or a negative errno.
+ * Checks the header and sets lf->version; writes a version 2 header into a
+ * new (or torn-while-created) file. Returns 0 when records may follow, 1 for
+ * a read-only log without a whole header (empty), or a negative errno.
  */
-static int logfile_check_header(logfile_t *lf, const char *dir, bool read_only,
-                                logfile_scan_t *s, logfile_report_t *rep)
+static int logfile_check_header(logfile_t *lf, bool read_only, logfile_scan_t *s,
+                                logfile_report_t *rep)
 {
 	unsigned char want[LOGFILE_HEADER_BYTES];
-	logfile_header_bytes(want);
+	logfile_header_bytes(want, LOGFILE_VERSION);
 	size_t have = s->size < LOGFILE_HEADER_BYTES ? (size_t)s->size : LOGFILE_HEADER_BYTES;
 	const unsigned char *h = logfile_scan_get(s, 0, have);
 	if (!h)
 		return s->err ? s->err : -EIO;
 	if (memcmp(h, want, have < LOGFILE_MAGIC_BYTES ? have : LOGFILE_MAGIC_BYTES) != 0)
 		return -EBADMSG;
+	if (have == LOGFILE_HEADER_BYTES) {
+		lf->version = logfile_header_version(h);
+		return lf->version ? 0 : -EPROTONOSUPPORT;
+	}
 	if (memcmp(h, want, have) != 0)
 		return -EPROTONOSUPPORT;
-	if (have == LOGFILE_HEADER_BYTES)
-		return 0;
+	lf->version = LOGFILE_VERSION;
 	if (have > 0) {
 		rep->torn_tail_cut = true;
 		rep->torn_offset = 0;
@@ -306,18 +420,22 @@ static int logfile_check_header(logfile_t *lf, const char *dir, bool read_only,
 	}
 	if (read_only)
 		return 1; /* an empty log; nothing to scan */
-	int r = logfile_write_all(lf->fd, 0, want, sizeof(want));
-	if (r == 0 && fdatasync(lf->fd) < 0)
-		r = -errno;
-	if (r == 0)
-		r = fileio_fsync_dir(dir);
 	s->size = LOGFILE_HEADER_BYTES;
 	s->buf_len = 0;
-	return r;
+	return logfile_write_all(lf->fd, 0, want, sizeof(want)); /* synced by the open */
 }
 
-/* Reads every record, building the index; stops at the first bad one. */
-static int logfile_scan_all(logfile_t *lf, logfile_scan_t *s, uint64_t *bad_off)
+/* Where the start-up scan stopped: the first thing not valid. */
+typedef struct {
+	uint64_t off;       /* the bad record, or (v2) the bad batch header */
+	uint64_t seq;       /* the seq expected there */
+	uint64_t batch_off; /* v2: the start of its batch (v1: off); the cut goes here */
+	bool head_ok;       /* v2: that batch's header is valid, so end is known */
+	uint64_t end;       /* v2: where that batch ends */
+} logfile_stop_t;
+
+/* Version 1: reads every record, building the index; stops at the first bad one. */
+static int logfile_scan_v1(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *st)
 {
 	uint64_t off = LOGFILE_HEADER_BYTES;
 	for (;;) {
@@ -327,7 +445,7 @@ static int logfile_scan_all(logfile_t *lf, logfile_scan_t *s, uint64_t *bad_off)
 		if (s->err)
 			return s->err;
 		if (r <= 0) {
-			*bad_off = off;
+			*st = (logfile_stop_t){ .off = off, .seq = lf->last_seq + 1, .batch_off = off };
 			return r;
 		}
 		if (logfile_index_push(lf, off) < 0)
@@ -337,25 +455,109 @@ static int logfile_scan_all(logfile_t *lf, logfile_scan_t *s, uint64_t *bad_off)
 	}
 }
 
-/* After the scan stopped at bad_off: torn tail (cut it) or damage. */
-static int logfile_settle_tail(logfile_t *lf, logfile_scan_t *s, bool read_only,
-                               uint64_t bad_off, logfile_report_t *rep)
+/* Version 2: indexes the records of batch b, from off to st->end; 0 or -EBADMSG. */
+static int logfile_scan_batch(logfile_t *lf, logfile_scan_t *s, const logfile_batch_t *b,
+                              uint64_t off, logfile_stop_t *st)
 {
-	if (logfile_followed(s, bad_off, lf->last_seq + 1, lf->head_hash)) {
-		rep->damage_seq = lf->last_seq + 1;
-		rep->damage_offset = bad_off;
-		return -EBADMSG;
+	while (off < st->end && lf->last_seq < b->last_seq) {
+		uint8_t h[LOGFILE_HASH_BYTES];
+		uint64_t next;
+		int r = logfile_scan_record(s, off, lf->last_seq + 1, lf->head_hash, &next, h);
+		if (s->err)
+			return s->err;
+		st->off = off;
+		st->seq = lf->last_seq + 1;
+		if (r <= 0 || next > st->end)
+			return -EBADMSG;
+		if (logfile_index_push(lf, off) < 0)
+			return -ENOMEM;
+		memcpy(lf->head_hash, h, LOGFILE_HASH_BYTES);
+		off = next;
 	}
+	st->off = off;
+	st->seq = lf->last_seq + 1;
+	return off == st->end && lf->last_seq == b->last_seq ? 0 : -EBADMSG;
+}
+
+/* Version 2: reads batch after batch, building the index; stops at the
+ * first bad one, whose records are left out of the index. */
+static int logfile_scan_v2(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *st)
+{
+	uint64_t off = LOGFILE_HEADER_BYTES;
+	while (off < s->size) {
+		logfile_batch_t b;
+		const unsigned char *p = logfile_scan_get(s, off, LOGFILE_BATCH_HEAD_BYTES);
+		if (s->err)
+			return s->err;
+		*st = (logfile_stop_t){ .off = off, .seq = lf->last_seq + 1, .batch_off = off };
+		if (!p || !logfile_batch_decode(off, p, lf->last_seq + 1, &b))
+			return -EBADMSG;
+		st->head_ok = true;
+		st->end = off + LOGFILE_BATCH_HEAD_BYTES + b.bytes;
+		uint64_t seq0 = lf->last_seq;
+		uint8_t head0[LOGFILE_HASH_BYTES];
+		memcpy(head0, lf->head_hash, LOGFILE_HASH_BYTES);
+		int r = logfile_scan_batch(lf, s, &b, off + LOGFILE_BATCH_HEAD_BYTES, st);
+		if (r < 0) {
+			lf->last_seq = seq0; /* a batch is kept or cut whole */
+			memcpy(lf->head_hash, head0, LOGFILE_HASH_BYTES);
+			return r;
+		}
+		off = st->end;
+	}
+	return 0;
+}
+
+/* Version 2, the batch at st->batch_off is bad: does a later batch follow it
+ * (damage) or is it the file's last (a torn tail)? See the rules at the top. */
+static bool logfile_v2_followed(const logfile_t *lf, logfile_scan_t *s, const logfile_stop_t *st)
+{
+	if (st->head_ok)
+		return s->size > st->end;
+	uint64_t off = st->batch_off + LOGFILE_BATCH_HEAD_BYTES;
+	uint64_t seq = lf->last_seq + 1;
+	uint8_t prev[LOGFILE_HASH_BYTES], h[LOGFILE_HASH_BYTES];
+	memcpy(prev, lf->head_hash, LOGFILE_HASH_BYTES);
+	for (uint64_t next; off < s->size; off = next, seq++) {
+		if (logfile_scan_record(s, off, seq, prev, &next, h) != 1)
+			break;
+		memcpy(prev, h, LOGFILE_HASH_BYTES);
+	}
+	const unsigned char *p = logfile_scan_get(s, off, LOGFILE_BATCH_HEAD_BYTES);
+	logfile_batch_t b;
+	return p && logfile_batch_decode(off, p, seq, &b);
+}
+
+/* After the scan stopped at *st: torn tail (cut it) or damage. */
+static int logfile_settle_tail(logfile_t *lf, logfile_scan_t *s, bool read_only,
+                               const logfile_stop_t *st, logfile_report_t *rep)
+{
+	bool damage = lf->version == LOGFILE_VERSION_1
+	                  ? logfile_followed(s, st->off, st->seq, lf->head_hash)
+	                  : logfile_v2_followed(lf, s, st);
 	if (s->err)
 		return s->err;
+	if (damage) {
+		rep->damage_seq = st->seq;
+		rep->damage_offset = st->head_ok ? st->off : st->batch_off;
+		return -EBADMSG;
+	}
 	rep->torn_tail_cut = true;
-	rep->torn_offset = bad_off;
-	rep->torn_bytes = s->size - bad_off;
+	rep->torn_offset = st->batch_off;
+	rep->torn_bytes = s->size - st->batch_off;
+	rep->torn_seq = lf->last_seq + 1;
+	s->size = st->batch_off;
 	if (read_only)
 		return 0;
-	if (ftruncate(lf->fd, (off_t)bad_off) < 0 || fdatasync(lf->fd) < 0)
-		return -errno;
-	return 0;
+	return ftruncate(lf->fd, (off_t)st->batch_off) < 0 ? -errno : 0; /* synced by the open */
+}
+
+/* A writer's last step: what it scanned, and the cut, on stable storage. */
+static int logfile_make_durable(logfile_t *lf, const char *dir, logfile_report_t *rep)
+{
+	int r = fdatasync(lf->fd) < 0 ? -errno : fileio_fsync_dir(dir);
+	rep->not_durable = r < 0;
+	return r;
 }
 
 static int logfile_open_fd(logfile_t *lf, bool read_only)
@@ -378,19 +580,20 @@ static int logfile_verify(logfile_t *lf, const char *dir, bool read_only, logfil
 	s.buf = malloc(LOGFILE_SCAN_CHUNK_BYTES);
 	if (!s.buf)
 		return -ENOMEM;
-	int r = logfile_check_header(lf, dir, read_only, &s, rep);
-	uint64_t bad_off = 0;
+	int r = logfile_check_header(lf, read_only, &s, rep);
 	if (r == 1) {
 		r = 0;
 	} else if (r == 0) {
-		r = logfile_scan_all(lf, &s, &bad_off);
-		if (r == -EBADMSG) {
-			r = logfile_settle_tail(lf, &s, read_only, bad_off, rep);
-			s.size = bad_off;
-		}
+		logfile_stop_t stop = { 0 };
+		r = lf->version == LOGFILE_VERSION_1 ? logfile_scan_v1(lf, &s, &stop)
+		                                     : logfile_scan_v2(lf, &s, &stop);
+		if (r == -EBADMSG)
+			r = logfile_settle_tail(lf, &s, read_only, &stop, rep);
 	}
 	lf->size_bytes = s.size;
 	free(s.buf);
+	if (r == 0 && !read_only)
+		r = logfile_make_durable(lf, dir, rep);
 	return r;
 }
 
@@ -402,11 +605,9 @@ int logfile_open(logfile_t *lf, const char *dir, bool read_only, logfile_report_
 	lf->fd = -1;
 	if (sodium_init() < 0)
 		return -ENOSYS;
-	size_t n = strlen(dir) + sizeof(LOGFILE_NAME) + 1;
-	lf->path = malloc(n);
+	lf->path = logfile_path(dir);
 	if (!lf->path)
 		return -ENOMEM;
-	snprintf(lf->path, n, "%s/%s", dir, LOGFILE_NAME);
 	int r = logfile_open_fd(lf, read_only);
 	if (r == 0)
 		r = logfile_verify(lf, dir, read_only, rep);
@@ -483,10 +684,53 @@ int logfile_encode(uint64_t seq, const char *body, size_t body_len,
 	return 0;
 }
 
-int logfile_write(int fd, uint64_t at, const char *buf, size_t len)
+/* The seq of the last record of the encoded records buf[0..len). */
+static uint64_t logfile_last_seq_of(const char *buf, size_t len)
 {
-	assert(fd >= 0 && buf && len > 0);
-	int r = logfile_write_all(fd, at, buf, len);
+	const unsigned char *p = (const unsigned char *)buf;
+	size_t pos = 0, rec = 0;
+	while (pos < len) {
+		assert(len - pos >= LOGFILE_RECORD_OVERHEAD);
+		rec = pos;
+		pos += LOGFILE_RECORD_OVERHEAD + logfile_get_u32(p + pos);
+	}
+	assert(pos == len);
+	return logfile_get_u64(p + rec + 4);
+}
+
+/* Writes the batch header and the records at at with one pwritev (the rest
+ * with pwrite if it came short). */
+static int logfile_write_batch(int fd, uint64_t at, const char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	logfile_batch_t b = { .first_seq = logfile_get_u64(p + 4), .bytes = len,
+	                      .last_seq = logfile_last_seq_of(buf, len) };
+	unsigned char head[LOGFILE_BATCH_HEAD_BYTES];
+	logfile_batch_encode(at, &b, head);
+	struct iovec iov[2] = { { head, sizeof(head) }, { (void *)buf, len } };
+	ssize_t n;
+	do
+		n = pwritev(fd, iov, 2, (off_t)at);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	size_t done = (size_t)n;
+	int r = 0;
+	if (done < sizeof(head))
+		r = logfile_write_all(fd, at + done, head + done, sizeof(head) - done);
+	size_t body_done = done > sizeof(head) ? done - sizeof(head) : 0;
+	if (r == 0 && body_done < len)
+		r = logfile_write_all(fd, at + sizeof(head) + body_done, buf + body_done,
+		                      len - body_done);
+	return r;
+}
+
+int logfile_write(const logfile_t *lf, uint64_t at, const char *buf, size_t len)
+{
+	assert(lf && lf->fd >= 0 && buf && len > 0);
+	int fd = lf->fd;
+	int r = lf->version == LOGFILE_VERSION_1 ? logfile_write_all(fd, at, buf, len)
+	                                         : logfile_write_batch(fd, at, buf, len);
 	if (r == 0 && fdatasync(fd) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -501,17 +745,20 @@ int logfile_commit(logfile_t *lf, const char *buf, size_t len, uint64_t last_seq
                    const uint8_t head[LOGFILE_HASH_BYTES])
 {
 	assert(lf && buf && last_seq >= lf->last_seq);
+	uint64_t base = lf->size_bytes;
+	if (lf->version == LOGFILE_VERSION_2)
+		base += LOGFILE_BATCH_HEAD_BYTES;
 	size_t pos = 0;
 	while (pos < len) {
 		const unsigned char *p = (const unsigned char *)buf + pos;
 		assert(len - pos >= LOGFILE_RECORD_OVERHEAD);
 		assert(logfile_get_u64(p + 4) == lf->last_seq + 1);
-		if (logfile_index_push(lf, lf->size_bytes + pos) < 0)
+		if (logfile_index_push(lf, base + pos) < 0)
 			return -ENOMEM;
 		pos += LOGFILE_RECORD_OVERHEAD + logfile_get_u32(p);
 	}
 	assert(pos == len && lf->last_seq == last_seq);
-	lf->size_bytes += len;
+	lf->size_bytes = base + len;
 	memcpy(lf->head_hash, head, LOGFILE_HASH_BYTES);
 	return 0;
 }
@@ -621,8 +868,12 @@ bool logfile_hash_at(const logfile_t *lf, uint64_t seq, uint8_t out[LOGFILE_HASH
 		memcpy(out, lf->head_hash, LOGFILE_HASH_BYTES);
 		return true;
 	}
-	/* A record's hash is its last 32 bytes, just before the next record. */
-	uint64_t at = logfile_offset(lf, seq + 1) - LOGFILE_HASH_BYTES;
+	/* A record's hash is its last 32 bytes (in v2 a batch header may follow). */
+	unsigned char len[4];
+	uint64_t at = logfile_offset(lf, seq);
+	if (logfile_pread_all(lf->fd, at, (char *)len, sizeof(len)) < 0)
+		return false;
+	at += LOGFILE_RECORD_HEAD_BYTES + logfile_get_u32(len);
 	return logfile_pread_all(lf->fd, at, (char *)out, LOGFILE_HASH_BYTES) == 0;
 }
 
@@ -639,6 +890,7 @@ const char *logfile_problem_text(logfile_problem_t p)
 	case LOGFILE_PROBLEM_LENGTH: return "the record's length is out of range";
 	case LOGFILE_PROBLEM_SEQ: return "the record has the wrong sequence number";
 	case LOGFILE_PROBLEM_HASH: return "the record's hash does not chain";
+	case LOGFILE_PROBLEM_BATCH: return "the batch header is not valid or does not fit its records";
 	}
 	return "unknown problem";
 }
@@ -703,11 +955,12 @@ static int logfile_scan_one(logfile_scan_t *s, uint64_t off, logfile_scan_report
 	return 1;
 }
 
-/* 0 when records follow the header, 1 for an empty file, or -EBADMSG. */
+/* 0 when records follow the header (rep->version set), 1 for an empty
+ * file, or -EBADMSG. */
 static int logfile_scan_header(logfile_scan_t *s, logfile_scan_report_t *rep)
 {
-	unsigned char want[LOGFILE_HEADER_BYTES];
-	logfile_header_bytes(want);
+	unsigned char magic[LOGFILE_HEADER_BYTES];
+	logfile_header_bytes(magic, LOGFILE_VERSION);
 	if (s->size == 0)
 		return 1;
 	const unsigned char *h = logfile_scan_need(s, 0, LOGFILE_HEADER_BYTES);
@@ -715,24 +968,82 @@ static int logfile_scan_header(logfile_scan_t *s, logfile_scan_report_t *rep)
 		rep->problem = LOGFILE_PROBLEM_TRUNCATED;
 		return -EBADMSG;
 	}
-	if (h && memcmp(h, want, LOGFILE_HEADER_BYTES) == 0)
+	if (h && memcmp(h, magic, LOGFILE_MAGIC_BYTES) == 0)
+		rep->version = logfile_header_version(h);
+	if (rep->version)
 		return 0;
 	rep->problem = LOGFILE_PROBLEM_HEADER;
 	return s->err ? s->err : -EBADMSG;
+}
+
+/* v2: the batch header at off; 1 valid (*b set), 0 end of file, or -EBADMSG. */
+static int logfile_scan_batch_head(logfile_scan_t *s, uint64_t off, logfile_scan_report_t *rep,
+                                   logfile_batch_t *b)
+{
+	rep->seq = rep->batch_seq = rep->last_seq + 1;
+	rep->offset = rep->batch_offset = off;
+	if (off == s->size)
+		return 0;
+	const unsigned char *p = logfile_scan_need(s, off, LOGFILE_BATCH_HEAD_BYTES);
+	rep->problem = p ? LOGFILE_PROBLEM_BATCH : LOGFILE_PROBLEM_TRUNCATED;
+	if (!p || !logfile_batch_decode(off, p, rep->seq, b))
+		return -EBADMSG;
+	rep->problem = LOGFILE_PROBLEM_NONE;
+	return 1;
+}
+
+/* v2: the record ending at end is where its batch says: its last exactly at the end. */
+static bool logfile_fits_batch(const logfile_batch_t *b, uint64_t batch_end, uint64_t seq,
+                               uint64_t end)
+{
+	return end < batch_end ? seq < b->last_seq : end == batch_end && seq == b->last_seq;
+}
+
+/* One record (v2: after its batch header, if it starts a batch): 1 valid, 0
+ * end of the file, -EBADMSG, or a negative errno. */
+static int logfile_scan_next(logfile_scan_t *s, uint64_t *off, logfile_scan_report_t *rep,
+                             logfile_record_t *rec, uint8_t hash[LOGFILE_HASH_BYTES],
+                             logfile_batch_t *b, uint64_t *batch_end)
+{
+	if (rep->version == LOGFILE_VERSION_2 && *off == *batch_end) {
+		int r = logfile_scan_batch_head(s, *off, rep, b);
+		if (r <= 0)
+			return s->err ? s->err : r;
+		*off += LOGFILE_BATCH_HEAD_BYTES;
+		*batch_end = *off + b->bytes;
+	} else if (rep->version == LOGFILE_VERSION_1) {
+		rep->batch_seq = rep->last_seq + 1;
+		rep->batch_offset = *off;
+	}
+	int r = logfile_scan_one(s, *off, rep, rec, hash);
+	if (r == 0 && rep->version == LOGFILE_VERSION_2) {
+		if (logfile_tail_grew(s)) /* a writer is inside this batch */
+			r = logfile_scan_one(s, *off, rep, rec, hash);
+		if (r == 0)
+			rep->problem = LOGFILE_PROBLEM_TRUNCATED;
+		r = r == 0 ? -EBADMSG : r;
+	}
+	if (s->err)
+		return s->err;
+	if (r == 1 && rep->version == LOGFILE_VERSION_2 &&
+	    !logfile_fits_batch(b, *batch_end, rec->seq, *off + LOGFILE_RECORD_OVERHEAD + rec->len)) {
+		rep->problem = LOGFILE_PROBLEM_BATCH;
+		return -EBADMSG;
+	}
+	return r;
 }
 
 static int logfile_scan_records(logfile_scan_t *s, logfile_scan_report_t *rep,
                                 int (*record_cb)(const logfile_record_t *r, void *arg),
                                 void *arg)
 {
-	uint64_t off = LOGFILE_HEADER_BYTES;
+	uint64_t off = LOGFILE_HEADER_BYTES, batch_end = off;
+	logfile_batch_t b = { 0 };
 	rep->end_offset = off;
 	for (;;) {
 		logfile_record_t rec;
 		uint8_t hash[LOGFILE_HASH_BYTES];
-		int r = logfile_scan_one(s, off, rep, &rec, hash);
-		if (s->err)
-			return s->err;
+		int r = logfile_scan_next(s, &off, rep, &rec, hash, &b, &batch_end);
 		if (r <= 0)
 			return r;
 		off += LOGFILE_RECORD_OVERHEAD + rec.len;
@@ -745,21 +1056,10 @@ static int logfile_scan_records(logfile_scan_t *s, logfile_scan_report_t *rep,
 	}
 }
 
-int logfile_scan(const char *dir, logfile_scan_report_t *rep,
-                 int (*record_cb)(const logfile_record_t *r, void *arg), void *arg)
+/* logfile_scan() of an open file. */
+static int logfile_scan_fd(int fd, logfile_scan_report_t *rep,
+                           int (*record_cb)(const logfile_record_t *r, void *arg), void *arg)
 {
-	assert(dir && rep && record_cb);
-	memset(rep, 0, sizeof(*rep));
-	if (sodium_init() < 0)
-		return -ENOSYS;
-	char *path = malloc(strlen(dir) + sizeof(LOGFILE_NAME) + 1);
-	if (!path)
-		return -ENOMEM;
-	sprintf(path, "%s/%s", dir, LOGFILE_NAME);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	free(path);
-	if (fd < 0)
-		return -errno;
 	struct stat st;
 	logfile_scan_t s = { .fd = fd, .buf = malloc(LOGFILE_SCAN_CHUNK_BYTES) };
 	int r = fstat(fd, &st) < 0 ? -errno : s.buf ? 0 : -ENOMEM;
@@ -773,6 +1073,124 @@ int logfile_scan(const char *dir, logfile_scan_report_t *rep,
 		r = 0;
 	rep->file_bytes = s.size;
 	free(s.buf);
+	return r;
+}
+
+int logfile_scan(const char *dir, logfile_scan_report_t *rep,
+                 int (*record_cb)(const logfile_record_t *r, void *arg), void *arg)
+{
+	assert(dir && rep && record_cb);
+	memset(rep, 0, sizeof(*rep));
+	if (sodium_init() < 0)
+		return -ENOSYS;
+	char *path = logfile_path(dir);
+	if (!path)
+		return -ENOMEM;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return -errno;
+	int r = logfile_scan_fd(fd, rep, record_cb, arg);
+	close(fd);
+	return r;
+}
+
+/* --- the operator's repair (logfile_repair) ------------------------------ */
+
+static int logfile_repair_scan_cb(const logfile_record_t *r, void *arg)
+{
+	(void)r;
+	(void)arg;
+	return 0;
+}
+
+/* Where to cut for the problem in out->scan: at the bad record, or (v2) at
+ * the start of its batch when it is the batch's header or first record. */
+static void logfile_repair_plan(logfile_repair_t *out)
+{
+	const logfile_scan_report_t *sc = &out->scan;
+	uint64_t first_rec = sc->batch_offset;
+	if (sc->version == LOGFILE_VERSION_2)
+		first_rec += LOGFILE_BATCH_HEAD_BYTES;
+	bool inside = sc->offset > first_rec;
+	out->header_rewritten = inside && sc->version == LOGFILE_VERSION_2;
+	out->cut_offset = inside ? sc->offset : sc->batch_offset;
+	out->first_cut_seq = inside ? sc->seq : sc->batch_seq;
+	out->kept_last_seq = out->first_cut_seq - 1;
+	out->cut_bytes = sc->file_bytes - out->cut_offset;
+	out->cut = true;
+}
+
+/* Copies the bytes to be cut into a new file beside the log, synced with its directory. */
+static int logfile_repair_copy(int fd, const char *dir, logfile_repair_t *out)
+{
+	snprintf(out->copy_path, sizeof(out->copy_path), "%s/%s.cut-%llu-%lld", dir, LOGFILE_NAME,
+	         (unsigned long long)out->first_cut_seq, (long long)time(NULL));
+	int cfd = open(out->copy_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (cfd < 0)
+		return -errno;
+	char *buf = malloc(LOGFILE_READ_CHUNK_BYTES);
+	int r = buf ? 0 : -ENOMEM;
+	uint64_t end = out->cut_offset + out->cut_bytes;
+	for (uint64_t at = out->cut_offset; r == 0 && at < end;) {
+		size_t n = end - at < LOGFILE_READ_CHUNK_BYTES ? (size_t)(end - at)
+		                                               : LOGFILE_READ_CHUNK_BYTES;
+		r = logfile_pread_all(fd, at, buf, n);
+		if (r == 0)
+			r = fileio_write_all(cfd, buf, n);
+		at += n;
+	}
+	free(buf);
+	if (r == 0 && fsync(cfd) < 0)
+		r = -errno;
+	close(cfd);
+	if (r == 0)
+		r = fileio_fsync_dir(dir);
+	if (r < 0)
+		unlink(out->copy_path);
+	return r;
+}
+
+/* Makes the planned cut: the batch header first when the cut is inside its batch. */
+static int logfile_repair_cut(int fd, const logfile_repair_t *out)
+{
+	if (out->header_rewritten) {
+		unsigned char head[LOGFILE_BATCH_HEAD_BYTES];
+		uint64_t at = out->scan.batch_offset;
+		logfile_batch_t b = { .first_seq = out->scan.batch_seq, .last_seq = out->kept_last_seq,
+		                      .bytes = out->cut_offset - at - LOGFILE_BATCH_HEAD_BYTES };
+		logfile_batch_encode(at, &b, head);
+		int r = logfile_write_all(fd, at, head, sizeof(head));
+		if (r < 0)
+			return r;
+	}
+	if (ftruncate(fd, (off_t)out->cut_offset) < 0 || fdatasync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
+int logfile_repair(const char *dir, bool dry_run, logfile_repair_t *out)
+{
+	assert(dir && out);
+	memset(out, 0, sizeof(*out));
+	if (sodium_init() < 0)
+		return -ENOSYS;
+	char *path = logfile_path(dir);
+	if (!path)
+		return -ENOMEM;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return -errno;
+	int r = flock(fd, LOCK_EX | LOCK_NB) < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : -errno) : 0;
+	if (r == 0)
+		r = logfile_scan_fd(fd, &out->scan, logfile_repair_scan_cb, NULL);
+	if (r == -EBADMSG && out->scan.problem != LOGFILE_PROBLEM_HEADER) {
+		logfile_repair_plan(out);
+		r = dry_run ? 0 : logfile_repair_copy(fd, dir, out);
+		if (r == 0 && !dry_run)
+			r = logfile_repair_cut(fd, out);
+	}
 	close(fd);
 	return r;
 }

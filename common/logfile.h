@@ -7,9 +7,11 @@
  * offline tools read it directly.
  *
  * Invariants of logfile_t: records [1..last_seq] are on disk at offsets
- * offsets[seq - 1], contiguous, chained; head_hash is the hash of record
- * last_seq (all zero for an empty log); size_bytes is where the next record
- * goes.
+ * offsets[seq - 1], in order, chained (contiguous in a version 1 file; in
+ * version 2 a batch header stands before each batch's first record);
+ * head_hash is the hash of record last_seq (all zero for an empty log);
+ * size_bytes is where the next batch goes; version is the file's format
+ * version, fixed while it is open.
  */
 #ifndef ESBANK_LOGFILE_H
 #define ESBANK_LOGFILE_H
@@ -30,27 +32,40 @@ typedef struct {
 	uint8_t head_hash[LOGFILE_HASH_BYTES];
 	uint64_t *offsets; /* offsets[i] = byte offset of record seq i + 1 */
 	size_t offsets_cap;
+	int version;       /* LOGFILE_VERSION_1 or LOGFILE_VERSION_2 */
 } logfile_t;
+
+#define LOGFILE_VERSION_1 1 /* records back to back (read, and appended to) */
+#define LOGFILE_VERSION_2 2 /* records in framed batches: new files */
 
 /* What logfile_open() found, for the logger to report. */
 typedef struct {
-	bool torn_tail_cut;        /* a torn last record was cut off */
+	bool torn_tail_cut;        /* a torn last record (v1) or batch (v2) was cut off */
 	uint64_t torn_offset;      /* where it started */
 	uint64_t torn_bytes;       /* how many bytes were cut */
+	uint64_t torn_seq;         /* the first seq that was cut (it may not be whole) */
 	uint64_t damage_seq;       /* on -EBADMSG: the seq of the damaged record */
 	uint64_t damage_offset;    /* on -EBADMSG: its byte offset */
+	bool not_durable;          /* on error: fdatasync of the file or fsync of its
+	                            * directory failed; what it holds may be only in
+	                            * the page cache. Never retried: stop. */
 } logfile_report_t;
 
 /*
- * Opens (creating when absent) DIR/events.log, checks every record and the
- * chain, cuts a torn last record (and says so in *rep), and builds the
- * in-memory index. Returns 0; -EBADMSG when a record before the last is
- * damaged (rep->damage_seq / damage_offset name it; nothing is changed on
- * disk); or a negative errno from the file system. read_only opens without
- * creating, locking or cutting anything (a torn tail is then only reported in
- * *rep, and the log ends where it starts). Also -EAGAIN when another writer
- * holds the file (flock), -EPROTONOSUPPORT for an unknown format version.
- * On error lf is left closed. Free with logfile_close().
+ * Opens (creating when absent, as version 2) DIR/events.log, checks every
+ * record and the chain, cuts a torn tail (the rules are at the top of
+ * logfile.c; *rep says what was cut), and builds the in-memory index. A
+ * writer then makes the file and DIR durable (fdatasync, fsync) before
+ * returning, so that nothing it reports rests on bytes only in the page
+ * cache. Returns 0; -EBADMSG when acknowledged history is damaged
+ * (rep->damage_seq / damage_offset name it; nothing is changed on disk; the
+ * operator's tool is esbank log-repair); or a negative errno from the file
+ * system (rep->not_durable when it was the fdatasync or fsync). read_only
+ * opens without creating, locking, cutting or syncing anything (a torn tail
+ * is then only reported in *rep, and the log ends where it starts). Also
+ * -EAGAIN when another writer holds the file (flock), -EPROTONOSUPPORT for
+ * an unknown format version. On error lf is left closed. Free with
+ * logfile_close().
  */
 int logfile_open(logfile_t *lf, const char *dir, bool read_only, logfile_report_t *rep);
 void logfile_close(logfile_t *lf);
@@ -68,13 +83,15 @@ int logfile_encode(uint64_t seq, const char *body, size_t body_len,
                    char **out, size_t *out_len, size_t *out_cap);
 
 /*
- * Writes encoded records at the end of the file with one pwrite and makes
- * them durable with one fdatasync. Safe to call from a worker thread while
- * the loop thread encodes the next batch (it touches only fd). On any error
- * the file is cut back to at (so a retry starts clean) and the negative
- * errno is returned.
+ * Writes encoded records (one batch: whole records, in seq order) at offset
+ * at, the end of the file, with one pwrite (version 2: the batch header and
+ * the records with one pwritev) and makes them durable with one fdatasync.
+ * Safe to call from a worker thread while the loop thread encodes the next
+ * batch (it reads only lf->fd and lf->version, fixed while open). On any
+ * error the file is cut back to at (so a retry starts clean) and the
+ * negative errno is returned.
  */
-int logfile_write(int fd, uint64_t at, const char *buf, size_t len);
+int logfile_write(const logfile_t *lf, uint64_t at, const char *buf, size_t len);
 
 /*
  * Records, after a successful logfile_write(), that records up to last_seq
@@ -123,12 +140,17 @@ typedef enum {
 	LOGFILE_PROBLEM_LENGTH,    /* len is 0 or above LOGFILE_RECORD_BODY_MAX */
 	LOGFILE_PROBLEM_SEQ,       /* not the seq expected: a gap or a repeat */
 	LOGFILE_PROBLEM_HASH,      /* the stored hash is not the chain's */
+	LOGFILE_PROBLEM_BATCH,     /* v2: a batch header is not valid, or its
+	                            * records do not end where it says */
 } logfile_problem_t;
 
 typedef struct {
 	logfile_problem_t problem;
 	uint64_t seq;          /* the seq expected where the problem is */
-	uint64_t offset;       /* byte offset of the bad record */
+	uint64_t offset;       /* byte offset of the bad record (or batch header) */
+	uint64_t batch_offset; /* v2: the start of the batch holding it (v1: offset) */
+	uint64_t batch_seq;    /* v2: that batch's first seq (v1: seq) */
+	int version;           /* the file's format version (0: not known) */
 	uint64_t found_seq;    /* LOGFILE_PROBLEM_SEQ: the seq found there */
 	uint64_t last_seq;     /* the last valid record handed over (0: none) */
 	uint64_t end_offset;   /* where that record ends */
@@ -157,5 +179,34 @@ int logfile_scan(const char *dir, logfile_scan_report_t *rep,
                  int (*record_cb)(const logfile_record_t *r, void *arg), void *arg);
 
 #define LOGFILE_TAIL_WAIT_MS 300
+
+/* --- the operator's repair (esbank log-repair) --------------------------- */
+
+#define LOGFILE_CUT_PATH_MAX 4096
+
+/* What logfile_repair() found and did. */
+typedef struct {
+	logfile_scan_report_t scan;  /* the first problem (scan.problem NONE: none) */
+	bool cut;                    /* the log was (dry run: would be) cut */
+	uint64_t cut_offset;         /* the log's new length */
+	uint64_t cut_bytes;          /* bytes removed from the log, all kept in the copy */
+	uint64_t first_cut_seq;      /* the first seq removed */
+	uint64_t kept_last_seq;      /* the last seq kept */
+	bool header_rewritten;       /* v2: the cut fell inside a batch, whose header
+	                              * now says it ends there */
+	char copy_path[LOGFILE_CUT_PATH_MAX]; /* DIR/events.log.cut-<seq>-<unix time> */
+} logfile_repair_t;
+
+/*
+ * Cuts DIR/events.log at its first problem (the damaged record, or in v2
+ * the start of its batch when it is the batch's first record or header).
+ * Every byte removed is first written to out->copy_path, fsync'd, with its
+ * directory; then the cut is made and fdatasync'd. With dry_run only
+ * out is filled. Takes the writer's lock for the whole run: -EAGAIN while a
+ * logger (or another repair) holds it. Returns 0 (cut, or nothing to cut:
+ * out->cut false), -EBADMSG when the file header itself is not an esbank
+ * log's (nothing is cut), -ENOENT without a log, or another negative errno.
+ */
+int logfile_repair(const char *dir, bool dry_run, logfile_repair_t *out);
 
 #endif

@@ -61,7 +61,7 @@ static void logger_work_cb(uv_work_t *w)
 {
 	logger_t *lg = w->data;
 	uint64_t t0 = logger_now_ns();
-	lg->write_result = logfile_write(lg->lf.fd, lg->at, lg->inflight.buf, lg->inflight.len);
+	lg->write_result = logfile_write(&lg->lf, lg->at, lg->inflight.buf, lg->inflight.len);
 	lg->write_ns = logger_now_ns() - t0;
 }
 

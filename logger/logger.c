@@ -85,6 +85,7 @@ static void logger_signal_cb(uv_signal_t *s, int signum)
 static int logger_exit_code(int err)
 {
 	switch (err) {
+	case -ENOTRECOVERABLE: /* the log could not be made durable: never retried */
 	case -EBADMSG:
 	case -EPROTONOSUPPORT:
 	case -EACCES:
@@ -103,19 +104,27 @@ static int logger_open_log(logger_t *lg, const char *dir)
 	logfile_report_t rep;
 	int r = logfile_open(&lg->lf, dir, false, &rep);
 	if (r == -EBADMSG) {
-		log_error("%s/%s is damaged at seq %llu (byte offset %llu): refusing to start",
+		log_error("%s/%s is damaged at seq %llu (byte offset %llu), in history that was "
+		          "acknowledged: refusing to start. To cut the log there, keeping a copy of "
+		          "every byte cut: esbank log-repair --data %s",
 		          dir, LOGFILE_NAME, (unsigned long long)rep.damage_seq,
-		          (unsigned long long)rep.damage_offset);
+		          (unsigned long long)rep.damage_offset, dir);
 	} else if (r == -EAGAIN) {
 		log_error("%s/%s is in use by another logger", dir, LOGFILE_NAME);
+	} else if (r < 0 && rep.not_durable) {
+		log_error("cannot make %s/%s durable (fdatasync or directory fsync): %s; its last "
+		          "events may exist only in memory, so none is reported: refusing to start "
+		          "(check the disk, then start again)", dir, LOGFILE_NAME, strerror(-r));
 	} else if (r < 0) {
 		log_error("cannot open %s/%s: %s", dir, LOGFILE_NAME, strerror(-r));
 	} else if (rep.torn_tail_cut) {
-		log_warn("%s/%s: cut a torn last record: %llu bytes at offset %llu", dir,
-		         LOGFILE_NAME, (unsigned long long)rep.torn_bytes,
-		         (unsigned long long)rep.torn_offset);
+		log_warn("%s/%s: cut a torn last %s: %llu bytes at offset %llu (from seq %llu, "
+		         "never acknowledged)", dir, LOGFILE_NAME,
+		         lg->lf.version == LOGFILE_VERSION_1 ? "record" : "batch",
+		         (unsigned long long)rep.torn_bytes, (unsigned long long)rep.torn_offset,
+		         (unsigned long long)rep.torn_seq);
 	}
-	return r;
+	return r < 0 && rep.not_durable ? -ENOTRECOVERABLE : r;
 }
 
 static int logger_listen(logger_t *lg, const char *run_dir)

@@ -16,6 +16,7 @@
 #define TEST_EVENT_MAX 512
 #define TEST_HEADER_BYTES 8
 #define TEST_OVERHEAD 44
+#define TEST_BATCH_HEAD 40 /* version 2 */
 
 static char test_dir[64];
 static char test_path[128];
@@ -72,7 +73,7 @@ static void test_append(logfile_t *lf, uint64_t count, uint64_t variant_at)
 		size_t n = test_event(seq, seq == variant_at, ev);
 		cr_assert_eq(logfile_encode(seq, ev, n, chain, &buf, &len, &cap), 0);
 	}
-	cr_assert_eq(logfile_write(lf->fd, lf->size_bytes, buf, len), 0);
+	cr_assert_eq(logfile_write(lf, lf->size_bytes, buf, len), 0);
 	cr_assert_eq(logfile_commit(lf, buf, len, seq, chain), 0);
 	free(buf);
 }
@@ -261,22 +262,23 @@ Test(logfile, reopen_keeps_everything)
 	logfile_close(&lf);
 }
 
-/* Writes a log of n records; returns its bytes and the last record's offset. */
+/* Writes a log of n records, the last one alone in its batch; returns its
+ * bytes and the offset of the last batch (its header). */
 static char *test_make_log(uint64_t n, size_t *size, uint64_t *last_off, uint64_t *mid_off)
 {
 	logfile_t lf;
 	logfile_report_t rep;
 	test_open(&lf, false, &rep);
-	test_append(&lf, n - 2, 0);
-	test_append(&lf, 2, 0);
-	*last_off = lf.offsets[n - 1];
+	test_append(&lf, n - 1, 0);
+	test_append(&lf, 1, 0);
+	*last_off = lf.offsets[n - 1] - TEST_BATCH_HEAD;
 	if (mid_off)
 		*mid_off = lf.offsets[n / 2 - 1];
 	logfile_close(&lf);
 	return test_file_bytes(size);
 }
 
-Test(logfile, torn_tail_cut_at_every_byte_of_the_last_record)
+Test(logfile, torn_tail_cut_at_every_byte_of_the_last_batch)
 {
 	const uint64_t n = 5;
 	size_t size;
@@ -306,21 +308,111 @@ Test(logfile, torn_tail_cut_at_every_byte_of_the_last_record)
 	free(orig);
 }
 
-Test(logfile, torn_batch_of_several_records_is_cut)
+/* Writes batches of the given sizes; returns the file's bytes. */
+static char *test_make_batches(const uint64_t *sizes, size_t nb, size_t *size, logfile_t *out)
 {
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	for (size_t i = 0; i < nb; i++)
+		test_append(&lf, sizes[i], 0);
+	char *b = test_file_bytes(size);
+	if (out) {
+		*out = lf;
+		out->offsets = malloc(lf.last_seq * sizeof(uint64_t));
+		memcpy(out->offsets, lf.offsets, lf.last_seq * sizeof(uint64_t));
+		out->path = NULL;
+		out->fd = -1;
+	}
+	logfile_close(&lf);
+	return b;
+}
+
+/* Issue 11 item 4: page write-back is unordered, so a crash may leave a later
+ * record of the last batch whole and an earlier one torn: cut, not refused. */
+Test(logfile, torn_multi_record_last_batch_is_cut)
+{
+	const uint64_t sizes[] = { 3, 5 }; /* records 1..3, then 4..8 */
 	size_t size;
-	uint64_t last_off;
-	char *orig = test_make_log(6, &size, &last_off, NULL);
-	/* Cut inside record 5 of the last batch (records 5 and 6). */
-	uint64_t cut_at = last_off - 10;
-	test_file_put(orig, cut_at);
+	logfile_t idx;
+	char *orig = test_make_batches(sizes, 2, &size, &idx);
+	uint64_t batch_off = idx.offsets[3] - TEST_BATCH_HEAD;
+	for (uint64_t torn = 4; torn <= 7; torn++) {
+		char *b = malloc(size);
+		memcpy(b, orig, size);
+		/* record torn: its page never reached the disk (zeros); 8 is whole */
+		memset(b + idx.offsets[torn - 1], 0, idx.offsets[torn] - idx.offsets[torn - 1]);
+		test_file_put(b, size);
+		logfile_t lf;
+		logfile_report_t rep;
+		test_open(&lf, false, &rep);
+		cr_assert(rep.torn_tail_cut, "record %lu torn", torn);
+		cr_assert_eq(rep.torn_offset, batch_off);
+		cr_assert_eq(rep.torn_bytes, size - batch_off);
+		cr_assert_eq(rep.torn_seq, 4);
+		cr_assert_eq(lf.last_seq, 3, "the batch is cut whole");
+		cr_assert_eq(test_file_size(), batch_off);
+		test_append(&lf, 2, 0);
+		cr_assert_eq(test_read(&lf, 1, 100, 1 << 20), 5);
+		logfile_close(&lf);
+		free(b);
+	}
+	free(idx.offsets);
+	free(orig);
+}
+
+/* The same tear in a batch that another batch follows: that batch was
+ * fdatasync'd (and acknowledged) before the next was written: refused. */
+Test(logfile, torn_record_in_an_earlier_batch_is_damage)
+{
+	const uint64_t sizes[] = { 3, 5, 1 };
+	size_t size;
+	logfile_t idx;
+	char *orig = test_make_batches(sizes, 3, &size, &idx);
+	for (uint64_t bad = 4; bad <= 8; bad++) {
+		char *b = malloc(size);
+		memcpy(b, orig, size);
+		memset(b + idx.offsets[bad - 1], 0, 20);
+		test_file_put(b, size);
+		logfile_t lf;
+		logfile_report_t rep;
+		cr_assert_eq(logfile_open(&lf, test_dir, false, &rep), -EBADMSG, "record %lu", bad);
+		cr_assert_eq(rep.damage_seq, bad);
+		cr_assert_eq(rep.damage_offset, idx.offsets[bad - 1]);
+		cr_assert_eq(test_file_size(), size, "nothing cut");
+		free(b);
+	}
+	/* A damaged batch header of an acknowledged batch: damage at the header. */
+	uint64_t head = idx.offsets[3] - TEST_BATCH_HEAD;
+	orig[head + 17] ^= 1;
+	test_file_put(orig, size);
+	logfile_t lf;
+	logfile_report_t rep;
+	cr_assert_eq(logfile_open(&lf, test_dir, false, &rep), -EBADMSG);
+	cr_assert_eq(rep.damage_seq, 4);
+	cr_assert_eq(rep.damage_offset, head);
+	free(idx.offsets);
+	free(orig);
+}
+
+/* The last batch's header did not reach the disk, its records did: torn. */
+Test(logfile, torn_header_of_the_last_batch_is_cut)
+{
+	const uint64_t sizes[] = { 2, 4 };
+	size_t size;
+	logfile_t idx;
+	char *orig = test_make_batches(sizes, 2, &size, &idx);
+	uint64_t head = idx.offsets[2] - TEST_BATCH_HEAD;
+	memset(orig + head, 0, TEST_BATCH_HEAD);
+	test_file_put(orig, size);
 	logfile_t lf;
 	logfile_report_t rep;
 	test_open(&lf, false, &rep);
 	cr_assert(rep.torn_tail_cut);
-	cr_assert_eq(lf.last_seq, 4);
-	cr_assert_eq(test_file_size(), rep.torn_offset);
+	cr_assert_eq(rep.torn_offset, head);
+	cr_assert_eq(lf.last_seq, 2);
 	logfile_close(&lf);
+	free(idx.offsets);
 	free(orig);
 }
 
@@ -489,11 +581,11 @@ Test(logfile, failed_write_is_cut_back_and_retried)
 	signal(SIGXFSZ, SIG_IGN);
 	struct rlimit lim = { .rlim_cur = lf.size_bytes + len / 2, .rlim_max = RLIM_INFINITY };
 	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
-	cr_assert_eq(logfile_write(lf.fd, lf.size_bytes, buf, len), -EFBIG);
+	cr_assert_eq(logfile_write(&lf, lf.size_bytes, buf, len), -EFBIG);
 	cr_assert_eq(test_file_size(), lf.size_bytes, "cut back");
 	lim.rlim_cur = RLIM_INFINITY;
 	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
-	cr_assert_eq(logfile_write(lf.fd, lf.size_bytes, buf, len), 0);
+	cr_assert_eq(logfile_write(&lf, lf.size_bytes, buf, len), 0);
 	cr_assert_eq(logfile_commit(&lf, buf, len, 40, chain), 0);
 	logfile_close(&lf);
 	free(buf);
@@ -502,4 +594,186 @@ Test(logfile, failed_write_is_cut_back_and_retried)
 	cr_assert_eq(lf.last_seq, 40);
 	cr_assert_eq(test_read(&lf, 1, 100, 1 << 20), 40);
 	logfile_close(&lf);
+}
+
+static int test_count_cb(const logfile_record_t *r, void *arg)
+{
+	(void)r;
+	(*(long *)arg)++;
+	return 0;
+}
+
+/* --- version 1 files (written before version 2) -------------------------- */
+
+/* Writes a version 1 log of n records, in one piece; returns its bytes and
+ * the offset of each record (offs[0..n)). */
+static char *test_make_v1(uint64_t n, size_t *size, uint64_t *offs)
+{
+	char *buf = malloc(TEST_HEADER_BYTES);
+	size_t len = TEST_HEADER_BYTES, cap = TEST_HEADER_BYTES;
+	memcpy(buf, "ESBLOG\0\1", TEST_HEADER_BYTES);
+	uint8_t chain[LOGFILE_HASH_BYTES] = { 0 };
+	for (uint64_t seq = 1; seq <= n; seq++) {
+		char ev[TEST_EVENT_MAX];
+		size_t evn = test_event(seq, 0, ev);
+		offs[seq - 1] = len;
+		cr_assert_eq(logfile_encode(seq, ev, evn, chain, &buf, &len, &cap), 0);
+	}
+	test_file_put(buf, len);
+	*size = len;
+	return buf;
+}
+
+Test(logfile, v1_file_is_read_and_appended_in_v1)
+{
+	uint64_t offs[6];
+	size_t size;
+	char *orig = test_make_v1(6, &size, offs);
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	cr_assert_eq(lf.version, LOGFILE_VERSION_1);
+	cr_assert_eq(lf.last_seq, 6);
+	cr_assert_eq(test_read(&lf, 1, 100, 1 << 20), 6);
+	test_append(&lf, 2, 0);
+	cr_assert_eq(lf.offsets[6], size, "records only, no batch header");
+	cr_assert_eq(test_file_size(), lf.size_bytes);
+	logfile_close(&lf);
+	test_open(&lf, true, &rep);
+	cr_assert_eq(lf.version, LOGFILE_VERSION_1);
+	cr_assert_eq(test_read(&lf, 1, 100, 1 << 20), 8);
+	uint8_t h[LOGFILE_HASH_BYTES];
+	cr_assert(logfile_hash_at(&lf, 3, h));
+	cr_assert_arr_eq(h, orig + offs[3] - LOGFILE_HASH_BYTES, LOGFILE_HASH_BYTES);
+	logfile_close(&lf);
+	free(orig);
+}
+
+Test(logfile, v1_file_keeps_its_rules)
+{
+	uint64_t offs[6];
+	size_t size;
+	char *orig = test_make_v1(6, &size, offs);
+	/* A torn last record is cut at the record ... */
+	test_file_put(orig, size - 5);
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	cr_assert(rep.torn_tail_cut);
+	cr_assert_eq(rep.torn_offset, offs[5]);
+	cr_assert_eq(lf.last_seq, 5);
+	logfile_close(&lf);
+	/* ... and a bad record followed by a whole one is damage (v1 has no batches). */
+	memset(orig + offs[3], 0, 16);
+	test_file_put(orig, size);
+	cr_assert_eq(logfile_open(&lf, test_dir, false, &rep), -EBADMSG);
+	cr_assert_eq(rep.damage_seq, 4);
+	cr_assert_eq(rep.damage_offset, offs[3]);
+	free(orig);
+}
+
+Test(logfile, new_file_is_v2_and_scanned)
+{
+	const uint64_t sizes[] = { 3, 1, 4 };
+	size_t size;
+	char *orig = test_make_batches(sizes, 3, &size, NULL);
+	cr_assert_eq(orig[7], LOGFILE_VERSION_2);
+	logfile_scan_report_t sr;
+	long n = 0;
+	cr_assert_eq(logfile_scan(test_dir, &sr, test_count_cb, &n), 0);
+	cr_assert_eq(n, 8);
+	cr_assert_eq(sr.last_seq, 8);
+	cr_assert_eq(sr.version, LOGFILE_VERSION_2);
+	cr_assert_eq(sr.end_offset, size);
+	free(orig);
+}
+
+/* --- repair (esbank log-repair) -------------------------------------------- */
+
+static void test_remove_copy(const char *path)
+{
+	if (path[0])
+		cr_assert_eq(unlink(path), 0, "%s", path);
+}
+
+Test(logfile, repair_cuts_inside_a_batch_and_keeps_every_byte)
+{
+	const uint64_t sizes[] = { 3, 5, 2 };
+	size_t size;
+	logfile_t idx;
+	char *orig = test_make_batches(sizes, 3, &size, &idx);
+	uint64_t bad = 6, bad_off = idx.offsets[bad - 1];
+	orig[bad_off + 30] ^= 0x40;
+	test_file_put(orig, size);
+	logfile_repair_t rp;
+	cr_assert_eq(logfile_repair(test_dir, true, &rp), 0);
+	cr_assert(rp.cut);
+	cr_assert_eq(rp.cut_offset, bad_off);
+	cr_assert_eq(test_file_size(), size, "a dry run changes nothing");
+	cr_assert_eq(logfile_repair(test_dir, false, &rp), 0);
+	cr_assert_eq(rp.scan.seq, bad);
+	cr_assert_eq(rp.first_cut_seq, bad);
+	cr_assert_eq(rp.kept_last_seq, bad - 1);
+	cr_assert_eq(rp.cut_bytes, size - bad_off);
+	cr_assert(rp.header_rewritten);
+	cr_assert_eq(test_file_size(), bad_off);
+	/* The copy holds exactly the bytes cut. */
+	int fd = open(rp.copy_path, O_RDONLY);
+	cr_assert_geq(fd, 0, "%s", rp.copy_path);
+	char *copy = malloc(size);
+	cr_assert_eq(read(fd, copy, size), (ssize_t)(size - bad_off));
+	cr_assert_arr_eq(copy, orig + bad_off, size - bad_off);
+	close(fd);
+	free(copy);
+	/* The log is whole again and the logger can go on. */
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	cr_assert_not(rep.torn_tail_cut);
+	cr_assert_eq(lf.last_seq, bad - 1);
+	test_append(&lf, 1, 0);
+	logfile_close(&lf);
+	cr_assert_eq(logfile_repair(test_dir, false, &rp), 0);
+	cr_assert_not(rp.cut, "nothing left to cut");
+	test_remove_copy(rp.copy_path);
+	free(idx.offsets);
+	free(orig);
+}
+
+Test(logfile, repair_of_a_batch_first_record_cuts_the_batch)
+{
+	const uint64_t sizes[] = { 2, 3, 1 };
+	size_t size;
+	logfile_t idx;
+	char *orig = test_make_batches(sizes, 3, &size, &idx);
+	uint64_t head = idx.offsets[2] - TEST_BATCH_HEAD;
+	orig[idx.offsets[2] + 5] ^= 1; /* seq 3, the first of the second batch */
+	test_file_put(orig, size);
+	logfile_repair_t rp;
+	cr_assert_eq(logfile_repair(test_dir, false, &rp), 0);
+	cr_assert_eq(rp.cut_offset, head);
+	cr_assert_eq(rp.first_cut_seq, 3);
+	cr_assert_not(rp.header_rewritten);
+	cr_assert_eq(test_file_size(), head);
+	char cut[TEST_BATCH_HEAD];
+	int fd = open(rp.copy_path, O_RDONLY);
+	cr_assert_eq(read(fd, cut, sizeof(cut)), (ssize_t)sizeof(cut));
+	cr_assert_arr_eq(cut, orig + head, sizeof(cut));
+	close(fd);
+	test_remove_copy(rp.copy_path);
+	free(idx.offsets);
+	free(orig);
+}
+
+Test(logfile, repair_is_refused_while_a_writer_holds_the_log)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	test_append(&lf, 2, 0);
+	logfile_repair_t rp;
+	cr_assert_eq(logfile_repair(test_dir, false, &rp), -EAGAIN);
+	logfile_close(&lf);
+	cr_assert_eq(logfile_repair(test_dir, false, &rp), 0);
+	cr_assert_not(rp.cut);
 }
