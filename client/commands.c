@@ -16,6 +16,7 @@
 #include "history.h"
 #include "ledger.h"
 #include "log.h"
+#include "logrepair.h"
 #include "output.h"
 #include "supervision.h"
 #include "password.h"
@@ -394,6 +395,12 @@ static int cmd_bench(cmd_t *c)
 	return bench_run(c->opts, c->call.sock_path, c->call.json);
 }
 
+/* log-repair: cuts DATA's log at its first damage (logrepair.c). */
+static int cmd_log_repair(cmd_t *c)
+{
+	return logrepair_run(c->opts, c->call.json);
+}
+
 /* replay, audit, whatif: read DATA directly (history.c). */
 static int cmd_history(cmd_t *c)
 {
@@ -456,6 +463,8 @@ static const command_t cmd_table[] = {
 	  0, false, false, history_audit_opts, cmd_history },
 	{ "whatif", "", "replay DATA with hypothetical commands injected", HISTORY_WHATIF_HELP,
 	  0, false, false, history_whatif_opts, cmd_history },
+	{ "log-repair", "", "cut DATA's damaged log, keeping a copy of every byte cut",
+	  LOGREPAIR_HELP, 0, false, false, logrepair_opts, cmd_log_repair },
 	{ "bench", "", "load generator: throughput and latency of many requests",
 	  bench_details, 0, false, false, bench_opts, cmd_bench },
 };
