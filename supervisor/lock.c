@@ -54,7 +54,8 @@ int lock_take(const char *dir, const char *what, int *fd_out)
 	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	errno = 0; /* a short pwrite sets none */
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+	/* Overwrite, then cut: no page freed and asked for again on a full disk. */
+	if (pwrite(fd, pid, (size_t)n, 0) != n || ftruncate(fd, n) < 0) {
 		int rc = errno ? -errno : -EIO;
 		log_error("%s: %s", path, strerror(-rc));
 		close(fd);
