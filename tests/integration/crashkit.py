@@ -26,6 +26,7 @@ RETRYABLE = ("unavailable", "overloaded", "internal")
 LOG_HEADER_BYTES = 8
 LOG_RECORD_HEAD_BYTES = 12  # u32 len, u64 seq
 LOG_HASH_BYTES = 32
+LOG_BATCH_HEAD_BYTES = 40  # version 2: u64 first seq, u64 last seq, u64 bytes, 16-byte check
 
 
 # -- waiting ---------------------------------------------------------------
@@ -204,18 +205,40 @@ def snapshot_of_state(c, accounts):
 # -- the log file ----------------------------------------------------------
 
 
-def log_records(path):
-    """[(offset, length in bytes, seq)] of every record of events.log."""
+def log_batches(path):
+    """[(offset, length in bytes, first seq, last seq)] of every batch of a
+    version 2 events.log (common/logfile.c); a version 1 file has no batch
+    headers: each record is given as a batch of its own."""
     data = path.read_bytes()
     assert data[:6] == b"ESBLOG", data[:8]
+    version = struct.unpack(">H", data[6:8])[0]
     out = []
     off = LOG_HEADER_BYTES
     while off < len(data):
-        n, seq = struct.unpack(">IQ", data[off:off + LOG_RECORD_HEAD_BYTES])
-        size = LOG_RECORD_HEAD_BYTES + n + LOG_HASH_BYTES
-        assert off + size <= len(data), "partial record at %d" % off
-        out.append((off, size, seq))
+        if version == 1:
+            n, seq = struct.unpack(">IQ", data[off:off + LOG_RECORD_HEAD_BYTES])
+            size = LOG_RECORD_HEAD_BYTES + n + LOG_HASH_BYTES
+            out.append((off, size, seq, seq))
+        else:
+            first, last, n = struct.unpack(">QQQ", data[off:off + 24])
+            size = LOG_BATCH_HEAD_BYTES + n
+            out.append((off, size, first, last))
+        assert off + size <= len(data), "partial batch at %d" % off
         off += size
+    return out
+
+
+def log_records(path):
+    """[(offset, length in bytes, seq)] of every record of events.log."""
+    data = path.read_bytes()
+    out = []
+    for boff, bsize, first, last in log_batches(path):
+        off = boff + (LOG_BATCH_HEAD_BYTES if data[7] == 2 else 0)
+        while off < boff + bsize:
+            n, seq = struct.unpack(">IQ", data[off:off + LOG_RECORD_HEAD_BYTES])
+            size = LOG_RECORD_HEAD_BYTES + n + LOG_HASH_BYTES
+            out.append((off, size, seq))
+            off += size
     return out
 
 

@@ -11,7 +11,7 @@ adds up. ESBANK_CRASH_ROUNDS (default 8) sets the rounds, ESBANK_CRASH_SEED
 the random seed (printed, to replay a failure).
 
 test_torn_tail_at_every_offset: the log cut at every length within its last
-record starts cleanly and loses only that record.
+batch (one record) starts cleanly and loses only that record.
 """
 
 import os
@@ -21,7 +21,7 @@ import pytest
 
 from conftest import expect_ok, open_verified
 from crashkit import (CHILDREN, Replay, Worker, check_commands, check_state_is_replay,
-                      child_pid, deaths, kill_child, log_records, open_verified_many, seeded_rng,
+                      child_pid, deaths, kill_child, log_batches, open_verified_many, seeded_rng,
                       snapshot_of_state, wait_restarted, wait_settled)
 
 ROUNDS = int(os.environ.get("ESBANK_CRASH_ROUNDS", "8"))
@@ -134,9 +134,8 @@ def test_torn_tail_at_every_offset(fresh_group):
     assert g.stop() == 0
     log = g.data / "events.log"
     whole = log.read_bytes()
-    recs = log_records(log)
-    start, size, seq = recs[-1]
-    assert seq == n and start + size == len(whole)
+    start, size, first, seq = log_batches(log)[-1]  # the withdrawal alone in its batch
+    assert first == seq == n and start + size == len(whole)
     prev_head = None
     slow = []
     for cut in range(start, start + size):
@@ -159,7 +158,8 @@ def test_torn_tail_at_every_offset(fresh_group):
         assert log.stat().st_size == start, "torn tail at %d not cut back to %d" % (cut, start)
         if cut > start:
             said = g.log_text().rsplit("===== start", 1)[1]
-            assert "cut a torn last record: %d bytes at offset %d" % (cut - start, start) \
+            what = "record" if whole[7] == 1 else "batch"
+            assert "cut a torn last %s: %d bytes at offset %d" % (what, cut - start, start) \
                 in said, said
         if cut in (start, start + 1, start + 12, start + size - 1):
             # The group goes on: the next command takes seq n, the torn
@@ -170,7 +170,7 @@ def test_torn_tail_at_every_offset(fresh_group):
             evs, last = c.all_events()
             assert last == n and Replay.of(evs).balance[b] == replay.balance[b] - 77
         assert g.stop() == 0, cut
-    print("cut the last record (%d bytes) at each of its %d offsets; starts over 0.5 s: %r"
+    print("cut the last batch (%d bytes) at each of its %d offsets; starts over 0.5 s: %r"
           % (size, size, slow))
     # The whole log again: nothing was lost for good.
     log.write_bytes(whole)
