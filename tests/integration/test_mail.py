@@ -352,6 +352,8 @@ class FakeBus:
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.settimeout(timeout)
         self.sock.connect(path)
+        # a peer serves only a connection that opens with the bus hello (docs/peers.md)
+        self.send({"t": "hello", "role": "bus", "pid": os.getpid(), "session": 1})
 
     def recv(self):
         hdr = self._read(4)
