@@ -37,7 +37,7 @@
 #define BUS_READ_EVENTS_MAX 10000         /* events per logger read */
 #define BUS_READ_BYTES_MAX (FRAME_BODY_MAX - 64 * 1024)
 #define BUS_TICK_MS 500
-#define BUS_MAIL_PENDING_MAX 100000       /* mails held for an absent mailer */
+#define BUS_MAIL_PENDING_MAX 100000       /* mails held for an absent mailer (then: the log) */
 /*
  * Bytes of items in one batch message to a peer: a peer's frame may not
  * exceed FRAME_BODY_MAX either, and the message's own fields take < 256
@@ -199,6 +199,8 @@ struct hub {
 	bool mail_streaming;    /* live mail flows; false while catching up */
 	bool mail_fresh;        /* the mailer has no spool: it starts at the end */
 	uint64_t mail_next;     /* next seq to read for the mailer's catch-up, 0: none */
+	size_t mail_pending_max;   /* the cap on mail_pending, 0 until first asked */
+	uint64_t mail_unheld_last; /* newest mail past the cap, not held (0: none) */
 };
 
 /* fifo.c */

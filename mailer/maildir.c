@@ -167,7 +167,13 @@ int maildir_deliver(maildir_t *md, const char *name, const char *data, size_t le
 		unlink(tmp);
 		return rc;
 	}
-	return fsync(md->new_fd) < 0 ? -errno : 0;
+	if (fsync(md->new_fd) == 0)
+		return 0;
+	/* The name may not last, yet a retry would find it and call it delivered
+	 * without another fsync: remove it, so the retry writes it anew. */
+	rc = -errno;
+	unlink(dst);
+	return rc;
 }
 
 int maildir_hwm_read(const char *path, uint64_t *hwm)

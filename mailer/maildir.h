@@ -37,7 +37,9 @@ void maildir_name(char out[MAILDIR_NAME_MAX + 1], int64_t ts_ms, uint64_t seq, c
  * Delivers data[0..len) as new/<name>: writes tmp/<name>, fsyncs it, renames
  * it into new/ and fsyncs new/. Returns 0 when delivered, 1 when a message
  * of that name is already in new/ or cur/ (nothing is written), or a
- * negative errno (the tmp file is removed).
+ * negative errno (the tmp file is removed; after a failed fsync of new/ the
+ * new name is removed too, so that a retry writes it again instead of
+ * finding it and fsyncing nothing).
  */
 int maildir_deliver(maildir_t *md, const char *name, const char *data, size_t len);
 

@@ -18,8 +18,17 @@
  * N is the highest seq whose mail is in the durable spool (or needs none),
  * kept in DATA/mail/hwm (maildir.c). Items at or below N are skipped. An
  * item that can never be mailed (bad event, bad address, no address known)
- * is logged and skipped; a failure to write the spool stops the batch, and
- * the ack tells how far it got.
+ * is logged and skipped.
+ *
+ * A failure to write the spool (or to make a batch durable) stops the batch:
+ * the ack carries only the committed prefix, and the mailer must never move
+ * its hwm past the failed mail. Later items of the same session would do
+ * that (they are newer), so the session is ignored from then on and dropped
+ * after MAILER_RESYNC_MS: the bus connects again, the hello gives the
+ * committed hwm, and the bus sends every mail after it again (docs/mail.md).
+ * A mail sent again is spooled again even when it is already queued: after a
+ * failed fsync of queue/ its name may not be durable, and a fresh rename is
+ * what the next fsync makes durable (spool.h).
  *
  * Order for one batch: each mail written to queue/<seq> (fsync), queue/ and
  * the address book fsync'd, hwm replaced (fsync), ack sent; deliveries start
@@ -45,11 +54,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#define MAILER_RESYNC_MS 1000 /* after a failed batch, its session is dropped this late */
+
 typedef struct {
 	uv_loop_t *loop;
 	session_t bus; /* RUN/mailer.sock: one bus session at a time (session.h) */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t drain_timer;
+	uv_timer_t resync_timer;
+	bool resync;            /* a batch of this session failed: ignore it until dropped */
 	spool_t spool;
 	transport_t transport;
 	queue_t queue;
@@ -161,7 +174,7 @@ static int mailer_spool(mailer_t *m, const mailer_item_t *it)
 	snprintf(e.to, sizeof(e.to), "%s", it->to);
 	snprintf(e.subject, sizeof(e.subject), "%s", message_subject(it->ev.type));
 	int rc = spool_put(&m->spool, &e);
-	if (rc == 0)
+	if (rc == 0 && !queue_has(&m->queue, e.seq))
 		rc = queue_add(&m->queue, e.seq, e.accepted_ms);
 	return rc;
 }
@@ -187,7 +200,7 @@ static int mailer_item(mailer_t *m, const msgpack_object *item, uint64_t *hwm)
 		rc = mailer_learn(m, &it);
 	if (rc < 0 && rc != -EINVAL)
 		return rc;
-	if (rc == 0 && message_type_sends(it.ev.type) && !queue_has(&m->queue, it.ev.seq))
+	if (rc == 0 && message_type_sends(it.ev.type))
 		rc = mailer_complete(m, &it) == 0 ? mailer_spool(m, &it) : -EINVAL;
 	if (rc == -EINVAL && it.ev.type == LEDGER_EV_ACCOUNT_OPENED && !it.has_mail)
 		rc = 0; /* catch-up: only its address is wanted */
@@ -215,9 +228,27 @@ static int mailer_commit(mailer_t *m, uint64_t hwm)
 	return 0;
 }
 
+static void mailer_on_resync_timer(uv_timer_t *t)
+{
+	mailer_t *m = t->data;
+	if (m->resync)
+		session_drop(&m->bus, "a mail batch failed: the bus sends from the hwm again");
+}
+
+/* Stops taking batches from this session and has the bus send from m->hwm again. */
+static void mailer_resync(mailer_t *m)
+{
+	log_warn("mail after %" PRIu64 " not acknowledged: the bus session is dropped in %d ms "
+	         "so that the bus sends it again", m->hwm, MAILER_RESYNC_MS);
+	m->resync = true;
+	uv_timer_start(&m->resync_timer, mailer_on_resync_timer, MAILER_RESYNC_MS, 0);
+}
+
 static void mailer_on_mail(mailer_t *m, conn_t *c, const msgpack_object *msg)
 {
 	const msgpack_object *items = msg_get(msg, "items");
+	if (m->resync)
+		return; /* newer than the failed mail: the bus sends them again */
 	if (!items || items->type != MSGPACK_OBJECT_ARRAY) {
 		log_warn("mail message without items: ignored");
 		return;
@@ -225,16 +256,19 @@ static void mailer_on_mail(mailer_t *m, conn_t *c, const msgpack_object *msg)
 	uint64_t hwm = m->hwm, start;
 	if (m->fresh && msg_get_u64(msg, "hwm", &start) == 0 && start > hwm)
 		hwm = start;
-	for (uint32_t i = 0; i < items->via.array.size; i++) {
-		int rc = mailer_item(m, &items->via.array.ptr[i], &hwm);
-		if (rc < 0) {
+	int rc = 0;
+	for (uint32_t i = 0; i < items->via.array.size && rc == 0; i++) {
+		rc = mailer_item(m, &items->via.array.ptr[i], &hwm);
+		if (rc < 0)
 			log_error("writing mail: %s; batch stopped at hwm %" PRIu64, strerror(-rc), hwm);
-			break;
-		}
 	}
-	if (hwm != m->hwm || m->fresh)
-		mailer_commit(m, hwm);
+	if (hwm != m->hwm || m->fresh) {
+		int commit_rc = mailer_commit(m, hwm);
+		rc = rc ? rc : commit_rc;
+	}
 	mailer_send(m, c, "ack");
+	if (rc < 0)
+		mailer_resync(m);
 }
 
 static void mailer_on_frame(conn_t *c, const char *body, size_t len)
@@ -256,6 +290,8 @@ static void mailer_on_frame(conn_t *c, const char *body, size_t len)
 static void mailer_on_session(session_t *bus, conn_t *c)
 {
 	mailer_t *m = bus->data;
+	m->resync = false; /* a new session starts from the committed hwm */
+	uv_timer_stop(&m->resync_timer);
 	log_info("bus connected; hello with hwm %" PRIu64 "%s", m->hwm,
 	         m->fresh ? " (fresh)" : "");
 	mailer_send(m, c, "hello");
@@ -267,6 +303,8 @@ static void mailer_finish(mailer_t *m)
 {
 	uv_timer_stop(&m->drain_timer);
 	uv_close((uv_handle_t *)&m->drain_timer, NULL);
+	uv_timer_stop(&m->resync_timer);
+	uv_close((uv_handle_t *)&m->resync_timer, NULL);
 	log_info("stopped: %" PRIu64 " mails sent, %" PRIu64 " dead, %zu still queued",
 	         m->queue.sent, m->queue.dead, m->queue.jobs);
 	uv_stop(m->loop);
@@ -363,6 +401,8 @@ static int mailer_listen(mailer_t *m)
 	}
 	uv_timer_init(m->loop, &m->drain_timer);
 	m->drain_timer.data = m;
+	uv_timer_init(m->loop, &m->resync_timer);
+	m->resync_timer.data = m;
 	m->sock_path = config_path(m->cfg->run_dir, "mailer.sock");
 	int rc = m->sock_path ? config_mkdirs(m->cfg->run_dir, 0700) : -ENOMEM;
 	m->bus.data = m;

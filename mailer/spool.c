@@ -29,7 +29,14 @@
  *   one line per learned address, "<16-digit account> <email>\n", appended
  *   (fsync'd before the mails of the same batch are acknowledged). A later
  *   line for the same account wins. A last line without "\n" (torn by a
- *   crash) is cut off when the file is loaded.
+ *   crash) is cut off when the file is loaded; a malformed line is skipped.
+ *   After a failed append or a failed fsync the file is not trusted: a
+ *   failed fsync may have dropped its dirty pages while marking them clean
+ *   (a second fsync then succeeds with the line lost), and a failed or torn
+ *   append may have left a partial line that would swallow the next one. So
+ *   the book is never fsync'd twice: nothing more is appended, and the next
+ *   spool_sync() writes the whole book from memory to "addresses.tmp"
+ *   (fsync), renames it over "addresses" and fsyncs DATA/mail.
  */
 #include "spool.h"
 
@@ -51,6 +58,8 @@
 #define SPOOL_ADDR_LINE_MAX (LEDGER_ACCOUNT_DIGITS + 1 + LEDGER_EMAIL_BYTES_MAX + 1)
 #define SPOOL_ADDRS_CAP_MIN 1024
 #define SPOOL_ADDR_READ_BYTES 65536
+#define SPOOL_ADDR_FILE "addresses"
+#define SPOOL_ADDR_TMP "addresses.tmp"
 
 static int spool_opendir_at(int at, const char *name, int *fd)
 {
@@ -266,18 +275,17 @@ int spool_put(spool_t *s, const spool_entry_t *e)
 	return rc;
 }
 
+static int spool_addr_sync(spool_t *s);
+
 int spool_sync(spool_t *s)
 {
 	int rc = 0;
 	if (s->queue_dirty && fsync(s->queue_fd) < 0)
-		rc = -errno;
+		rc = -errno; /* still dirty: the caller writes the names again (spool.h) */
 	else
 		s->queue_dirty = false;
-	if (s->addr_dirty && s->addr_fd >= 0 && fsync(s->addr_fd) < 0)
-		rc = rc ? rc : -errno;
-	else
-		s->addr_dirty = false;
-	return rc;
+	int addr_rc = spool_addr_sync(s);
+	return rc ? rc : addr_rc;
 }
 
 int spool_read(spool_t *s, spool_box_t box, uint64_t seq, spool_entry_t *e)
@@ -511,7 +519,7 @@ static int spool_addr_read(spool_t *s, int fd, off_t *good)
 
 int spool_addr_load(spool_t *s)
 {
-	int fd = openat(s->dir_fd, "addresses", O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	int fd = openat(s->dir_fd, SPOOL_ADDR_FILE, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	off_t good;
@@ -539,8 +547,76 @@ int spool_addr_learn(spool_t *s, uint64_t account, const char *email)
 	int n = snprintf(line, sizeof(line), "%s %s\n", num, email);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return -EINVAL;
-	if (write(s->addr_fd, line, (size_t)n) != n)
-		return errno ? -errno : -EIO;
 	s->addr_dirty = true;
+	if (!s->addr_broken && fileio_write_all(s->addr_fd, line, (size_t)n) < 0)
+		s->addr_broken = true; /* maybe a partial line: spool_sync() rewrites the file */
 	return 0;
+}
+
+/* Writes every address of the book to fd, one line each. 0 or -errno. */
+static int spool_addr_write_book(const spool_t *s, int fd)
+{
+	static char buf[SPOOL_ADDR_READ_BYTES];
+	size_t len = 0;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < s->addr_cap; i++) {
+		if (!s->addrs[i].email)
+			continue;
+		if (len + SPOOL_ADDR_LINE_MAX + 2 > sizeof(buf)) {
+			rc = fileio_write_all(fd, buf, len);
+			len = 0;
+		}
+		char num[LEDGER_ACCOUNT_DIGITS + 1];
+		ledger_account_format(s->addrs[i].account, num);
+		int n = snprintf(buf + len, sizeof(buf) - len, "%s %s\n", num, s->addrs[i].email);
+		assert(n > 0 && (size_t)n < sizeof(buf) - len);
+		len += (size_t)n;
+	}
+	return rc == 0 && len ? fileio_write_all(fd, buf, len) : rc;
+}
+
+/*
+ * Replaces the file by the whole book: addresses.tmp written, fsync'd,
+ * renamed over addresses, DATA/mail fsync'd, then reopened for appending.
+ * 0 or -errno; on failure the book stays broken and is rewritten next time.
+ */
+static int spool_addr_rewrite(spool_t *s)
+{
+	int fd = openat(s->dir_fd, SPOOL_ADDR_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	int rc = spool_addr_write_book(s, fd);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && renameat(s->dir_fd, SPOOL_ADDR_TMP, s->dir_fd, SPOOL_ADDR_FILE) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		unlinkat(s->dir_fd, SPOOL_ADDR_TMP, 0);
+		return rc;
+	}
+	if (fsync(s->dir_fd) < 0)
+		return -errno; /* the rename may not last: written anew next time */
+	fd = openat(s->dir_fd, SPOOL_ADDR_FILE, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (s->addr_fd >= 0)
+		close(s->addr_fd);
+	s->addr_fd = fd;
+	s->addr_broken = false;
+	return 0;
+}
+
+/* Makes the appended lines durable; after any failure, the whole book. */
+static int spool_addr_sync(spool_t *s)
+{
+	if (!s->addr_dirty)
+		return 0;
+	if (!s->addr_broken && s->addr_fd >= 0 && fsync(s->addr_fd) < 0)
+		s->addr_broken = true; /* never fsync'd again: see the top of this file */
+	int rc = s->addr_broken ? spool_addr_rewrite(s) : 0;
+	if (rc == 0)
+		s->addr_dirty = false;
+	return rc;
 }

@@ -52,6 +52,7 @@ typedef struct {
 	int addr_fd;              /* DATA/mail/addresses, append; -1 when not loaded */
 	bool queue_dirty;         /* unlinks in queue/ not yet fsync'd */
 	bool addr_dirty;          /* appends to addresses not yet fsync'd */
+	bool addr_broken;         /* a write or fsync of addresses failed: rewrite it whole */
 	spool_addr_t *addrs;      /* open addressing on account */
 	size_t addr_cap, addr_n;
 } spool_t;
@@ -70,7 +71,15 @@ int spool_decode(const char *buf, size_t len, spool_entry_t *e);
  */
 int spool_put(spool_t *s, const spool_entry_t *e);
 
-/* fsyncs queue/ and the address book when they changed. 0 or -errno. */
+/*
+ * fsyncs queue/ and the address book when they changed. 0 or -errno. After
+ * a failed fsync of queue/, the names written since the last good one may be
+ * lost even if a later fsync succeeds: the caller must spool_put() those
+ * mails again (the mailer does: the batch is not acknowledged and the bus
+ * sends it again). After a failed write or fsync of the address book, it is
+ * written whole to a new file that replaces it (see spool.c), never fsync'd
+ * a second time.
+ */
 int spool_sync(spool_t *s);
 
 /* Reads box/<seq> into *e. 0, -ENOENT, -EBADMSG or another -errno. */
@@ -105,7 +114,8 @@ int spool_list(spool_t *s, spool_box_t box, uint64_t **seqs, size_t *n);
  * Address book. spool_addr_load() reads DATA/mail/addresses (a torn last
  * line, from a crash, is cut off) and opens it for appending.
  * spool_addr_learn() records account -> email, appending a line when it is
- * new or changed (fsync'd by spool_sync()). 0 or -errno.
+ * new or changed (fsync'd by spool_sync()); a failed append is not an error
+ * here: the book is then rewritten whole by spool_sync(). 0 or -errno.
  */
 int spool_addr_load(spool_t *s);
 int spool_addr_learn(spool_t *s, uint64_t account, const char *email);
