@@ -112,6 +112,41 @@ def chain(bodies):
     return b"".join(out)
 
 
+def chain_v2(bodies, per_batch):
+    """A version 2 log: the records of chain() in batches of per_batch, each
+    after its 40-byte header (first seq, last seq, bytes, BLAKE2b-128 check of
+    offset || those 24 bytes); see common/logfile.c."""
+    off = 8
+    v1 = chain(bodies)[8:]
+    out, pos, seq = [b"ESBLOG\0\2"], 0, 1
+    while pos < len(v1):
+        start, first = pos, seq
+        for _ in range(per_batch):
+            if pos >= len(v1):
+                break
+            pos += 44 + struct.unpack(">I", v1[pos:pos + 4])[0]
+            seq += 1
+        fields = struct.pack(">QQQ", first, seq - 1, pos - start)
+        check = hashlib.blake2b(struct.pack(">Q", off) + fields, digest_size=16).digest()
+        out.append(fields + check + v1[start:pos])
+        off += 40 + pos - start
+    return b"".join(out)
+
+
+def logfile_seeds_v2(bodies):
+    log = chain_v2(bodies, 3)
+    put("logfile", "v2_real", b"\x00" + log)
+    put("logfile", "v2_real_rw", b"\x02" + log)
+    put("logfile", "v2_torn_tail", b"\x02" + log[:-7])
+    dmg = bytearray(log)
+    dmg[8 + 40 + 20] ^= 1  # a record of the first batch: damage
+    put("logfile", "v2_damaged", b"\x02" + bytes(dmg))
+    hdr = bytearray(log)
+    hdr[8 + 17] ^= 1  # the first batch header
+    put("logfile", "v2_bad_batch_header", b"\x02" + bytes(hdr))
+    put("logfile", "v2_header_only", b"\x02ESBLOG\0\2")
+
+
 def logfile_seeds():
     log = (SEED / "events.log").read_bytes()
     bodies = log_records(log)
@@ -131,6 +166,7 @@ def logfile_seeds():
     flipped = b"".join(struct.pack(">HB", len(b), 5 if i == 3 else 0) + b
                        for i, b in enumerate(bodies))
     put("logfile", "built_flip", b"\x03" + flipped)
+    logfile_seeds_v2(bodies)
 
 
 def snapfile_seeds():
