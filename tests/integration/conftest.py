@@ -55,6 +55,17 @@ def esbankd_path():
     return p
 
 
+def wait_for(pred, timeout=15.0, what="condition"):
+    """pred()'s first true value, polled every 50 ms; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
 # -- processes -----------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ import msgpack
 import pytest
 
 from conftest import (LINK_RE, build_dir, cmdline, descendants, expect_ok, new_email,
-                      new_password)
+                      new_password, wait_for)
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 
@@ -33,7 +33,6 @@ MG_KEY = "key-test-123"
 MG_DOMAIN = "mg.bank.test"
 FAST_RETRY = {"ESBANK_MAIL_RETRY_MIN_MS": "100", "ESBANK_MAIL_RETRY_MAX_MS": "400",
               "ESBANK_MAIL_RESCAN_MS": "300", "ESBANK_MAIL_FROM": FROM}
-WAIT_S = 15.0
 MSGID_RE = re.compile(r"<esbank-(\d+)-(\d+)@bank\.test>")
 
 
@@ -43,16 +42,6 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-def wait_for(pred, timeout=WAIT_S, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 # -- a real SMTP server ------------------------------------------------------

@@ -14,21 +14,11 @@ import time
 import pytest
 
 import conftest
-from conftest import Group, cmdline, descendants, expect_ok, new_email, open_verified
+from conftest import (Group, cmdline, descendants, expect_ok, new_email, open_verified,
+                      wait_for)
 from faultshim import Faults
 
-WAIT_S = 15.0
 ADDR_LINE_RE = re.compile(r"([1-9][0-9]{15}) (\S+@\S+)")
-
-
-def wait_for(pred, timeout=WAIT_S, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 @pytest.fixture
