@@ -28,8 +28,8 @@ import msgpack
 import pytest
 from pathlib import Path
 
-from conftest import (_drop_group, _make_group, alive, build_dir, descendants, esbankd_path,
-                      expect_ok, open_account, open_verified)
+from conftest import (_drop_group, _make_group, alive, build_dir, cmdline, descendants,
+                      esbankd_path, expect_ok, open_account, open_verified)
 
 CHILDREN = ("logger", "resolver", "snapshotter", "mailer", "bus")
 RESTART_TIMEOUT_S = 10.0
@@ -117,10 +117,23 @@ def run_esbankd(g, timeout=10.0, data=None):
     return p.returncode, (p.stdout + p.stderr).decode(errors="replace")
 
 
+def program_children(pid):
+    """{pid: command line} of pid's descendants that are esbank programs or
+    esbankd's exec wrapper (not, say, LeakSanitizer's tracer, a clone of
+    esbankd itself)."""
+    found = {}
+    for k in descendants(pid):
+        line = cmdline(k)
+        if " --exec-child " in line or "/esbank-" in line.split(" ", 1)[0]:
+            found[k] = line
+    return found
+
+
 def run_esbankd_ready(data, run, *extra, timeout=PERMANENT_STOP_S):
     """Runs esbankd with --ready-fd until it exits (SIGKILL to it and its
     children after timeout). Returns (exit status or None when killed,
-    output, bytes written to the ready fd, pids of the children it had)."""
+    output, bytes written to the ready fd, {pid: command line} of the
+    children it had)."""
     rfd, wfd = os.pipe()
     argv = [str(esbankd_path()), "--data", str(data), "--run", str(run),
             "--pwhash-cost", "min", "--ready-fd", str(wfd)] + list(extra)
@@ -128,15 +141,15 @@ def run_esbankd_ready(data, run, *extra, timeout=PERMANENT_STOP_S):
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                              stderr=subprocess.STDOUT, pass_fds=(wfd,), start_new_session=True)
         os.close(wfd)
-        kids = set()
+        kids = {}
         deadline = time.monotonic() + timeout
         while p.poll() is None and time.monotonic() < deadline:
-            kids.update(descendants(p.pid))
+            kids.update(program_children(p.pid))
             time.sleep(0.01)
         rc = p.poll()
         if rc is None:
-            kids.update(descendants(p.pid))
-            for pid in kids | {p.pid}:
+            kids.update(program_children(p.pid))
+            for pid in set(kids) | {p.pid}:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
@@ -225,7 +238,7 @@ def test_second_esbankd_on_same_data_dir_starts_nothing(fresh_group, tmp_path):
         took = time.monotonic() - t0
         assert rc == EXIT_PERMANENT, "exit %r after %.1f s:\n%s" % (rc, took, out)
         assert took < 3.0, took
-        assert kids == set(), "the second esbankd started %r:\n%s" % (kids, out)
+        assert kids == {}, "the second esbankd started %r:\n%s" % (kids, out)
         assert ready == b"", ready
         assert "another esbankd (pid %d) is running on this data directory" % g.proc.pid \
             in out, out
