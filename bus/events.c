@@ -44,6 +44,7 @@ static void events_reply_empty(hub_t *h, client_t *c, uint64_t id)
 	msgpack_pack_array(pk, 0);
 	msg_pack_kv_u64(pk, "last_seq", h->durable_seq);
 	conn_pack_end(&c->conn);
+	hub_check_backlog(c);
 	hub_request_done(h, hub_client_ref(c));
 }
 

@@ -5,7 +5,20 @@
  * closed); BUS_CLIENT_INFLIGHT_MAX requests in flight per connection (then
  * the bus stops reading it until replies drain); BUS_CLIENT_OUT_BYTES_MAX
  * reply bytes queued for a client that does not read (then it is
- * disconnected; nobody else waits).
+ * disconnected; nobody else waits); and a budget of reply bytes queued for
+ * all clients together (BUS_CLIENTS_OUT_BYTES_TOTAL_MAX, or lower with
+ * --clients-out-bytes-max): when a reply takes the total past it, the
+ * clients with the largest backlogs, the slowest readers, are dropped, each
+ * with a log line naming it (slot, pid) and its backlog, until it fits. A
+ * reply that cannot be queued for lack of memory drops its client too: a
+ * client's behaviour never makes the bus abort.
+ *
+ * Dropping a client discards what is queued for it: its socket is shut down
+ * first, so the write waiting for it to read fails at once (EPIPE) and the
+ * close, which frees its buffers, does not wait for a reader that never
+ * comes. The total is kept as the sum of each client's backlog when it was
+ * last sent to (conn.c may have written some out since: the sum can only be
+ * too high); it is recounted from every client before anyone is dropped.
  */
 #include "hub.h"
 
@@ -13,9 +26,11 @@
 #include "log.h"
 #include "request.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,21 +54,95 @@ client_t *hub_client(hub_t *h, client_ref_t ref)
 	return (c && c->gen == ref.gen && !c->conn.closing) ? c : NULL;
 }
 
+/* The connecting process's pid (SO_PEERCRED), for the log; 0 when unknown. */
+static long hub_client_pid(client_t *c)
+{
+	uv_os_fd_t fd;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (uv_fileno((uv_handle_t *)&c->conn.pipe, &fd) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return 0;
+	return (long)cred.pid;
+}
+
+/* Disconnects c, discarding what is queued for it (see the top). */
+static void hub_drop(client_t *c, const char *why)
+{
+	hub_t *h = c->hub;
+	uv_os_fd_t fd;
+
+	log_warn("client %u (pid %ld) dropped: %s; %zu reply bytes queued for it, %zu for all "
+		 "clients (budget %zu)", c->slot, c->pid, why, c->conn.out_bytes,
+		 h->clients_out_bytes, h->clients_out_bytes_max);
+	h->clients_out_bytes -= c->out_counted;
+	c->out_counted = 0;
+	if (uv_fileno((uv_handle_t *)&c->conn.pipe, &fd) == 0)
+		shutdown(fd, SHUT_RDWR);
+	conn_close(&c->conn);
+}
+
+/* Brings the total up to date with c's backlog now. */
+static void hub_count(hub_t *h, client_t *c)
+{
+	h->clients_out_bytes = h->clients_out_bytes - c->out_counted + c->conn.out_bytes;
+	c->out_counted = c->conn.out_bytes;
+}
+
+/* The live client with the largest backlog; NULL when none has any. */
+static client_t *hub_slowest(hub_t *h)
+{
+	client_t *slowest = NULL;
+
+	for (int i = 0; i < BUS_CLIENTS_MAX; i++) {
+		client_t *c = h->clients[i];
+		if (c && !c->conn.closing && c->conn.out_bytes > 0 &&
+		    (!slowest || c->conn.out_bytes > slowest->conn.out_bytes))
+			slowest = c;
+	}
+	return slowest;
+}
+
+/* Recounts the total and drops the slowest readers until it fits the budget. */
+static void hub_keep_budget(hub_t *h)
+{
+	client_t *c;
+
+	for (int i = 0; i < BUS_CLIENTS_MAX; i++)
+		if ((c = h->clients[i]) && !c->conn.closing)
+			hub_count(h, c);
+	while (h->clients_out_bytes > h->clients_out_bytes_max && (c = hub_slowest(h)))
+		hub_drop(c, "the slowest reader while all clients' replies pass the budget");
+}
+
+void hub_check_backlog(client_t *c)
+{
+	hub_t *h = c->hub;
+
+	if (c->conn.closing)
+		return;
+	hub_count(h, c);
+	if (c->conn.out_bytes > BUS_CLIENT_OUT_BYTES_MAX)
+		hub_drop(c, "it does not read its replies (more than BUS_CLIENT_OUT_BYTES_MAX)");
+	if (h->clients_out_bytes > h->clients_out_bytes_max)
+		hub_keep_budget(h);
+}
+
 void hub_send_raw(hub_t *h, client_ref_t to, const char *reply, size_t n)
 {
 	client_t *c = hub_client(h, to);
 	if (!c)
 		return;
+	size_t queued = c->conn.out.sb.size;
 	conn_send(&c->conn, reply, n);
-	hub_check_backlog(c);
-}
-
-void hub_check_backlog(client_t *c)
-{
-	if (c->conn.out_bytes <= BUS_CLIENT_OUT_BYTES_MAX)
+	if (c->conn.out.sb.size != queued + FRAME_HEADER_BYTES + n) {
+		/* the output buffer could not grow: the frame is lost or cut */
+		hub_count(h, c);
+		hub_drop(c, "out of memory queueing a reply");
 		return;
-	log_warn("client %u does not read its replies: disconnected", c->slot);
-	conn_close(&c->conn);
+	}
+	hub_check_backlog(c);
 }
 
 void hub_send_error(hub_t *h, client_ref_t to, uint64_t id, int err, const char *message)
@@ -123,6 +212,7 @@ static void hub_on_client_close(conn_t *conn)
 {
 	client_t *c = conn->data;
 	hub_t *h = c->hub;
+	h->clients_out_bytes -= c->out_counted;
 	h->clients[c->slot] = NULL;
 	h->client_count--;
 	free(c);
@@ -162,6 +252,7 @@ static void hub_on_accept(listener_t *l)
 		c->conn.on_close = hub_on_rejected_close;
 	if (conn_accept(l, &c->conn) < 0)
 		return; /* on_close frees it */
+	c->pid = hub_client_pid(c);
 	if (slot < 0) {
 		log_warn("too many clients (%d): refused one", BUS_CLIENTS_MAX);
 		msg_buf_t b;
@@ -198,8 +289,12 @@ static int hub_share_socket(const char *run_dir, const char *path, long gid)
 	return 0;
 }
 
-int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir, long allow_gid)
+int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir, long allow_gid,
+	      size_t out_bytes_max)
 {
+	assert(out_bytes_max >= BUS_CLIENTS_OUT_BYTES_TOTAL_MIN &&
+	       out_bytes_max <= BUS_CLIENTS_OUT_BYTES_TOTAL_MAX);
+	h->clients_out_bytes_max = out_bytes_max;
 	h->loop = loop;
 	h->started_ms = hub_now_ms();
 	h->state = BUS_RECOVERING;

@@ -31,6 +31,13 @@
 #define BUS_CLIENTS_MAX 1024              /* connected clients */
 #define BUS_CLIENT_INFLIGHT_MAX 8192      /* requests in flight per client */
 #define BUS_CLIENT_OUT_BYTES_MAX (64u << 20) /* replies queued for one client */
+/*
+ * Reply bytes queued for all clients together (--clients-out-bytes-max may
+ * lower it): without it, 1024 clients that do not read could make the bus
+ * hold 64 GiB. Past it the clients with the largest backlogs are dropped.
+ */
+#define BUS_CLIENTS_OUT_BYTES_TOTAL_MAX ((size_t)1 << 30)
+#define BUS_CLIENTS_OUT_BYTES_TOTAL_MIN (FRAME_HEADER_BYTES + FRAME_BODY_MAX) /* one reply */
 #define BUS_HELD_MAX 100000               /* requests held while recovering */
 #define BUS_HOLD_MS_MAX 10000             /* then they get unavailable */
 #define BUS_SUBSCRIBERS_MAX 256
@@ -70,6 +77,8 @@ typedef struct client {
 	uint32_t slot;
 	uint64_t gen;
 	uint32_t inflight;
+	long pid;               /* the connecting process (SO_PEERCRED), for the log */
+	size_t out_counted;     /* conn.out_bytes as last added to hub.clients_out_bytes */
 } client_t;
 
 /* A client reference that survives the client: slot + generation. */
@@ -167,6 +176,9 @@ struct hub {
 	client_t *clients[BUS_CLIENTS_MAX];
 	uint64_t client_gen;
 	size_t client_count;
+	/* hub.c: == the sum of out_counted over clients not dropped; >= what they queue */
+	size_t clients_out_bytes;
+	size_t clients_out_bytes_max; /* the budget, BUS_CLIENTS_OUT_BYTES_TOTAL_MAX or lower */
 
 	uint64_t last_seq;      /* newest event resolved */
 	uint64_t durable_seq;
@@ -214,14 +226,23 @@ void bytes_free(bytes_t *b);
 /*
  * hub.c: clients. allow_gid: a group whose members may connect besides our
  * own user (bus.sock then 0660 in that group, the run directory 0710), or -1.
+ * out_bytes_max: the budget of reply bytes queued for all clients, from
+ * BUS_CLIENTS_OUT_BYTES_TOTAL_MIN to BUS_CLIENTS_OUT_BYTES_TOTAL_MAX.
  */
-int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir, long allow_gid);
+int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir, long allow_gid,
+	      size_t out_bytes_max);
 client_t *hub_client(hub_t *h, client_ref_t ref); /* NULL when gone */
 client_ref_t hub_client_ref(const client_t *c);
 void hub_send_raw(hub_t *h, client_ref_t to, const char *reply, size_t n);
 void hub_send_error(hub_t *h, client_ref_t to, uint64_t id, int err, const char *message);
 void hub_request_done(hub_t *h, client_ref_t from);
-/* Disconnects a client whose queued replies exceed BUS_CLIENT_OUT_BYTES_MAX. */
+/*
+ * To call after queueing a reply for c: disconnects c when its queued
+ * replies exceed BUS_CLIENT_OUT_BYTES_MAX, and the clients with the largest
+ * backlogs (c or others) while all clients' together exceed the budget.
+ * A dropped client's queued replies are discarded (its memory is freed once
+ * its socket closes, without waiting for it to read). c stays allocated.
+ */
 void hub_check_backlog(client_t *c);
 
 /* routes.c: the routing table */

@@ -11,20 +11,25 @@
 #include <sys/resource.h>
 
 static const char USAGE[] =
-	"Usage: esbank-bus [--run DIR] [--allow-group NAME|GID]\n"
+	"Usage: esbank-bus [--run DIR] [--allow-group NAME|GID] [--clients-out-bytes-max N]\n"
 	"\n"
 	"The hub of esbank: serves clients on RUN/bus.sock (PROTOCOL.md), connects\n"
 	"to the resolver, logger, snapshotter and mailer, routes every event to the\n"
 	"right peers, answers commands once their events are durable, and rebuilds\n"
 	"the resolver's state from the log when it starts. Started by esbankd.\n"
 	"Only our own user may connect (SO_PEERCRED); --allow-group admits the\n"
-	"members of one more group to bus.sock (not to the peers' sockets).\n";
+	"members of one more group to bus.sock (not to the peers' sockets).\n"
+	"--clients-out-bytes-max lowers the budget of reply bytes queued for all\n"
+	"clients together (default and most 1 GiB); past it the clients with the\n"
+	"largest backlogs are dropped.\n";
 
 static config_opt_t opts[] = {
 	{ "run", "ESBANK_RUN", "./var/run", "directory of the sockets", false, NULL },
 	{ "data", "ESBANK_DATA", "./var/data", "data directory (unused by the bus)", false, NULL },
 	{ "allow-group", "ESBANK_ALLOW_GROUP", NULL,
 	  "also admit this group's members to bus.sock (name or gid)", false, NULL },
+	{ "clients-out-bytes-max", "ESBANK_BUS_CLIENTS_OUT_BYTES_MAX", NULL,
+	  "budget of reply bytes queued for all clients (bytes)", false, NULL },
 	{ 0 },
 };
 
@@ -62,6 +67,23 @@ static int parse_group(const char *v, long *gid)
 	return 0;
 }
 
+/* --clients-out-bytes-max: 0 and *bytes, or -1 after saying why. */
+static int parse_out_budget(size_t *bytes)
+{
+	uint64_t v = BUS_CLIENTS_OUT_BYTES_TOTAL_MAX;
+
+	if (config_get(opts, "clients-out-bytes-max") &&
+	    config_u64(opts, "clients-out-bytes-max", &v) < 0)
+		return -1;
+	if (v < BUS_CLIENTS_OUT_BYTES_TOTAL_MIN || v > BUS_CLIENTS_OUT_BYTES_TOTAL_MAX) {
+		fprintf(stderr, "esbank-bus: --clients-out-bytes-max: from %zu to %zu\n",
+			(size_t)BUS_CLIENTS_OUT_BYTES_TOTAL_MIN, BUS_CLIENTS_OUT_BYTES_TOTAL_MAX);
+		return -1;
+	}
+	*bytes = (size_t)v;
+	return 0;
+}
+
 /*
  * BUS_CLIENTS_MAX clients need as many descriptors, plus the peers', the
  * listener's and libuv's: raise the soft limit (often 1024) towards the hard
@@ -86,13 +108,15 @@ int main(int argc, char **argv)
 	if (rc != CONFIG_CONTINUE)
 		return rc;
 	long allow_gid;
-	if (parse_group(config_get(opts, "allow-group"), &allow_gid) < 0)
+	size_t out_budget;
+	if (parse_group(config_get(opts, "allow-group"), &allow_gid) < 0 ||
+	    parse_out_budget(&out_budget) < 0)
 		return EXIT_USAGE;
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	uv_loop_t *loop = uv_default_loop();
 	static hub_t hub;
-	rc = hub_start(&hub, loop, config_get(opts, "run"), allow_gid);
+	rc = hub_start(&hub, loop, config_get(opts, "run"), allow_gid, out_budget);
 	if (rc < 0) {
 		log_error("cannot start: %s", uv_strerror(rc));
 		return EXIT_TEMPORARY;

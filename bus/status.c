@@ -27,4 +27,5 @@ void status_reply(hub_t *h, client_t *c, uint64_t id)
 			msg_pack_kv_bool(pk, "fault", h->log_fault);
 	}
 	conn_pack_end(&c->conn);
+	hub_check_backlog(c);
 }
