@@ -4,6 +4,7 @@ after each test the server is live and its state equals a replay of its log.
   BUS_CLIENTS_MAX (1024)          one more client gets overloaded, then EOF
   BUS_CLIENT_INFLIGHT_MAX         the bus stops reading that client only
   BUS_CLIENT_OUT_BYTES_MAX (64M)  a client that never reads is disconnected
+  (the budget of all clients' replies together: test_memory.py)
   BUS_HELD_MAX / BUS_HOLD_MS_MAX  requests held while recovering
   FRAME_BODY_MAX, string fields   bad_frame / bad_request
 
