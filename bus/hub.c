@@ -54,19 +54,6 @@ client_t *hub_client(hub_t *h, client_ref_t ref)
 	return (c && c->gen == ref.gen && !c->conn.closing) ? c : NULL;
 }
 
-/* The connecting process's pid (SO_PEERCRED), for the log; 0 when unknown. */
-static long hub_client_pid(client_t *c)
-{
-	uv_os_fd_t fd;
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-
-	if (uv_fileno((uv_handle_t *)&c->conn.pipe, &fd) < 0 ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-		return 0;
-	return (long)cred.pid;
-}
-
 /* Disconnects c, discarding what is queued for it (see the top). */
 static void hub_drop(client_t *c, const char *why)
 {
@@ -78,6 +65,7 @@ static void hub_drop(client_t *c, const char *why)
 		 h->clients_out_bytes, h->clients_out_bytes_max);
 	h->clients_out_bytes -= c->out_counted;
 	c->out_counted = 0;
+	c->dropped = true;
 	if (uv_fileno((uv_handle_t *)&c->conn.pipe, &fd) == 0)
 		shutdown(fd, SHUT_RDWR);
 	conn_close(&c->conn);
@@ -90,14 +78,18 @@ static void hub_count(hub_t *h, client_t *c)
 	c->out_counted = c->conn.out_bytes;
 }
 
-/* The live client with the largest backlog; NULL when none has any. */
+/*
+ * The client not yet dropped with the largest backlog; NULL when none has
+ * any. It may be closing already (its peer shut down its side but does not
+ * read): dropping it then frees what waits for it.
+ */
 static client_t *hub_slowest(hub_t *h)
 {
 	client_t *slowest = NULL;
 
 	for (int i = 0; i < BUS_CLIENTS_MAX; i++) {
 		client_t *c = h->clients[i];
-		if (c && !c->conn.closing && c->conn.out_bytes > 0 &&
+		if (c && !c->dropped && c->conn.out_bytes > 0 &&
 		    (!slowest || c->conn.out_bytes > slowest->conn.out_bytes))
 			slowest = c;
 	}
@@ -110,7 +102,7 @@ static void hub_keep_budget(hub_t *h)
 	client_t *c;
 
 	for (int i = 0; i < BUS_CLIENTS_MAX; i++)
-		if ((c = h->clients[i]) && !c->conn.closing)
+		if ((c = h->clients[i]) && !c->dropped)
 			hub_count(h, c);
 	while (h->clients_out_bytes > h->clients_out_bytes_max && (c = hub_slowest(h)))
 		hub_drop(c, "the slowest reader while all clients' replies pass the budget");
@@ -252,7 +244,7 @@ static void hub_on_accept(listener_t *l)
 		c->conn.on_close = hub_on_rejected_close;
 	if (conn_accept(l, &c->conn) < 0)
 		return; /* on_close frees it */
-	c->pid = hub_client_pid(c);
+	c->pid = conn_peer_pid(&c->conn);
 	if (slot < 0) {
 		log_warn("too many clients (%d): refused one", BUS_CLIENTS_MAX);
 		msg_buf_t b;

@@ -79,6 +79,7 @@ typedef struct client {
 	uint32_t inflight;
 	long pid;               /* the connecting process (SO_PEERCRED), for the log */
 	size_t out_counted;     /* conn.out_bytes as last added to hub.clients_out_bytes */
+	bool dropped;           /* by hub.c: out_counted is 0 and stays so */
 } client_t;
 
 /* A client reference that survives the client: slot + generation. */
@@ -176,7 +177,7 @@ struct hub {
 	client_t *clients[BUS_CLIENTS_MAX];
 	uint64_t client_gen;
 	size_t client_count;
-	/* hub.c: == the sum of out_counted over clients not dropped; >= what they queue */
+	/* hub.c: the sum of out_counted over clients; >= what those not dropped queue */
 	size_t clients_out_bytes;
 	size_t clients_out_bytes_max; /* the budget, BUS_CLIENTS_OUT_BYTES_TOTAL_MAX or lower */
 
