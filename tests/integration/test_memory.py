@@ -29,14 +29,6 @@ HUP_WAIT_S = 20            # for the bus to cut a slow client
 RSS_SLACK_KB = 2 * BUDGET // 1024 + 16 * 1024
 
 
-def _peak_rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
 def _slow_client(path, outcome, i):
     """Pipelines `events` requests and never reads; records whether the bus
     cut the connection (it shuts the socket down: POLLHUP here) in time."""
@@ -92,8 +84,7 @@ def test_slow_readers_are_dropped_within_the_budget(tmp_path_factory):
             t.join()
         assert os.path.exists("/proc/%d" % pid), "the bus died"
         assert int((g.run / "bus.pid").read_text()) == pid, "the bus was restarted"
-        grown = _peak_rss_kb(pid) - rss0
-        print("bus peak RSS grew by %d kB" % grown)
+        grown = rss_kb(pid, "VmHWM") - rss0
         assert grown < RSS_SLACK_KB, "the bus grew by %d kB (budget %d kB)" % (
             grown, BUDGET // 1024)
         assert outcome == {i: "closed" for i in range(SLOW_CLIENTS)}, outcome
