@@ -2,7 +2,8 @@
  * faultshim.c - an LD_PRELOAD library that injects disk faults into the
  * real programs for the integration tests (tests/integration/faultshim.py).
  *
- * It wraps fsync, fdatasync, write, pwrite, pwrite64, writev and pwritev.
+ * It wraps fsync, fdatasync, write, pwrite, pwrite64, writev, pwritev and
+ * pwritev64.
  * With ESBANK_FAULT_FILE unset, every call goes straight to libc. With it
  * set to a path, that control file is read again whenever its mtime or size
  * changes (one stat per wrapped call) and holds rules, one per line:
@@ -10,7 +11,7 @@
  *   OP ACTION [MATCH [COUNT]]
  *
  *   OP      fsync   fsync and fdatasync
- *           write   write, pwrite, pwrite64, writev and pwritev
+ *           write   write, pwrite, pwrite64, writev, pwritev and pwritev64
  *   ACTION  eio     fail with EIO and do nothing (fsync, write)
  *           enospc  fail with ENOSPC and do nothing (write)
  *           pause   block until the rule is gone from the file (fsync,
@@ -88,6 +89,7 @@ static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
 static ssize_t (*real_pwrite64)(int, const void *, size_t, off_t);
 static ssize_t (*real_writev)(int, const struct iovec *, int);
 static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
+static ssize_t (*real_pwritev64)(int, const struct iovec *, int, off_t);
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
 
@@ -106,6 +108,7 @@ __attribute__((constructor)) static void faultshim_init(void)
 	real_pwrite64 = faultshim_next("pwrite64");
 	real_writev = faultshim_next("writev");
 	real_pwritev = faultshim_next("pwritev");
+	real_pwritev64 = faultshim_next("pwritev64");
 	real_fsync = faultshim_next("fsync");
 	real_fdatasync = faultshim_next("fdatasync");
 }
@@ -372,6 +375,15 @@ static int faultshim_iov_prefix(const struct iovec *iov, int cnt, size_t keep,
 
 #define FAULTSHIM_IOV_MAX 1024
 
+/* positional: 0 writev, 1 pwritev, 2 pwritev64 */
+static ssize_t faultshim_vector_real(int fd, const struct iovec *iov, int cnt, off_t off,
+                                     int positional)
+{
+	if (positional == 2)
+		return real_pwritev64(fd, iov, cnt, off);
+	return positional ? real_pwritev(fd, iov, cnt, off) : real_writev(fd, iov, cnt);
+}
+
 static ssize_t faultshim_vector(int fd, const struct iovec *iov, int cnt, off_t off, int positional)
 {
 	size_t total = 0, m;
@@ -381,10 +393,10 @@ static ssize_t faultshim_vector(int fd, const struct iovec *iov, int cnt, off_t 
 	if (a == FAULTSHIM_EIO || a == FAULTSHIM_ENOSPC)
 		return faultshim_result(a, -1);
 	if (a == FAULTSHIM_NONE)
-		return positional ? real_pwritev(fd, iov, cnt, off) : real_writev(fd, iov, cnt);
+		return faultshim_vector_real(fd, iov, cnt, off, positional);
 	struct iovec part[FAULTSHIM_IOV_MAX];
 	int k = faultshim_iov_prefix(iov, cnt, m, part, FAULTSHIM_IOV_MAX);
-	ssize_t done = positional ? real_pwritev(fd, part, k, off) : real_writev(fd, part, k);
+	ssize_t done = faultshim_vector_real(fd, part, k, off, positional);
 	return done < 0 ? done : faultshim_result(a, done);
 }
 
@@ -396,4 +408,9 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
 ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	return faultshim_vector(fd, iov, cnt, off, 1);
+}
+
+ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	return faultshim_vector(fd, iov, cnt, off, 2);
 }

@@ -187,3 +187,31 @@ def test_damage_is_refused_and_log_repair_keeps_the_bytes(shim_group):
     c = g.client()
     evs, _, st = check_state_is_replay(c)
     assert st["last_seq"] == seqs[5] - 1, st
+
+
+@pytest.mark.parametrize("rule", ["fsync eio events.log 1", "write torn events.log 1",
+                                  "write short events.log 1"])
+def test_a_failed_write_or_fsync_is_rewritten_not_retried(shim_group, rule):
+    """A running logger whose pwrite tears or stops short, or whose
+    fdatasync fails (EIO), acknowledges nothing of that batch; it cuts the
+    file back and writes the whole batch again before its next fdatasync
+    (never a bare second fsync: the failed pages may be clean and lost).
+    The command is then answered once, and the log holds it exactly once,
+    after a whole, valid chain."""
+    g, faults = shim_group
+    c = g.client()
+    a, b = open_verified(c), open_verified(c)
+    faults.set(rule)
+    rid = c.send("transfer", {"from": a, "to": b, "amount": 4321})
+    r = expect_ok(c.reply(rid, timeout=15))
+    assert "faultshim: pid %d: %s" % (child_pid(g, "logger"), " ".join(rule.split()[:2])) \
+        in g.log_text(), g.log_tail()
+    faults.clear()
+    assert g.stop() == 0
+    seqs = [seq for _, _, seq in log_records(g.data / "events.log")]
+    assert seqs == list(range(1, len(seqs) + 1)) and r["seq"] in seqs, seqs
+    g.start()  # the log reopens without a cut: nothing torn was left behind
+    assert "torn" not in g.log_text().rsplit("===== start", 1)[1]
+    c = g.client()
+    evs, _, _ = check_state_is_replay(c)
+    assert [e["amount"] for e in evs if e["type"] == "money_transferred"].count(4321) == 1
