@@ -7,7 +7,7 @@
 #include "hub.h"
 
 #include "log.h"
-#include "request.h"
+#include "protocol.h"
 
 static void events_send_read(hub_t *h, uint64_t from, uint64_t limit)
 {
@@ -39,7 +39,7 @@ int events_read(hub_t *h, read_kind_t kind, uint64_t from, uint64_t limit, pendi
 static void events_reply_empty(hub_t *h, client_t *c, uint64_t id)
 {
 	msgpack_packer *pk = conn_pack_begin(&c->conn);
-	request_pack_ok(pk, id, 2);
+	proto_pack_ok(pk, id, 2);
 	msg_pack_str(pk, "events");
 	msgpack_pack_array(pk, 0);
 	msg_pack_kv_u64(pk, "last_seq", h->durable_seq);
@@ -56,7 +56,7 @@ void events_request(hub_t *h, client_t *c, uint64_t id, uint64_t from, uint64_t 
 		return;
 	}
 	if (events_read(h, READ_EVENTS, from ? from : 1, limit, &rd) < 0) {
-		hub_send_error(h, rd.to, id, LEDGER_E_UNAVAILABLE, "the log is not reachable now");
+		hub_send_error(h, rd.to, id, PROTO_E_UNAVAILABLE, "the log is not reachable now");
 		hub_request_done(h, rd.to);
 	}
 }
@@ -76,14 +76,14 @@ void events_subscribe(hub_t *h, client_t *c, uint64_t id, bool has_from, uint64_
 			s = &h->subs[i];
 	hub_request_done(h, to);
 	if (!s) {
-		hub_send_error(h, to, id, LEDGER_E_OVERLOADED, "too many subscribers");
+		hub_send_error(h, to, id, PROTO_E_OVERLOADED, "too many subscribers");
 		return;
 	}
 	*s = (subscriber_t){ .to = to, .req_id = id, .active = true };
 	s->next_seq = has_from ? (from ? from : 1) : h->durable_seq + 1;
 	msg_buf_t b;
 	msg_buf_init(&b);
-	request_pack_ok(&b.pk, id, 0);
+	proto_pack_ok(&b.pk, id, 0);
 	hub_send_raw(h, to, b.sb.data, b.sb.size);
 	msg_buf_free(&b);
 	if (s->next_seq <= h->durable_seq)
@@ -184,7 +184,7 @@ void events_logger_lost(hub_t *h)
 	while (h->reads.count) {
 		pending_read_t *rd = fifo_peek(&h->reads, 0);
 		if (rd->kind == READ_EVENTS) {
-			hub_send_error(h, rd->to, rd->req_id, LEDGER_E_UNAVAILABLE,
+			hub_send_error(h, rd->to, rd->req_id, PROTO_E_UNAVAILABLE,
 			               "the log is not reachable now");
 			hub_request_done(h, rd->to);
 		} else if (rd->kind == READ_SUBSCRIBE) {

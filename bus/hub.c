@@ -24,7 +24,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "request.h"
+#include "protocol.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -141,7 +141,7 @@ void hub_send_error(hub_t *h, client_ref_t to, uint64_t id, int err, const char 
 {
 	msg_buf_t b;
 	msg_buf_init(&b);
-	request_pack_error(&b.pk, id, (ledger_err_t)err, message);
+	proto_pack_error(&b.pk, id, (proto_err_t)err, message);
 	hub_send_raw(h, to, b.sb.data, b.sb.size);
 	msg_buf_free(&b);
 }
@@ -165,16 +165,16 @@ static void hub_on_client_frame(conn_t *conn, const char *body, size_t len)
 	msgpack_zone_init(&zone, 1024);
 	msgpack_object map;
 	uint64_t id = 0;
-	ledger_op_t op = LEDGER_OP_NONE;
+	proto_op_t op = PROTO_OP_NONE;
 	if (msg_decode_map(body, len, &zone, &map) < 0) {
-		hub_send_error(h, hub_client_ref(c), 0, LEDGER_E_BAD_REQUEST,
+		hub_send_error(h, hub_client_ref(c), 0, PROTO_E_BAD_REQUEST,
 		               "the frame does not hold exactly one msgpack map");
 		goto out;
 	}
-	ledger_err_t e = request_peek(&map, &id, &op);
-	if (e != LEDGER_OK) {
+	proto_err_t e = proto_peek(&map, &id, &op);
+	if (e != PROTO_OK) {
 		hub_send_error(h, hub_client_ref(c), id, e,
-		               e == LEDGER_E_UNKNOWN_OP ? "unknown op"
+		               e == PROTO_E_UNKNOWN_OP ? "unknown op"
 		                                        : "a request needs an integer id and a string op");
 		goto out;
 	}
@@ -249,7 +249,7 @@ static void hub_on_accept(listener_t *l)
 		log_warn("too many clients (%d): refused one", BUS_CLIENTS_MAX);
 		msg_buf_t b;
 		msg_buf_init(&b);
-		request_pack_error(&b.pk, 0, LEDGER_E_OVERLOADED, "too many connections");
+		proto_pack_error(&b.pk, 0, PROTO_E_OVERLOADED, "too many connections");
 		conn_send(&c->conn, b.sb.data, b.sb.size);
 		msg_buf_free(&b);
 		conn_close(&c->conn);

@@ -25,7 +25,7 @@
 #include "hub.h"
 
 #include "log.h"
-#include "request.h"
+#include "protocol.h"
 
 #include <string.h>
 
@@ -275,7 +275,7 @@ void recovery_release_held(hub_t *h)
 	while (h->held_requests.count && h->state == BUS_LIVE) {
 		held_request_t *r = fifo_peek(&h->held_requests, 0);
 		if (hub_client(h, r->from) && r->command && h->log_fault) {
-			hub_send_error(h, r->from, r->req_id, LEDGER_E_UNAVAILABLE,
+			hub_send_error(h, r->from, r->req_id, PROTO_E_UNAVAILABLE,
 			               "the event log cannot be written just now; retry later");
 			hub_request_done(h, r->from);
 		} else if (hub_client(h, r->from)) {
@@ -293,7 +293,7 @@ void recovery_tick(hub_t *h)
 		held_request_t *r = fifo_peek(&h->held_requests, 0);
 		if (now - r->since_ms < BUS_HOLD_MS_MAX)
 			break;
-		hub_send_error(h, r->from, r->req_id, LEDGER_E_UNAVAILABLE,
+		hub_send_error(h, r->from, r->req_id, PROTO_E_UNAVAILABLE,
 		               "the server is recovering; retry later");
 		hub_request_done(h, r->from);
 		bytes_free(&r->req);

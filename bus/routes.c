@@ -56,13 +56,13 @@ void route_to_resolver(hub_t *h, client_ref_t from, uint64_t id, const char *req
 	if (n + BUS_BATCH_ITEM_OVERHEAD > BUS_BATCH_BYTES_MAX) {
 		/* it would not fit in a frame to the resolver with its wrapping;
 		 * no valid command or query is anywhere near this size */
-		hub_send_error(h, from, id, LEDGER_E_BAD_REQUEST,
+		hub_send_error(h, from, id, PROTO_E_BAD_REQUEST,
 		               "request too large to forward (frame within 288 bytes of the limit)");
 		hub_request_done(h, from);
 		return;
 	}
 	if (h->next_cid - h->out_base >= h->out_cap && route_out_grow(h) < 0) {
-		hub_send_error(h, from, id, LEDGER_E_OVERLOADED, "out of memory");
+		hub_send_error(h, from, id, PROTO_E_OVERLOADED, "out of memory");
 		hub_request_done(h, from);
 		return;
 	}
@@ -95,7 +95,7 @@ static void route_hold_request(hub_t *h, client_t *c, uint64_t id, int op, const
 	held_request_t *r = h->held_requests.count < BUS_HELD_MAX ? fifo_push(&h->held_requests)
 	                                                          : NULL;
 	if (!r) {
-		hub_send_error(h, hub_client_ref(c), id, LEDGER_E_UNAVAILABLE,
+		hub_send_error(h, hub_client_ref(c), id, PROTO_E_UNAVAILABLE,
 		               "the server is recovering; retry later");
 		hub_request_done(h, hub_client_ref(c));
 		return;
@@ -103,7 +103,7 @@ static void route_hold_request(hub_t *h, client_t *c, uint64_t id, int op, const
 	r->from = hub_client_ref(c);
 	r->req_id = id;
 	r->since_ms = hub_now_ms();
-	r->command = request_op_is_command((ledger_op_t)op);
+	r->command = proto_op_is_command((proto_op_t)op);
 	bytes_copy(&r->req, req, n);
 }
 
@@ -115,11 +115,11 @@ static bool route_decode(hub_t *h, client_t *c, uint64_t id, const char *req, si
 	msgpack_zone_init(&zone, 1024);
 	msgpack_object map;
 	const char *why = NULL;
-	ledger_err_t e = LEDGER_E_BAD_REQUEST;
+	proto_err_t e = PROTO_E_BAD_REQUEST;
 	if (msg_decode_map(req, n, &zone, &map) == 0)
 		e = request_decode(&map, cmd, &why);
 	msgpack_zone_destroy(&zone);
-	if (e == LEDGER_OK)
+	if (e == PROTO_OK)
 		return true;
 	hub_send_error(h, hub_client_ref(c), id, e, why ? why : "invalid request");
 	hub_request_done(h, hub_client_ref(c));
@@ -129,34 +129,34 @@ static bool route_decode(hub_t *h, client_t *c, uint64_t id, const char *req, si
 void route_request(hub_t *h, client_t *c, uint64_t id, int op, const char *req, size_t n)
 {
 	ledger_cmd_t cmd;
-	switch ((ledger_op_t)op) {
-	case LEDGER_OP_PING: {
+	switch ((proto_op_t)op) {
+	case PROTO_OP_PING: {
 		msg_buf_t b;
 		msg_buf_init(&b);
-		request_pack_ok(&b.pk, id, 0);
+		proto_pack_ok(&b.pk, id, 0);
 		hub_send_raw(h, hub_client_ref(c), b.sb.data, b.sb.size);
 		msg_buf_free(&b);
 		hub_request_done(h, hub_client_ref(c));
 		return;
 	}
-	case LEDGER_OP_STATUS:
+	case PROTO_OP_STATUS:
 		status_reply(h, c, id);
 		hub_request_done(h, hub_client_ref(c));
 		return;
-	case LEDGER_OP_EVENTS:
+	case PROTO_OP_EVENTS:
 		if (route_decode(h, c, id, req, n, &cmd))
 			events_request(h, c, id, cmd.has_from ? cmd.from_seq : 1, cmd.limit);
 		return;
-	case LEDGER_OP_SUBSCRIBE:
+	case PROTO_OP_SUBSCRIBE:
 		if (route_decode(h, c, id, req, n, &cmd))
 			events_subscribe(h, c, id, cmd.has_from, cmd.from_seq);
 		return;
 	default:
 		break;
 	}
-	if (h->log_fault && request_op_is_command((ledger_op_t)op)) {
+	if (h->log_fault && proto_op_is_command((proto_op_t)op)) {
 		/* the log cannot be written: nothing new may be acknowledged */
-		hub_send_error(h, hub_client_ref(c), id, LEDGER_E_UNAVAILABLE,
+		hub_send_error(h, hub_client_ref(c), id, PROTO_E_UNAVAILABLE,
 		               "the event log cannot be written just now; retry later");
 		hub_request_done(h, hub_client_ref(c));
 		return;
@@ -288,7 +288,7 @@ void route_resolver_lost(hub_t *h)
 		outstanding_t o;
 		if (!route_out_take(h, cid, &o))
 			continue;
-		hub_send_error(h, o.from, o.req_id, LEDGER_E_UNAVAILABLE,
+		hub_send_error(h, o.from, o.req_id, PROTO_E_UNAVAILABLE,
 		               "the resolver restarted before answering; retry");
 		hub_request_done(h, o.from);
 	}

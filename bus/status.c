@@ -1,12 +1,12 @@
 /* status.c - the protocol's "status": the bus's view of the group. */
 #include "hub.h"
 
-#include "request.h"
+#include "protocol.h"
 
 void status_reply(hub_t *h, client_t *c, uint64_t id)
 {
 	msgpack_packer *pk = conn_pack_begin(&c->conn);
-	request_pack_ok(pk, id, 7);
+	proto_pack_ok(pk, id, 7);
 	msg_pack_kv_str(pk, "state", h->state == BUS_LIVE ? "live" : "recovering");
 	msg_pack_kv_u64(pk, "last_seq", h->state == BUS_LIVE ? h->last_seq : h->durable_seq);
 	msg_pack_kv_u64(pk, "durable_seq", h->durable_seq);

@@ -223,7 +223,7 @@ static void audit_count(audit_t *a, const ledger_event_t *ev)
 static bool audit_event(audit_t *a, const logfile_record_t *r, ledger_event_t *ev)
 {
 	int64_t last_ts = ledger_last_ts(a->ledger);
-	ledger_err_t e;
+	proto_err_t e;
 
 	if (event_decode_bytes(r->body, r->len, ev) < 0) {
 		audit_problem(a, r->seq, r->offset, false, "the record does not hold a valid "
@@ -241,9 +241,9 @@ static bool audit_event(audit_t *a, const logfile_record_t *r, ledger_event_t *e
 		return false;
 	}
 	e = ledger_check_event(a->ledger, ev);
-	if (e != LEDGER_OK) {
+	if (e != PROTO_OK) {
 		audit_problem(a, r->seq, r->offset, false, "the %s event breaks the rules: %s",
-			      ledger_event_type_name(ev->type), ledger_err_name(e));
+			      ledger_event_type_name(ev->type), proto_err_name(e));
 		return false;
 	}
 	return true;

@@ -129,10 +129,10 @@ static int history_rebuild_cb(const logfile_record_t *r, void *arg)
 	}
 	if (rb->at->by_time && ev.ts_ms > rb->at->ts_ms)
 		return 1;
-	ledger_err_t e = ledger_check_event(rb->st->ledger, &ev);
-	if (e != LEDGER_OK) {
+	proto_err_t e = ledger_check_event(rb->st->ledger, &ev);
+	if (e != PROTO_OK) {
 		fprintf(stderr, "esbank: the event at seq %" PRIu64 " (offset %" PRIu64 ") breaks "
-			"the rules: %s (see esbank audit)\n", r->seq, r->offset, ledger_err_name(e));
+			"the rules: %s (see esbank audit)\n", r->seq, r->offset, proto_err_name(e));
 		return history_fail(rb, EXIT_USAGE);
 	}
 	if (ledger_apply(rb->st->ledger, &ev, NULL) < 0) {

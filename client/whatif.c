@@ -185,13 +185,13 @@ static uint64_t whatif_new_number(const ledger_t *l, const json_t *line, const c
 	return n;
 }
 
-static ledger_event_type_t whatif_type_of(ledger_op_t op)
+static ledger_event_type_t whatif_type_of(proto_op_t op)
 {
 	switch (op) {
-	case LEDGER_OP_OPEN_ACCOUNT: return LEDGER_EV_ACCOUNT_OPENED;
-	case LEDGER_OP_VERIFY_ACCOUNT: return LEDGER_EV_ACCOUNT_VERIFIED;
-	case LEDGER_OP_REISSUE_CODE: return LEDGER_EV_CODE_REISSUED;
-	case LEDGER_OP_TRANSFER: return LEDGER_EV_MONEY_TRANSFERRED;
+	case PROTO_OP_OPEN_ACCOUNT: return LEDGER_EV_ACCOUNT_OPENED;
+	case PROTO_OP_VERIFY_ACCOUNT: return LEDGER_EV_ACCOUNT_VERIFIED;
+	case PROTO_OP_REISSUE_CODE: return LEDGER_EV_CODE_REISSUED;
+	case PROTO_OP_TRANSFER: return LEDGER_EV_MONEY_TRANSFERRED;
 	default: return LEDGER_EV_MONEY_WITHDRAWN;
 	}
 }
@@ -239,11 +239,11 @@ static void whatif_item_sep(whatif_t *w)
 	w->first_item = false;
 }
 
-static void whatif_say_injected(whatif_t *w, size_t lineno, const char *op, ledger_err_t e,
+static void whatif_say_injected(whatif_t *w, size_t lineno, const char *op, proto_err_t e,
 				const char *why, const ledger_event_t *ev, int64_t balance)
 {
 	char buf[CURRENCY_TEXT_MAX], num[LEDGER_ACCOUNT_DIGITS + 1];
-	bool ok = e == LEDGER_OK;
+	bool ok = e == PROTO_OK;
 
 	if (w->json) {
 		whatif_item_sep(w);
@@ -255,17 +255,17 @@ static void whatif_say_injected(whatif_t *w, size_t lineno, const char *op, ledg
 		if (ok && ev->type == LEDGER_EV_ACCOUNT_OPENED)
 			printf(",\"account\":\"%s\"", (ledger_account_format(ev->account, num), num));
 		if (!ok)
-			printf(",\"error\":\"%s\",\"message\":", ledger_err_name(e));
+			printf(",\"error\":\"%s\",\"message\":", proto_err_name(e));
 		if (!ok)
 			output_json_string(stdout, why, strlen(why));
 		putchar('}');
 		return;
 	}
 	printf("  line %-4zu %-15s ", lineno, op);
-	if (!ok && strcmp(why, ledger_err_name(e)) != 0) {
-		printf("rejected: %s (%s)\n", ledger_err_name(e), why);
+	if (!ok && strcmp(why, proto_err_name(e)) != 0) {
+		printf("rejected: %s (%s)\n", proto_err_name(e), why);
 	} else if (!ok) {
-		printf("rejected: %s\n", ledger_err_name(e));
+		printf("rejected: %s\n", proto_err_name(e));
 	} else if (ev->type == LEDGER_EV_ACCOUNT_OPENED) {
 		ledger_account_format(ev->account, num);
 		printf("applied as seq %" PRIu64 ": account %s\n", ev->seq, num);
@@ -278,26 +278,26 @@ static void whatif_say_injected(whatif_t *w, size_t lineno, const char *op, ledg
 	}
 }
 
-/* Checks and applies one decoded command; the error, LEDGER_OK or LEDGER_DUPLICATE. */
-static ledger_err_t whatif_apply_cmd(whatif_t *w, const ledger_cmd_t *cmd, const json_t *line,
+/* Checks and applies one decoded command; the error, PROTO_OK or PROTO_DUPLICATE. */
+static proto_err_t whatif_apply_cmd(whatif_t *w, const ledger_cmd_t *cmd, const json_t *line,
 				     ledger_event_t *ev, int64_t *balance)
 {
 	ledger_key_entry_t prior;
 	ledger_result_t res = { 0 };
 
-	ledger_err_t e = ledger_check(w->alt, cmd, &prior);
-	if (e == LEDGER_E_WRONG_CODE && whatif_code_unknown(w, cmd))
-		e = LEDGER_OK;
-	if (e != LEDGER_OK)
+	proto_err_t e = ledger_check(w->alt, cmd, &prior);
+	if (e == PROTO_E_WRONG_CODE && whatif_code_unknown(w, cmd))
+		e = PROTO_OK;
+	if (e != PROTO_OK)
 		return e;
 	whatif_event_of(w, cmd, line, ev);
 	e = ledger_check_event(w->alt, ev);
-	if (e != LEDGER_OK)
+	if (e != PROTO_OK)
 		return e;
 	if (ledger_apply(w->alt, ev, &res) < 0)
-		return LEDGER_E_INTERNAL;
+		return PROTO_E_INTERNAL;
 	*balance = res.balance;
-	return LEDGER_OK;
+	return PROTO_OK;
 }
 
 /* One line of FILE: decode, check, apply, report. */
@@ -311,7 +311,7 @@ static void whatif_inject_line(whatif_t *w, size_t lineno, json_t *line)
 	const char *why = "the line is not a JSON object";
 	const char *op = json_string_value(json_object_get(line, "op"));
 	int64_t balance = 0;
-	ledger_err_t e = LEDGER_E_BAD_REQUEST;
+	proto_err_t e = PROTO_E_BAD_REQUEST;
 
 	if (json_is_object(line) && !json_object_get(line, "id"))
 		json_object_set_new(line, "id", json_integer((json_int_t)lineno));
@@ -320,14 +320,14 @@ static void whatif_inject_line(whatif_t *w, size_t lineno, json_t *line)
 	if (json_is_object(line) && whatif_pack_json(&b.pk, line, 0) == 0 &&
 	    msg_decode_map(b.sb.data, b.sb.size, &zone, &map) == 0)
 		e = request_decode(&map, &cmd, &why);
-	if (e == LEDGER_OK && !request_op_is_command(cmd.op)) {
-		e = LEDGER_E_UNKNOWN_OP;
+	if (e == PROTO_OK && !proto_op_is_command(cmd.op)) {
+		e = PROTO_E_UNKNOWN_OP;
 		why = "only commands can be injected";
 	}
-	if (e == LEDGER_OK) {
+	if (e == PROTO_OK) {
 		e = whatif_apply_cmd(w, &cmd, line, &ev, &balance);
-		why = e == LEDGER_DUPLICATE ? "the key was used before: done once only"
-					    : ledger_err_name(e);
+		why = e == PROTO_DUPLICATE ? "the key was used before: done once only"
+					    : proto_err_name(e);
 	}
 	whatif_say_injected(w, lineno, op ? op : "?", e, why ? why : "", &ev, balance);
 	msgpack_zone_destroy(&zone);
@@ -360,7 +360,7 @@ static int whatif_inject(whatif_t *w, const char *path)
 		if (!j && !w->json)
 			printf("  line %-4zu not JSON: %s\n", lineno, err.text);
 		else if (!j)
-			whatif_say_injected(w, lineno, "?", LEDGER_E_BAD_REQUEST, "not JSON", NULL, 0);
+			whatif_say_injected(w, lineno, "?", PROTO_E_BAD_REQUEST, "not JSON", NULL, 0);
 		else
 			whatif_inject_line(w, lineno, j);
 		json_decref(j);
@@ -378,11 +378,11 @@ static void whatif_cmd_of(const ledger_event_t *ev, ledger_cmd_t *cmd)
 	static const char pw[] = "whatif-password";
 
 	memset(cmd, 0, sizeof(*cmd));
-	cmd->op = ev->type == LEDGER_EV_ACCOUNT_OPENED ? LEDGER_OP_OPEN_ACCOUNT
-		: ev->type == LEDGER_EV_ACCOUNT_VERIFIED ? LEDGER_OP_VERIFY_ACCOUNT
-		: ev->type == LEDGER_EV_CODE_REISSUED ? LEDGER_OP_REISSUE_CODE
-		: ev->type == LEDGER_EV_MONEY_TRANSFERRED ? LEDGER_OP_TRANSFER
-		: LEDGER_OP_WITHDRAW;
+	cmd->op = ev->type == LEDGER_EV_ACCOUNT_OPENED ? PROTO_OP_OPEN_ACCOUNT
+		: ev->type == LEDGER_EV_ACCOUNT_VERIFIED ? PROTO_OP_VERIFY_ACCOUNT
+		: ev->type == LEDGER_EV_CODE_REISSUED ? PROTO_OP_REISSUE_CODE
+		: ev->type == LEDGER_EV_MONEY_TRANSFERRED ? PROTO_OP_TRANSFER
+		: PROTO_OP_WITHDRAW;
 	cmd->account = ev->account;
 	cmd->account_valid = true;
 	cmd->to = ev->to;
@@ -399,26 +399,26 @@ static void whatif_cmd_of(const ledger_event_t *ev, ledger_cmd_t *cmd)
 }
 
 /* verify_account with the real code: ledger_check's order, the code compared by hash. */
-static ledger_err_t whatif_check_verify(const whatif_t *w, const ledger_event_t *real_ev,
+static proto_err_t whatif_check_verify(const whatif_t *w, const ledger_event_t *real_ev,
 					const ledger_cmd_t *cmd, ledger_key_entry_t *prior)
 {
 	const ledger_key_entry_t *k = cmd->has_key ? ledger_find_key(w->alt, cmd->key,
 								      cmd->key_len) : NULL;
 	if (k && (k->op != cmd->op || memcmp(k->fp, cmd->fp, LEDGER_FP_BYTES) != 0))
-		return LEDGER_E_KEY_CONFLICT;
+		return PROTO_E_KEY_CONFLICT;
 	if (k) {
 		*prior = *k;
-		return LEDGER_DUPLICATE;
+		return PROTO_DUPLICATE;
 	}
 	const ledger_account_t *a = ledger_find(w->alt, real_ev->account);
 	const ledger_account_t *r = ledger_find(w->real, real_ev->account);
 	if (!a)
-		return LEDGER_E_NOT_FOUND;
+		return PROTO_E_NOT_FOUND;
 	if (a->verified)
-		return LEDGER_E_ALREADY_VERIFIED;
+		return PROTO_E_ALREADY_VERIFIED;
 	if (!r || memcmp(a->code_hash, r->code_hash, LEDGER_CODE_HASH_BYTES) != 0)
-		return LEDGER_E_WRONG_CODE;
-	return LEDGER_OK;
+		return PROTO_E_WRONG_CODE;
+	return PROTO_OK;
 }
 
 /*
@@ -436,16 +436,16 @@ static void whatif_balance_after(const whatif_t *w, ledger_event_t *ev)
 }
 
 /* Re-checks a real event as its command against the altered state; applies it if accepted. */
-static ledger_err_t whatif_recheck(whatif_t *w, const ledger_event_t *real_ev,
+static proto_err_t whatif_recheck(whatif_t *w, const ledger_event_t *real_ev,
 				   ledger_key_entry_t *prior)
 {
 	ledger_cmd_t cmd;
 	ledger_event_t ev = *real_ev;
 
 	whatif_cmd_of(real_ev, &cmd);
-	ledger_err_t e = cmd.op == LEDGER_OP_VERIFY_ACCOUNT
+	proto_err_t e = cmd.op == PROTO_OP_VERIFY_ACCOUNT
 		? whatif_check_verify(w, real_ev, &cmd, prior) : ledger_check(w->alt, &cmd, prior);
-	if (e != LEDGER_OK)
+	if (e != PROTO_OK)
 		return e;
 	ev.seq = ledger_last_seq(w->alt) + 1;
 	if (ev.ts_ms < ledger_last_ts(w->alt))
@@ -453,13 +453,13 @@ static ledger_err_t whatif_recheck(whatif_t *w, const ledger_event_t *real_ev,
 	if (ev.type == LEDGER_EV_MONEY_WITHDRAWN)
 		whatif_balance_after(w, &ev);
 	e = ledger_check_event(w->alt, &ev);
-	if (e == LEDGER_OK && ledger_apply(w->alt, &ev, NULL) < 0)
-		e = LEDGER_E_INTERNAL;
+	if (e == PROTO_OK && ledger_apply(w->alt, &ev, NULL) < 0)
+		e = PROTO_E_INTERNAL;
 	return e;
 }
 
 static void whatif_say_rejected(whatif_t *w, const logfile_record_t *r,
-				const ledger_event_t *ev, ledger_err_t e,
+				const ledger_event_t *ev, proto_err_t e,
 				const ledger_key_entry_t *prior)
 {
 	char a[LEDGER_ACCOUNT_DIGITS + 1], b[LEDGER_ACCOUNT_DIGITS + 1], amt[CURRENCY_TEXT_MAX];
@@ -470,10 +470,10 @@ static void whatif_say_rejected(whatif_t *w, const logfile_record_t *r,
 		msgpack_object obj;
 		whatif_item_sep(w);
 		printf("{\"seq\":%" PRIu64 ",\"type\":\"%s\"", r->seq, type);
-		if (e == LEDGER_DUPLICATE)
+		if (e == PROTO_DUPLICATE)
 			printf(",\"error\":\"duplicate\",\"of_seq\":%" PRIu64, prior->seq);
 		else
-			printf(",\"error\":\"%s\"", ledger_err_name(e));
+			printf(",\"error\":\"%s\"", proto_err_name(e));
 		msgpack_zone_init(&zone, 1024);
 		if (msg_decode_map(r->body, r->len, &zone, &obj) == 0) {
 			printf(",\"event\":");
@@ -489,10 +489,10 @@ static void whatif_say_rejected(whatif_t *w, const logfile_record_t *r,
 		printf(" -> %s", (ledger_account_format(ev->to, b), b));
 	if (ev->type == LEDGER_EV_MONEY_TRANSFERRED || ev->type == LEDGER_EV_MONEY_WITHDRAWN)
 		printf(" %s", currency_format(ev->amount, amt));
-	if (e == LEDGER_DUPLICATE)
+	if (e == PROTO_DUPLICATE)
 		printf("  duplicate of seq %" PRIu64 " (not applied)\n", prior->seq);
 	else
-		printf("  rejected: %s\n", ledger_err_name(e));
+		printf("  rejected: %s\n", proto_err_name(e));
 }
 
 static int whatif_rest_cb(const logfile_record_t *r, void *arg)
@@ -505,20 +505,20 @@ static int whatif_rest_cb(const logfile_record_t *r, void *arg)
 	if (r->seq <= w->at)
 		return 0;
 	if (event_decode_bytes(r->body, r->len, &ev) < 0 ||
-	    ledger_check_event(w->real, &ev) != LEDGER_OK) {
+	    ledger_check_event(w->real, &ev) != PROTO_OK) {
 		fprintf(stderr, "esbank: the event at seq %" PRIu64 " (offset %" PRIu64 ") is "
 			"not valid (see esbank audit)\n", r->seq, r->offset);
 		w->exit_code = EXIT_USAGE;
 		return 1;
 	}
-	ledger_err_t e = whatif_recheck(w, &ev, &prior);
+	proto_err_t e = whatif_recheck(w, &ev, &prior);
 	if (ledger_apply(w->real, &ev, NULL) < 0)
 		return -ENOMEM;
 	w->checked++;
-	w->accepted += e == LEDGER_OK;
-	w->duplicates += e == LEDGER_DUPLICATE;
-	w->rejected += e != LEDGER_OK && e != LEDGER_DUPLICATE;
-	if (e != LEDGER_OK && w->rejected + w->duplicates <= WHATIF_REPORT_MAX)
+	w->accepted += e == PROTO_OK;
+	w->duplicates += e == PROTO_DUPLICATE;
+	w->rejected += e != PROTO_OK && e != PROTO_DUPLICATE;
+	if (e != PROTO_OK && w->rejected + w->duplicates <= WHATIF_REPORT_MAX)
 		whatif_say_rejected(w, r, &ev, e, &prior);
 	return 0;
 }

@@ -407,33 +407,6 @@ void ledger_free(ledger_t *l)
 
 /* ---- names ---- */
 
-static const char *const ledger_err_names[] = {
-	[LEDGER_OK] = "ok",
-	[LEDGER_E_BAD_REQUEST] = "bad_request",
-	[LEDGER_E_UNKNOWN_OP] = "unknown_op",
-	[LEDGER_E_NOT_FOUND] = "not_found",
-	[LEDGER_E_ALREADY_EXISTS] = "already_exists",
-	[LEDGER_E_ALREADY_VERIFIED] = "already_verified",
-	[LEDGER_E_WRONG_CODE] = "wrong_code",
-	[LEDGER_E_NOT_VERIFIED] = "not_verified",
-	[LEDGER_E_INSUFFICIENT_FUNDS] = "insufficient_funds",
-	[LEDGER_E_INVALID_AMOUNT] = "invalid_amount",
-	[LEDGER_E_SAME_ACCOUNT] = "same_account",
-	[LEDGER_E_KEY_CONFLICT] = "key_conflict",
-	[LEDGER_E_AUTH_FAILED] = "auth_failed",
-	[LEDGER_E_UNAVAILABLE] = "unavailable",
-	[LEDGER_E_OVERLOADED] = "overloaded",
-	[LEDGER_E_INTERNAL] = "internal",
-	[LEDGER_DUPLICATE] = "duplicate",
-};
-
-const char *ledger_err_name(ledger_err_t e)
-{
-	if ((unsigned)e >= sizeof(ledger_err_names) / sizeof(ledger_err_names[0]))
-		return "internal";
-	return ledger_err_names[e];
-}
-
 static const char *const ledger_event_names[] = {
 	[LEDGER_EV_ACCOUNT_OPENED] = "account_opened",
 	[LEDGER_EV_ACCOUNT_VERIFIED] = "account_verified",
@@ -679,103 +652,103 @@ int ledger_each_key(const ledger_t *l,
 
 /* ---- checking commands ---- */
 
-static ledger_err_t ledger_check_key(const ledger_t *l, const ledger_cmd_t *cmd,
+static proto_err_t ledger_check_key(const ledger_t *l, const ledger_cmd_t *cmd,
 				     ledger_key_entry_t *prior)
 {
 	const ledger_key_entry_t *e = ledger_find_key(l, cmd->key, cmd->key_len);
 	if (!e)
-		return LEDGER_OK;
+		return PROTO_OK;
 	if (e->op != cmd->op || sodium_memcmp(e->fp, cmd->fp, LEDGER_FP_BYTES) != 0)
-		return LEDGER_E_KEY_CONFLICT;
+		return PROTO_E_KEY_CONFLICT;
 	if (prior)
 		*prior = *e;
-	return LEDGER_DUPLICATE;
+	return PROTO_DUPLICATE;
 }
 
-static ledger_err_t ledger_check_verify(const ledger_t *l, const ledger_cmd_t *cmd)
+static proto_err_t ledger_check_verify(const ledger_t *l, const ledger_cmd_t *cmd)
 {
 	const ledger_account_t *a = cmd->account_valid ? ledger_find(l, cmd->account) : NULL;
 	if (!a)
-		return LEDGER_E_NOT_FOUND;
+		return PROTO_E_NOT_FOUND;
 	if (a->verified)
-		return LEDGER_E_ALREADY_VERIFIED;
+		return PROTO_E_ALREADY_VERIFIED;
 	uint8_t h[LEDGER_CODE_HASH_BYTES];
 	crypto_generichash(h, sizeof(h), (const unsigned char *)cmd->code, cmd->code_len, NULL, 0);
 	if (sodium_memcmp(h, a->code_hash, sizeof(h)) != 0)
-		return LEDGER_E_WRONG_CODE;
-	return LEDGER_OK;
+		return PROTO_E_WRONG_CODE;
+	return PROTO_OK;
 }
 
-static ledger_err_t ledger_check_transfer(const ledger_t *l, const ledger_cmd_t *cmd)
+static proto_err_t ledger_check_transfer(const ledger_t *l, const ledger_cmd_t *cmd)
 {
 	if (cmd->amount < 1 || cmd->amount > LEDGER_AMOUNT_MAX)
-		return LEDGER_E_INVALID_AMOUNT;
+		return PROTO_E_INVALID_AMOUNT;
 	if (cmd->account_valid == cmd->to_valid && cmd->account == cmd->to)
-		return LEDGER_E_SAME_ACCOUNT;
+		return PROTO_E_SAME_ACCOUNT;
 	const ledger_account_t *from = cmd->account_valid ? ledger_find(l, cmd->account) : NULL;
 	if (!from)
-		return LEDGER_E_NOT_FOUND;
+		return PROTO_E_NOT_FOUND;
 	const ledger_account_t *to = cmd->to_valid ? ledger_find(l, cmd->to) : NULL;
 	if (!to)
-		return LEDGER_E_NOT_FOUND;
+		return PROTO_E_NOT_FOUND;
 	if (!from->verified || !to->verified)
-		return LEDGER_E_NOT_VERIFIED;
+		return PROTO_E_NOT_VERIFIED;
 	if (from->balance < cmd->amount)
-		return LEDGER_E_INSUFFICIENT_FUNDS;
-	return LEDGER_OK;
+		return PROTO_E_INSUFFICIENT_FUNDS;
+	return PROTO_OK;
 }
 
-static ledger_err_t ledger_check_withdraw(const ledger_t *l, const ledger_cmd_t *cmd)
+static proto_err_t ledger_check_withdraw(const ledger_t *l, const ledger_cmd_t *cmd)
 {
 	if (cmd->amount < 1 || cmd->amount > LEDGER_AMOUNT_MAX)
-		return LEDGER_E_INVALID_AMOUNT;
+		return PROTO_E_INVALID_AMOUNT;
 	const ledger_account_t *a = cmd->account_valid ? ledger_find(l, cmd->account) : NULL;
 	if (!a)
-		return LEDGER_E_NOT_FOUND;
+		return PROTO_E_NOT_FOUND;
 	if (!a->verified)
-		return LEDGER_E_NOT_VERIFIED;
+		return PROTO_E_NOT_VERIFIED;
 	if (a->balance < cmd->amount)
-		return LEDGER_E_INSUFFICIENT_FUNDS;
-	return LEDGER_OK;
+		return PROTO_E_INSUFFICIENT_FUNDS;
+	return PROTO_OK;
 }
 
-static ledger_err_t ledger_check_rules(const ledger_t *l, const ledger_cmd_t *cmd)
+static proto_err_t ledger_check_rules(const ledger_t *l, const ledger_cmd_t *cmd)
 {
 	const ledger_account_t *a = cmd->account_valid ? ledger_find(l, cmd->account) : NULL;
 	switch (cmd->op) {
-	case LEDGER_OP_OPEN_ACCOUNT:
+	case PROTO_OP_OPEN_ACCOUNT:
 		assert(cmd->email_len <= LEDGER_EMAIL_BYTES_MAX);
-		return ledger_find_email(l, cmd->email, cmd->email_len) ? LEDGER_E_ALREADY_EXISTS
-									 : LEDGER_OK;
-	case LEDGER_OP_VERIFY_ACCOUNT:
+		return ledger_find_email(l, cmd->email, cmd->email_len) ? PROTO_E_ALREADY_EXISTS
+									 : PROTO_OK;
+	case PROTO_OP_VERIFY_ACCOUNT:
 		return ledger_check_verify(l, cmd);
-	case LEDGER_OP_REISSUE_CODE:
+	case PROTO_OP_REISSUE_CODE:
 		if (!a)
-			return LEDGER_E_NOT_FOUND;
-		return a->verified ? LEDGER_E_ALREADY_VERIFIED : LEDGER_OK;
-	case LEDGER_OP_TRANSFER:
+			return PROTO_E_NOT_FOUND;
+		return a->verified ? PROTO_E_ALREADY_VERIFIED : PROTO_OK;
+	case PROTO_OP_TRANSFER:
 		return ledger_check_transfer(l, cmd);
-	case LEDGER_OP_WITHDRAW:
+	case PROTO_OP_WITHDRAW:
 		return ledger_check_withdraw(l, cmd);
-	case LEDGER_OP_GET_ACCOUNT:
-		return a ? LEDGER_OK : LEDGER_E_NOT_FOUND;
-	case LEDGER_OP_AUTHENTICATE:
-		return a ? LEDGER_OK : LEDGER_E_AUTH_FAILED;
-	case LEDGER_OP_NONE:
-		return LEDGER_E_UNKNOWN_OP;
+	case PROTO_OP_GET_ACCOUNT:
+		return a ? PROTO_OK : PROTO_E_NOT_FOUND;
+	case PROTO_OP_AUTHENTICATE:
+		return a ? PROTO_OK : PROTO_E_AUTH_FAILED;
+	case PROTO_OP_NONE:
+		return PROTO_E_UNKNOWN_OP;
 	default:
-		return LEDGER_OK;
+		return PROTO_OK;
 	}
 }
 
-ledger_err_t ledger_check(const ledger_t *l, const ledger_cmd_t *cmd, ledger_key_entry_t *prior)
+proto_err_t ledger_check(const ledger_t *l, const ledger_cmd_t *cmd, ledger_key_entry_t *prior)
 {
 	assert(l && cmd);
-	bool command = cmd->op >= LEDGER_OP_OPEN_ACCOUNT && cmd->op <= LEDGER_OP_WITHDRAW;
+	bool command = cmd->op >= PROTO_OP_OPEN_ACCOUNT && cmd->op <= PROTO_OP_WITHDRAW;
 	if (command && cmd->has_key) {
 		assert(cmd->key && cmd->key_len >= 1 && cmd->key_len <= LEDGER_KEY_BYTES_MAX);
-		ledger_err_t e = ledger_check_key(l, cmd, prior);
-		if (e != LEDGER_OK)
+		proto_err_t e = ledger_check_key(l, cmd, prior);
+		if (e != PROTO_OK)
 			return e;
 	}
 	return ledger_check_rules(l, cmd);
@@ -783,46 +756,46 @@ ledger_err_t ledger_check(const ledger_t *l, const ledger_cmd_t *cmd, ledger_key
 
 /* ---- checking events ---- */
 
-static ledger_err_t ledger_check_opened(const ledger_t *l, const ledger_event_t *ev)
+static proto_err_t ledger_check_opened(const ledger_t *l, const ledger_event_t *ev)
 {
 	char lower[LEDGER_EMAIL_BYTES_MAX + 1];
 	size_t n = strnlen(ev->email, sizeof(ev->email));
 	if (!ledger_number_ok(ev->account) || n == sizeof(ev->email))
-		return LEDGER_E_BAD_REQUEST;
+		return PROTO_E_BAD_REQUEST;
 	if (!request_email_valid(ev->email, n, lower) || strcmp(lower, ev->email) != 0)
-		return LEDGER_E_BAD_REQUEST;
+		return PROTO_E_BAD_REQUEST;
 	if (ev->amount != LEDGER_OPEN_BALANCE)
-		return LEDGER_E_INVALID_AMOUNT;
+		return PROTO_E_INVALID_AMOUNT;
 	if (memchr(ev->pwhash, '\0', sizeof(ev->pwhash)) == NULL || ev->pwhash[0] == '\0')
-		return LEDGER_E_BAD_REQUEST;
+		return PROTO_E_BAD_REQUEST;
 	if (ledger_find(l, ev->account) || ledger_find_email(l, ev->email, n))
-		return LEDGER_E_ALREADY_EXISTS;
-	return LEDGER_OK;
+		return PROTO_E_ALREADY_EXISTS;
+	return PROTO_OK;
 }
 
-static ledger_err_t ledger_check_move(const ledger_t *l, const ledger_event_t *ev)
+static proto_err_t ledger_check_move(const ledger_t *l, const ledger_event_t *ev)
 {
 	if (ev->amount < 1 || ev->amount > LEDGER_AMOUNT_MAX)
-		return LEDGER_E_INVALID_AMOUNT;
+		return PROTO_E_INVALID_AMOUNT;
 	bool transfer = ev->type == LEDGER_EV_MONEY_TRANSFERRED;
 	if (transfer && ev->account == ev->to)
-		return LEDGER_E_SAME_ACCOUNT;
+		return PROTO_E_SAME_ACCOUNT;
 	if (transfer) /* two accounts far apart: let their cache misses overlap */
 		ledger_prefetch_number(l, ev->to);
 	const ledger_account_t *from = ledger_find(l, ev->account);
 	const ledger_account_t *to = transfer ? ledger_find(l, ev->to) : NULL;
 	if (!from || (transfer && !to))
-		return LEDGER_E_NOT_FOUND;
+		return PROTO_E_NOT_FOUND;
 	if (!from->verified || (transfer && !to->verified))
-		return LEDGER_E_NOT_VERIFIED;
+		return PROTO_E_NOT_VERIFIED;
 	if (from->balance < ev->amount)
-		return LEDGER_E_INSUFFICIENT_FUNDS;
+		return PROTO_E_INSUFFICIENT_FUNDS;
 	if (ev->has_balance && ev->balance != from->balance - ev->amount)
-		return LEDGER_E_BAD_REQUEST; /* the recorded balance after is wrong */
-	return LEDGER_OK;
+		return PROTO_E_BAD_REQUEST; /* the recorded balance after is wrong */
+	return PROTO_OK;
 }
 
-static ledger_err_t ledger_check_event_rules(const ledger_t *l, const ledger_event_t *ev)
+static proto_err_t ledger_check_event_rules(const ledger_t *l, const ledger_event_t *ev)
 {
 	const ledger_account_t *a;
 	switch (ev->type) {
@@ -832,42 +805,42 @@ static ledger_err_t ledger_check_event_rules(const ledger_t *l, const ledger_eve
 	case LEDGER_EV_CODE_REISSUED:
 		a = ledger_find(l, ev->account);
 		if (!a)
-			return LEDGER_E_NOT_FOUND;
-		return a->verified ? LEDGER_E_ALREADY_VERIFIED : LEDGER_OK;
+			return PROTO_E_NOT_FOUND;
+		return a->verified ? PROTO_E_ALREADY_VERIFIED : PROTO_OK;
 	case LEDGER_EV_MONEY_TRANSFERRED:
 	case LEDGER_EV_MONEY_WITHDRAWN:
 		return ledger_check_move(l, ev);
 	default:
-		return LEDGER_E_BAD_REQUEST;
+		return PROTO_E_BAD_REQUEST;
 	}
 }
 
-ledger_err_t ledger_check_event(const ledger_t *l, const ledger_event_t *ev)
+proto_err_t ledger_check_event(const ledger_t *l, const ledger_event_t *ev)
 {
 	assert(l && ev);
 	if (ev->seq != l->last_seq + 1 || ev->ts_ms < l->last_ts)
-		return LEDGER_E_BAD_REQUEST;
+		return PROTO_E_BAD_REQUEST;
 	if (ev->has_key) {
 		if (ev->key_len < 1 || ev->key_len > LEDGER_KEY_BYTES_MAX)
-			return LEDGER_E_BAD_REQUEST;
+			return PROTO_E_BAD_REQUEST;
 		if (ledger_find_key(l, ev->key, ev->key_len))
-			return LEDGER_E_KEY_CONFLICT;
+			return PROTO_E_KEY_CONFLICT;
 	}
 	return ledger_check_event_rules(l, ev);
 }
 
 /* ---- applying events ---- */
 
-static ledger_op_t ledger_op_of_event(ledger_event_type_t t)
+static proto_op_t ledger_op_of_event(ledger_event_type_t t)
 {
 	switch (t) {
-	case LEDGER_EV_ACCOUNT_OPENED: return LEDGER_OP_OPEN_ACCOUNT;
-	case LEDGER_EV_ACCOUNT_VERIFIED: return LEDGER_OP_VERIFY_ACCOUNT;
-	case LEDGER_EV_CODE_REISSUED: return LEDGER_OP_REISSUE_CODE;
-	case LEDGER_EV_MONEY_TRANSFERRED: return LEDGER_OP_TRANSFER;
-	case LEDGER_EV_MONEY_WITHDRAWN: return LEDGER_OP_WITHDRAW;
+	case LEDGER_EV_ACCOUNT_OPENED: return PROTO_OP_OPEN_ACCOUNT;
+	case LEDGER_EV_ACCOUNT_VERIFIED: return PROTO_OP_VERIFY_ACCOUNT;
+	case LEDGER_EV_CODE_REISSUED: return PROTO_OP_REISSUE_CODE;
+	case LEDGER_EV_MONEY_TRANSFERRED: return PROTO_OP_TRANSFER;
+	case LEDGER_EV_MONEY_WITHDRAWN: return PROTO_OP_WITHDRAW;
 	}
-	return LEDGER_OP_NONE;
+	return PROTO_OP_NONE;
 }
 
 /* Grows the key ring to ncap records (never past keys_max). */
@@ -1063,7 +1036,7 @@ static int64_t ledger_apply_rules(ledger_t *l, const ledger_event_t *ev)
 int ledger_apply(ledger_t *l, const ledger_event_t *ev, ledger_result_t *out)
 {
 	assert(l && ev);
-	assert(ledger_check_event(l, ev) == LEDGER_OK);
+	assert(ledger_check_event(l, ev) == PROTO_OK);
 	int rc = ledger_reserve(l, ev);
 	if (rc < 0)
 		return rc;
@@ -1216,8 +1189,8 @@ static int ledger_unpack_key(ledger_t *l, const msgpack_object *o)
 	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 6 ||
 	    f[0].type != MSGPACK_OBJECT_BIN || f[0].via.bin.size < 1 ||
 	    f[0].via.bin.size > LEDGER_KEY_BYTES_MAX ||
-	    f[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[1].via.u64 > LEDGER_OP_WITHDRAW ||
-	    !request_op_is_command((ledger_op_t)f[1].via.u64) ||
+	    f[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[1].via.u64 > PROTO_OP_WITHDRAW ||
+	    !proto_op_is_command((proto_op_t)f[1].via.u64) ||
 	    f[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
 	    f[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
 	    !ledger_obj_i64(&f[4], 0, &e.balance) ||
@@ -1232,7 +1205,7 @@ static int ledger_unpack_key(ledger_t *l, const msgpack_object *o)
 	if (rc < 0)
 		return rc;
 	ledger_key_rec_t *r = ledger_keys_put(l, key, n, frag);
-	r->entry.op = (ledger_op_t)f[1].via.u64;
+	r->entry.op = (proto_op_t)f[1].via.u64;
 	r->entry.seq = f[2].via.u64;
 	r->entry.account = f[3].via.u64;
 	r->entry.balance = e.balance;

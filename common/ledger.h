@@ -21,6 +21,8 @@
 
 #include <msgpack.h>
 
+#include "protocol.h"
+
 #define LEDGER_OPEN_BALANCE 100000         /* cents: $1,000.00 */
 #define LEDGER_AMOUNT_MAX 1000000000000LL  /* 10^12 cents */
 #define LEDGER_ACCOUNT_DIGITS 16
@@ -36,47 +38,6 @@
 #define LEDGER_INACTIVE_DAYS_DEFAULT 30
 #define LEDGER_DAY_MS 86400000LL
 #define LEDGER_SNAPSHOT_VERSION 1
-
-/* Error codes; ledger_err_name() gives the protocol's string for each. */
-typedef enum {
-	LEDGER_OK = 0,
-	LEDGER_E_BAD_REQUEST,
-	LEDGER_E_UNKNOWN_OP,
-	LEDGER_E_NOT_FOUND,
-	LEDGER_E_ALREADY_EXISTS,
-	LEDGER_E_ALREADY_VERIFIED,
-	LEDGER_E_WRONG_CODE,
-	LEDGER_E_NOT_VERIFIED,
-	LEDGER_E_INSUFFICIENT_FUNDS,
-	LEDGER_E_INVALID_AMOUNT,
-	LEDGER_E_SAME_ACCOUNT,
-	LEDGER_E_KEY_CONFLICT,
-	LEDGER_E_AUTH_FAILED,
-	LEDGER_E_UNAVAILABLE,
-	LEDGER_E_OVERLOADED,
-	LEDGER_E_INTERNAL,
-	LEDGER_DUPLICATE, /* not an error: a keyed command seen before */
-} ledger_err_t;
-
-typedef enum {
-	LEDGER_OP_NONE = 0,
-	/* commands */
-	LEDGER_OP_OPEN_ACCOUNT,
-	LEDGER_OP_VERIFY_ACCOUNT,
-	LEDGER_OP_REISSUE_CODE,
-	LEDGER_OP_TRANSFER,
-	LEDGER_OP_WITHDRAW,
-	/* queries answered from the state */
-	LEDGER_OP_GET_ACCOUNT,
-	LEDGER_OP_AUTHENTICATE,
-	LEDGER_OP_SUM_TRANSACTIONS,
-	LEDGER_OP_INACTIVE_USERS,
-	/* served by the bus or the logger, never by the ledger */
-	LEDGER_OP_EVENTS,
-	LEDGER_OP_SUBSCRIBE,
-	LEDGER_OP_STATUS,
-	LEDGER_OP_PING,
-} ledger_op_t;
 
 typedef enum {
 	LEDGER_EV_ACCOUNT_OPENED = 1,
@@ -122,7 +83,7 @@ typedef struct {
  * account_valid = false so that the rules answer not_found.
  */
 typedef struct {
-	ledger_op_t op;
+	proto_op_t op;
 	uint64_t id;
 	const char *email;    size_t email_len;
 	const char *password; size_t password_len;
@@ -153,7 +114,7 @@ typedef struct {
 
 /* What a keyed command's original success reply held. */
 typedef struct {
-	ledger_op_t op;
+	proto_op_t op;
 	uint64_t seq;
 	uint64_t account;  /* open_account's new account */
 	int64_t balance;   /* transfer / withdraw: balance after */
@@ -171,8 +132,6 @@ typedef struct ledger ledger_t;
 ledger_t *ledger_new(void);
 void ledger_free(ledger_t *l);
 
-/* The protocol's error string ("not_found", ...) for an error code. */
-const char *ledger_err_name(ledger_err_t e);
 /* The event type's protocol name ("money_withdrawn", ...); NULL if invalid. */
 const char *ledger_event_type_name(ledger_event_type_t t);
 /* Parses a type name; 0 if unknown. */
@@ -181,13 +140,13 @@ ledger_event_type_t ledger_event_type_parse(const char *s, size_t n);
 /*
  * Checks a decoded command against the state, in PROTOCOL.md's order, after
  * its bad_request checks have passed: first the idempotency key (returns
- * LEDGER_DUPLICATE and fills *prior when the same command was accepted
- * before, LEDGER_E_KEY_CONFLICT when the key was used for another), then the
- * op's rules. LEDGER_OK means an event may be resolved from it. For
+ * PROTO_DUPLICATE and fills *prior when the same command was accepted
+ * before, PROTO_E_KEY_CONFLICT when the key was used for another), then the
+ * op's rules. PROTO_OK means an event may be resolved from it. For
  * open_account with a duplicate key the caller must still compare the
  * password with the account's hash (it is not part of the fingerprint).
  */
-ledger_err_t ledger_check(const ledger_t *l, const ledger_cmd_t *cmd, ledger_key_entry_t *prior);
+proto_err_t ledger_check(const ledger_t *l, const ledger_cmd_t *cmd, ledger_key_entry_t *prior);
 
 /*
  * Notes on ledger_check() for queries: get_account answers not_found for an
@@ -200,9 +159,9 @@ ledger_err_t ledger_check(const ledger_t *l, const ledger_cmd_t *cmd, ledger_key
 /*
  * Checks that an already-resolved event may be applied to the state (used in
  * replay and audit): seq is last_seq + 1, ts does not go back, the accounts
- * exist, funds suffice and so on. Returns LEDGER_OK or the rule it breaks.
+ * exist, funds suffice and so on. Returns PROTO_OK or the rule it breaks.
  */
-ledger_err_t ledger_check_event(const ledger_t *l, const ledger_event_t *ev);
+proto_err_t ledger_check_event(const ledger_t *l, const ledger_event_t *ev);
 
 /*
  * Applies an event that ledger_check_event() accepts (asserted) and fills

@@ -45,62 +45,6 @@
 
 #define REQUEST_FP_DOMAIN "esbank-fp-1"
 
-static const char *const request_op_names[] = {
-	[LEDGER_OP_OPEN_ACCOUNT] = "open_account",
-	[LEDGER_OP_VERIFY_ACCOUNT] = "verify_account",
-	[LEDGER_OP_REISSUE_CODE] = "reissue_code",
-	[LEDGER_OP_TRANSFER] = "transfer",
-	[LEDGER_OP_WITHDRAW] = "withdraw",
-	[LEDGER_OP_GET_ACCOUNT] = "get_account",
-	[LEDGER_OP_AUTHENTICATE] = "authenticate",
-	[LEDGER_OP_SUM_TRANSACTIONS] = "sum_transactions",
-	[LEDGER_OP_INACTIVE_USERS] = "inactive_users",
-	[LEDGER_OP_EVENTS] = "events",
-	[LEDGER_OP_SUBSCRIBE] = "subscribe",
-	[LEDGER_OP_STATUS] = "status",
-	[LEDGER_OP_PING] = "ping",
-};
-#define REQUEST_OPS_N (sizeof(request_op_names) / sizeof(request_op_names[0]))
-
-ledger_op_t request_op_parse(const char *s, size_t n)
-{
-	for (unsigned op = 1; op < REQUEST_OPS_N; op++)
-		if (strlen(request_op_names[op]) == n && memcmp(request_op_names[op], s, n) == 0)
-			return (ledger_op_t)op;
-	return LEDGER_OP_NONE;
-}
-
-const char *request_op_name(ledger_op_t op)
-{
-	if ((unsigned)op == 0 || (unsigned)op >= REQUEST_OPS_N)
-		return NULL;
-	return request_op_names[op];
-}
-
-bool request_op_is_command(ledger_op_t op)
-{
-	return op >= LEDGER_OP_OPEN_ACCOUNT && op <= LEDGER_OP_WITHDRAW;
-}
-
-ledger_err_t request_peek(const msgpack_object *map, uint64_t *id, ledger_op_t *op)
-{
-	assert(id && op);
-	*id = 0;
-	*op = LEDGER_OP_NONE;
-	if (!map || map->type != MSGPACK_OBJECT_MAP)
-		return LEDGER_E_BAD_REQUEST;
-	if (msg_get_u64(map, "id", id) < 0) {
-		*id = 0;
-		return LEDGER_E_BAD_REQUEST;
-	}
-	const char *s;
-	size_t n;
-	if (msg_get_str(map, "op", &s, &n) < 0)
-		return LEDGER_E_BAD_REQUEST;
-	*op = request_op_parse(s, n);
-	return *op == LEDGER_OP_NONE ? LEDGER_E_UNKNOWN_OP : LEDGER_OK;
-}
-
 /* ---- emails ---- */
 
 /* Decodes one UTF-8 sequence at s[*i]; -1 if malformed. */
@@ -156,7 +100,7 @@ bool request_email_valid(const char *s, size_t n, char out[LEDGER_EMAIL_BYTES_MA
 	return true;
 }
 
-/* ---- field readers: each returns LEDGER_OK or LEDGER_E_BAD_REQUEST ---- */
+/* ---- field readers: each returns PROTO_OK or PROTO_E_BAD_REQUEST ---- */
 
 typedef struct {
 	const msgpack_object *map;
@@ -168,10 +112,10 @@ typedef struct {
 	char email_lower[LEDGER_EMAIL_BYTES_MAX + 1];
 } request_ctx_t;
 
-static ledger_err_t request_bad(request_ctx_t *c, const char *why)
+static proto_err_t request_bad(request_ctx_t *c, const char *why)
 {
 	c->why = why;
-	return LEDGER_E_BAD_REQUEST;
+	return PROTO_E_BAD_REQUEST;
 }
 
 static uint64_t request_hash64(const char *s, size_t n)
@@ -184,7 +128,7 @@ static uint64_t request_hash64(const char *s, size_t n)
 	return v;
 }
 
-static ledger_err_t request_account(request_ctx_t *c, const char *name, const char *why,
+static proto_err_t request_account(request_ctx_t *c, const char *name, const char *why,
 				    uint64_t *number, bool *valid, const char **s, size_t *n)
 {
 	if (msg_get_str(c->map, name, s, n) < 0)
@@ -192,50 +136,50 @@ static ledger_err_t request_account(request_ctx_t *c, const char *name, const ch
 	*valid = ledger_account_parse(*s, *n, number);
 	if (!*valid)
 		*number = request_hash64(*s, *n);
-	return LEDGER_OK;
+	return PROTO_OK;
 }
 
-static ledger_err_t request_amount(request_ctx_t *c)
+static proto_err_t request_amount(request_ctx_t *c)
 {
 	const msgpack_object *o = msg_get(c->map, "amount");
 	if (o && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
 		c->cmd->amount = o->via.i64;
-		return LEDGER_OK;
+		return PROTO_OK;
 	}
 	if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
 		return request_bad(c, "amount must be an integer number of cents");
 	c->cmd->amount = o->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)o->via.u64;
-	return LEDGER_OK;
+	return PROTO_OK;
 }
 
-static ledger_err_t request_key(request_ctx_t *c)
+static proto_err_t request_key(request_ctx_t *c)
 {
 	const char *s;
 	size_t n;
 	int rc = msg_get_str(c->map, "key", &s, &n);
 	if (rc == -ENOENT)
-		return LEDGER_OK;
+		return PROTO_OK;
 	if (rc < 0 || n < 1 || n > LEDGER_KEY_BYTES_MAX)
 		return request_bad(c, "key must be a string of 1 to 64 bytes");
 	c->cmd->has_key = true;
 	c->cmd->key = s;
 	c->cmd->key_len = n;
-	return LEDGER_OK;
+	return PROTO_OK;
 }
 
 /* An optional non-negative integer; nil counts as absent. */
-static ledger_err_t request_opt_uint(request_ctx_t *c, const char *name, const char *why,
+static proto_err_t request_opt_uint(request_ctx_t *c, const char *name, const char *why,
 				     uint64_t *v, bool *present)
 {
 	const msgpack_object *o = msg_get(c->map, name);
 	*present = false;
 	if (!o || o->type == MSGPACK_OBJECT_NIL)
-		return LEDGER_OK;
+		return PROTO_OK;
 	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
 		return request_bad(c, why);
 	*v = o->via.u64;
 	*present = true;
-	return LEDGER_OK;
+	return PROTO_OK;
 }
 
 /* ---- one decoder per op ---- */
@@ -244,14 +188,14 @@ static ledger_err_t request_opt_uint(request_ctx_t *c, const char *name, const c
 #define REQUEST_WHY_FROM "from must be a string (the 16-digit account number)"
 #define REQUEST_WHY_TO "to must be a string (the 16-digit account number)"
 
-static ledger_err_t request_the_account(request_ctx_t *c)
+static proto_err_t request_the_account(request_ctx_t *c)
 {
 	ledger_cmd_t *cmd = c->cmd;
 	return request_account(c, "account", REQUEST_WHY_ACCOUNT, &cmd->account,
 			       &cmd->account_valid, &c->from_s, &c->from_n);
 }
 
-static ledger_err_t request_open_account(request_ctx_t *c)
+static proto_err_t request_open_account(request_ctx_t *c)
 {
 	ledger_cmd_t *cmd = c->cmd;
 	if (msg_get_str(c->map, "email", &cmd->email, &cmd->email_len) < 0)
@@ -264,58 +208,58 @@ static ledger_err_t request_open_account(request_ctx_t *c)
 	if (cmd->password_len < LEDGER_PASSWORD_BYTES_MIN ||
 	    cmd->password_len > LEDGER_PASSWORD_BYTES_MAX)
 		return request_bad(c, "password must be 8 to 1024 bytes");
-	return LEDGER_OK;
+	return PROTO_OK;
 }
 
-static ledger_err_t request_verify_account(request_ctx_t *c)
+static proto_err_t request_verify_account(request_ctx_t *c)
 {
 	ledger_cmd_t *cmd = c->cmd;
-	if (request_the_account(c) != LEDGER_OK)
-		return LEDGER_E_BAD_REQUEST;
+	if (request_the_account(c) != PROTO_OK)
+		return PROTO_E_BAD_REQUEST;
 	if (msg_get_str(c->map, "code", &cmd->code, &cmd->code_len) < 0)
 		return request_bad(c, "code must be a string");
 	if (cmd->code_len > REQUEST_CODE_BYTES_MAX)
 		return request_bad(c, "code is too long to be a verification code");
-	return LEDGER_OK;
+	return PROTO_OK;
 }
 
-static ledger_err_t request_transfer(request_ctx_t *c)
+static proto_err_t request_transfer(request_ctx_t *c)
 {
 	ledger_cmd_t *cmd = c->cmd;
 	if (request_account(c, "from", REQUEST_WHY_FROM, &cmd->account, &cmd->account_valid,
-			    &c->from_s, &c->from_n) != LEDGER_OK)
-		return LEDGER_E_BAD_REQUEST;
+			    &c->from_s, &c->from_n) != PROTO_OK)
+		return PROTO_E_BAD_REQUEST;
 	if (request_account(c, "to", REQUEST_WHY_TO, &cmd->to, &cmd->to_valid, &c->to_s,
-			    &c->to_n) != LEDGER_OK)
-		return LEDGER_E_BAD_REQUEST;
+			    &c->to_n) != PROTO_OK)
+		return PROTO_E_BAD_REQUEST;
 	return request_amount(c);
 }
 
-static ledger_err_t request_withdraw(request_ctx_t *c)
+static proto_err_t request_withdraw(request_ctx_t *c)
 {
-	if (request_the_account(c) != LEDGER_OK)
-		return LEDGER_E_BAD_REQUEST;
+	if (request_the_account(c) != PROTO_OK)
+		return PROTO_E_BAD_REQUEST;
 	return request_amount(c);
 }
 
-static ledger_err_t request_authenticate(request_ctx_t *c)
+static proto_err_t request_authenticate(request_ctx_t *c)
 {
 	ledger_cmd_t *cmd = c->cmd;
-	if (request_the_account(c) != LEDGER_OK)
-		return LEDGER_E_BAD_REQUEST;
+	if (request_the_account(c) != PROTO_OK)
+		return PROTO_E_BAD_REQUEST;
 	if (msg_get_str(c->map, "password", &cmd->password, &cmd->password_len) < 0)
 		return request_bad(c, "password must be a string");
-	return LEDGER_OK;
+	return PROTO_OK;
 }
 
-static ledger_err_t request_sum_transactions(request_ctx_t *c)
+static proto_err_t request_sum_transactions(request_ctx_t *c)
 {
 	uint64_t y = 0, m = 0, d = 0;
 	bool has_y, has_m, has_d;
 	if (request_opt_uint(c, "year", "year must be a non-negative integer", &y, &has_y) ||
 	    request_opt_uint(c, "month", "month must be a non-negative integer", &m, &has_m) ||
 	    request_opt_uint(c, "day", "day must be a non-negative integer", &d, &has_d))
-		return LEDGER_E_BAD_REQUEST;
+		return PROTO_E_BAD_REQUEST;
 	if (has_y && (y < 1 || y > REQUEST_YEAR_MAX))
 		return request_bad(c, "year must be from 1 to 9999");
 	if (has_m && (m < 1 || m > 12))
@@ -329,20 +273,20 @@ static ledger_err_t request_sum_transactions(request_ctx_t *c)
 	c->cmd->year = (int64_t)y;
 	c->cmd->month = (int64_t)m;
 	c->cmd->day = (int64_t)d;
-	return LEDGER_OK;
+	return PROTO_OK;
 }
 
-static ledger_err_t request_inactive_users(request_ctx_t *c)
+static proto_err_t request_inactive_users(request_ctx_t *c)
 {
 	uint64_t days = LEDGER_INACTIVE_DAYS_DEFAULT;
 	bool has;
 	if (request_opt_uint(c, "days", "days must be a non-negative integer", &days, &has))
-		return LEDGER_E_BAD_REQUEST;
+		return PROTO_E_BAD_REQUEST;
 	c->cmd->days = days > REQUEST_DAYS_MAX ? REQUEST_DAYS_MAX : (int64_t)days;
-	return LEDGER_OK;
+	return PROTO_OK;
 }
 
-static ledger_err_t request_events(request_ctx_t *c, bool with_limit)
+static proto_err_t request_events(request_ctx_t *c, bool with_limit)
 {
 	ledger_cmd_t *cmd = c->cmd;
 	uint64_t limit = REQUEST_EVENTS_LIMIT_DEFAULT;
@@ -350,31 +294,31 @@ static ledger_err_t request_events(request_ctx_t *c, bool with_limit)
 	cmd->from_seq = with_limit ? 1 : 0;
 	if (request_opt_uint(c, "from", "from must be a sequence number (a non-negative integer)",
 			     &cmd->from_seq, &cmd->has_from))
-		return LEDGER_E_BAD_REQUEST;
+		return PROTO_E_BAD_REQUEST;
 	if (!with_limit)
-		return LEDGER_OK;
+		return PROTO_OK;
 	if (request_opt_uint(c, "limit", "limit must be a non-negative integer", &limit,
 			     &has_limit))
-		return LEDGER_E_BAD_REQUEST;
+		return PROTO_E_BAD_REQUEST;
 	cmd->limit = limit > REQUEST_EVENTS_LIMIT_MAX ? REQUEST_EVENTS_LIMIT_MAX : limit;
-	return LEDGER_OK;
+	return PROTO_OK;
 }
 
-static ledger_err_t request_fields(request_ctx_t *c)
+static proto_err_t request_fields(request_ctx_t *c)
 {
 	switch (c->cmd->op) {
-	case LEDGER_OP_OPEN_ACCOUNT: return request_open_account(c);
-	case LEDGER_OP_VERIFY_ACCOUNT: return request_verify_account(c);
-	case LEDGER_OP_REISSUE_CODE: return request_the_account(c);
-	case LEDGER_OP_TRANSFER: return request_transfer(c);
-	case LEDGER_OP_WITHDRAW: return request_withdraw(c);
-	case LEDGER_OP_GET_ACCOUNT: return request_the_account(c);
-	case LEDGER_OP_AUTHENTICATE: return request_authenticate(c);
-	case LEDGER_OP_SUM_TRANSACTIONS: return request_sum_transactions(c);
-	case LEDGER_OP_INACTIVE_USERS: return request_inactive_users(c);
-	case LEDGER_OP_EVENTS: return request_events(c, true);
-	case LEDGER_OP_SUBSCRIBE: return request_events(c, false);
-	default: return LEDGER_OK;
+	case PROTO_OP_OPEN_ACCOUNT: return request_open_account(c);
+	case PROTO_OP_VERIFY_ACCOUNT: return request_verify_account(c);
+	case PROTO_OP_REISSUE_CODE: return request_the_account(c);
+	case PROTO_OP_TRANSFER: return request_transfer(c);
+	case PROTO_OP_WITHDRAW: return request_withdraw(c);
+	case PROTO_OP_GET_ACCOUNT: return request_the_account(c);
+	case PROTO_OP_AUTHENTICATE: return request_authenticate(c);
+	case PROTO_OP_SUM_TRANSACTIONS: return request_sum_transactions(c);
+	case PROTO_OP_INACTIVE_USERS: return request_inactive_users(c);
+	case PROTO_OP_EVENTS: return request_events(c, true);
+	case PROTO_OP_SUBSCRIBE: return request_events(c, false);
+	default: return PROTO_OK;
 	}
 }
 
@@ -399,79 +343,36 @@ static void request_fp(request_ctx_t *c)
 	crypto_generichash_update(&st, (const uint8_t *)REQUEST_FP_DOMAIN,
 				  strlen(REQUEST_FP_DOMAIN));
 	crypto_generichash_update(&st, &op, 1);
-	if (cmd->op == LEDGER_OP_OPEN_ACCOUNT)
+	if (cmd->op == PROTO_OP_OPEN_ACCOUNT)
 		request_fp_field(&st, 'e', c->email_lower, cmd->email_len);
 	else
 		request_fp_field(&st, 'a', c->from_s, c->from_n);
-	if (cmd->op == LEDGER_OP_VERIFY_ACCOUNT)
+	if (cmd->op == PROTO_OP_VERIFY_ACCOUNT)
 		request_fp_field(&st, 'c', cmd->code, cmd->code_len);
-	if (cmd->op == LEDGER_OP_TRANSFER)
+	if (cmd->op == PROTO_OP_TRANSFER)
 		request_fp_field(&st, 't', c->to_s, c->to_n);
-	if (cmd->op == LEDGER_OP_TRANSFER || cmd->op == LEDGER_OP_WITHDRAW)
+	if (cmd->op == PROTO_OP_TRANSFER || cmd->op == PROTO_OP_WITHDRAW)
 		request_fp_field(&st, 'm', amount, sizeof(amount));
 	crypto_generichash_final(&st, c->cmd->fp, LEDGER_FP_BYTES);
 }
 
-ledger_err_t request_decode(const msgpack_object *map, ledger_cmd_t *cmd, const char **why)
+proto_err_t request_decode(const msgpack_object *map, ledger_cmd_t *cmd, const char **why)
 {
 	assert(cmd);
 	memset(cmd, 0, sizeof(*cmd));
 	request_ctx_t c = { .map = map, .cmd = cmd };
-	ledger_err_t e = request_peek(map, &cmd->id, &cmd->op);
-	if (e == LEDGER_E_BAD_REQUEST)
+	proto_err_t e = proto_peek(map, &cmd->id, &cmd->op);
+	if (e == PROTO_E_BAD_REQUEST)
 		c.why = "a request is a map with an unsigned integer id and a string op";
-	else if (e == LEDGER_E_UNKNOWN_OP)
+	else if (e == PROTO_E_UNKNOWN_OP)
 		c.why = "op names no operation of the protocol";
-	if (e == LEDGER_OK)
+	if (e == PROTO_OK)
 		e = request_fields(&c);
-	if (e == LEDGER_OK && request_op_is_command(cmd->op))
+	if (e == PROTO_OK && proto_op_is_command(cmd->op))
 		e = request_key(&c);
-	if (e == LEDGER_OK && request_op_is_command(cmd->op))
+	if (e == PROTO_OK && proto_op_is_command(cmd->op))
 		request_fp(&c);
 	if (why)
-		*why = e == LEDGER_OK ? NULL : c.why;
+		*why = e == PROTO_OK ? NULL : c.why;
 	return e;
-}
-
-/* ---- replies ---- */
-
-const char *request_error_text(ledger_err_t err)
-{
-	switch (err) {
-	case LEDGER_E_BAD_REQUEST: return "not a valid request";
-	case LEDGER_E_UNKNOWN_OP: return "op names no operation of the protocol";
-	case LEDGER_E_NOT_FOUND: return "no such account";
-	case LEDGER_E_ALREADY_EXISTS: return "an account with that email exists";
-	case LEDGER_E_ALREADY_VERIFIED: return "the account is verified already";
-	case LEDGER_E_WRONG_CODE: return "the verification code does not match";
-	case LEDGER_E_NOT_VERIFIED: return "an account in the operation is not verified";
-	case LEDGER_E_INSUFFICIENT_FUNDS: return "the balance would go below zero";
-	case LEDGER_E_INVALID_AMOUNT: return "amount must be from 1 to 1000000000000 cents";
-	case LEDGER_E_SAME_ACCOUNT: return "cannot transfer to the account it comes from";
-	case LEDGER_E_KEY_CONFLICT: return "idempotency key reused for a different command";
-	case LEDGER_E_AUTH_FAILED: return "wrong account or password";
-	case LEDGER_E_UNAVAILABLE: return "the server cannot take commands just now; retry later";
-	case LEDGER_E_OVERLOADED: return "too many requests in flight; retry later";
-	default: return "a fault inside the server; the command did not take effect";
-	}
-}
-
-void request_pack_error(msgpack_packer *pk, uint64_t id, ledger_err_t err, const char *message)
-{
-	assert(pk && err != LEDGER_OK && err != LEDGER_DUPLICATE);
-	if (!message)
-		message = request_error_text(err);
-	msgpack_pack_map(pk, 4);
-	msg_pack_kv_u64(pk, "id", id);
-	msg_pack_kv_bool(pk, "ok", false);
-	msg_pack_kv_str(pk, "error", ledger_err_name(err));
-	msg_pack_kv_strn(pk, "message", message, strnlen(message, REQUEST_MESSAGE_BYTES_MAX));
-}
-
-void request_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra)
-{
-	assert(pk);
-	msgpack_pack_map(pk, 2 + extra);
-	msg_pack_kv_u64(pk, "id", id);
-	msg_pack_kv_bool(pk, "ok", true);
 }

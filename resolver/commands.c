@@ -91,7 +91,7 @@ static void resolver_commit(resolver_t *r, uint64_t cid, uint64_t id, ledger_eve
 {
 	ledger_result_t res = { 0 };
 	if (ledger_apply(r->ledger, ev, &res) < 0) {
-		resolver_emit_error(r, cid, id, LEDGER_E_INTERNAL, "out of memory");
+		resolver_emit_error(r, cid, id, PROTO_E_INTERNAL, "out of memory");
 		return;
 	}
 	msg_buf_t reply, evb, mail;
@@ -99,7 +99,7 @@ static void resolver_commit(resolver_t *r, uint64_t cid, uint64_t id, ledger_eve
 	msg_buf_init(&evb);
 	msg_buf_init(&mail);
 	bool opened = ev->type == LEDGER_EV_ACCOUNT_OPENED;
-	request_pack_ok(&reply.pk, id, 1 + (opened || with_balance));
+	proto_pack_ok(&reply.pk, id, 1 + (opened || with_balance));
 	msg_pack_kv_u64(&reply.pk, "seq", ev->seq);
 	if (opened) {
 		char num[LEDGER_ACCOUNT_DIGITS + 1];
@@ -122,9 +122,9 @@ void resolver_emit_duplicate(resolver_t *r, uint64_t cid, uint64_t id,
 {
 	msg_buf_t reply;
 	msg_buf_init(&reply);
-	bool opened = prior->op == LEDGER_OP_OPEN_ACCOUNT;
-	bool money = prior->op == LEDGER_OP_TRANSFER || prior->op == LEDGER_OP_WITHDRAW;
-	request_pack_ok(&reply.pk, id, 1 + (opened || money));
+	bool opened = prior->op == PROTO_OP_OPEN_ACCOUNT;
+	bool money = prior->op == PROTO_OP_TRANSFER || prior->op == PROTO_OP_WITHDRAW;
+	proto_pack_ok(&reply.pk, id, 1 + (opened || money));
 	msg_pack_kv_u64(&reply.pk, "seq", prior->seq);
 	if (opened) {
 		char num[LEDGER_ACCOUNT_DIGITS + 1];
@@ -141,14 +141,14 @@ void resolver_open_account(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
                            const char *pwhash)
 {
 	ledger_key_entry_t prior;
-	ledger_err_t e = ledger_check(r->ledger, cmd, &prior); /* the state moved meanwhile */
-	if (e == LEDGER_DUPLICATE) {
+	proto_err_t e = ledger_check(r->ledger, cmd, &prior); /* the state moved meanwhile */
+	if (e == PROTO_DUPLICATE) {
 		const ledger_account_t *a = ledger_find(r->ledger, prior.account);
 		resolver_verify_then_reply(r, cid, cmd, a->pwhash, &prior);
 		return;
 	}
-	if (e != LEDGER_OK) {
-		resolver_emit_error(r, cid, cmd->id, e, request_error_text(e));
+	if (e != PROTO_OK) {
+		resolver_emit_error(r, cid, cmd->id, e, proto_err_text(e));
 		return;
 	}
 	ledger_event_t ev;
@@ -193,39 +193,39 @@ static void resolver_simple_event(resolver_t *r, uint64_t cid, const ledger_cmd_
 void resolver_run_command(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd)
 {
 	ledger_key_entry_t prior;
-	ledger_err_t e = ledger_check(r->ledger, cmd, &prior);
-	if (e == LEDGER_DUPLICATE && cmd->op == LEDGER_OP_OPEN_ACCOUNT) {
+	proto_err_t e = ledger_check(r->ledger, cmd, &prior);
+	if (e == PROTO_DUPLICATE && cmd->op == PROTO_OP_OPEN_ACCOUNT) {
 		/* the password is not in the fingerprint: compare it with the hash */
 		const ledger_account_t *a = ledger_find(r->ledger, prior.account);
 		resolver_verify_then_reply(r, cid, cmd, a->pwhash, &prior);
 		return;
 	}
-	if (e == LEDGER_DUPLICATE) {
+	if (e == PROTO_DUPLICATE) {
 		resolver_emit_duplicate(r, cid, cmd->id, &prior);
 		return;
 	}
-	if (e != LEDGER_OK) {
-		resolver_emit_error(r, cid, cmd->id, e, request_error_text(e));
+	if (e != PROTO_OK) {
+		resolver_emit_error(r, cid, cmd->id, e, proto_err_text(e));
 		return;
 	}
 	switch (cmd->op) {
-	case LEDGER_OP_OPEN_ACCOUNT:
+	case PROTO_OP_OPEN_ACCOUNT:
 		resolver_hash_then_open(r, cid, cmd);
 		break;
-	case LEDGER_OP_VERIFY_ACCOUNT:
+	case PROTO_OP_VERIFY_ACCOUNT:
 		resolver_simple_event(r, cid, cmd, LEDGER_EV_ACCOUNT_VERIFIED);
 		break;
-	case LEDGER_OP_REISSUE_CODE:
+	case PROTO_OP_REISSUE_CODE:
 		resolver_simple_event(r, cid, cmd, LEDGER_EV_CODE_REISSUED);
 		break;
-	case LEDGER_OP_TRANSFER:
+	case PROTO_OP_TRANSFER:
 		resolver_simple_event(r, cid, cmd, LEDGER_EV_MONEY_TRANSFERRED);
 		break;
-	case LEDGER_OP_WITHDRAW:
+	case PROTO_OP_WITHDRAW:
 		resolver_simple_event(r, cid, cmd, LEDGER_EV_MONEY_WITHDRAWN);
 		break;
 	default:
-		resolver_emit_error(r, cid, cmd->id, LEDGER_E_INTERNAL, "not a command");
+		resolver_emit_error(r, cid, cmd->id, PROTO_E_INTERNAL, "not a command");
 		break;
 	}
 }

@@ -83,20 +83,20 @@ static void pw_job_verified(pw_job_t *j)
 		if (j->rc == 0)
 			resolver_emit_duplicate(r, j->cid, j->cmd.id, &j->prior);
 		else
-			resolver_emit_error(r, j->cid, j->cmd.id, LEDGER_E_KEY_CONFLICT,
-			                    request_error_text(LEDGER_E_KEY_CONFLICT));
+			resolver_emit_error(r, j->cid, j->cmd.id, PROTO_E_KEY_CONFLICT,
+			                    proto_err_text(PROTO_E_KEY_CONFLICT));
 		return;
 	}
 	if (j->rc == 0 && j->account_known) {
 		msg_buf_t reply;
 		msg_buf_init(&reply);
-		request_pack_ok(&reply.pk, j->cmd.id, 0);
+		proto_pack_ok(&reply.pk, j->cmd.id, 0);
 		resolver_emit(r, j->cid, ledger_last_seq(r->ledger), &reply, NULL, NULL);
 		msg_buf_free(&reply);
 		return;
 	}
-	resolver_emit_error(r, j->cid, j->cmd.id, LEDGER_E_AUTH_FAILED,
-	                    request_error_text(LEDGER_E_AUTH_FAILED));
+	resolver_emit_error(r, j->cid, j->cmd.id, PROTO_E_AUTH_FAILED,
+	                    proto_err_text(PROTO_E_AUTH_FAILED));
 }
 
 static void pw_job_done(uv_work_t *w, int status)
@@ -109,7 +109,7 @@ static void pw_job_done(uv_work_t *w, int status)
 		log_warn("a password job of an earlier bus session finished: dropped");
 	} else if (status < 0 || (j->kind == PW_JOB_HASH && j->rc != 0)) {
 		log_error("password hashing failed (out of memory?)");
-		resolver_emit_error(j->r, j->cid, j->cmd.id, LEDGER_E_INTERNAL,
+		resolver_emit_error(j->r, j->cid, j->cmd.id, PROTO_E_INTERNAL,
 		                    "password hashing failed");
 	} else if (j->kind == PW_JOB_HASH) {
 		resolver_open_account(j->r, j->cid, &j->cmd, j->hash);
@@ -125,7 +125,7 @@ static void pw_job_queue(pw_job_t *j)
 	j->r->jobs_running++;
 	int rc = uv_queue_work(j->r->loop, &j->work, pw_job_work, pw_job_done);
 	if (rc < 0) {
-		resolver_emit_error(j->r, j->cid, j->cmd.id, LEDGER_E_INTERNAL, uv_strerror(rc));
+		resolver_emit_error(j->r, j->cid, j->cmd.id, PROTO_E_INTERNAL, uv_strerror(rc));
 		pw_job_free(j);
 	}
 }
@@ -134,7 +134,7 @@ void resolver_hash_then_open(resolver_t *r, uint64_t cid, const ledger_cmd_t *cm
 {
 	pw_job_t *j = pw_job_new(r, PW_JOB_HASH, cid, cmd);
 	if (!j) {
-		resolver_emit_error(r, cid, cmd->id, LEDGER_E_INTERNAL, "out of memory");
+		resolver_emit_error(r, cid, cmd->id, PROTO_E_INTERNAL, "out of memory");
 		return;
 	}
 	pw_job_queue(j);
@@ -147,14 +147,14 @@ void resolver_verify_then_reply(resolver_t *r, uint64_t cid, const ledger_cmd_t 
 		/* open_account refuses longer passwords, so none can match; the
 		 * answer is the same for every account, known or not */
 		resolver_emit_error(r, cid, cmd->id,
-		                    prior ? LEDGER_E_KEY_CONFLICT : LEDGER_E_AUTH_FAILED,
-		                    request_error_text(prior ? LEDGER_E_KEY_CONFLICT
-		                                             : LEDGER_E_AUTH_FAILED));
+		                    prior ? PROTO_E_KEY_CONFLICT : PROTO_E_AUTH_FAILED,
+		                    proto_err_text(prior ? PROTO_E_KEY_CONFLICT
+		                                             : PROTO_E_AUTH_FAILED));
 		return;
 	}
 	pw_job_t *j = pw_job_new(r, PW_JOB_VERIFY, cid, cmd);
 	if (!j) {
-		resolver_emit_error(r, cid, cmd->id, LEDGER_E_INTERNAL, "out of memory");
+		resolver_emit_error(r, cid, cmd->id, PROTO_E_INTERNAL, "out of memory");
 		return;
 	}
 	snprintf(j->hash, sizeof(j->hash), "%s", pwhash);

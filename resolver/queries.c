@@ -7,7 +7,7 @@ static void resolver_get_account(resolver_t *r, uint64_t cid, const ledger_cmd_t
 {
 	const ledger_account_t *a = cmd->account_valid ? ledger_find(r->ledger, cmd->account) : NULL;
 	if (!a) {
-		resolver_emit_error(r, cid, cmd->id, LEDGER_E_NOT_FOUND, "no such account");
+		resolver_emit_error(r, cid, cmd->id, PROTO_E_NOT_FOUND, "no such account");
 		return;
 	}
 	msg_buf_t reply;
@@ -15,7 +15,7 @@ static void resolver_get_account(resolver_t *r, uint64_t cid, const ledger_cmd_t
 	msgpack_packer *pk = &reply.pk;
 	char num[LEDGER_ACCOUNT_DIGITS + 1];
 	ledger_account_format(a->number, num);
-	request_pack_ok(pk, cmd->id, 6);
+	proto_pack_ok(pk, cmd->id, 6);
 	msg_pack_kv_str(pk, "account", num);
 	msg_pack_kv_str(pk, "email", a->email);
 	msg_pack_kv_i64(pk, "balance", a->balance);
@@ -34,7 +34,7 @@ static void resolver_reply_number(resolver_t *r, uint64_t cid, uint64_t id, cons
 {
 	msg_buf_t reply;
 	msg_buf_init(&reply);
-	request_pack_ok(&reply.pk, id, 1);
+	proto_pack_ok(&reply.pk, id, 1);
 	msg_pack_kv_i64(&reply.pk, field, value);
 	resolver_emit(r, cid, ledger_last_seq(r->ledger), &reply, NULL, NULL);
 	msg_buf_free(&reply);
@@ -43,28 +43,28 @@ static void resolver_reply_number(resolver_t *r, uint64_t cid, uint64_t id, cons
 void resolver_run_query(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd)
 {
 	switch (cmd->op) {
-	case LEDGER_OP_GET_ACCOUNT:
+	case PROTO_OP_GET_ACCOUNT:
 		resolver_get_account(r, cid, cmd);
 		break;
-	case LEDGER_OP_AUTHENTICATE: {
+	case PROTO_OP_AUTHENTICATE: {
 		const ledger_account_t *a =
 			cmd->account_valid ? ledger_find(r->ledger, cmd->account) : NULL;
 		/* an unknown account costs the same as a wrong password */
 		resolver_verify_then_reply(r, cid, cmd, a ? a->pwhash : r->dummy_hash, NULL);
 		break;
 	}
-	case LEDGER_OP_SUM_TRANSACTIONS:
+	case PROTO_OP_SUM_TRANSACTIONS:
 		resolver_reply_number(r, cid, cmd->id, "sum",
 		                      ledger_sum_transactions(r->ledger, cmd->year, cmd->month,
 		                                              cmd->day));
 		break;
-	case LEDGER_OP_INACTIVE_USERS:
+	case PROTO_OP_INACTIVE_USERS:
 		resolver_reply_number(r, cid, cmd->id, "total",
 		                      (int64_t)ledger_inactive_users(r->ledger, cmd->days,
 		                                                     resolver_now_ms(r)));
 		break;
 	default:
-		resolver_emit_error(r, cid, cmd->id, LEDGER_E_UNKNOWN_OP,
+		resolver_emit_error(r, cid, cmd->id, PROTO_E_UNKNOWN_OP,
 		                    "the resolver does not serve this op");
 		break;
 	}

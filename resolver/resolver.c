@@ -95,12 +95,12 @@ void resolver_emit(resolver_t *r, uint64_t cid, uint64_t wait_seq, const msg_buf
 	r->item_count++;
 }
 
-void resolver_emit_error(resolver_t *r, uint64_t cid, uint64_t id, ledger_err_t err,
+void resolver_emit_error(resolver_t *r, uint64_t cid, uint64_t id, proto_err_t err,
                          const char *message)
 {
 	msg_buf_t reply;
 	msg_buf_init(&reply);
-	request_pack_error(&reply.pk, id, err, message);
+	proto_pack_error(&reply.pk, id, err, message);
 	resolver_emit(r, cid, ledger_last_seq(r->ledger), &reply, NULL, NULL);
 	msg_buf_free(&reply);
 }
@@ -151,10 +151,10 @@ static bool resolver_replay_one(resolver_t *r, const char *bytes, size_t len)
 		session_drop(&r->session, why);
 		return false;
 	}
-	ledger_err_t e = ledger_check_event(r->ledger, &ev);
-	if (e != LEDGER_OK) {
+	proto_err_t e = ledger_check_event(r->ledger, &ev);
+	if (e != PROTO_OK) {
 		log_error("replay: event %llu breaks the rules (%s)", (unsigned long long)ev.seq,
-		          ledger_err_name(e));
+		          proto_err_name(e));
 		return false;
 	}
 	if (ledger_apply(r->ledger, &ev, NULL) < 0) {
@@ -338,20 +338,20 @@ void resolver_handle_request(resolver_t *r, uint64_t cid, const char *req, size_
 	msgpack_zone_init(&zone, 2048);
 	msgpack_object map;
 	uint64_t id = 0;
-	ledger_op_t op;
+	proto_op_t op;
 	if (msg_decode_map(req, len, &zone, &map) < 0) {
-		resolver_emit_error(r, cid, 0, LEDGER_E_BAD_REQUEST, "not one msgpack map");
+		resolver_emit_error(r, cid, 0, PROTO_E_BAD_REQUEST, "not one msgpack map");
 		goto out;
 	}
-	request_peek(&map, &id, &op);
+	proto_peek(&map, &id, &op);
 	ledger_cmd_t cmd;
 	const char *why = NULL;
-	ledger_err_t e = request_decode(&map, &cmd, &why);
-	if (e != LEDGER_OK) {
+	proto_err_t e = request_decode(&map, &cmd, &why);
+	if (e != PROTO_OK) {
 		resolver_emit_error(r, cid, id, e, why ? why : "invalid request");
 		goto out;
 	}
-	if (request_op_is_command(cmd.op))
+	if (proto_op_is_command(cmd.op))
 		resolver_run_command(r, cid, &cmd);
 	else
 		resolver_run_query(r, cid, &cmd);

@@ -65,7 +65,7 @@ void resolver_emit(resolver_t *r, uint64_t cid, uint64_t wait_seq, const msg_buf
                    const msg_buf_t *ev, const msg_buf_t *mail);
 
 /* Packs and emits an error reply. */
-void resolver_emit_error(resolver_t *r, uint64_t cid, uint64_t id, ledger_err_t err,
+void resolver_emit_error(resolver_t *r, uint64_t cid, uint64_t id, proto_err_t err,
                          const char *message);
 
 /* commands.c: resolve a checked command into an event and emit it. */

@@ -97,10 +97,10 @@ static uint64_t snapshotter_apply(snapshotter_t *s, const msgpack_object *o)
 		session_drop(&s->bus, why);
 		return 0;
 	}
-	ledger_err_t e = ledger_check_event(s->ledger, &ev);
-	if (e != LEDGER_OK) {
+	proto_err_t e = ledger_check_event(s->ledger, &ev);
+	if (e != PROTO_OK) {
 		log_error("event %" PRIu64 " refused (%s) at hwm %" PRIu64 ": skipped", ev.seq,
-			  ledger_err_name(e), ledger_last_seq(s->ledger));
+			  proto_err_name(e), ledger_last_seq(s->ledger));
 		return ev.seq;
 	}
 	if (ledger_apply(s->ledger, &ev, NULL) < 0) {

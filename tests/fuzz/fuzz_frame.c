@@ -1,6 +1,6 @@
 /*
  * fuzz_frame.c - the frame decoder (common/frame.c) and what the bus does
- * with each frame body before routing it (msg_decode_map, request_peek).
+ * with each frame body before routing it (msg_decode_map, proto_peek).
  *
  * Input: byte 0 seeds the chunk sizes the stream is cut into (as reads
  * from a socket would cut it); the rest is the byte stream. Checks: every
@@ -26,11 +26,11 @@ static void fuzz_frame_body(const char *body, size_t len)
 	if (msg_decode_map(body, len, &zone, &map) == 0) {
 		assert(map.type == MSGPACK_OBJECT_MAP);
 		uint64_t id = 0;
-		ledger_op_t op = LEDGER_OP_NONE;
-		ledger_err_t e = request_peek(&map, &id, &op);
-		assert(e == LEDGER_OK || e == LEDGER_E_BAD_REQUEST || e == LEDGER_E_UNKNOWN_OP);
-		if (e == LEDGER_OK)
-			assert(request_op_name(op) != NULL);
+		proto_op_t op = PROTO_OP_NONE;
+		proto_err_t e = proto_peek(&map, &id, &op);
+		assert(e == PROTO_OK || e == PROTO_E_BAD_REQUEST || e == PROTO_E_UNKNOWN_OP);
+		if (e == PROTO_OK)
+			assert(proto_op_name(op) != NULL);
 	}
 	msgpack_zone_destroy(&zone);
 }

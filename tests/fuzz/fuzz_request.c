@@ -1,6 +1,6 @@
 /*
  * fuzz_request.c - the request decoder (common/request.c) for every op: the
- * bus's msg_decode_map + request_peek, then the resolver's request_decode,
+ * bus's msg_decode_map + proto_peek, then the resolver's request_decode,
  * and the error reply packed for it.
  *
  * Input: byte 0 selects an op; the rest is a frame body. When byte 0 names
@@ -29,7 +29,7 @@ static const char *const fuzz_ops[] = {
 
 static void fuzz_request_check(const ledger_cmd_t *cmd)
 {
-	if (cmd->op == LEDGER_OP_OPEN_ACCOUNT) {
+	if (cmd->op == PROTO_OP_OPEN_ACCOUNT) {
 		assert(cmd->email_len >= 3 && cmd->email_len <= LEDGER_EMAIL_BYTES_MAX);
 		assert(memchr(cmd->email, '@', cmd->email_len));
 		assert(cmd->password_len >= LEDGER_PASSWORD_BYTES_MIN &&
@@ -47,25 +47,25 @@ static void fuzz_request_map(const msgpack_object *map)
 {
 	ledger_cmd_t cmd;
 	const char *why = "unset";
-	ledger_err_t e = request_decode(map, &cmd, &why);
-	assert(e == LEDGER_OK || e == LEDGER_E_BAD_REQUEST || e == LEDGER_E_UNKNOWN_OP);
-	if (e == LEDGER_OK) {
+	proto_err_t e = request_decode(map, &cmd, &why);
+	assert(e == PROTO_OK || e == PROTO_E_BAD_REQUEST || e == PROTO_E_UNKNOWN_OP);
+	if (e == PROTO_OK) {
 		assert(why == NULL);
 		fuzz_request_check(&cmd);
 	} else {
 		assert(why && *why);
 	}
 	uint64_t id = 0;
-	ledger_op_t op;
-	ledger_err_t p = request_peek(map, &id, &op);
+	proto_op_t op;
+	proto_err_t p = proto_peek(map, &id, &op);
 	/* the bus's peek and the resolver's decode agree on what is routable */
-	assert(p == LEDGER_OK || e != LEDGER_OK);
+	assert(p == PROTO_OK || e != PROTO_OK);
 	msg_buf_t b;
 	msg_buf_init(&b);
-	if (e == LEDGER_OK)
-		request_pack_ok(&b.pk, cmd.id, 0);
+	if (e == PROTO_OK)
+		proto_pack_ok(&b.pk, cmd.id, 0);
 	else
-		request_pack_error(&b.pk, id, e, why);
+		proto_pack_error(&b.pk, id, e, why);
 	msgpack_zone zone;
 	msgpack_zone_init(&zone, 256);
 	msgpack_object reply;

@@ -58,7 +58,7 @@ static ledger_event_t next_event(ledger_event_type_t type, int64_t ts)
 
 static void apply_ok(const ledger_event_t *ev, ledger_result_t *res)
 {
-	cr_assert_eq(ledger_check_event(l, ev), LEDGER_OK, "event %s rejected",
+	cr_assert_eq(ledger_check_event(l, ev), PROTO_OK, "event %s rejected",
 		     ledger_event_type_name(ev->type));
 	cr_assert_eq(ledger_apply(l, ev, res), 0);
 	cr_assert_eq(ledger_last_seq(l), ev->seq);
@@ -123,25 +123,25 @@ static void three_accounts(void)
 
 static ledger_cmd_t cmd_transfer(uint64_t from, uint64_t to, int64_t amount)
 {
-	ledger_cmd_t c = { .op = LEDGER_OP_TRANSFER, .account = from, .account_valid = true,
+	ledger_cmd_t c = { .op = PROTO_OP_TRANSFER, .account = from, .account_valid = true,
 			   .to = to, .to_valid = true, .amount = amount };
 	return c;
 }
 
 static ledger_cmd_t cmd_withdraw(uint64_t account, int64_t amount)
 {
-	ledger_cmd_t c = { .op = LEDGER_OP_WITHDRAW, .account = account, .account_valid = true,
+	ledger_cmd_t c = { .op = PROTO_OP_WITHDRAW, .account = account, .account_valid = true,
 			   .amount = amount };
 	return c;
 }
 
-static ledger_cmd_t cmd_account(ledger_op_t op, uint64_t account)
+static ledger_cmd_t cmd_account(proto_op_t op, uint64_t account)
 {
 	ledger_cmd_t c = { .op = op, .account = account, .account_valid = true };
 	return c;
 }
 
-static ledger_err_t check(const ledger_cmd_t *c)
+static proto_err_t check(const ledger_cmd_t *c)
 {
 	ledger_key_entry_t prior;
 	return ledger_check(l, c, &prior);
@@ -151,10 +151,10 @@ static ledger_err_t check(const ledger_cmd_t *c)
 
 Test(ledger, err_and_type_names)
 {
-	cr_assert_str_eq(ledger_err_name(LEDGER_E_NOT_FOUND), "not_found");
-	cr_assert_str_eq(ledger_err_name(LEDGER_E_INSUFFICIENT_FUNDS), "insufficient_funds");
-	cr_assert_str_eq(ledger_err_name(LEDGER_E_KEY_CONFLICT), "key_conflict");
-	cr_assert_str_eq(ledger_err_name(LEDGER_E_INVALID_AMOUNT), "invalid_amount");
+	cr_assert_str_eq(proto_err_name(PROTO_E_NOT_FOUND), "not_found");
+	cr_assert_str_eq(proto_err_name(PROTO_E_INSUFFICIENT_FUNDS), "insufficient_funds");
+	cr_assert_str_eq(proto_err_name(PROTO_E_KEY_CONFLICT), "key_conflict");
+	cr_assert_str_eq(proto_err_name(PROTO_E_INVALID_AMOUNT), "invalid_amount");
 	cr_assert_str_eq(ledger_event_type_name(LEDGER_EV_MONEY_WITHDRAWN), "money_withdrawn");
 	cr_assert_null(ledger_event_type_name(0));
 	cr_assert_eq(ledger_event_type_parse("account_opened", 14), LEDGER_EV_ACCOUNT_OPENED);
@@ -200,11 +200,11 @@ Test(ledger, open_account_starts_with_opening_balance_unverified)
 Test(ledger, open_account_email_unique_case_insensitive)
 {
 	open_acct(A1, "one@example.com", "c");
-	ledger_cmd_t c = { .op = LEDGER_OP_OPEN_ACCOUNT, .email = "One@Example.COM",
+	ledger_cmd_t c = { .op = PROTO_OP_OPEN_ACCOUNT, .email = "One@Example.COM",
 			   .email_len = 15 };
-	cr_assert_eq(check(&c), LEDGER_E_ALREADY_EXISTS);
+	cr_assert_eq(check(&c), PROTO_E_ALREADY_EXISTS);
 	c.email = "two@example.com";
-	cr_assert_eq(check(&c), LEDGER_OK);
+	cr_assert_eq(check(&c), PROTO_OK);
 	cr_assert_not_null(ledger_find_email(l, "ONE@example.com", 15));
 	cr_assert_null(ledger_find_email(l, "one@example.co", 14));
 }
@@ -214,48 +214,48 @@ Test(ledger, open_account_email_unique_case_insensitive)
 Test(ledger, verify_account_order)
 {
 	open_acct(A1, "one@example.com", "right-code");
-	ledger_cmd_t c = cmd_account(LEDGER_OP_VERIFY_ACCOUNT, UNKNOWN);
+	ledger_cmd_t c = cmd_account(PROTO_OP_VERIFY_ACCOUNT, UNKNOWN);
 	c.code = "wrong";
 	c.code_len = 5;
-	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+	cr_assert_eq(check(&c), PROTO_E_NOT_FOUND);
 	c.account_valid = false;
 	c.account = A1;
-	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND, "an invalid account string is not_found");
+	cr_assert_eq(check(&c), PROTO_E_NOT_FOUND, "an invalid account string is not_found");
 	c.account_valid = true;
-	cr_assert_eq(check(&c), LEDGER_E_WRONG_CODE);
+	cr_assert_eq(check(&c), PROTO_E_WRONG_CODE);
 	c.code = "right-cod";
 	c.code_len = 9;
-	cr_assert_eq(check(&c), LEDGER_E_WRONG_CODE, "prefix of the code");
+	cr_assert_eq(check(&c), PROTO_E_WRONG_CODE, "prefix of the code");
 	c.code = "right-code";
 	c.code_len = 10;
-	cr_assert_eq(check(&c), LEDGER_OK);
+	cr_assert_eq(check(&c), PROTO_OK);
 	verify_acct(A1);
 	cr_assert(ledger_find(l, A1)->verified);
-	cr_assert_eq(check(&c), LEDGER_E_ALREADY_VERIFIED);
+	cr_assert_eq(check(&c), PROTO_E_ALREADY_VERIFIED);
 	c.code = "wrong";
 	c.code_len = 5;
-	cr_assert_eq(check(&c), LEDGER_E_ALREADY_VERIFIED, "already_verified before wrong_code");
+	cr_assert_eq(check(&c), PROTO_E_ALREADY_VERIFIED, "already_verified before wrong_code");
 }
 
 Test(ledger, reissue_code_replaces_code)
 {
 	open_acct(A1, "one@example.com", "old-code");
-	ledger_cmd_t r = cmd_account(LEDGER_OP_REISSUE_CODE, UNKNOWN);
-	cr_assert_eq(check(&r), LEDGER_E_NOT_FOUND);
+	ledger_cmd_t r = cmd_account(PROTO_OP_REISSUE_CODE, UNKNOWN);
+	cr_assert_eq(check(&r), PROTO_E_NOT_FOUND);
 	r.account = A1;
-	cr_assert_eq(check(&r), LEDGER_OK);
+	cr_assert_eq(check(&r), PROTO_OK);
 	ledger_event_t ev = next_event(LEDGER_EV_CODE_REISSUED, 0);
 	ev.account = A1;
 	code_hash("new-code", ev.code_hash);
 	apply_ok(&ev, NULL);
-	ledger_cmd_t v = cmd_account(LEDGER_OP_VERIFY_ACCOUNT, A1);
+	ledger_cmd_t v = cmd_account(PROTO_OP_VERIFY_ACCOUNT, A1);
 	v.code = "old-code";
 	v.code_len = 8;
-	cr_assert_eq(check(&v), LEDGER_E_WRONG_CODE, "the old code stops working");
+	cr_assert_eq(check(&v), PROTO_E_WRONG_CODE, "the old code stops working");
 	v.code = "new-code";
-	cr_assert_eq(check(&v), LEDGER_OK);
+	cr_assert_eq(check(&v), PROTO_OK);
 	verify_acct(A1);
-	cr_assert_eq(check(&r), LEDGER_E_ALREADY_VERIFIED);
+	cr_assert_eq(check(&r), PROTO_E_ALREADY_VERIFIED);
 }
 
 /* ---- transfer ---- */
@@ -264,71 +264,71 @@ Test(ledger, transfer_invalid_amount_first)
 {
 	three_accounts();
 	ledger_cmd_t c = cmd_transfer(A1, A1, 0);
-	cr_assert_eq(check(&c), LEDGER_E_INVALID_AMOUNT, "invalid amount and same account");
+	cr_assert_eq(check(&c), PROTO_E_INVALID_AMOUNT, "invalid amount and same account");
 	c = cmd_transfer(UNKNOWN, A3, -1);
-	cr_assert_eq(check(&c), LEDGER_E_INVALID_AMOUNT, "invalid amount and unknown from");
+	cr_assert_eq(check(&c), PROTO_E_INVALID_AMOUNT, "invalid amount and unknown from");
 	c = cmd_transfer(A1, A2, LEDGER_AMOUNT_MAX + 1);
-	cr_assert_eq(check(&c), LEDGER_E_INVALID_AMOUNT, "10^12 + 1");
+	cr_assert_eq(check(&c), PROTO_E_INVALID_AMOUNT, "10^12 + 1");
 	c = cmd_transfer(A1, A2, INT64_MAX);
-	cr_assert_eq(check(&c), LEDGER_E_INVALID_AMOUNT);
+	cr_assert_eq(check(&c), PROTO_E_INVALID_AMOUNT);
 	c = cmd_transfer(A1, A2, INT64_MIN);
-	cr_assert_eq(check(&c), LEDGER_E_INVALID_AMOUNT);
+	cr_assert_eq(check(&c), PROTO_E_INVALID_AMOUNT);
 	c = cmd_transfer(A1, A2, LEDGER_AMOUNT_MAX);
-	cr_assert_eq(check(&c), LEDGER_E_INSUFFICIENT_FUNDS, "10^12 is a valid amount");
+	cr_assert_eq(check(&c), PROTO_E_INSUFFICIENT_FUNDS, "10^12 is a valid amount");
 	c = cmd_transfer(A1, A2, 1);
-	cr_assert_eq(check(&c), LEDGER_OK, "1 is a valid amount");
+	cr_assert_eq(check(&c), PROTO_OK, "1 is a valid amount");
 }
 
 Test(ledger, transfer_same_account_before_not_found)
 {
 	three_accounts();
 	ledger_cmd_t c = cmd_transfer(UNKNOWN, UNKNOWN, 5);
-	cr_assert_eq(check(&c), LEDGER_E_SAME_ACCOUNT);
+	cr_assert_eq(check(&c), PROTO_E_SAME_ACCOUNT);
 	c = cmd_transfer(A3, A3, 5);
-	cr_assert_eq(check(&c), LEDGER_E_SAME_ACCOUNT, "same_account before not_verified");
+	cr_assert_eq(check(&c), PROTO_E_SAME_ACCOUNT, "same_account before not_verified");
 	c = cmd_transfer(77, 77, 5);
 	c.account_valid = c.to_valid = false;
-	cr_assert_eq(check(&c), LEDGER_E_SAME_ACCOUNT, "two equal invalid strings");
+	cr_assert_eq(check(&c), PROTO_E_SAME_ACCOUNT, "two equal invalid strings");
 	c.to = 78;
-	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND, "two different invalid strings");
+	cr_assert_eq(check(&c), PROTO_E_NOT_FOUND, "two different invalid strings");
 	c = cmd_transfer(A1, A1, 5);
 	c.to_valid = false;
-	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND, "a valid and an invalid string differ");
+	cr_assert_eq(check(&c), PROTO_E_NOT_FOUND, "a valid and an invalid string differ");
 }
 
 Test(ledger, transfer_not_found_from_then_to)
 {
 	three_accounts();
 	ledger_cmd_t c = cmd_transfer(UNKNOWN, UNKNOWN + 1, 5);
-	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+	cr_assert_eq(check(&c), PROTO_E_NOT_FOUND);
 	c = cmd_transfer(UNKNOWN, A1, 5);
-	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+	cr_assert_eq(check(&c), PROTO_E_NOT_FOUND);
 	c = cmd_transfer(A1, UNKNOWN, 5);
-	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+	cr_assert_eq(check(&c), PROTO_E_NOT_FOUND);
 	c = cmd_transfer(A3, UNKNOWN, 5);
-	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND, "unverified from, unknown to: not_found");
+	cr_assert_eq(check(&c), PROTO_E_NOT_FOUND, "unverified from, unknown to: not_found");
 	c = cmd_transfer(UNKNOWN, A3, 5);
-	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+	cr_assert_eq(check(&c), PROTO_E_NOT_FOUND);
 }
 
 Test(ledger, transfer_not_verified_before_insufficient_funds)
 {
 	three_accounts();
 	ledger_cmd_t c = cmd_transfer(A3, A1, LEDGER_OPEN_BALANCE + 1);
-	cr_assert_eq(check(&c), LEDGER_E_NOT_VERIFIED, "unverified from, insufficient funds");
+	cr_assert_eq(check(&c), PROTO_E_NOT_VERIFIED, "unverified from, insufficient funds");
 	c = cmd_transfer(A1, A3, LEDGER_OPEN_BALANCE + 1);
-	cr_assert_eq(check(&c), LEDGER_E_NOT_VERIFIED, "unverified to, insufficient funds");
+	cr_assert_eq(check(&c), PROTO_E_NOT_VERIFIED, "unverified to, insufficient funds");
 	c = cmd_transfer(A1, A3, 5);
-	cr_assert_eq(check(&c), LEDGER_E_NOT_VERIFIED);
+	cr_assert_eq(check(&c), PROTO_E_NOT_VERIFIED);
 	c = cmd_transfer(A1, A2, LEDGER_OPEN_BALANCE + 1);
-	cr_assert_eq(check(&c), LEDGER_E_INSUFFICIENT_FUNDS);
+	cr_assert_eq(check(&c), PROTO_E_INSUFFICIENT_FUNDS);
 }
 
 Test(ledger, transfer_whole_balance)
 {
 	three_accounts();
 	ledger_cmd_t c = cmd_transfer(A1, A2, LEDGER_OPEN_BALANCE);
-	cr_assert_eq(check(&c), LEDGER_OK);
+	cr_assert_eq(check(&c), PROTO_OK);
 	int64_t ts = T0 + 5000;
 	cr_assert_eq(transfer_at(A1, A2, LEDGER_OPEN_BALANCE, ts), 0, "balance of from, after");
 	cr_assert_eq(ledger_find(l, A1)->balance, 0);
@@ -337,7 +337,7 @@ Test(ledger, transfer_whole_balance)
 	cr_assert_eq(ledger_find(l, A2)->last_activity_ms, ts, "receiver's last activity");
 	cr_assert_eq(ledger_find(l, A3)->last_activity_ms, 0);
 	c = cmd_transfer(A1, A2, 1);
-	cr_assert_eq(check(&c), LEDGER_E_INSUFFICIENT_FUNDS);
+	cr_assert_eq(check(&c), PROTO_E_INSUFFICIENT_FUNDS);
 	cr_assert_eq(ledger_total_balance(l), 3 * LEDGER_OPEN_BALANCE);
 }
 
@@ -347,17 +347,17 @@ Test(ledger, withdraw_order)
 {
 	three_accounts();
 	ledger_cmd_t c = cmd_withdraw(UNKNOWN, 0);
-	cr_assert_eq(check(&c), LEDGER_E_INVALID_AMOUNT, "invalid amount and unknown account");
+	cr_assert_eq(check(&c), PROTO_E_INVALID_AMOUNT, "invalid amount and unknown account");
 	c = cmd_withdraw(A3, LEDGER_AMOUNT_MAX + 1);
-	cr_assert_eq(check(&c), LEDGER_E_INVALID_AMOUNT);
+	cr_assert_eq(check(&c), PROTO_E_INVALID_AMOUNT);
 	c = cmd_withdraw(UNKNOWN, 5);
-	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+	cr_assert_eq(check(&c), PROTO_E_NOT_FOUND);
 	c = cmd_withdraw(A3, LEDGER_OPEN_BALANCE + 1);
-	cr_assert_eq(check(&c), LEDGER_E_NOT_VERIFIED, "unverified with insufficient funds");
+	cr_assert_eq(check(&c), PROTO_E_NOT_VERIFIED, "unverified with insufficient funds");
 	c = cmd_withdraw(A1, LEDGER_OPEN_BALANCE + 1);
-	cr_assert_eq(check(&c), LEDGER_E_INSUFFICIENT_FUNDS);
+	cr_assert_eq(check(&c), PROTO_E_INSUFFICIENT_FUNDS);
 	c = cmd_withdraw(A1, LEDGER_OPEN_BALANCE);
-	cr_assert_eq(check(&c), LEDGER_OK);
+	cr_assert_eq(check(&c), PROTO_OK);
 }
 
 Test(ledger, withdraw_whole_balance)
@@ -369,7 +369,7 @@ Test(ledger, withdraw_whole_balance)
 	cr_assert_eq(ledger_total_withdrawn(l), LEDGER_OPEN_BALANCE);
 	cr_assert_eq(ledger_total_balance(l), 2 * LEDGER_OPEN_BALANCE);
 	ledger_cmd_t c = cmd_withdraw(A1, 1);
-	cr_assert_eq(check(&c), LEDGER_E_INSUFFICIENT_FUNDS);
+	cr_assert_eq(check(&c), PROTO_E_INSUFFICIENT_FUNDS);
 }
 
 /* ---- queries ---- */
@@ -377,19 +377,19 @@ Test(ledger, withdraw_whole_balance)
 Test(ledger, query_checks)
 {
 	three_accounts();
-	ledger_cmd_t c = cmd_account(LEDGER_OP_GET_ACCOUNT, A3);
-	cr_assert_eq(check(&c), LEDGER_OK);
+	ledger_cmd_t c = cmd_account(PROTO_OP_GET_ACCOUNT, A3);
+	cr_assert_eq(check(&c), PROTO_OK);
 	c.account = UNKNOWN;
-	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
+	cr_assert_eq(check(&c), PROTO_E_NOT_FOUND);
 	c.account_valid = false;
 	c.account = A3;
-	cr_assert_eq(check(&c), LEDGER_E_NOT_FOUND);
-	c = cmd_account(LEDGER_OP_AUTHENTICATE, UNKNOWN);
-	cr_assert_eq(check(&c), LEDGER_E_AUTH_FAILED, "unknown account is auth_failed");
+	cr_assert_eq(check(&c), PROTO_E_NOT_FOUND);
+	c = cmd_account(PROTO_OP_AUTHENTICATE, UNKNOWN);
+	cr_assert_eq(check(&c), PROTO_E_AUTH_FAILED, "unknown account is auth_failed");
 	c.account = A1;
-	cr_assert_eq(check(&c), LEDGER_OK, "the caller then verifies the password");
-	ledger_cmd_t s = { .op = LEDGER_OP_SUM_TRANSACTIONS };
-	cr_assert_eq(check(&s), LEDGER_OK);
+	cr_assert_eq(check(&c), PROTO_OK, "the caller then verifies the password");
+	ledger_cmd_t s = { .op = PROTO_OP_SUM_TRANSACTIONS };
+	cr_assert_eq(check(&s), PROTO_OK);
 }
 
 /* ---- idempotency keys ---- */
@@ -407,7 +407,7 @@ Test(ledger, duplicate_returns_prior_even_after_state_changed)
 {
 	three_accounts();
 	ledger_cmd_t c = keyed(cmd_transfer(A1, A2, 60000), "k1", 0xaa);
-	cr_assert_eq(check(&c), LEDGER_OK);
+	cr_assert_eq(check(&c), PROTO_OK);
 	ledger_event_t ev = next_event(LEDGER_EV_MONEY_TRANSFERRED, 0);
 	ev.account = A1;
 	ev.to = A2;
@@ -418,11 +418,11 @@ Test(ledger, duplicate_returns_prior_even_after_state_changed)
 	withdraw_at(A1, 40000, 0);
 	ledger_key_entry_t prior;
 	memset(&prior, 0, sizeof(prior));
-	cr_assert_eq(ledger_check(l, &c, &prior), LEDGER_DUPLICATE,
+	cr_assert_eq(ledger_check(l, &c, &prior), PROTO_DUPLICATE,
 		     "a retry is a duplicate although funds no longer suffice");
 	cr_assert_eq(prior.seq, seq);
 	cr_assert_eq(prior.balance, 40000, "the original balance after");
-	cr_assert_eq(prior.op, LEDGER_OP_TRANSFER);
+	cr_assert_eq(prior.op, PROTO_OP_TRANSFER);
 	const ledger_key_entry_t *e = ledger_find_key(l, "k1", 2);
 	cr_assert_not_null(e);
 	cr_assert_eq(e->seq, seq);
@@ -437,11 +437,11 @@ Test(ledger, duplicate_open_account_returns_account)
 	ev.amount = LEDGER_OPEN_BALANCE;
 	set_key(&ev, "open-1", 0x11);
 	apply_ok(&ev, NULL);
-	ledger_cmd_t c = keyed((ledger_cmd_t){ .op = LEDGER_OP_OPEN_ACCOUNT,
+	ledger_cmd_t c = keyed((ledger_cmd_t){ .op = PROTO_OP_OPEN_ACCOUNT,
 					       .email = "one@example.com", .email_len = 15 },
 			       "open-1", 0x11);
 	ledger_key_entry_t prior;
-	cr_assert_eq(ledger_check(l, &c, &prior), LEDGER_DUPLICATE,
+	cr_assert_eq(ledger_check(l, &c, &prior), PROTO_DUPLICATE,
 		     "not already_exists: the key is looked up first");
 	cr_assert_eq(prior.account, A1);
 	cr_assert_eq(prior.seq, 1);
@@ -456,20 +456,20 @@ Test(ledger, key_conflict_on_other_arguments_or_op)
 	set_key(&ev, "k", 0x01);
 	apply_ok(&ev, NULL);
 	ledger_cmd_t c = keyed(cmd_withdraw(A1, 101), "k", 0x02);
-	cr_assert_eq(check(&c), LEDGER_E_KEY_CONFLICT, "different arguments");
+	cr_assert_eq(check(&c), PROTO_E_KEY_CONFLICT, "different arguments");
 	c = keyed(cmd_transfer(A1, A2, 100), "k", 0x01);
-	cr_assert_eq(check(&c), LEDGER_E_KEY_CONFLICT, "different op, same fingerprint");
+	cr_assert_eq(check(&c), PROTO_E_KEY_CONFLICT, "different op, same fingerprint");
 	c = keyed(cmd_withdraw(A1, 0), "k", 0x02);
-	cr_assert_eq(check(&c), LEDGER_E_KEY_CONFLICT, "key_conflict before invalid_amount");
+	cr_assert_eq(check(&c), PROTO_E_KEY_CONFLICT, "key_conflict before invalid_amount");
 	c = keyed(cmd_withdraw(A1, 100), "k", 0x01);
-	cr_assert_eq(check(&c), LEDGER_DUPLICATE);
+	cr_assert_eq(check(&c), PROTO_DUPLICATE);
 	c = keyed(cmd_withdraw(A1, 100), "K", 0x01);
-	cr_assert_eq(check(&c), LEDGER_OK, "keys are case-sensitive");
+	cr_assert_eq(check(&c), PROTO_OK, "keys are case-sensitive");
 	ledger_event_t again = next_event(LEDGER_EV_MONEY_WITHDRAWN, 0);
 	again.account = A1;
 	again.amount = 1;
 	set_key(&again, "k", 0x01);
-	cr_assert_eq(ledger_check_event(l, &again), LEDGER_E_KEY_CONFLICT,
+	cr_assert_eq(ledger_check_event(l, &again), PROTO_E_KEY_CONFLICT,
 		     "an event may not reuse a remembered key");
 }
 
@@ -477,11 +477,11 @@ Test(ledger, rejected_command_does_not_use_up_key)
 {
 	three_accounts();
 	ledger_cmd_t c = keyed(cmd_withdraw(A3, 100), "k", 0x05);
-	cr_assert_eq(check(&c), LEDGER_E_NOT_VERIFIED);
+	cr_assert_eq(check(&c), PROTO_E_NOT_VERIFIED);
 	cr_assert_null(ledger_find_key(l, "k", 1));
 	ledger_cmd_t other = keyed(cmd_withdraw(A1, 100), "k", 0x06);
-	cr_assert_eq(check(&other), LEDGER_OK, "the key is still free for another command");
-	cr_assert_eq(check(&c), LEDGER_E_NOT_VERIFIED, "a retry gets the rule's error again");
+	cr_assert_eq(check(&other), PROTO_OK, "the key is still free for another command");
+	cr_assert_eq(check(&c), PROTO_E_NOT_VERIFIED, "a retry gets the rule's error again");
 }
 
 Test(ledger, keys_max_constant)
@@ -574,29 +574,29 @@ Test(ledger, check_event_rejects_broken_history)
 	ev.account = A1;
 	ev.amount = 10;
 	ev.seq += 1;
-	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "gap in seq");
+	cr_assert_neq(ledger_check_event(l, &ev), PROTO_OK, "gap in seq");
 	ev.seq -= 2;
-	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "repeated seq");
+	cr_assert_neq(ledger_check_event(l, &ev), PROTO_OK, "repeated seq");
 	ev.seq += 1;
 	ev.ts_ms = ledger_last_ts(l) - 1;
-	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "time going back");
+	cr_assert_neq(ledger_check_event(l, &ev), PROTO_OK, "time going back");
 	ev.ts_ms = ledger_last_ts(l);
-	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_OK);
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_OK);
 	ev.account = A3;
-	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_NOT_VERIFIED);
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_E_NOT_VERIFIED);
 	ev.account = UNKNOWN;
-	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_NOT_FOUND);
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_E_NOT_FOUND);
 	ev.account = A1;
 	ev.amount = LEDGER_OPEN_BALANCE + 1;
-	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_INSUFFICIENT_FUNDS);
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_E_INSUFFICIENT_FUNDS);
 	ev.type = LEDGER_EV_MONEY_TRANSFERRED;
 	ev.amount = 5;
 	ev.to = A1;
-	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_SAME_ACCOUNT);
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_E_SAME_ACCOUNT);
 	ev.to = A3;
-	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_NOT_VERIFIED);
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_E_NOT_VERIFIED);
 	ev.type = 99;
-	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "unknown type");
+	cr_assert_neq(ledger_check_event(l, &ev), PROTO_OK, "unknown type");
 }
 
 Test(ledger, check_event_rejects_bad_openings)
@@ -607,30 +607,30 @@ Test(ledger, check_event_rejects_bad_openings)
 	strcpy(ev.email, "two@example.com");
 	strcpy(ev.pwhash, "$argon2id$x");
 	ev.amount = LEDGER_OPEN_BALANCE;
-	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_OK);
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_OK);
 	ev.account = A1;
-	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_ALREADY_EXISTS, "number taken");
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_E_ALREADY_EXISTS, "number taken");
 	ev.account = 123;
-	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "not 16 digits");
+	cr_assert_neq(ledger_check_event(l, &ev), PROTO_OK, "not 16 digits");
 	ev.account = A2;
 	strcpy(ev.email, "one@example.com");
-	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_ALREADY_EXISTS, "email taken");
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_E_ALREADY_EXISTS, "email taken");
 	strcpy(ev.email, "Two@example.com");
-	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "not lower-cased");
+	cr_assert_neq(ledger_check_event(l, &ev), PROTO_OK, "not lower-cased");
 	strcpy(ev.email, "two-example.com");
-	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "not an email");
+	cr_assert_neq(ledger_check_event(l, &ev), PROTO_OK, "not an email");
 	strcpy(ev.email, "two@example.com");
 	ev.amount = LEDGER_OPEN_BALANCE + 1;
-	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "wrong opening balance");
+	cr_assert_neq(ledger_check_event(l, &ev), PROTO_OK, "wrong opening balance");
 	ev.amount = LEDGER_OPEN_BALANCE;
 	ev.pwhash[0] = '\0';
-	cr_assert_neq(ledger_check_event(l, &ev), LEDGER_OK, "no password hash");
+	cr_assert_neq(ledger_check_event(l, &ev), PROTO_OK, "no password hash");
 	ev.type = LEDGER_EV_ACCOUNT_VERIFIED;
 	ev.account = A1;
-	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_OK);
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_OK);
 	verify_acct(A1);
 	ev.seq++;
-	cr_assert_eq(ledger_check_event(l, &ev), LEDGER_E_ALREADY_VERIFIED);
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_E_ALREADY_VERIFIED);
 }
 
 /* ---- money invariant ---- */
@@ -661,7 +661,7 @@ Test(ledger, money_invariant_under_random_history)
 		int64_t amount = (int64_t)((rng >> 40) % 60000) - 5;
 		bool wd = (rng >> 10) % 4 == 0;
 		ledger_cmd_t c = wd ? cmd_withdraw(from, amount) : cmd_transfer(from, to, amount);
-		if (check(&c) != LEDGER_OK)
+		if (check(&c) != PROTO_OK)
 			continue;
 		if (wd) {
 			withdraw_at(from, amount, 0);
@@ -830,14 +830,14 @@ Test(ledger, snapshot_round_trip)
 	cr_assert_not_null(k);
 	cr_assert_eq(k->seq, ev.seq);
 	cr_assert_eq(k->balance, LEDGER_OPEN_BALANCE - 777);
-	cr_assert_eq(k->op, LEDGER_OP_TRANSFER);
+	cr_assert_eq(k->op, PROTO_OP_TRANSFER);
 	cr_assert_eq(ledger_sum_transactions(copy, 2024, 5, 6), 777);
 	cr_assert_eq(ledger_sum_transactions(copy, 2024, 6, 0), 333);
 	cr_assert_eq(ledger_sum_transactions(copy, 0, 0, 0), 1110);
 	ev = next_event(LEDGER_EV_MONEY_WITHDRAWN, 0);
 	ev.account = A1;
 	ev.amount = 5;
-	cr_assert_eq(ledger_check_event(copy, &ev), LEDGER_OK, "the copy goes on from there");
+	cr_assert_eq(ledger_check_event(copy, &ev), PROTO_OK, "the copy goes on from there");
 	cr_assert_eq(ledger_apply(copy, &ev, NULL), 0);
 	ledger_free(copy);
 }
@@ -957,7 +957,7 @@ Test(ledger, snapshot_with_more_keys_than_kept_keeps_the_newest)
 	ledger_event_t ev = next_event(LEDGER_EV_CODE_REISSUED, 0);
 	ev.account = A3;
 	set_key(&ev, "f", 0x33);
-	cr_assert_eq(ledger_check_event(copy, &ev), LEDGER_OK);
+	cr_assert_eq(ledger_check_event(copy, &ev), PROTO_OK);
 	cr_assert_eq(ledger_apply(copy, &ev, NULL), 0);
 	order[0] = '\0';
 	ledger_each_key(copy, collect_key, order);

@@ -64,13 +64,13 @@ static void req(const char *op, uint32_t n)
 	kv_str("op", op);
 }
 
-static ledger_err_t decode(void)
+static proto_err_t decode(void)
 {
 	size_t off = 0;
 	cr_assert_eq(msgpack_unpack(sb.data, sb.size, &off, &zone, &obj), MSGPACK_UNPACK_SUCCESS);
 	why = NULL;
-	ledger_err_t e = request_decode(&obj, &cmd, &why);
-	if (e != LEDGER_OK) {
+	proto_err_t e = request_decode(&obj, &cmd, &why);
+	if (e != PROTO_OK) {
 		cr_assert_not_null(why, "an error must come with a reason");
 		cr_assert_gt(strlen(why), 5);
 	}
@@ -79,23 +79,23 @@ static ledger_err_t decode(void)
 
 static void expect_bad(const char *what)
 {
-	cr_assert_eq(decode(), LEDGER_E_BAD_REQUEST, "%s should be bad_request", what);
+	cr_assert_eq(decode(), PROTO_E_BAD_REQUEST, "%s should be bad_request", what);
 }
 
 /* ---- id and op ---- */
 
 Test(request, op_names)
 {
-	for (ledger_op_t op = LEDGER_OP_OPEN_ACCOUNT; op <= LEDGER_OP_PING; op++) {
-		const char *name = request_op_name(op);
+	for (proto_op_t op = PROTO_OP_OPEN_ACCOUNT; op <= PROTO_OP_PING; op++) {
+		const char *name = proto_op_name(op);
 		cr_assert_not_null(name);
-		cr_assert_eq(request_op_parse(name, strlen(name)), op);
+		cr_assert_eq(proto_op_parse(name, strlen(name)), op);
 	}
-	cr_assert_eq(request_op_parse("transfe", 7), LEDGER_OP_NONE);
-	cr_assert(request_op_is_command(LEDGER_OP_WITHDRAW));
-	cr_assert(request_op_is_command(LEDGER_OP_OPEN_ACCOUNT));
-	cr_assert_not(request_op_is_command(LEDGER_OP_GET_ACCOUNT));
-	cr_assert_not(request_op_is_command(LEDGER_OP_NONE));
+	cr_assert_eq(proto_op_parse("transfe", 7), PROTO_OP_NONE);
+	cr_assert(proto_op_is_command(PROTO_OP_WITHDRAW));
+	cr_assert(proto_op_is_command(PROTO_OP_OPEN_ACCOUNT));
+	cr_assert_not(proto_op_is_command(PROTO_OP_GET_ACCOUNT));
+	cr_assert_not(proto_op_is_command(PROTO_OP_NONE));
 }
 
 Test(request, missing_id)
@@ -157,14 +157,14 @@ Test(request, non_string_op)
 Test(request, unknown_op)
 {
 	req("frobnicate", 0);
-	cr_assert_eq(decode(), LEDGER_E_UNKNOWN_OP);
+	cr_assert_eq(decode(), PROTO_E_UNKNOWN_OP);
 	cr_assert_eq(cmd.id, 7);
 	uint64_t id;
-	ledger_op_t op;
-	cr_assert_eq(request_peek(&obj, &id, &op), LEDGER_E_UNKNOWN_OP);
+	proto_op_t op;
+	cr_assert_eq(proto_peek(&obj, &id, &op), PROTO_E_UNKNOWN_OP);
 	cr_assert_eq(id, 7);
 	req("PING", 0);
-	cr_assert_eq(decode(), LEDGER_E_UNKNOWN_OP, "op names are case-sensitive");
+	cr_assert_eq(decode(), PROTO_E_UNKNOWN_OP, "op names are case-sensitive");
 }
 
 Test(request, not_a_map)
@@ -173,7 +173,7 @@ Test(request, not_a_map)
 	msgpack_pack_array(&pk, 0);
 	size_t off = 0;
 	msgpack_unpack(sb.data, sb.size, &off, &zone, &obj);
-	cr_assert_eq(request_decode(&obj, &cmd, NULL), LEDGER_E_BAD_REQUEST);
+	cr_assert_eq(request_decode(&obj, &cmd, NULL), PROTO_E_BAD_REQUEST);
 }
 
 Test(request, peek_ok_and_ignored_keys)
@@ -186,13 +186,13 @@ Test(request, peek_ok_and_ignored_keys)
 	kv_str("op", "ping");
 	kv_str("whatever", "x");
 	uint64_t id;
-	ledger_op_t op;
+	proto_op_t op;
 	size_t off = 0;
 	msgpack_unpack(sb.data, sb.size, &off, &zone, &obj);
-	cr_assert_eq(request_peek(&obj, &id, &op), LEDGER_OK);
+	cr_assert_eq(proto_peek(&obj, &id, &op), PROTO_OK);
 	cr_assert_eq(id, 9);
-	cr_assert_eq(op, LEDGER_OP_PING);
-	cr_assert_eq(request_decode(&obj, &cmd, NULL), LEDGER_OK);
+	cr_assert_eq(op, PROTO_OP_PING);
+	cr_assert_eq(request_decode(&obj, &cmd, NULL), PROTO_OK);
 }
 
 /* ---- transfer and withdraw ---- */
@@ -217,8 +217,8 @@ static void amount_ok(void) { msgpack_pack_uint8(&pk, 250); }
 Test(request, transfer_ok)
 {
 	transfer_with_amount(amount_ok);
-	cr_assert_eq(decode(), LEDGER_OK);
-	cr_assert_eq(cmd.op, LEDGER_OP_TRANSFER);
+	cr_assert_eq(decode(), PROTO_OK);
+	cr_assert_eq(cmd.op, PROTO_OP_TRANSFER);
 	cr_assert_eq(cmd.id, 7);
 	cr_assert(cmd.account_valid && cmd.to_valid);
 	cr_assert_eq(cmd.account, 1000000000000001ULL);
@@ -247,15 +247,15 @@ Test(request, amount_not_an_integer)
 Test(request, amount_out_of_range_is_for_the_ledger)
 {
 	transfer_with_amount(amount_neg);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_eq(cmd.amount, -5);
 	transfer_with_amount(amount_huge);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_gt(cmd.amount, LEDGER_AMOUNT_MAX);
 	req("withdraw", 2);
 	kv_str("account", "1000000000000001");
 	kv_u64("amount", 0);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_eq(cmd.amount, 0);
 }
 
@@ -288,7 +288,7 @@ Test(request, account_string_of_other_form_is_invalid_not_bad)
 	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
 		req("get_account", 1);
 		kv_str("account", forms[i]);
-		cr_assert_eq(decode(), LEDGER_OK, "%s", forms[i]);
+		cr_assert_eq(decode(), PROTO_OK, "%s", forms[i]);
 		cr_assert_not(cmd.account_valid, "%s", forms[i]);
 	}
 }
@@ -299,13 +299,13 @@ Test(request, equal_invalid_accounts_compare_equal)
 	kv_str("from", "xyz");
 	kv_str("to", "xyz");
 	kv_u64("amount", 1);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_eq(cmd.account, cmd.to);
 	req("transfer", 3);
 	kv_str("from", "xyz");
 	kv_str("to", "xyw");
 	kv_u64("amount", 1);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_neq(cmd.account, cmd.to);
 }
 
@@ -329,11 +329,11 @@ Test(request, key_lengths)
 	withdraw_with_key(k, 65);
 	expect_bad("65-byte key");
 	withdraw_with_key(k, 64);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert(cmd.has_key);
 	cr_assert_eq(cmd.key_len, 64);
 	withdraw_with_key(k, 1);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_eq(cmd.key_len, 1);
 }
 
@@ -357,13 +357,13 @@ Test(request, key_on_query_is_ignored)
 	req("get_account", 2);
 	kv_str("account", "1000000000000001");
 	kv_u64("key", 5);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_not(cmd.has_key);
 }
 
 /* ---- open_account: emails and passwords ---- */
 
-static ledger_err_t open_with(const char *email, size_t email_n, size_t password_n)
+static proto_err_t open_with(const char *email, size_t email_n, size_t password_n)
 {
 	static char pw[2000];
 	memset(pw, 'p', sizeof(pw));
@@ -377,7 +377,7 @@ static ledger_err_t open_with(const char *email, size_t email_n, size_t password
 
 static void bad_email(const char *email)
 {
-	cr_assert_eq(open_with(email, strlen(email), 12), LEDGER_E_BAD_REQUEST, "email '%s'",
+	cr_assert_eq(open_with(email, strlen(email), 12), PROTO_E_BAD_REQUEST, "email '%s'",
 		     email);
 }
 
@@ -400,7 +400,7 @@ Test(request, bad_emails)
 	bad_email("user\xe2\x80\x83@example.com"); /* U+2003 em space */
 	bad_email("user\xc2\x85@example.com");    /* U+0085 next line */
 	bad_email("user\xff@example.com");        /* not UTF-8 */
-	cr_assert_eq(open_with("a\0b@c.d", 7, 12), LEDGER_E_BAD_REQUEST, "NUL byte");
+	cr_assert_eq(open_with("a\0b@c.d", 7, 12), PROTO_E_BAD_REQUEST, "NUL byte");
 }
 
 Test(request, email_lengths)
@@ -408,10 +408,10 @@ Test(request, email_lengths)
 	char e[300];
 	memset(e, 'a', sizeof(e));
 	e[1] = '@';
-	cr_assert_eq(open_with(e, 3, 12), LEDGER_OK, "3 bytes");
-	cr_assert_eq(open_with(e, 2, 12), LEDGER_E_BAD_REQUEST, "2 bytes");
-	cr_assert_eq(open_with(e, 254, 12), LEDGER_OK, "254 bytes");
-	cr_assert_eq(open_with(e, 255, 12), LEDGER_E_BAD_REQUEST, "255 bytes");
+	cr_assert_eq(open_with(e, 3, 12), PROTO_OK, "3 bytes");
+	cr_assert_eq(open_with(e, 2, 12), PROTO_E_BAD_REQUEST, "2 bytes");
+	cr_assert_eq(open_with(e, 254, 12), PROTO_OK, "254 bytes");
+	cr_assert_eq(open_with(e, 255, 12), PROTO_E_BAD_REQUEST, "255 bytes");
 	req("open_account", 2);
 	kv_u64("email", 5);
 	kv_str("password", "password1");
@@ -433,11 +433,11 @@ Test(request, email_lower_cased)
 
 Test(request, password_lengths)
 {
-	cr_assert_eq(open_with("a@b.c", 5, 7), LEDGER_E_BAD_REQUEST, "7 bytes");
-	cr_assert_eq(open_with("a@b.c", 5, 8), LEDGER_OK, "8 bytes");
+	cr_assert_eq(open_with("a@b.c", 5, 7), PROTO_E_BAD_REQUEST, "7 bytes");
+	cr_assert_eq(open_with("a@b.c", 5, 8), PROTO_OK, "8 bytes");
 	cr_assert_eq(cmd.password_len, 8);
-	cr_assert_eq(open_with("a@b.c", 5, 1024), LEDGER_OK, "1024 bytes");
-	cr_assert_eq(open_with("a@b.c", 5, 1025), LEDGER_E_BAD_REQUEST, "1025 bytes");
+	cr_assert_eq(open_with("a@b.c", 5, 1024), PROTO_OK, "1024 bytes");
+	cr_assert_eq(open_with("a@b.c", 5, 1025), PROTO_E_BAD_REQUEST, "1025 bytes");
 	req("open_account", 2);
 	kv_str("email", "a@b.c");
 	kv_u64("password", 12345678);
@@ -454,7 +454,7 @@ Test(request, verify_account_code)
 	req("verify_account", 2);
 	kv_str("account", "1000000000000001");
 	kv_str("code", "abc");
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_eq(cmd.code_len, 3);
 	cr_assert_eq(memcmp(cmd.code, "abc", 3), 0);
 	req("verify_account", 1);
@@ -473,7 +473,7 @@ Test(request, verify_account_code)
 	req("verify_account", 2);
 	kv_str("account", "1000000000000001");
 	msg_pack_kv_strn(&pk, "code", code, REQUEST_CODE_BYTES_MAX);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 }
 
 Test(request, authenticate_has_no_password_length_rule)
@@ -481,11 +481,11 @@ Test(request, authenticate_has_no_password_length_rule)
 	req("authenticate", 2);
 	kv_str("account", "1000000000000001");
 	kv_str("password", "x");
-	cr_assert_eq(decode(), LEDGER_OK, "a short password is auth_failed later, not bad");
+	cr_assert_eq(decode(), PROTO_OK, "a short password is auth_failed later, not bad");
 	req("authenticate", 2);
 	kv_str("account", "1000000000000001");
 	kv_str("password", "");
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	req("authenticate", 1);
 	kv_str("account", "1000000000000001");
 	expect_bad("missing password");
@@ -503,13 +503,13 @@ Test(request, authenticate_has_no_password_length_rule)
 Test(request, sum_transactions_fields)
 {
 	req("sum_transactions", 0);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert(cmd.year == 0 && cmd.month == 0 && cmd.day == 0);
 	req("sum_transactions", 3);
 	kv_u64("year", 2024);
 	kv_u64("month", 2);
 	kv_u64("day", 29);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert(cmd.year == 2024 && cmd.month == 2 && cmd.day == 29);
 	req("sum_transactions", 1);
 	kv_u64("month", 2);
@@ -548,22 +548,22 @@ Test(request, sum_transactions_nil_is_absent)
 	kv_u64("year", 2023);
 	key("month");
 	msgpack_pack_nil(&pk);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert(cmd.year == 2023 && cmd.month == 0);
 }
 
 Test(request, inactive_users_days)
 {
 	req("inactive_users", 0);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_eq(cmd.days, LEDGER_INACTIVE_DAYS_DEFAULT);
 	req("inactive_users", 1);
 	kv_u64("days", 0);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_eq(cmd.days, 0);
 	req("inactive_users", 1);
 	kv_u64("days", UINT64_MAX);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_eq(cmd.days, REQUEST_DAYS_MAX);
 	req("inactive_users", 1);
 	kv_i64("days", -1);
@@ -573,19 +573,19 @@ Test(request, inactive_users_days)
 Test(request, events_limits)
 {
 	req("events", 0);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_eq(cmd.from_seq, 1);
 	cr_assert_eq(cmd.limit, REQUEST_EVENTS_LIMIT_DEFAULT);
 	req("events", 2);
 	kv_u64("from", 55);
 	kv_u64("limit", 20000);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_eq(cmd.from_seq, 55);
 	cr_assert(cmd.has_from);
 	cr_assert_eq(cmd.limit, REQUEST_EVENTS_LIMIT_MAX);
 	req("events", 1);
 	kv_u64("limit", 0);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_eq(cmd.limit, 0);
 	req("events", 1);
 	kv_i64("from", -3);
@@ -598,11 +598,11 @@ Test(request, events_limits)
 Test(request, subscribe_from)
 {
 	req("subscribe", 0);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_not(cmd.has_from);
 	req("subscribe", 1);
 	kv_u64("from", 5);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert(cmd.has_from);
 	cr_assert_eq(cmd.from_seq, 5);
 }
@@ -618,7 +618,7 @@ static void fp_of_transfer(const char *from, const char *to, uint64_t amount, ui
 	kv_str("from", from);
 	kv_str("to", to);
 	kv_u64("amount", amount);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	memcpy(fp, cmd.fp, LEDGER_FP_BYTES);
 }
 
@@ -643,18 +643,18 @@ Test(request, fingerprint_of_withdraw_differs_from_transfer_op)
 	req("withdraw", 2);
 	kv_str("account", "1000000000000001");
 	kv_u64("amount", 100);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	memcpy(a, cmd.fp, sizeof(a));
 	req("withdraw", 3);
 	kv_str("account", "1000000000000001");
 	kv_u64("amount", 100);
 	kv_str("key", "some-key");
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_eq(memcmp(a, cmd.fp, sizeof(a)), 0, "the key is not part of it");
 	req("withdraw", 2);
 	kv_str("account", "1000000000000001");
 	kv_u64("amount", 99);
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_neq(memcmp(a, cmd.fp, sizeof(a)), 0);
 }
 
@@ -664,17 +664,17 @@ Test(request, fingerprint_of_open_account_ignores_password_and_case)
 	req("open_account", 2);
 	kv_str("email", "Me@Example.com");
 	kv_str("password", "password-one");
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	memcpy(a, cmd.fp, sizeof(a));
 	req("open_account", 2);
 	kv_str("email", "me@example.com");
 	kv_str("password", "password-two");
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_eq(memcmp(a, cmd.fp, sizeof(a)), 0);
 	req("open_account", 2);
 	kv_str("email", "me2@example.com");
 	kv_str("password", "password-one");
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_neq(memcmp(a, cmd.fp, sizeof(a)), 0);
 }
 
@@ -684,12 +684,12 @@ Test(request, fingerprint_of_verify_includes_code)
 	req("verify_account", 2);
 	kv_str("account", "1000000000000001");
 	kv_str("code", "code-a");
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	memcpy(a, cmd.fp, sizeof(a));
 	req("verify_account", 2);
 	kv_str("account", "1000000000000001");
 	kv_str("code", "code-b");
-	cr_assert_eq(decode(), LEDGER_OK);
+	cr_assert_eq(decode(), PROTO_OK);
 	cr_assert_neq(memcmp(a, cmd.fp, sizeof(a)), 0);
 }
 
@@ -707,7 +707,7 @@ static const msgpack_object *reply(void)
 Test(request, pack_error)
 {
 	msgpack_sbuffer_clear(&sb);
-	request_pack_error(&pk, 12, LEDGER_E_INSUFFICIENT_FUNDS, "not enough money");
+	proto_pack_error(&pk, 12, PROTO_E_INSUFFICIENT_FUNDS, "not enough money");
 	const msgpack_object *m = reply();
 	uint64_t id;
 	bool ok = true;
@@ -723,7 +723,7 @@ Test(request, pack_error)
 	cr_assert_eq(msg_get_str(m, "message", &s, &n), 0);
 	cr_assert(n == 16 && memcmp(s, "not enough money", n) == 0);
 	msgpack_sbuffer_clear(&sb);
-	request_pack_error(&pk, 0, LEDGER_E_BAD_REQUEST, NULL);
+	proto_pack_error(&pk, 0, PROTO_E_BAD_REQUEST, NULL);
 	m = reply();
 	cr_assert_eq(msg_get_str(m, "message", &s, &n), 0, "a message even when none is given");
 	cr_assert_gt(n, 0);
@@ -732,7 +732,7 @@ Test(request, pack_error)
 Test(request, pack_ok)
 {
 	msgpack_sbuffer_clear(&sb);
-	request_pack_ok(&pk, 99, 1);
+	proto_pack_ok(&pk, 99, 1);
 	msg_pack_kv_u64(&pk, "seq", 5);
 	const msgpack_object *m = reply();
 	uint64_t v;

@@ -56,7 +56,7 @@ static ledger_event_t next_event(ledger_event_type_t type)
 
 static void apply_ok(const ledger_event_t *ev)
 {
-	cr_assert_eq(ledger_check_event(l, ev), LEDGER_OK, "event %" PRIu64, ev->seq);
+	cr_assert_eq(ledger_check_event(l, ev), PROTO_OK, "event %" PRIu64, ev->seq);
 	cr_assert_eq(ledger_apply(l, ev, NULL), 0);
 }
 

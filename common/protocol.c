@@ -1,0 +1,135 @@
+/*
+ * protocol.c - the wire names of ops and errors, the request envelope and
+ * the reply envelopes (see protocol.h; the reply maps are described there).
+ * Pure: no I/O, no state.
+ */
+#include "protocol.h"
+
+#include "msg.h"
+
+#include <assert.h>
+#include <string.h>
+
+static const char *const proto_err_names[] = {
+	[PROTO_OK] = "ok",
+	[PROTO_E_BAD_REQUEST] = "bad_request",
+	[PROTO_E_UNKNOWN_OP] = "unknown_op",
+	[PROTO_E_NOT_FOUND] = "not_found",
+	[PROTO_E_ALREADY_EXISTS] = "already_exists",
+	[PROTO_E_ALREADY_VERIFIED] = "already_verified",
+	[PROTO_E_WRONG_CODE] = "wrong_code",
+	[PROTO_E_NOT_VERIFIED] = "not_verified",
+	[PROTO_E_INSUFFICIENT_FUNDS] = "insufficient_funds",
+	[PROTO_E_INVALID_AMOUNT] = "invalid_amount",
+	[PROTO_E_SAME_ACCOUNT] = "same_account",
+	[PROTO_E_KEY_CONFLICT] = "key_conflict",
+	[PROTO_E_AUTH_FAILED] = "auth_failed",
+	[PROTO_E_UNAVAILABLE] = "unavailable",
+	[PROTO_E_OVERLOADED] = "overloaded",
+	[PROTO_E_INTERNAL] = "internal",
+	[PROTO_DUPLICATE] = "duplicate",
+};
+
+const char *proto_err_name(proto_err_t e)
+{
+	if ((unsigned)e >= sizeof(proto_err_names) / sizeof(proto_err_names[0]))
+		return "internal";
+	return proto_err_names[e];
+}
+
+const char *proto_err_text(proto_err_t e)
+{
+	switch (e) {
+	case PROTO_E_BAD_REQUEST: return "not a valid request";
+	case PROTO_E_UNKNOWN_OP: return "op names no operation of the protocol";
+	case PROTO_E_NOT_FOUND: return "no such account";
+	case PROTO_E_ALREADY_EXISTS: return "an account with that email exists";
+	case PROTO_E_ALREADY_VERIFIED: return "the account is verified already";
+	case PROTO_E_WRONG_CODE: return "the verification code does not match";
+	case PROTO_E_NOT_VERIFIED: return "an account in the operation is not verified";
+	case PROTO_E_INSUFFICIENT_FUNDS: return "the balance would go below zero";
+	case PROTO_E_INVALID_AMOUNT: return "amount must be from 1 to 1000000000000 cents";
+	case PROTO_E_SAME_ACCOUNT: return "cannot transfer to the account it comes from";
+	case PROTO_E_KEY_CONFLICT: return "idempotency key reused for a different command";
+	case PROTO_E_AUTH_FAILED: return "wrong account or password";
+	case PROTO_E_UNAVAILABLE: return "the server cannot take commands just now; retry later";
+	case PROTO_E_OVERLOADED: return "too many requests in flight; retry later";
+	default: return "a fault inside the server; the command did not take effect";
+	}
+}
+
+static const char *const proto_op_names[] = {
+	[PROTO_OP_OPEN_ACCOUNT] = "open_account",
+	[PROTO_OP_VERIFY_ACCOUNT] = "verify_account",
+	[PROTO_OP_REISSUE_CODE] = "reissue_code",
+	[PROTO_OP_TRANSFER] = "transfer",
+	[PROTO_OP_WITHDRAW] = "withdraw",
+	[PROTO_OP_GET_ACCOUNT] = "get_account",
+	[PROTO_OP_AUTHENTICATE] = "authenticate",
+	[PROTO_OP_SUM_TRANSACTIONS] = "sum_transactions",
+	[PROTO_OP_INACTIVE_USERS] = "inactive_users",
+	[PROTO_OP_EVENTS] = "events",
+	[PROTO_OP_SUBSCRIBE] = "subscribe",
+	[PROTO_OP_STATUS] = "status",
+	[PROTO_OP_PING] = "ping",
+};
+#define PROTO_OPS_N (sizeof(proto_op_names) / sizeof(proto_op_names[0]))
+
+proto_op_t proto_op_parse(const char *s, size_t n)
+{
+	for (unsigned op = 1; op < PROTO_OPS_N; op++)
+		if (strlen(proto_op_names[op]) == n && memcmp(proto_op_names[op], s, n) == 0)
+			return (proto_op_t)op;
+	return PROTO_OP_NONE;
+}
+
+const char *proto_op_name(proto_op_t op)
+{
+	if ((unsigned)op == 0 || (unsigned)op >= PROTO_OPS_N)
+		return NULL;
+	return proto_op_names[op];
+}
+
+bool proto_op_is_command(proto_op_t op)
+{
+	return op >= PROTO_OP_OPEN_ACCOUNT && op <= PROTO_OP_WITHDRAW;
+}
+
+proto_err_t proto_peek(const msgpack_object *map, uint64_t *id, proto_op_t *op)
+{
+	assert(id && op);
+	*id = 0;
+	*op = PROTO_OP_NONE;
+	if (!map || map->type != MSGPACK_OBJECT_MAP)
+		return PROTO_E_BAD_REQUEST;
+	if (msg_get_u64(map, "id", id) < 0) {
+		*id = 0;
+		return PROTO_E_BAD_REQUEST;
+	}
+	const char *s;
+	size_t n;
+	if (msg_get_str(map, "op", &s, &n) < 0)
+		return PROTO_E_BAD_REQUEST;
+	*op = proto_op_parse(s, n);
+	return *op == PROTO_OP_NONE ? PROTO_E_UNKNOWN_OP : PROTO_OK;
+}
+
+void proto_pack_error(msgpack_packer *pk, uint64_t id, proto_err_t err, const char *message)
+{
+	assert(pk && err != PROTO_OK && err != PROTO_DUPLICATE);
+	if (!message)
+		message = proto_err_text(err);
+	msgpack_pack_map(pk, 4);
+	msg_pack_kv_u64(pk, "id", id);
+	msg_pack_kv_bool(pk, "ok", false);
+	msg_pack_kv_str(pk, "error", proto_err_name(err));
+	msg_pack_kv_strn(pk, "message", message, strnlen(message, PROTO_MESSAGE_BYTES_MAX));
+}
+
+void proto_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra)
+{
+	assert(pk);
+	msgpack_pack_map(pk, 2 + extra);
+	msg_pack_kv_u64(pk, "id", id);
+	msg_pack_kv_bool(pk, "ok", true);
+}

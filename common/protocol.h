@@ -1,0 +1,166 @@
+/*
+ * protocol.h - the names of the wire: the client protocol's ops and errors
+ * (PROTOCOL.md, docs/protocol.md) with their wire strings and texts, the
+ * reply envelopes every program packs, and the peer protocol's message
+ * types and field names (docs/peers.md).
+ *
+ * The lowest module of the core: it depends on msg.h only. The ledger
+ * (rules), the request decoder and the bus all use it; it uses none of them.
+ *
+ * A client reply is one msgpack map:
+ *   success  {"id": uint, "ok": true, ...the op's fields}
+ *   error    {"id": uint, "ok": false, "error": str, "message": str}
+ * where "error" is one of proto_err_name()'s strings and "message" is at most
+ * PROTO_MESSAGE_BYTES_MAX bytes (a longer one is cut).
+ */
+#ifndef ESBANK_PROTOCOL_H
+#define ESBANK_PROTOCOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#define PROTO_MESSAGE_BYTES_MAX 256
+
+/* Error codes; proto_err_name() gives the protocol's string for each. */
+typedef enum {
+	PROTO_OK = 0,
+	PROTO_E_BAD_REQUEST,
+	PROTO_E_UNKNOWN_OP,
+	PROTO_E_NOT_FOUND,
+	PROTO_E_ALREADY_EXISTS,
+	PROTO_E_ALREADY_VERIFIED,
+	PROTO_E_WRONG_CODE,
+	PROTO_E_NOT_VERIFIED,
+	PROTO_E_INSUFFICIENT_FUNDS,
+	PROTO_E_INVALID_AMOUNT,
+	PROTO_E_SAME_ACCOUNT,
+	PROTO_E_KEY_CONFLICT,
+	PROTO_E_AUTH_FAILED,
+	PROTO_E_UNAVAILABLE,
+	PROTO_E_OVERLOADED,
+	PROTO_E_INTERNAL,
+	PROTO_DUPLICATE, /* not an error: a keyed command seen before */
+} proto_err_t;
+
+/* Ops; the numbers are stored in snapshots (the key table): never renumber. */
+typedef enum {
+	PROTO_OP_NONE = 0,
+	/* commands */
+	PROTO_OP_OPEN_ACCOUNT,
+	PROTO_OP_VERIFY_ACCOUNT,
+	PROTO_OP_REISSUE_CODE,
+	PROTO_OP_TRANSFER,
+	PROTO_OP_WITHDRAW,
+	/* queries answered from the state */
+	PROTO_OP_GET_ACCOUNT,
+	PROTO_OP_AUTHENTICATE,
+	PROTO_OP_SUM_TRANSACTIONS,
+	PROTO_OP_INACTIVE_USERS,
+	/* served by the bus or the logger, never by the ledger */
+	PROTO_OP_EVENTS,
+	PROTO_OP_SUBSCRIBE,
+	PROTO_OP_STATUS,
+	PROTO_OP_PING,
+} proto_op_t;
+
+/* The protocol's error string ("not_found", ...) for an error code. */
+const char *proto_err_name(proto_err_t e);
+
+/* A human message for an error code, for replies that have none better. */
+const char *proto_err_text(proto_err_t e);
+
+/* Maps an op name to its code; PROTO_OP_NONE when unknown. */
+proto_op_t proto_op_parse(const char *s, size_t n);
+
+/* The op's wire name ("transfer", ...); NULL for PROTO_OP_NONE or out of range. */
+const char *proto_op_name(proto_op_t op);
+
+/* True for the ops that change the state (open_account .. withdraw). */
+bool proto_op_is_command(proto_op_t op);
+
+/*
+ * Reads "id" and "op" of a request map only. Returns PROTO_OK,
+ * PROTO_E_BAD_REQUEST (no id or no op, or wrong types; *id is 0 when it could
+ * not be read) or PROTO_E_UNKNOWN_OP. Used by the bus to route without full
+ * decoding.
+ */
+proto_err_t proto_peek(const msgpack_object *map, uint64_t *id, proto_op_t *op);
+
+/*
+ * Packs a whole error reply map {"id","ok":false,"error","message"} into pk;
+ * message NULL means proto_err_text(err). err is an error (not PROTO_OK or
+ * PROTO_DUPLICATE).
+ */
+void proto_pack_error(msgpack_packer *pk, uint64_t id, proto_err_t err, const char *message);
+
+/*
+ * Packs the start of a success reply: a map header of 2 + extra entries,
+ * then "id" and "ok": true. The caller packs the extra key/value pairs.
+ */
+void proto_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra);
+
+/*
+ * The peer protocol (docs/peers.md): every peer message is a map whose
+ * PEER_T field names its type. Message types:
+ */
+#define PEER_T "t"
+#define PEER_MSG_HELLO "hello"       /* bus -> peer, then peer -> bus */
+#define PEER_MSG_REFUSED "refused"   /* peer -> any: connection refused */
+#define PEER_MSG_REQ "req"           /* bus -> resolver: client requests */
+#define PEER_MSG_RES "res"           /* resolver -> bus: resolved items */
+#define PEER_MSG_REPLAY "replay"     /* bus -> resolver: durable events */
+#define PEER_MSG_REPLAYED "replayed" /* resolver -> bus: replay done */
+#define PEER_MSG_RESET "reset"       /* bus -> resolver, snapshotter */
+#define PEER_MSG_LOAD "load"         /* bus -> resolver: load a snapshot */
+#define PEER_MSG_LOADED "loaded"     /* resolver -> bus: snapshot loaded */
+#define PEER_MSG_APPEND "append"     /* bus -> logger: events to append */
+#define PEER_MSG_DURABLE "durable"   /* logger -> bus: fsync'd up to seq */
+#define PEER_MSG_READ "read"         /* bus <-> logger: read durable events */
+#define PEER_MSG_FAULT "fault"       /* logger -> bus: the log cannot be written */
+#define PEER_MSG_EVENTS "events"     /* bus -> snapshotter: durable events */
+#define PEER_MSG_ACK "ack"           /* snapshotter, mailer -> bus */
+#define PEER_MSG_MAIL "mail"         /* bus -> mailer: events that send mail */
+
+/* Field names of peer messages (which message carries which: docs/peers.md). */
+#define PEER_F_ROLE "role"
+#define PEER_F_PID "pid"
+#define PEER_F_SESSION "session"
+#define PEER_F_HWM "hwm"
+#define PEER_F_HEAD "head"
+#define PEER_F_SNAPSHOT "snapshot"
+#define PEER_F_FRESH "fresh"
+#define PEER_F_MESSAGE "message"
+#define PEER_F_ITEMS "items"
+#define PEER_F_CID "c"           /* the bus's correlation id */
+#define PEER_F_REQUEST "r"       /* req item: the request map, as bin */
+#define PEER_F_WAIT_SEQ "w"      /* res item: reply once durable >= w */
+#define PEER_F_REPLY "reply"     /* res item: the reply map, as bin */
+#define PEER_F_EV "ev"           /* res / mail item: the event, as bin */
+#define PEER_F_MAIL "mail"       /* res / mail item: the mail details, as bin */
+#define PEER_F_EVENTS "events"   /* list of events, each as bin */
+#define PEER_F_FIRST "first"
+#define PEER_F_LAST "last"
+#define PEER_F_PREV "prev"
+#define PEER_F_CHAIN "chain"
+#define PEER_F_MAX "max"
+#define PEER_F_FROM "from"
+#define PEER_F_LIMIT "limit"
+#define PEER_F_BYTES "bytes"
+#define PEER_F_SEQ "seq"
+/* fields of the mail details map */
+#define PEER_F_TO "to"
+#define PEER_F_ACCOUNT "account"
+#define PEER_F_CODE "code"
+#define PEER_F_BALANCE "balance"
+
+/* The roles a hello names. */
+#define PEER_ROLE_BUS "bus"
+#define PEER_ROLE_RESOLVER "resolver"
+#define PEER_ROLE_LOGGER "logger"
+#define PEER_ROLE_SNAPSHOTTER "snapshotter"
+#define PEER_ROLE_MAILER "mailer"
+
+#endif
