@@ -378,7 +378,7 @@ void history_account_line(const ledger_account_t *a)
 		return;
 	}
 	ledger_account_format(a->number, num);
-	/* Emails in the state passed request_email_valid(): nothing to escape. */
+	/* Emails in the state passed ledger_email_valid(): nothing to escape. */
 	printf("%-16s  %16s  %-8s  %-20s  %s\n", num, currency_format(a->balance, bal),
 	       a->verified ? "yes" : "no", output_time(a->opened_at_ms, false, when), a->email);
 }

@@ -217,7 +217,7 @@ static void whatif_event_of(const whatif_t *w, const ledger_cmd_t *cmd, const js
 		crypto_generichash(ev->code_hash, LEDGER_CODE_HASH_BYTES,
 				   (const unsigned char *)WHATIF_CODE, strlen(WHATIF_CODE), NULL, 0);
 	if (ev->type == LEDGER_EV_ACCOUNT_OPENED) {
-		request_email_valid(cmd->email, cmd->email_len, ev->email);
+		ledger_email_valid(cmd->email, cmd->email_len, ev->email);
 		ev->account = whatif_new_number(w->alt, line, ev->email);
 		ev->amount = LEDGER_OPEN_BALANCE;
 		snprintf(ev->pwhash, sizeof(ev->pwhash), "%s", WHATIF_PWHASH);

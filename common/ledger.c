@@ -49,7 +49,6 @@
  */
 #include "ledger.h"
 #include "msg.h"
-#include "request.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -744,8 +743,7 @@ static proto_err_t ledger_check_rules(const ledger_t *l, const ledger_cmd_t *cmd
 proto_err_t ledger_check(const ledger_t *l, const ledger_cmd_t *cmd, ledger_key_entry_t *prior)
 {
 	assert(l && cmd);
-	bool command = cmd->op >= PROTO_OP_OPEN_ACCOUNT && cmd->op <= PROTO_OP_WITHDRAW;
-	if (command && cmd->has_key) {
+	if (proto_op_is_command(cmd->op) && cmd->has_key) {
 		assert(cmd->key && cmd->key_len >= 1 && cmd->key_len <= LEDGER_KEY_BYTES_MAX);
 		proto_err_t e = ledger_check_key(l, cmd, prior);
 		if (e != PROTO_OK)
@@ -762,7 +760,7 @@ static proto_err_t ledger_check_opened(const ledger_t *l, const ledger_event_t *
 	size_t n = strnlen(ev->email, sizeof(ev->email));
 	if (!ledger_number_ok(ev->account) || n == sizeof(ev->email))
 		return PROTO_E_BAD_REQUEST;
-	if (!request_email_valid(ev->email, n, lower) || strcmp(lower, ev->email) != 0)
+	if (!ledger_email_valid(ev->email, n, lower) || strcmp(lower, ev->email) != 0)
 		return PROTO_E_BAD_REQUEST;
 	if (ev->amount != LEDGER_OPEN_BALANCE)
 		return PROTO_E_INVALID_AMOUNT;
@@ -1130,7 +1128,7 @@ static bool ledger_obj_email(const msgpack_object *o)
 {
 	char lower[LEDGER_EMAIL_BYTES_MAX + 1];
 	return o->type == MSGPACK_OBJECT_STR &&
-	       request_email_valid(o->via.str.ptr, o->via.str.size, lower) &&
+	       ledger_email_valid(o->via.str.ptr, o->via.str.size, lower) &&
 	       memcmp(lower, o->via.str.ptr, o->via.str.size) == 0;
 }
 

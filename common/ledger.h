@@ -222,6 +222,13 @@ void ledger_pack(const ledger_t *l, msgpack_packer *pk);
  */
 int ledger_unpack(ledger_t *l, const msgpack_object *map);
 
+/*
+ * Validates an email (PROTOCOL.md; the rule is at the top of ledger_email.c)
+ * and, when out is not NULL, writes it lower-cased (ASCII letters only) and
+ * NUL-terminated into out. False when it is not a valid email.
+ */
+bool ledger_email_valid(const char *s, size_t n, char out[LEDGER_EMAIL_BYTES_MAX + 1]);
+
 /* Formats a 16-digit account number into buf (17 bytes). */
 void ledger_account_format(uint64_t number, char buf[LEDGER_ACCOUNT_DIGITS + 1]);
 /* Parses a 16-digit account number; false if not of that form. */

@@ -31,7 +31,4 @@
  */
 proto_err_t request_decode(const msgpack_object *map, ledger_cmd_t *cmd, const char **why);
 
-/* Validates an email (PROTOCOL.md) and writes it lower-cased into out. */
-bool request_email_valid(const char *s, size_t n, char out[LEDGER_EMAIL_BYTES_MAX + 1]);
-
 #endif

@@ -155,7 +155,7 @@ void resolver_open_account(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
 	resolver_event_init(r, &ev, LEDGER_EV_ACCOUNT_OPENED, cmd);
 	ev.account = resolver_new_account_number(r->ledger);
 	ev.amount = LEDGER_OPEN_BALANCE;
-	request_email_valid(cmd->email, cmd->email_len, ev.email);
+	ledger_email_valid(cmd->email, cmd->email_len, ev.email);
 	snprintf(ev.pwhash, sizeof(ev.pwhash), "%s", pwhash);
 	char code[RESOLVER_CODE_CHARS_MAX];
 	resolver_new_code(code, ev.code_hash);

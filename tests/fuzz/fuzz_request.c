@@ -35,7 +35,7 @@ static void fuzz_request_check(const ledger_cmd_t *cmd)
 		assert(cmd->password_len >= LEDGER_PASSWORD_BYTES_MIN &&
 		       cmd->password_len <= LEDGER_PASSWORD_BYTES_MAX);
 		char low[LEDGER_EMAIL_BYTES_MAX + 1];
-		assert(request_email_valid(cmd->email, cmd->email_len, low));
+		assert(ledger_email_valid(cmd->email, cmd->email_len, low));
 	}
 	if (cmd->has_key)
 		assert(cmd->key_len >= 1 && cmd->key_len <= LEDGER_KEY_BYTES_MAX);

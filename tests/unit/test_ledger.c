@@ -1030,3 +1030,13 @@ Test(ledger, account_strings_stay_put_as_accounts_are_added, .timeout = 60)
 	ledger_each_account(l, compare_account, copy);
 	ledger_free(copy);
 }
+
+Test(ledger, email_lower_cased)
+{
+	char out[LEDGER_EMAIL_BYTES_MAX + 1];
+	cr_assert(ledger_email_valid("John.Doe@Example.COM", 20, out));
+	cr_assert_str_eq(out, "john.doe@example.com");
+	cr_assert(ledger_email_valid("J\xc3\x89@x.org", 9, out), "UTF-8 letters are allowed");
+	cr_assert_str_eq(out, "j\xc3\x89@x.org", "only ASCII is folded");
+	cr_assert(ledger_email_valid("a@b", 3, NULL), "out may be NULL");
+}

@@ -421,16 +421,6 @@ Test(request, email_lengths)
 	expect_bad("missing email");
 }
 
-Test(request, email_lower_cased)
-{
-	char out[LEDGER_EMAIL_BYTES_MAX + 1];
-	cr_assert(request_email_valid("John.Doe@Example.COM", 20, out));
-	cr_assert_str_eq(out, "john.doe@example.com");
-	cr_assert(request_email_valid("J\xc3\x89@x.org", 9, out), "UTF-8 letters are allowed");
-	cr_assert_str_eq(out, "j\xc3\x89@x.org", "only ASCII is folded");
-	cr_assert(request_email_valid("a@b", 3, NULL), "out may be NULL");
-}
-
 Test(request, password_lengths)
 {
 	cr_assert_eq(open_with("a@b.c", 5, 7), PROTO_E_BAD_REQUEST, "7 bytes");
