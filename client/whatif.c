@@ -185,43 +185,22 @@ static uint64_t whatif_new_number(const ledger_t *l, const json_t *line, const c
 	return n;
 }
 
-static ledger_event_type_t whatif_type_of(proto_op_t op)
-{
-	switch (op) {
-	case PROTO_OP_OPEN_ACCOUNT: return LEDGER_EV_ACCOUNT_OPENED;
-	case PROTO_OP_VERIFY_ACCOUNT: return LEDGER_EV_ACCOUNT_VERIFIED;
-	case PROTO_OP_REISSUE_CODE: return LEDGER_EV_CODE_REISSUED;
-	case PROTO_OP_TRANSFER: return LEDGER_EV_MONEY_TRANSFERRED;
-	default: return LEDGER_EV_MONEY_WITHDRAWN;
-	}
-}
-
 /* The event the resolver would make of a checked command, with the stand-ins above. */
 static void whatif_event_of(const whatif_t *w, const ledger_cmd_t *cmd, const json_t *line,
 			    ledger_event_t *ev)
 {
-	memset(ev, 0, sizeof(*ev));
-	ev->seq = ledger_last_seq(w->alt) + 1;
-	ev->ts_ms = ledger_last_ts(w->alt);
-	ev->type = whatif_type_of(cmd->op);
-	ev->account = cmd->account;
-	ev->to = cmd->to;
-	ev->amount = cmd->amount;
-	if (cmd->has_key) {
-		ev->has_key = true;
-		memcpy(ev->key, cmd->key, cmd->key_len);
-		ev->key_len = cmd->key_len;
-		memcpy(ev->fp, cmd->fp, LEDGER_FP_BYTES);
+	uint8_t code_hash[LEDGER_CODE_HASH_BYTES];
+	char email[LEDGER_EMAIL_BYTES_MAX + 1] = "";
+	ledger_inputs_t in = { .ts_ms = ledger_last_ts(w->alt), .pwhash = WHATIF_PWHASH,
+			       .code_hash = code_hash };
+
+	crypto_generichash(code_hash, sizeof(code_hash), (const unsigned char *)WHATIF_CODE,
+			   strlen(WHATIF_CODE), NULL, 0);
+	if (cmd->op == PROTO_OP_OPEN_ACCOUNT) {
+		ledger_email_valid(cmd->email, cmd->email_len, email);
+		in.account = whatif_new_number(w->alt, line, email);
 	}
-	if (ev->type == LEDGER_EV_CODE_REISSUED || ev->type == LEDGER_EV_ACCOUNT_OPENED)
-		crypto_generichash(ev->code_hash, LEDGER_CODE_HASH_BYTES,
-				   (const unsigned char *)WHATIF_CODE, strlen(WHATIF_CODE), NULL, 0);
-	if (ev->type == LEDGER_EV_ACCOUNT_OPENED) {
-		ledger_email_valid(cmd->email, cmd->email_len, ev->email);
-		ev->account = whatif_new_number(w->alt, line, ev->email);
-		ev->amount = LEDGER_OPEN_BALANCE;
-		snprintf(ev->pwhash, sizeof(ev->pwhash), "%s", WHATIF_PWHASH);
-	}
+	ledger_event_from_cmd(w->alt, cmd, &in, ev);
 }
 
 /* A real account whose code is still the real one: any code is taken (see the top). */

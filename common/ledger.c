@@ -53,6 +53,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -825,6 +826,63 @@ proto_err_t ledger_check_event(const ledger_t *l, const ledger_event_t *ev)
 			return PROTO_E_KEY_CONFLICT;
 	}
 	return ledger_check_event_rules(l, ev);
+}
+
+/* ---- resolving commands into events ---- */
+
+static ledger_event_type_t ledger_event_of_op(proto_op_t op)
+{
+	switch (op) {
+	case PROTO_OP_OPEN_ACCOUNT: return LEDGER_EV_ACCOUNT_OPENED;
+	case PROTO_OP_VERIFY_ACCOUNT: return LEDGER_EV_ACCOUNT_VERIFIED;
+	case PROTO_OP_REISSUE_CODE: return LEDGER_EV_CODE_REISSUED;
+	case PROTO_OP_TRANSFER: return LEDGER_EV_MONEY_TRANSFERRED;
+	default: return LEDGER_EV_MONEY_WITHDRAWN;
+	}
+}
+
+/* The parts only open_account and reissue_code carry. */
+static void ledger_event_fresh(const ledger_cmd_t *cmd, const ledger_inputs_t *in,
+			       ledger_event_t *ev)
+{
+	if (ev->type == LEDGER_EV_CODE_REISSUED || ev->type == LEDGER_EV_ACCOUNT_OPENED) {
+		assert(in->code_hash);
+		memcpy(ev->code_hash, in->code_hash, LEDGER_CODE_HASH_BYTES);
+	}
+	if (ev->type != LEDGER_EV_ACCOUNT_OPENED)
+		return;
+	assert(in->pwhash);
+	ev->account = in->account;
+	ev->amount = LEDGER_OPEN_BALANCE;
+	ledger_email_valid(cmd->email, cmd->email_len, ev->email);
+	snprintf(ev->pwhash, sizeof(ev->pwhash), "%s", in->pwhash);
+}
+
+void ledger_event_from_cmd(const ledger_t *l, const ledger_cmd_t *cmd,
+			   const ledger_inputs_t *in, ledger_event_t *ev)
+{
+	assert(l && cmd && in && ev && proto_op_is_command(cmd->op));
+	assert(in->ts_ms >= l->last_ts);
+	memset(ev, 0, sizeof(*ev));
+	ev->seq = l->last_seq + 1;
+	ev->ts_ms = in->ts_ms;
+	ev->type = ledger_event_of_op(cmd->op);
+	ev->account = cmd->account;
+	ev->to = cmd->to;
+	ev->amount = cmd->amount;
+	if (cmd->has_key) {
+		ev->has_key = true;
+		memcpy(ev->key, cmd->key, cmd->key_len);
+		ev->key_len = cmd->key_len;
+		memcpy(ev->fp, cmd->fp, LEDGER_FP_BYTES);
+	}
+	ledger_event_fresh(cmd, in, ev);
+	if (ev->type == LEDGER_EV_MONEY_WITHDRAWN) {
+		const ledger_account_t *a = ledger_find(l, ev->account);
+		assert(a); /* ledger_check() found it */
+		ev->has_balance = true;
+		ev->balance = a->balance - ev->amount;
+	}
 }
 
 /* ---- applying events ---- */

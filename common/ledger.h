@@ -157,6 +157,31 @@ proto_err_t ledger_check(const ledger_t *l, const ledger_cmd_t *cmd, ledger_key_
  */
 
 /*
+ * The non-deterministic inputs of an event, chosen by the caller: the
+ * resolver draws them (clock, random number, random code, argon2id); the
+ * offline what-if uses stand-ins. Which fields are read depends on the op:
+ *   ts_ms      every op; >= ledger_last_ts()
+ *   account    open_account: the new account's number (not in use)
+ *   pwhash     open_account: the password hash, NUL-terminated
+ *   code_hash  open_account, reissue_code: LEDGER_CODE_HASH_BYTES bytes
+ */
+typedef struct {
+	int64_t ts_ms;
+	uint64_t account;
+	const char *pwhash;
+	const uint8_t *code_hash;
+} ledger_inputs_t;
+
+/*
+ * Resolves a command that ledger_check() accepted (PROTO_OK) into the event
+ * it makes: seq is ledger_last_seq() + 1, the command's fields and key, the
+ * inputs in *in, the lower-cased email of open_account and the balance after
+ * a withdrawal. Fills *ev (the caller's); does not apply it.
+ */
+void ledger_event_from_cmd(const ledger_t *l, const ledger_cmd_t *cmd,
+			   const ledger_inputs_t *in, ledger_event_t *ev);
+
+/*
  * Checks that an already-resolved event may be applied to the state (used in
  * replay and audit): seq is last_seq + 1, ts does not go back, the accounts
  * exist, funds suffice and so on. Returns PROTO_OK or the rule it breaks.

@@ -1,8 +1,9 @@
 /*
  * commands.c - resolving checked commands into events.
  *
- * Here the non-deterministic parts of an event are chosen (sequence number,
- * time, account number, verification code), the event is applied with the
+ * Here the non-deterministic parts of an event are chosen (time, account
+ * number, verification code), ledger_event_from_cmd() makes the event of
+ * them (the same step the offline what-if takes), it is applied with the
  * same ledger_apply() that replay uses, and the result item carries the
  * event for the logger, the reply for the client and, for the types that
  * send mail, the mail details (the code travels there, never in the event).
@@ -47,25 +48,6 @@ static void resolver_new_code(char code[RESOLVER_CODE_CHARS_MAX],
 	crypto_generichash(hash, LEDGER_CODE_HASH_BYTES, (const unsigned char *)code,
 	                   strlen(code), NULL, 0);
 	sodium_memzero(raw, sizeof(raw));
-}
-
-static void resolver_event_init(resolver_t *r, ledger_event_t *ev, ledger_event_type_t type,
-                                const ledger_cmd_t *cmd)
-{
-	memset(ev, 0, sizeof(*ev));
-	ev->seq = ledger_last_seq(r->ledger) + 1;
-	ev->ts_ms = resolver_now_ms(r);
-	ev->type = type;
-	ev->account = cmd->account;
-	ev->to = cmd->to;
-	ev->amount = cmd->amount;
-	if (cmd->has_key) {
-		ev->has_key = true;
-		memcpy(ev->key, cmd->key, cmd->key_len);
-		ev->key[cmd->key_len] = '\0';
-		ev->key_len = cmd->key_len;
-		memcpy(ev->fp, cmd->fp, LEDGER_FP_BYTES);
-	}
 }
 
 static void resolver_pack_mail(msg_buf_t *mail, const ledger_account_t *a, const char *code,
@@ -151,43 +133,35 @@ void resolver_open_account(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
 		resolver_emit_error(r, cid, cmd->id, e, proto_err_text(e));
 		return;
 	}
-	ledger_event_t ev;
-	resolver_event_init(r, &ev, LEDGER_EV_ACCOUNT_OPENED, cmd);
-	ev.account = resolver_new_account_number(r->ledger);
-	ev.amount = LEDGER_OPEN_BALANCE;
-	ledger_email_valid(cmd->email, cmd->email_len, ev.email);
-	snprintf(ev.pwhash, sizeof(ev.pwhash), "%s", pwhash);
+	ledger_inputs_t in = { .ts_ms = resolver_now_ms(r), .pwhash = pwhash };
+	in.account = resolver_new_account_number(r->ledger);
 	char code[RESOLVER_CODE_CHARS_MAX];
-	resolver_new_code(code, ev.code_hash);
+	uint8_t code_hash[LEDGER_CODE_HASH_BYTES];
+	resolver_new_code(code, code_hash);
+	in.code_hash = code_hash;
+	ledger_event_t ev;
+	ledger_event_from_cmd(r->ledger, cmd, &in, &ev);
 	resolver_commit(r, cid, cmd->id, &ev, code, true, false);
 	sodium_memzero(code, sizeof(code));
 }
 
-static void resolver_simple_event(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
-                                  ledger_event_type_t type)
+/* verify_account, reissue_code, transfer, withdraw: nothing slow to wait for. */
+static void resolver_resolve_now(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd)
 {
+	ledger_inputs_t in = { .ts_ms = resolver_now_ms(r) };
+	char code[RESOLVER_CODE_CHARS_MAX] = "";
+	uint8_t code_hash[LEDGER_CODE_HASH_BYTES];
+	bool reissue = cmd->op == PROTO_OP_REISSUE_CODE;
+	if (reissue) {
+		resolver_new_code(code, code_hash);
+		in.code_hash = code_hash;
+	}
 	ledger_event_t ev;
-	resolver_event_init(r, &ev, type, cmd);
-	switch (type) {
-	case LEDGER_EV_CODE_REISSUED: {
-		char code[RESOLVER_CODE_CHARS_MAX];
-		resolver_new_code(code, ev.code_hash);
-		resolver_commit(r, cid, cmd->id, &ev, code, true, false);
-		sodium_memzero(code, sizeof(code));
-		return;
-	}
-	case LEDGER_EV_MONEY_WITHDRAWN:
-		ev.has_balance = true; /* checked already: the account exists */
-		ev.balance = ledger_find(r->ledger, ev.account)->balance - ev.amount;
-		resolver_commit(r, cid, cmd->id, &ev, NULL, true, true);
-		return;
-	case LEDGER_EV_MONEY_TRANSFERRED:
-		resolver_commit(r, cid, cmd->id, &ev, NULL, false, true);
-		return;
-	default:
-		resolver_commit(r, cid, cmd->id, &ev, NULL, false, false);
-		return;
-	}
+	ledger_event_from_cmd(r->ledger, cmd, &in, &ev);
+	bool money = cmd->op == PROTO_OP_TRANSFER || cmd->op == PROTO_OP_WITHDRAW;
+	bool mail = reissue || cmd->op == PROTO_OP_WITHDRAW;
+	resolver_commit(r, cid, cmd->id, &ev, reissue ? code : NULL, mail, money);
+	sodium_memzero(code, sizeof(code));
 }
 
 void resolver_run_command(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd)
@@ -213,16 +187,10 @@ void resolver_run_command(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd)
 		resolver_hash_then_open(r, cid, cmd);
 		break;
 	case PROTO_OP_VERIFY_ACCOUNT:
-		resolver_simple_event(r, cid, cmd, LEDGER_EV_ACCOUNT_VERIFIED);
-		break;
 	case PROTO_OP_REISSUE_CODE:
-		resolver_simple_event(r, cid, cmd, LEDGER_EV_CODE_REISSUED);
-		break;
 	case PROTO_OP_TRANSFER:
-		resolver_simple_event(r, cid, cmd, LEDGER_EV_MONEY_TRANSFERRED);
-		break;
 	case PROTO_OP_WITHDRAW:
-		resolver_simple_event(r, cid, cmd, LEDGER_EV_MONEY_WITHDRAWN);
+		resolver_resolve_now(r, cid, cmd);
 		break;
 	default:
 		resolver_emit_error(r, cid, cmd->id, PROTO_E_INTERNAL, "not a command");

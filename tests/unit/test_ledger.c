@@ -1040,3 +1040,67 @@ Test(ledger, email_lower_cased)
 	cr_assert_str_eq(out, "j\xc3\x89@x.org", "only ASCII is folded");
 	cr_assert(ledger_email_valid("a@b", 3, NULL), "out may be NULL");
 }
+
+Test(ledger, event_from_cmd_open_then_withdraw)
+{
+	uint8_t h[LEDGER_CODE_HASH_BYTES];
+	code_hash("c0de", h);
+	ledger_cmd_t cmd = { .op = PROTO_OP_OPEN_ACCOUNT, .email = "Ann@Example.COM",
+			     .email_len = 15, .has_key = true, .key = "k-1", .key_len = 3 };
+	memset(cmd.fp, 7, LEDGER_FP_BYTES);
+	ledger_inputs_t in = { .ts_ms = T0, .account = A1, .pwhash = "$argon2id$fake",
+			       .code_hash = h };
+	ledger_event_t ev;
+	ledger_event_from_cmd(l, &cmd, &in, &ev);
+	cr_assert_eq(ev.type, LEDGER_EV_ACCOUNT_OPENED);
+	cr_assert_eq(ev.seq, 1);
+	cr_assert_eq(ev.ts_ms, T0);
+	cr_assert_eq(ev.account, A1);
+	cr_assert_eq(ev.amount, LEDGER_OPEN_BALANCE);
+	cr_assert_str_eq(ev.email, "ann@example.com", "stored lower-cased");
+	cr_assert_str_eq(ev.pwhash, "$argon2id$fake");
+	cr_assert_eq(memcmp(ev.code_hash, h, sizeof(h)), 0);
+	cr_assert(ev.has_key && ev.key_len == 3 && strcmp(ev.key, "k-1") == 0);
+	cr_assert_eq(ev.fp[0], 7);
+	apply_ok(&ev, NULL);
+	verify_acct(A1);
+
+	ledger_cmd_t wd = { .op = PROTO_OP_WITHDRAW, .account = A1, .account_valid = true,
+			    .amount = 2500 };
+	ledger_inputs_t later = { .ts_ms = T0 + 1 };
+	ledger_event_from_cmd(l, &wd, &later, &ev);
+	cr_assert_eq(ev.type, LEDGER_EV_MONEY_WITHDRAWN);
+	cr_assert_eq(ev.seq, 3);
+	cr_assert(!ev.has_key);
+	cr_assert(ev.has_balance, "a withdrawal records the balance after it");
+	cr_assert_eq(ev.balance, LEDGER_OPEN_BALANCE - 2500);
+	apply_ok(&ev, NULL);
+	cr_assert_eq(ledger_find(l, A1)->balance, LEDGER_OPEN_BALANCE - 2500);
+}
+
+Test(ledger, event_from_cmd_reissue_and_transfer)
+{
+	open_acct(A1, "a@x.org", "one");
+	open_acct(A2, "b@x.org", "two");
+	uint8_t h[LEDGER_CODE_HASH_BYTES];
+	code_hash("three", h);
+	ledger_cmd_t re = { .op = PROTO_OP_REISSUE_CODE, .account = A2, .account_valid = true };
+	ledger_inputs_t in = { .ts_ms = ledger_last_ts(l), .code_hash = h };
+	ledger_event_t ev;
+	cr_assert_eq(ledger_check(l, &re, NULL), PROTO_OK);
+	ledger_event_from_cmd(l, &re, &in, &ev);
+	cr_assert_eq(ev.type, LEDGER_EV_CODE_REISSUED);
+	apply_ok(&ev, NULL);
+	cr_assert_eq(memcmp(ledger_find(l, A2)->code_hash, h, sizeof(h)), 0);
+
+	verify_acct(A1);
+	verify_acct(A2);
+	ledger_cmd_t tr = { .op = PROTO_OP_TRANSFER, .account = A1, .account_valid = true,
+			    .to = A2, .to_valid = true, .amount = 100 };
+	cr_assert_eq(ledger_check(l, &tr, NULL), PROTO_OK);
+	ledger_event_from_cmd(l, &tr, &in, &ev);
+	cr_assert_eq(ev.type, LEDGER_EV_MONEY_TRANSFERRED);
+	cr_assert(ev.account == A1 && ev.to == A2 && ev.amount == 100 && !ev.has_balance);
+	apply_ok(&ev, NULL);
+	cr_assert_eq(ledger_find(l, A2)->balance, LEDGER_OPEN_BALANCE + 100);
+}
