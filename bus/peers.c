@@ -6,7 +6,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "session.h"
+#include "peer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,7 +133,7 @@ static void peers_on_frame(conn_t *c, const char *body, size_t len)
 
 static void peers_on_up(link_t *k)
 {
-	session_send_bus_hello(&k->conn); /* the peer answers with its own hello */
+	peer_send_bus_hello(&k->conn); /* the peer answers with its own hello */
 }
 
 static void peers_on_down(link_t *k)

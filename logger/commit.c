@@ -22,8 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int logger_commit_init(logger_t *lg)
+int logger_commit_init(logger_t *lg, const logger_commit_cbs_t *cbs)
 {
+	lg->commit_cbs = *cbs;
 	lg->accepted_seq = lg->lf.last_seq;
 	memcpy(lg->accepted_chain, lg->lf.head_hash, LOGFILE_HASH_BYTES);
 	lg->retry_ms = LOGGER_RETRY_MIN_MS;
@@ -127,7 +128,7 @@ static void logger_write_failed(logger_t *lg)
 	if (!lg->fault_sent) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "cannot write the event log: %s", strerror(-err));
-		logger_broadcast_fault(lg, msg);
+		lg->commit_cbs.fault_cb(lg, msg);
 		lg->fault_sent = true;
 	}
 	lg->faulted = true;
@@ -158,7 +159,7 @@ static void logger_write_done(logger_t *lg)
 	          (unsigned long long)lg->lf.last_seq);
 	in->len = 0;
 	in->events = 0;
-	logger_broadcast_durable(lg);
+	lg->commit_cbs.durable_cb(lg);
 }
 
 static void logger_after_work_cb(uv_work_t *w, int status)
@@ -170,7 +171,7 @@ static void logger_after_work_cb(uv_work_t *w, int status)
 		logger_write_done(lg);
 	else
 		logger_write_failed(lg);
-	logger_after_write(lg);
+	lg->commit_cbs.written_cb(lg);
 	logger_commit_kick(lg);
 }
 

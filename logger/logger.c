@@ -4,7 +4,7 @@
  * write in flight is finished and acknowledged first; events still pending
  * were never acknowledged and are dropped).
  *
- * Bus sessions (common/session.h): only a connection that opens with the bus
+ * Bus sessions (common/peer.h): only a connection that opens with the bus
  * hello, while no other bus session is open, starts a session; any other is
  * refused and changes nothing. A new session forgets the events not yet
  * durable and not in flight (the bus resends what it holds that is not
@@ -15,6 +15,7 @@
 #include "logger.h"
 #include "config.h"
 #include "log.h"
+#include "protocol.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -24,7 +25,7 @@
 
 #define LOGGER_DIR_MODE 0700
 
-static void logger_session_closed(session_t *s, conn_t *c)
+static void logger_session_closed(peer_server_t *s, conn_t *c)
 {
 	logger_t *lg = s->data;
 	(void)c;
@@ -32,7 +33,7 @@ static void logger_session_closed(session_t *s, conn_t *c)
 	lg->paused = false;
 }
 
-static void logger_session_opened(session_t *s, conn_t *c)
+static void logger_session_opened(peer_server_t *s, conn_t *c)
 {
 	logger_t *lg = s->data;
 	lg->greeted = false;
@@ -53,12 +54,14 @@ static void logger_shutdown(logger_t *lg)
 	uv_close((uv_handle_t *)&lg->retry_timer, NULL);
 	uv_close((uv_handle_t *)&lg->sigterm, NULL);
 	uv_close((uv_handle_t *)&lg->sigint, NULL);
-	session_stop(&lg->bus);
+	peer_stop(&lg->bus);
 }
 
-void logger_after_write(logger_t *lg)
+/* After each write: greets a waiting session, resumes a paused one, and
+ * completes a shutdown that waited for the write. */
+static void logger_after_write(logger_t *lg)
 {
-	conn_t *bus = session_bus(&lg->bus);
+	conn_t *bus = peer_bus(&lg->bus);
 	if (bus && !lg->greeted)
 		logger_send_hello(lg, bus);
 	if (bus && lg->paused && lg->pending.len <= LOGGER_PENDING_BYTES_MAX / 2) {
@@ -76,7 +79,7 @@ static void logger_signal_cb(uv_signal_t *s, int signum)
 		return;
 	log_info("signal %d: stopping%s", signum, lg->busy ? " after the write in flight" : "");
 	lg->stopping = true;
-	session_stop_listening(&lg->bus);
+	peer_stop_listening(&lg->bus);
 	if (!lg->busy)
 		logger_shutdown(lg);
 }
@@ -133,10 +136,10 @@ static int logger_listen(logger_t *lg, const char *run_dir)
 	if (!lg->sock_path)
 		return -ENOMEM;
 	lg->bus.data = lg;
-	lg->bus.on_frame = logger_on_frame;
+	lg->bus.handlers = logger_handlers;
 	lg->bus.on_open = logger_session_opened;
 	lg->bus.on_close = logger_session_closed;
-	int r = session_listen(&lg->bus, lg->loop, "logger", lg->sock_path);
+	int r = peer_listen(&lg->bus, lg->loop, PEER_ROLE_LOGGER, lg->sock_path);
 	if (r < 0) {
 		log_error("cannot listen on %s: %s", lg->sock_path, uv_strerror(r));
 		return r;
@@ -183,7 +186,12 @@ int logger_run(const logger_config_t *cfg)
 	if (r < 0)
 		return logger_exit_code(r);
 	msg_buf_init(&lg.scratch);
-	r = logger_commit_init(&lg);
+	static const logger_commit_cbs_t cbs = {
+		.durable_cb = logger_broadcast_durable,
+		.fault_cb = logger_broadcast_fault,
+		.written_cb = logger_after_write,
+	};
+	r = logger_commit_init(&lg, &cbs);
 	if (r == 0)
 		r = logger_listen(&lg, cfg->run_dir);
 	if (r < 0)

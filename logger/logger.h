@@ -3,11 +3,14 @@
  *
  * Files of the program, by concern:
  *   main.c    usage, options, hand-off to logger_run()
- *   logger.c  the process: data and run dirs, the log, the listening socket,
- *             bus connections, signals, orderly shutdown
+ *   logger.c  the process: data and run dirs, the log, the listening socket
+ *             (common/peer.h), signals, orderly shutdown
  *   serve.c   the peer messages: append, read, hello / durable / fault out
  *   commit.c  group commit: pending events, one pwrite + fdatasync per batch
  *             in libuv's thread pool, retry with back-off on failure
+ * Calls run one way: main -> logger -> serve -> commit. commit.c tells the
+ * files above it what became of a write through logger_commit_cbs_t, which
+ * logger.c registers.
  *
  * Invariants of logger_t (loop thread only, except inflight.buf/len/at,
  * which the worker reads while inflight.busy):
@@ -21,7 +24,7 @@
 
 #include "conn.h"
 #include "logfile.h"
-#include "session.h"
+#include "peer.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -41,6 +44,13 @@
 
 typedef struct logger logger_t;
 
+/* What commit.c reports upward (registered by logger.c at logger_commit_init). */
+typedef struct {
+	void (*durable_cb)(logger_t *lg);                    /* a batch is on disk */
+	void (*fault_cb)(logger_t *lg, const char *message); /* first failed write */
+	void (*written_cb)(logger_t *lg);                    /* after every write */
+} logger_commit_cbs_t;
+
 /* A batch of encoded records: the one being filled or the one in flight. */
 typedef struct {
 	char *buf;
@@ -55,7 +65,7 @@ struct logger {
 	uv_loop_t *loop;
 	logfile_t lf;
 	char *sock_path;
-	session_t bus;      /* RUN/logger.sock: one bus session at a time */
+	peer_server_t bus;  /* RUN/logger.sock: one bus session at a time */
 	bool greeted;       /* hello sent to the session (delayed while a write is in flight) */
 	bool paused;        /* reading from the session stopped: too much pending */
 	uv_signal_t sigterm;
@@ -77,6 +87,7 @@ struct logger {
 	uint64_t retry_ms;
 	uint64_t session;          /* bumped by each new bus session */
 	uint64_t inflight_session; /* the session whose events are in flight */
+	logger_commit_cbs_t commit_cbs;
 
 	uint64_t stat_batches;
 	uint64_t stat_events;
@@ -93,13 +104,15 @@ typedef struct {
 int logger_run(const logger_config_t *cfg);
 
 /* serve.c */
-void logger_on_frame(conn_t *c, const char *body, size_t len);
+/* The bus session's messages: append and read (common/peer.h). */
+extern const peer_handler_t logger_handlers[];
 void logger_send_hello(logger_t *lg, conn_t *bus);
 void logger_broadcast_durable(logger_t *lg);
 void logger_broadcast_fault(logger_t *lg, const char *message);
 
 /* commit.c */
-int logger_commit_init(logger_t *lg);
+/* Sets up group commit; cbs is copied. 0 or a libuv error. */
+int logger_commit_init(logger_t *lg, const logger_commit_cbs_t *cbs);
 void logger_commit_free(logger_t *lg);
 /* Accepts event seq (the next one) into the pending batch: 0 or -errno. */
 int logger_commit_add(logger_t *lg, uint64_t seq, const char *body, size_t len);
@@ -107,10 +120,5 @@ int logger_commit_add(logger_t *lg, uint64_t seq, const char *body, size_t len);
 void logger_commit_kick(logger_t *lg);
 /* Forgets events not yet durable and not in flight (a new bus session). */
 void logger_commit_forget(logger_t *lg);
-
-/* logger.c */
-/* Called after each write finishes: greets a waiting session, resumes a
- * paused one, and completes a shutdown that waited for the write. */
-void logger_after_write(logger_t *lg);
 
 #endif

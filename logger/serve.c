@@ -3,13 +3,13 @@
  *
  * In:  {"t":"append","first":S,"events":[bin, ...]}
  *      {"t":"read","c":cid,"from":S,"limit":K,"bytes":B}
- * Out: {"t":"hello","role":"logger","hwm":N,"head":hex}
+ * Out: {"t":"hello","role":"logger","hwm":N,"pid":P,"head":hex}
  *      {"t":"durable","seq":N,"head":hex}
  *      {"t":"read","c":cid,"first":S,"events":[bin, ...],"last":D,
  *       "prev":hex,"head":hex}
  *      {"t":"fault","message":text}
  *
- * Only the bound bus session (common/session.h) reaches these handlers.
+ * Only the bound bus session (common/peer.h) reaches these handlers.
  * An append whose events are not all bins of 1..LOGFILE_RECORD_BODY_MAX bytes
  * is dropped whole. Events at or below the highest sequence number held (on
  * disk or pending) are skipped; a gap (an event after accepted_seq + 1) ends
@@ -28,6 +28,7 @@
  */
 #include "logger.h"
 #include "log.h"
+#include "protocol.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -44,13 +45,8 @@ void logger_send_hello(logger_t *lg, conn_t *bus)
 {
 	char hex[LOGGER_HEX_BYTES];
 	logger_hex(lg->lf.head_hash, hex);
-	msgpack_packer *pk = conn_pack_begin(bus);
-	msgpack_pack_map(pk, 5);
-	msg_pack_kv_str(pk, "t", "hello");
-	msg_pack_kv_str(pk, "role", "logger");
-	msg_pack_kv_u64(pk, "hwm", lg->lf.last_seq);
-	msg_pack_kv_u64(pk, "pid", (uint64_t)getpid());
-	msg_pack_kv_str(pk, "head", hex);
+	msgpack_packer *pk = peer_hello_begin(&lg->bus, bus, lg->lf.last_seq, 1);
+	msg_pack_kv_str(pk, PEER_F_HEAD, hex);
 	conn_pack_end(bus);
 	lg->greeted = true;
 	log_info("bus connected; hello with hwm %llu", (unsigned long long)lg->lf.last_seq);
@@ -59,27 +55,27 @@ void logger_send_hello(logger_t *lg, conn_t *bus)
 void logger_broadcast_durable(logger_t *lg)
 {
 	char hex[LOGGER_HEX_BYTES];
-	conn_t *bus = session_bus(&lg->bus);
+	conn_t *bus = peer_bus(&lg->bus);
 	if (!bus || !lg->greeted)
 		return;
 	logger_hex(lg->lf.head_hash, hex);
 	msgpack_packer *pk = conn_pack_begin(bus);
 	msgpack_pack_map(pk, 3);
-	msg_pack_kv_str(pk, "t", "durable");
-	msg_pack_kv_u64(pk, "seq", lg->lf.last_seq);
-	msg_pack_kv_str(pk, "head", hex);
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_DURABLE);
+	msg_pack_kv_u64(pk, PEER_F_SEQ, lg->lf.last_seq);
+	msg_pack_kv_str(pk, PEER_F_HEAD, hex);
 	conn_pack_end(bus);
 }
 
 void logger_broadcast_fault(logger_t *lg, const char *message)
 {
-	conn_t *bus = session_bus(&lg->bus);
+	conn_t *bus = peer_bus(&lg->bus);
 	if (!bus || !lg->greeted)
 		return;
 	msgpack_packer *pk = conn_pack_begin(bus);
 	msgpack_pack_map(pk, 2);
-	msg_pack_kv_str(pk, "t", "fault");
-	msg_pack_kv_str(pk, "message", message);
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_FAULT);
+	msg_pack_kv_str(pk, PEER_F_MESSAGE, message);
 	conn_pack_end(bus);
 }
 
@@ -109,7 +105,7 @@ static uint32_t logger_accept_events(logger_t *lg, uint64_t first, const msgpack
 			char why[96];
 			snprintf(why, sizeof(why), "append: gap: event %llu after %llu",
 			         (unsigned long long)seq, (unsigned long long)lg->accepted_seq);
-			session_drop(&lg->bus, why);
+			peer_drop(&lg->bus, why);
 			break;
 		}
 		const msgpack_object_bin *b = &evs->via.array.ptr[i].via.bin;
@@ -124,11 +120,12 @@ static uint32_t logger_accept_events(logger_t *lg, uint64_t first, const msgpack
 	return added;
 }
 
-static void logger_handle_append(logger_t *lg, conn_t *bus, const msgpack_object *m)
+static void logger_on_append(conn_t *bus, const msgpack_object *m)
 {
+	logger_t *lg = bus->data;
 	uint64_t first;
-	const msgpack_object *evs = msg_get(m, "events");
-	if (msg_get_u64(m, "first", &first) < 0 || first == 0 || logger_check_events(evs) < 0 ||
+	const msgpack_object *evs = msg_get(m, PEER_F_EVENTS);
+	if (msg_get_u64(m, PEER_F_FIRST, &first) < 0 || first == 0 || logger_check_events(evs) < 0 ||
 	    first > UINT64_MAX - evs->via.array.size) {
 		log_warn("append: malformed message ignored");
 		return;
@@ -180,18 +177,18 @@ static void logger_reply_read(logger_t *lg, conn_t *bus, const msgpack_object *c
 	bool has_head = rd->n > 0 && logger_hash_known(lg, rd->last, head);
 	msgpack_packer *pk = conn_pack_begin(bus);
 	msgpack_pack_map(pk, 5 + has_prev + has_head);
-	msg_pack_kv_str(pk, "t", "read");
-	msg_pack_str(pk, "c");
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_READ);
+	msg_pack_str(pk, PEER_F_CID);
 	msgpack_pack_object(pk, *cid);
-	msg_pack_kv_u64(pk, "first", first);
-	msg_pack_str(pk, "events");
+	msg_pack_kv_u64(pk, PEER_F_FIRST, first);
+	msg_pack_str(pk, PEER_F_EVENTS);
 	msgpack_pack_array(pk, rd->n);
 	pk->callback(pk->data, rd->buf->sb.data, rd->buf->sb.size); /* the packed bins */
-	msg_pack_kv_u64(pk, "last", lg->lf.last_seq);
+	msg_pack_kv_u64(pk, PEER_F_LAST, lg->lf.last_seq);
 	if (has_prev)
-		msg_pack_kv_str(pk, "prev", prev);
+		msg_pack_kv_str(pk, PEER_F_PREV, prev);
 	if (has_head)
-		msg_pack_kv_str(pk, "head", head);
+		msg_pack_kv_str(pk, PEER_F_HEAD, head);
 	conn_pack_end(bus);
 }
 
@@ -211,13 +208,14 @@ static bool logger_cid_ok(const msgpack_object *cid)
 	}
 }
 
-static void logger_handle_read(logger_t *lg, conn_t *bus, const msgpack_object *m)
+static void logger_on_read(conn_t *bus, const msgpack_object *m)
 {
+	logger_t *lg = bus->data;
 	uint64_t from, limit = UINT64_MAX, bytes = LOGGER_READ_BYTES_MAX;
-	const msgpack_object *cid = msg_get(m, "c");
-	if (!logger_cid_ok(cid) || msg_get_u64(m, "from", &from) < 0 ||
-	    msg_get_u64(m, "limit", &limit) == -EINVAL ||
-	    msg_get_u64(m, "bytes", &bytes) == -EINVAL) {
+	const msgpack_object *cid = msg_get(m, PEER_F_CID);
+	if (!logger_cid_ok(cid) || msg_get_u64(m, PEER_F_FROM, &from) < 0 ||
+	    msg_get_u64(m, PEER_F_LIMIT, &limit) == -EINVAL ||
+	    msg_get_u64(m, PEER_F_BYTES, &bytes) == -EINVAL) {
 		log_warn("read: malformed message ignored");
 		return;
 	}
@@ -236,29 +234,8 @@ static void logger_handle_read(logger_t *lg, conn_t *bus, const msgpack_object *
 	logger_reply_read(lg, bus, cid, from, &rd);
 }
 
-static bool logger_type_is(const msgpack_object *m, const char *type)
-{
-	const msgpack_object *t = msg_get(m, "t");
-	return t && msg_str_eq(t, type);
-}
-
-void logger_on_frame(conn_t *c, const char *body, size_t len)
-{
-	logger_t *lg = c->data;
-	msgpack_zone zone;
-	msgpack_object m;
-	if (!msgpack_zone_init(&zone, 4096)) {
-		log_error("out of memory decoding a message");
-		return;
-	}
-	if (msg_decode_map(body, len, &zone, &m) < 0) {
-		log_warn("a frame that is not one msgpack map (%zu bytes) ignored", len);
-	} else if (logger_type_is(&m, "append")) {
-		logger_handle_append(lg, c, &m);
-	} else if (logger_type_is(&m, "read")) {
-		logger_handle_read(lg, c, &m);
-	} else {
-		log_warn("a message of unknown type ignored");
-	}
-	msgpack_zone_destroy(&zone);
-}
+const peer_handler_t logger_handlers[] = {
+	{ PEER_MSG_APPEND, logger_on_append },
+	{ PEER_MSG_READ, logger_on_read },
+	{ NULL, NULL },
+};

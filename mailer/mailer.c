@@ -2,8 +2,8 @@
  * mailer.c - the mailer's peer connection (docs/peers.md, Mailer; docs/mail.md).
  *
  * Messages (each a frame holding one msgpack map):
- *   -> bus  {"t":"hello","role":"mailer","hwm":N[,"fresh":true]}
- *           on every new connection. "fresh" when DATA/mail/hwm does not
+ *   -> bus  {"t":"hello","role":"mailer","hwm":N,"pid":P[,"fresh":true]}
+ *           on every new session (common/peer.h). "fresh" when DATA/mail/hwm does not
  *           exist (no spool at all): the bus then skips catch-up and starts
  *           this mailer at the end of the log.
  *   <- bus  {"t":"mail","items":[{"ev":bin[,"mail":bin]}, ...][,"hwm":D]}
@@ -41,7 +41,8 @@
 #include "log.h"
 #include "maildir.h"
 #include "message.h"
-#include "session.h"
+#include "peer.h"
+#include "protocol.h"
 #include "spool.h"
 
 #include <errno.h>
@@ -58,7 +59,7 @@
 
 typedef struct {
 	uv_loop_t *loop;
-	session_t bus; /* RUN/mailer.sock: one bus session at a time (session.h) */
+	peer_server_t bus; /* RUN/mailer.sock: one bus session at a time (peer.h) */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t drain_timer;
 	uv_timer_t resync_timer;
@@ -91,19 +92,20 @@ static int64_t mailer_wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void mailer_send(mailer_t *m, conn_t *c, const char *t)
+static void mailer_send_hello(mailer_t *m, conn_t *c)
+{
+	msgpack_packer *pk = peer_hello_begin(&m->bus, c, m->hwm, m->fresh);
+	if (m->fresh)
+		msg_pack_kv_bool(pk, PEER_F_FRESH, true);
+	conn_pack_end(c);
+}
+
+static void mailer_send_ack(mailer_t *m, conn_t *c)
 {
 	msgpack_packer *pk = conn_pack_begin(c);
-	bool hello = strcmp(t, "hello") == 0;
-	msgpack_pack_map(pk, hello ? 4 + m->fresh : 2);
-	msg_pack_kv_str(pk, "t", t);
-	if (hello) {
-		msg_pack_kv_str(pk, "role", "mailer");
-		msg_pack_kv_u64(pk, "pid", (uint64_t)getpid());
-	}
-	msg_pack_kv_u64(pk, "hwm", m->hwm);
-	if (hello && m->fresh)
-		msg_pack_kv_bool(pk, "fresh", true);
+	msgpack_pack_map(pk, 2);
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_ACK);
+	msg_pack_kv_u64(pk, PEER_F_HWM, m->hwm);
 	conn_pack_end(c);
 }
 
@@ -115,11 +117,11 @@ static int mailer_decode_mail(const char *p, size_t n, mailer_item_t *it)
 	msgpack_zone_init(&zone, 1024);
 	int rc = msg_decode_map(p, n, &zone, &map);
 	if (rc == 0)
-		rc = msg_get_strcpy(&map, "to", it->to, sizeof(it->to));
+		rc = msg_get_strcpy(&map, PEER_F_TO, it->to, sizeof(it->to));
 	if (rc == 0 && it->ev.type == LEDGER_EV_MONEY_WITHDRAWN)
-		it->has_balance = msg_get_i64(&map, "balance", &it->balance) == 0;
+		it->has_balance = msg_get_i64(&map, PEER_F_BALANCE, &it->balance) == 0;
 	else if (rc == 0 && message_type_sends(it->ev.type))
-		rc = msg_get_strcpy(&map, "code", it->code, sizeof(it->code));
+		rc = msg_get_strcpy(&map, PEER_F_CODE, it->code, sizeof(it->code));
 	msgpack_zone_destroy(&zone);
 	it->has_mail = rc == 0;
 	return rc < 0 ? -EINVAL : 0;
@@ -186,7 +188,7 @@ static int mailer_item(mailer_t *m, const msgpack_object *item, uint64_t *hwm)
 	const char *ev, *mail;
 	size_t ev_len, mail_len;
 	memset(&it, 0, sizeof(it));
-	if (item->type != MSGPACK_OBJECT_MAP || msg_get_bin(item, "ev", &ev, &ev_len) < 0 ||
+	if (item->type != MSGPACK_OBJECT_MAP || msg_get_bin(item, PEER_F_EV, &ev, &ev_len) < 0 ||
 	    event_decode_bytes(ev, ev_len, &it.ev) < 0) {
 		log_error("mail item without a valid event: skipped");
 		return 0;
@@ -194,7 +196,7 @@ static int mailer_item(mailer_t *m, const msgpack_object *item, uint64_t *hwm)
 	if (it.ev.seq <= *hwm)
 		return 0;
 	int rc = 0;
-	if (msg_get_bin(item, "mail", &mail, &mail_len) == 0)
+	if (msg_get_bin(item, PEER_F_MAIL, &mail, &mail_len) == 0)
 		rc = mailer_decode_mail(mail, mail_len, &it);
 	if (rc == 0)
 		rc = mailer_learn(m, &it);
@@ -232,7 +234,7 @@ static void mailer_on_resync_timer(uv_timer_t *t)
 {
 	mailer_t *m = t->data;
 	if (m->resync)
-		session_drop(&m->bus, "a mail batch failed: the bus sends from the hwm again");
+		peer_drop(&m->bus, "a mail batch failed: the bus sends from the hwm again");
 }
 
 /* Stops taking batches from this session and has the bus send from m->hwm again. */
@@ -244,9 +246,10 @@ static void mailer_resync(mailer_t *m)
 	uv_timer_start(&m->resync_timer, mailer_on_resync_timer, MAILER_RESYNC_MS, 0);
 }
 
-static void mailer_on_mail(mailer_t *m, conn_t *c, const msgpack_object *msg)
+static void mailer_on_mail(conn_t *c, const msgpack_object *msg)
 {
-	const msgpack_object *items = msg_get(msg, "items");
+	mailer_t *m = c->data;
+	const msgpack_object *items = msg_get(msg, PEER_F_ITEMS);
 	if (m->resync)
 		return; /* newer than the failed mail: the bus sends them again */
 	if (!items || items->type != MSGPACK_OBJECT_ARRAY) {
@@ -254,7 +257,7 @@ static void mailer_on_mail(mailer_t *m, conn_t *c, const msgpack_object *msg)
 		return;
 	}
 	uint64_t hwm = m->hwm, start;
-	if (m->fresh && msg_get_u64(msg, "hwm", &start) == 0 && start > hwm)
+	if (m->fresh && msg_get_u64(msg, PEER_F_HWM, &start) == 0 && start > hwm)
 		hwm = start;
 	int rc = 0;
 	for (uint32_t i = 0; i < items->via.array.size && rc == 0; i++) {
@@ -266,35 +269,24 @@ static void mailer_on_mail(mailer_t *m, conn_t *c, const msgpack_object *msg)
 		int commit_rc = mailer_commit(m, hwm);
 		rc = rc ? rc : commit_rc;
 	}
-	mailer_send(m, c, "ack");
+	mailer_send_ack(m, c);
 	if (rc < 0)
 		mailer_resync(m);
 }
 
-static void mailer_on_frame(conn_t *c, const char *body, size_t len)
-{
-	mailer_t *m = c->data;
-	msgpack_zone zone;
-	msgpack_object msg;
-	msgpack_zone_init(&zone, 4096);
-	const msgpack_object *t = NULL;
-	if (msg_decode_map(body, len, &zone, &msg) < 0)
-		log_warn("undecodable frame from the bus: ignored");
-	else if ((t = msg_get(&msg, "t")) != NULL && msg_str_eq(t, "mail"))
-		mailer_on_mail(m, c, &msg);
-	else
-		log_warn("message the mailer does not understand: ignored");
-	msgpack_zone_destroy(&zone);
-}
+static const peer_handler_t mailer_handlers[] = {
+	{ PEER_MSG_MAIL, mailer_on_mail },
+	{ NULL, NULL },
+};
 
-static void mailer_on_session(session_t *bus, conn_t *c)
+static void mailer_on_session(peer_server_t *bus, conn_t *c)
 {
 	mailer_t *m = bus->data;
 	m->resync = false; /* a new session starts from the committed hwm */
 	uv_timer_stop(&m->resync_timer);
 	log_info("bus connected; hello with hwm %" PRIu64 "%s", m->hwm,
 	         m->fresh ? " (fresh)" : "");
-	mailer_send(m, c, "hello");
+	mailer_send_hello(m, c);
 }
 
 /* ---- stopping ---- */
@@ -332,7 +324,7 @@ static void mailer_on_signal(uv_signal_t *s, int signum)
 		return;
 	}
 	log_info("signal %d: stopping (%zu deliveries in flight)", signum, m->queue.inflight);
-	session_stop(&m->bus); /* removes mailer.sock */
+	peer_stop(&m->bus); /* removes mailer.sock */
 	uv_close((uv_handle_t *)&m->sig_term, NULL);
 	uv_close((uv_handle_t *)&m->sig_int, NULL);
 	uv_close((uv_handle_t *)&m->sig_hup, NULL);
@@ -406,10 +398,10 @@ static int mailer_listen(mailer_t *m)
 	m->sock_path = config_path(m->cfg->run_dir, "mailer.sock");
 	int rc = m->sock_path ? config_mkdirs(m->cfg->run_dir, 0700) : -ENOMEM;
 	m->bus.data = m;
-	m->bus.on_frame = mailer_on_frame;
+	m->bus.handlers = mailer_handlers;
 	m->bus.on_open = mailer_on_session;
 	if (rc == 0)
-		rc = session_listen(&m->bus, m->loop, "mailer", m->sock_path);
+		rc = peer_listen(&m->bus, m->loop, PEER_ROLE_MAILER, m->sock_path);
 	if (rc < 0)
 		log_error("%s: %s", m->sock_path ? m->sock_path : "mailer.sock", uv_strerror(rc));
 	return rc;

@@ -2,7 +2,7 @@
  * resolver.c - the resolver's side of the peer protocol (docs/peers.md):
  * hello, "req" batches in, "res" batches out, "replay" and "reset".
  *
- * One bus session at a time (common/session.h): results go only to it. A
+ * One bus session at a time (common/peer.h): results go only to it. A
  * replay batch whose events do not follow the state's last seq (a gap) ends
  * the session, so the bus reconnects and replays from the hello's hwm.
  */
@@ -11,6 +11,7 @@
 #include "config.h"
 #include "event.h"
 #include "log.h"
+#include "protocol.h"
 #include "request.h"
 #include "snapfile.h"
 
@@ -55,12 +56,12 @@ void resolver_flush(resolver_t *r)
 {
 	if (r->item_count == 0)
 		return;
-	conn_t *bus = session_bus(&r->session);
+	conn_t *bus = peer_bus(&r->session);
 	if (bus) {
 		msgpack_packer *pk = conn_pack_begin(bus);
 		msgpack_pack_map(pk, 2);
-		msg_pack_kv_str(pk, "t", "res");
-		msg_pack_str(pk, "items");
+		msg_pack_kv_str(pk, PEER_T, PEER_MSG_RES);
+		msg_pack_str(pk, PEER_F_ITEMS);
 		msgpack_pack_array(pk, r->item_count);
 		msgpack_pack_str_body(pk, r->items.sb.data, r->items.sb.size); /* raw items */
 		conn_pack_end(bus);
@@ -85,13 +86,13 @@ void resolver_emit(resolver_t *r, uint64_t cid, uint64_t wait_seq, const msg_buf
 		resolver_flush(r);
 	msgpack_packer *pk = &r->items.pk;
 	msgpack_pack_map(pk, 3 + (ev != NULL) + (mail != NULL));
-	msg_pack_kv_u64(pk, "c", cid);
-	msg_pack_kv_u64(pk, "w", wait_seq);
-	msg_pack_kv_bin(pk, "reply", reply->sb.data, reply->sb.size);
+	msg_pack_kv_u64(pk, PEER_F_CID, cid);
+	msg_pack_kv_u64(pk, PEER_F_WAIT_SEQ, wait_seq);
+	msg_pack_kv_bin(pk, PEER_F_REPLY, reply->sb.data, reply->sb.size);
 	if (ev)
-		msg_pack_kv_bin(pk, "ev", ev->sb.data, ev->sb.size);
+		msg_pack_kv_bin(pk, PEER_F_EV, ev->sb.data, ev->sb.size);
 	if (mail)
-		msg_pack_kv_bin(pk, "mail", mail->sb.data, mail->sb.size);
+		msg_pack_kv_bin(pk, PEER_F_MAIL, mail->sb.data, mail->sb.size);
 	r->item_count++;
 }
 
@@ -105,10 +106,11 @@ void resolver_emit_error(resolver_t *r, uint64_t cid, uint64_t id, proto_err_t e
 	msg_buf_free(&reply);
 }
 
-/* {"t":"req","items":[{"c":cid,"r":bin}...]} */
-static void resolver_on_req(resolver_t *r, const msgpack_object *msg)
+/* {"t":"req","items":[{"c":cid,"r":bin}...]}: the results go out in one frame. */
+static void resolver_on_req(conn_t *c, const msgpack_object *msg)
 {
-	const msgpack_object *items = msg_get(msg, "items");
+	resolver_t *r = c->data;
+	const msgpack_object *items = msg_get(msg, PEER_F_ITEMS);
 	if (!items || items->type != MSGPACK_OBJECT_ARRAY)
 		return;
 	for (uint32_t i = 0; i < items->via.array.size; i++) {
@@ -116,20 +118,22 @@ static void resolver_on_req(resolver_t *r, const msgpack_object *msg)
 		uint64_t cid;
 		const char *req;
 		size_t len;
-		if (msg_get_u64(it, "c", &cid) < 0 || msg_get_bin(it, "r", &req, &len) < 0) {
+		if (msg_get_u64(it, PEER_F_CID, &cid) < 0 ||
+		    msg_get_bin(it, PEER_F_REQUEST, &req, &len) < 0) {
 			log_warn("req item without c or r: ignored");
 			continue;
 		}
 		resolver_handle_request(r, cid, req, len);
 	}
+	resolver_flush(r);
 }
 
 static void resolver_send_replayed(resolver_t *r, conn_t *c)
 {
 	msgpack_packer *pk = conn_pack_begin(c);
 	msgpack_pack_map(pk, 2);
-	msg_pack_kv_str(pk, "t", "replayed");
-	msg_pack_kv_u64(pk, "hwm", ledger_last_seq(r->ledger));
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_REPLAYED);
+	msg_pack_kv_u64(pk, PEER_F_HWM, ledger_last_seq(r->ledger));
 	conn_pack_end(c);
 }
 
@@ -148,7 +152,7 @@ static bool resolver_replay_one(resolver_t *r, const char *bytes, size_t len)
 		char why[96];
 		snprintf(why, sizeof(why), "replay: gap: event %llu after %llu",
 		         (unsigned long long)ev.seq, (unsigned long long)ledger_last_seq(r->ledger));
-		session_drop(&r->session, why);
+		peer_drop(&r->session, why);
 		return false;
 	}
 	proto_err_t e = ledger_check_event(r->ledger, &ev);
@@ -164,9 +168,10 @@ static bool resolver_replay_one(resolver_t *r, const char *bytes, size_t len)
 	return true;
 }
 
-static void resolver_on_replay(resolver_t *r, conn_t *c, const msgpack_object *msg)
+static void resolver_on_replay(conn_t *c, const msgpack_object *msg)
 {
-	const msgpack_object *evs = msg_get(msg, "events");
+	resolver_t *r = c->data;
+	const msgpack_object *evs = msg_get(msg, PEER_F_EVENTS);
 	if (evs && evs->type == MSGPACK_OBJECT_ARRAY) {
 		for (uint32_t i = 0; i < evs->via.array.size; i++) {
 			const msgpack_object *e = &evs->via.array.ptr[i];
@@ -178,14 +183,16 @@ static void resolver_on_replay(resolver_t *r, conn_t *c, const msgpack_object *m
 	resolver_send_replayed(r, c);
 }
 
-static void resolver_on_reset(resolver_t *r, conn_t *c)
+static void resolver_on_reset(conn_t *c, const msgpack_object *msg)
 {
+	resolver_t *r = c->data;
+	(void)msg;
 	log_warn("reset: dropping the state at seq %llu to rebuild it from the log",
 	         (unsigned long long)ledger_last_seq(r->ledger));
 	ledger_t *fresh = ledger_new();
 	if (!fresh) {
 		log_error("reset: out of memory");
-		exit(EXIT_FAILURE);
+		exit(EXIT_TEMPORARY); /* the state would no longer match the log */
 	}
 	ledger_free(r->ledger);
 	r->ledger = fresh;
@@ -220,22 +227,23 @@ static bool resolver_load_snapshot(resolver_t *r, uint64_t max, snapfile_t *snap
 }
 
 /* {"t":"load","max":D} -> {"t":"loaded","hwm":S,"chain":hex} (S = 0: none). */
-static void resolver_on_load(resolver_t *r, conn_t *c, const msgpack_object *msg)
+static void resolver_on_load(conn_t *c, const msgpack_object *msg)
 {
+	resolver_t *r = c->data;
 	uint64_t max = 0;
-	msg_get_u64(msg, "max", &max);
+	msg_get_u64(msg, PEER_F_MAX, &max);
 	snapfile_t snap = { 0 };
 	uint64_t t0 = uv_hrtime();
 	r->epoch++;
 	bool loaded = resolver_load_snapshot(r, max, &snap);
 	msgpack_packer *pk = conn_pack_begin(c);
 	msgpack_pack_map(pk, 2 + loaded);
-	msg_pack_kv_str(pk, "t", "loaded");
-	msg_pack_kv_u64(pk, "hwm", loaded ? snap.seq : 0);
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_LOADED);
+	msg_pack_kv_u64(pk, PEER_F_HWM, loaded ? snap.seq : 0);
 	if (loaded) {
 		char hex[2 * LOGFILE_HASH_BYTES + 1];
 		event_hex(snap.chain, LOGFILE_HASH_BYTES, hex);
-		msg_pack_kv_str(pk, "chain", hex);
+		msg_pack_kv_str(pk, PEER_F_CHAIN, hex);
 		log_info("loaded the snapshot at %llu (%zu accounts) in %.1f ms",
 		         (unsigned long long)snap.seq, ledger_account_count(r->ledger),
 		         (double)(uv_hrtime() - t0) / 1e6);
@@ -245,33 +253,15 @@ static void resolver_on_load(resolver_t *r, conn_t *c, const msgpack_object *msg
 	malloc_trim(0); /* give back the snapshot's decoding memory (issue 7: B/account) */
 }
 
-static void resolver_on_frame(conn_t *c, const char *body, size_t len)
-{
-	resolver_t *r = c->data;
-	msgpack_zone zone;
-	msgpack_zone_init(&zone, 4096);
-	msgpack_object msg;
-	if (msg_decode_map(body, len, &zone, &msg) < 0) {
-		log_warn("undecodable frame from the bus: ignored");
-		goto out;
-	}
-	const msgpack_object *t = msg_get(&msg, "t");
-	if (t && msg_str_eq(t, "req"))
-		resolver_on_req(r, &msg);
-	else if (t && msg_str_eq(t, "replay"))
-		resolver_on_replay(r, c, &msg);
-	else if (t && msg_str_eq(t, "reset"))
-		resolver_on_reset(r, c);
-	else if (t && msg_str_eq(t, "load"))
-		resolver_on_load(r, c, &msg);
-	else
-		log_warn("unknown message from the bus: ignored");
-	resolver_flush(r);
-out:
-	msgpack_zone_destroy(&zone);
-}
+static const peer_handler_t resolver_handlers[] = {
+	{ PEER_MSG_REQ, resolver_on_req },
+	{ PEER_MSG_REPLAY, resolver_on_replay },
+	{ PEER_MSG_RESET, resolver_on_reset },
+	{ PEER_MSG_LOAD, resolver_on_load },
+	{ NULL, NULL },
+};
 
-static void resolver_session_closed(session_t *s, conn_t *c)
+static void resolver_session_closed(peer_server_t *s, conn_t *c)
 {
 	resolver_t *r = s->data;
 	(void)c;
@@ -282,16 +272,11 @@ static void resolver_session_closed(session_t *s, conn_t *c)
 
 static void resolver_send_hello(resolver_t *r, conn_t *c)
 {
-	msgpack_packer *pk = conn_pack_begin(c);
-	msgpack_pack_map(pk, 4);
-	msg_pack_kv_str(pk, "t", "hello");
-	msg_pack_kv_str(pk, "role", "resolver");
-	msg_pack_kv_u64(pk, "hwm", ledger_last_seq(r->ledger));
-	msg_pack_kv_u64(pk, "pid", (uint64_t)getpid());
+	peer_hello_begin(&r->session, c, ledger_last_seq(r->ledger), 0);
 	conn_pack_end(c);
 }
 
-static void resolver_session_opened(session_t *s, conn_t *c)
+static void resolver_session_opened(peer_server_t *s, conn_t *c)
 {
 	resolver_t *r = s->data;
 	r->epoch++;
@@ -317,10 +302,10 @@ int resolver_start(resolver_t *r, uv_loop_t *loop, const char *run_dir)
 	if (!path)
 		return -ENOMEM;
 	r->session.data = r;
-	r->session.on_frame = resolver_on_frame;
+	r->session.handlers = resolver_handlers;
 	r->session.on_open = resolver_session_opened;
 	r->session.on_close = resolver_session_closed;
-	rc = session_listen(&r->session, loop, "resolver", path);
+	rc = peer_listen(&r->session, loop, PEER_ROLE_RESOLVER, path);
 	if (rc == 0)
 		log_info("listening on %s", path);
 	free(path);
@@ -329,7 +314,7 @@ int resolver_start(resolver_t *r, uv_loop_t *loop, const char *run_dir)
 
 void resolver_stop(resolver_t *r)
 {
-	session_stop(&r->session);
+	peer_stop(&r->session);
 }
 
 void resolver_handle_request(resolver_t *r, uint64_t cid, const char *req, size_t len)

@@ -10,7 +10,7 @@
 #define ESBANK_RESOLVER_H
 
 #include "conn.h"
-#include "session.h"
+#include "peer.h"
 #include "ledger.h"
 #include "msg.h"
 
@@ -31,7 +31,7 @@ typedef struct resolver {
 	uv_loop_t *loop;
 	const char *data_dir;     /* where the snapshots are */
 	ledger_t *ledger;
-	session_t session;        /* RUN/resolver.sock: one bus session at a time */
+	peer_server_t session;    /* RUN/resolver.sock: one bus session at a time */
 	uint64_t epoch;           /* bumped by each session, reset and load: results of
 	                           * password jobs begun in an earlier epoch are dropped */
 	resolver_pwcost_t cost;

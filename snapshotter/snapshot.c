@@ -138,7 +138,7 @@ static void snapshot_after_work(uv_work_t *req, int status)
 		uv_stop(s->loop);
 		return;
 	}
-	snapshotter_ack_all(s);
+	s->written_cb(s);
 	snapshot_maybe_take(s);
 }
 

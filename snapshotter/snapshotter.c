@@ -3,8 +3,8 @@
  * (docs/peers.md, Snapshotter).
  *
  * Messages (each a frame holding one msgpack map):
- *   -> bus  {"t":"hello","role":"snapshotter","hwm":N,"snapshot":S,"pid":P,
- *            "chain":hex}                             on every new connection
+ *   -> bus  {"t":"hello","role":"snapshotter","hwm":N,"pid":P,"snapshot":S,
+ *            "chain":hex}                             on every new session
  *   <- bus  {"t":"events","events":[bin, ...],"head":hex}  durable events
  *   -> bus  {"t":"ack","hwm":N,"snapshot":S}            after each batch, after
  *                                                      each snapshot written
@@ -20,7 +20,7 @@
  * it is remembered when the batch ends at the hwm, and only then can a
  * snapshot be taken (snapshot.c). A malformed "head" counts as absent.
  *
- * Only the bound bus session (common/session.h) reaches these handlers.
+ * Only the bound bus session (common/peer.h) reaches these handlers.
  * An event at or below N is ignored (a resend); one after N + 1 is a gap:
  * the bus session is ended with the rest of the batch unread, so the bus
  * reconnects and catches the snapshotter up from the hello's hwm (skipping
@@ -34,6 +34,7 @@
 #include "config.h"
 #include "event.h"
 #include "log.h"
+#include "protocol.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -48,16 +49,12 @@
 static void snapshotter_send_hello(snapshotter_t *s, conn_t *c)
 {
 	char hex[SNAPSHOTTER_HEX_BYTES];
-	msgpack_packer *pk = conn_pack_begin(c);
-	msgpack_pack_map(pk, 5 + s->chain_known);
-	msg_pack_kv_str(pk, "t", "hello");
-	msg_pack_kv_str(pk, "role", "snapshotter");
-	msg_pack_kv_u64(pk, "hwm", ledger_last_seq(s->ledger));
-	msg_pack_kv_u64(pk, "snapshot", s->snapshot_seq);
-	msg_pack_kv_u64(pk, "pid", (uint64_t)getpid());
+	msgpack_packer *pk =
+		peer_hello_begin(&s->bus, c, ledger_last_seq(s->ledger), 1 + s->chain_known);
+	msg_pack_kv_u64(pk, PEER_F_SNAPSHOT, s->snapshot_seq);
 	if (s->chain_known) {
 		sodium_bin2hex(hex, sizeof(hex), s->chain, LOGFILE_HASH_BYTES);
-		msg_pack_kv_str(pk, "chain", hex);
+		msg_pack_kv_str(pk, PEER_F_CHAIN, hex);
 	}
 	conn_pack_end(c);
 }
@@ -66,15 +63,16 @@ static void snapshotter_send_ack(snapshotter_t *s, conn_t *c)
 {
 	msgpack_packer *pk = conn_pack_begin(c);
 	msgpack_pack_map(pk, 3);
-	msg_pack_kv_str(pk, "t", "ack");
-	msg_pack_kv_u64(pk, "hwm", ledger_last_seq(s->ledger));
-	msg_pack_kv_u64(pk, "snapshot", s->snapshot_seq);
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_ACK);
+	msg_pack_kv_u64(pk, PEER_F_HWM, ledger_last_seq(s->ledger));
+	msg_pack_kv_u64(pk, PEER_F_SNAPSHOT, s->snapshot_seq);
 	conn_pack_end(c);
 }
 
-void snapshotter_ack_all(snapshotter_t *s)
+/* A snapshot write ended: the bus hears of it at once (snapshot.c's written_cb). */
+static void snapshotter_ack_all(snapshotter_t *s)
 {
-	conn_t *bus = session_bus(&s->bus);
+	conn_t *bus = peer_bus(&s->bus);
 	if (bus)
 		snapshotter_send_ack(s, bus);
 }
@@ -94,7 +92,7 @@ static uint64_t snapshotter_apply(snapshotter_t *s, const msgpack_object *o)
 		char why[96];
 		snprintf(why, sizeof(why), "gap: event %" PRIu64 " after %" PRIu64, ev.seq,
 			 ledger_last_seq(s->ledger));
-		session_drop(&s->bus, why);
+		peer_drop(&s->bus, why);
 		return 0;
 	}
 	proto_err_t e = ledger_check_event(s->ledger, &ev);
@@ -115,7 +113,7 @@ static bool snapshotter_head(const msgpack_object *msg, uint8_t out[LOGFILE_HASH
 {
 	const char *hex;
 	size_t n, bin_len = 0;
-	int rc = msg_get_str(msg, "head", &hex, &n);
+	int rc = msg_get_str(msg, PEER_F_HEAD, &hex, &n);
 	if (rc == -ENOENT)
 		return false;
 	if (rc < 0 || n != 2 * LOGFILE_HASH_BYTES ||
@@ -142,9 +140,10 @@ static void snapshotter_note_chain(snapshotter_t *s, const msgpack_object *msg, 
 	}
 }
 
-static void snapshotter_on_events(snapshotter_t *s, conn_t *c, const msgpack_object *msg)
+static void snapshotter_on_events(conn_t *c, const msgpack_object *msg)
 {
-	const msgpack_object *events = msg_get(msg, "events");
+	snapshotter_t *s = c->data;
+	const msgpack_object *events = msg_get(msg, PEER_F_EVENTS);
 	if (!events || events->type != MSGPACK_OBJECT_ARRAY) {
 		log_warn("events message without events: ignored");
 		return;
@@ -157,8 +156,10 @@ static void snapshotter_on_events(snapshotter_t *s, conn_t *c, const msgpack_obj
 	snapshotter_send_ack(s, c);
 }
 
-static void snapshotter_on_reset(snapshotter_t *s, conn_t *c)
+static void snapshotter_on_reset(conn_t *c, const msgpack_object *msg)
 {
+	snapshotter_t *s = c->data;
+	(void)msg;
 	ledger_t *l = ledger_new();
 	if (!l) {
 		log_error("out of memory resetting the state");
@@ -176,25 +177,13 @@ static void snapshotter_on_reset(snapshotter_t *s, conn_t *c)
 	snapshotter_send_ack(s, c);
 }
 
-static void snapshotter_on_frame(conn_t *c, const char *body, size_t len)
-{
-	snapshotter_t *s = c->data;
-	msgpack_zone zone;
-	msgpack_object msg;
-	const msgpack_object *t = NULL;
-	msgpack_zone_init(&zone, 4096);
-	if (msg_decode_map(body, len, &zone, &msg) < 0)
-		log_warn("undecodable frame from the bus: ignored");
-	else if ((t = msg_get(&msg, "t")) != NULL && msg_str_eq(t, "events"))
-		snapshotter_on_events(s, c, &msg);
-	else if (t && msg_str_eq(t, "reset"))
-		snapshotter_on_reset(s, c);
-	else
-		log_warn("message the snapshotter does not understand: ignored");
-	msgpack_zone_destroy(&zone);
-}
+static const peer_handler_t snapshotter_handlers[] = {
+	{ PEER_MSG_EVENTS, snapshotter_on_events },
+	{ PEER_MSG_RESET, snapshotter_on_reset },
+	{ NULL, NULL },
+};
 
-static void snapshotter_session_opened(session_t *bus, conn_t *c)
+static void snapshotter_session_opened(peer_server_t *bus, conn_t *c)
 {
 	snapshotter_t *s = bus->data;
 	log_info("bus connected; hello with hwm %" PRIu64 ", snapshot %" PRIu64,
@@ -206,7 +195,7 @@ static void snapshotter_on_signal(uv_signal_t *sig, int signum)
 {
 	snapshotter_t *s = sig->data;
 	log_info("signal %d: stopping", signum);
-	session_stop(&s->bus); /* removes snapshotter.sock */
+	peer_stop(&s->bus); /* removes snapshotter.sock */
 	uv_close((uv_handle_t *)&s->sig_term, NULL);
 	uv_close((uv_handle_t *)&s->sig_int, NULL);
 	uv_close((uv_handle_t *)&s->interval_timer, NULL);
@@ -229,10 +218,10 @@ static int snapshotter_listen(snapshotter_t *s)
 	s->sock_path = config_path(s->cfg->run_dir, "snapshotter.sock");
 	int rc = s->sock_path ? config_mkdirs(s->cfg->run_dir, 0700) : -ENOMEM;
 	s->bus.data = s;
-	s->bus.on_frame = snapshotter_on_frame;
+	s->bus.handlers = snapshotter_handlers;
 	s->bus.on_open = snapshotter_session_opened;
 	if (rc == 0)
-		rc = session_listen(&s->bus, s->loop, "snapshotter", s->sock_path);
+		rc = peer_listen(&s->bus, s->loop, PEER_ROLE_SNAPSHOTTER, s->sock_path);
 	if (rc < 0)
 		log_error("%s: %s", s->sock_path ? s->sock_path : "snapshotter.sock",
 			  uv_strerror(rc));
@@ -244,6 +233,7 @@ int snapshotter_run(const snapshotter_config_t *cfg)
 	static snapshotter_t s;
 	s.cfg = cfg;
 	s.loop = uv_default_loop();
+	s.written_cb = snapshotter_ack_all;
 	s.ledger = ledger_new();
 	if (!s.ledger || snapshot_load(&s) < 0) {
 		log_error("out of memory");

@@ -5,9 +5,11 @@
  *
  * Files of the program, by concern:
  *   main.c         usage, options, hand-off to snapshotter_run()
- *   snapshotter.c  the process and the peer messages
+ *   snapshotter.c  the process and the peer messages (common/peer.h)
  *   snapshot.c     loading the newest valid snapshot at start-up; taking
  *                  snapshots (pack on the loop, write in the thread pool)
+ * Calls run one way: main -> snapshotter -> snapshot. snapshot.c reports a
+ * finished write through written_cb, which snapshotter.c registers.
  *
  * Invariants of snapshotter_t (loop thread only, except job.body, which the
  * worker reads while writing):
@@ -22,7 +24,7 @@
 #include "conn.h"
 #include "ledger.h"
 #include "logfile.h"
-#include "session.h"
+#include "peer.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,9 +50,9 @@ typedef struct {
 	int result;        /* set by the worker: snapfile_write()'s */
 } snapshotter_job_t;
 
-typedef struct {
+typedef struct snapshotter {
 	uv_loop_t *loop;
-	session_t bus;         /* RUN/snapshotter.sock: one bus session at a time */
+	peer_server_t bus;     /* RUN/snapshotter.sock: one bus session at a time */
 	uv_signal_t sig_term, sig_int;
 	ledger_t *ledger;
 	uint8_t chain[LOGFILE_HASH_BYTES];
@@ -65,6 +67,9 @@ typedef struct {
 	snapshotter_job_t job;
 	char *sock_path;
 	const snapshotter_config_t *cfg;
+	/* snapshot.c: a snapshot write ended (kept or not) and the process goes on;
+	 * registered by snapshotter.c */
+	void (*written_cb)(struct snapshotter *s);
 } snapshotter_t;
 
 /*
@@ -73,9 +78,6 @@ typedef struct {
  * cannot be set up or memory runs out.
  */
 int snapshotter_run(const snapshotter_config_t *cfg);
-
-/* snapshotter.c: sends {"t":"ack",...} to the bus session, if any. */
-void snapshotter_ack_all(snapshotter_t *s);
 
 /* snapshot.c */
 /*

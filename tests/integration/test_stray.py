@@ -32,7 +32,7 @@ from conftest import build_dir, expect_ok, open_verified
 from esbank_proto import Client
 
 PEERS = ("resolver", "logger", "snapshotter", "mailer")
-HELLO_TIMEOUT_S = 2.0  # SESSION_HELLO_MS_MAX in common/session.h
+HELLO_TIMEOUT_S = 2.0  # PEER_HELLO_MS_MAX in common/peer.h
 
 
 def pack(obj):
