@@ -47,7 +47,7 @@
  * Totals saturate at INT64_MAX (sum_transactions only); balances cannot
  * overflow: their sum is bounded by LEDGER_OPEN_BALANCE * accounts.
  */
-#include "ledger.h"
+#include "ledger_impl.h"
 #include "msg.h"
 
 #include <assert.h>
@@ -57,74 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LEDGER_INDEX_CAP_MIN 64u
-#define LEDGER_ACCOUNTS_CAP_MIN 64u
-#define LEDGER_KEYS_CAP_MIN 1024u
-#define LEDGER_CHUNK_BYTES (1u << 20) /* strings arena: bytes per chunk */
-#define LEDGER_ACCOUNT_MIN 1000000000000000ULL  /* 10^15: 16 digits */
-#define LEDGER_ACCOUNT_LIMIT 10000000000000000ULL /* 10^16 */
-#define LEDGER_ITEMS_MAX (UINT32_MAX / 4)
-#define SUM_YEAR (1ULL << 56)
-#define SUM_MONTH (2ULL << 56)
-#define SUM_DAY (3ULL << 56)
-
-typedef struct {
-	uint32_t frag; /* low 32 bits of the key's hash; home = frag & mask */
-	uint32_t item; /* item + 1; 0 = empty */
-} ledger_slot_t;
-
-typedef struct {
-	ledger_slot_t *slots;
-	uint32_t mask; /* capacity - 1 */
-	uint32_t used;
-} ledger_index_t;
-
-typedef struct ledger_chunk {
-	struct ledger_chunk *prev; /* the chunk filled before this one */
-	size_t used, cap;
-	char bytes[];
-} ledger_chunk_t;
-
-typedef struct {
-	ledger_key_entry_t entry;
-	uint32_t frag; /* of the key's hash, to find its slot when evicted */
-	uint8_t len;
-	char key[LEDGER_KEY_BYTES_MAX];
-} ledger_key_rec_t;
-
-typedef struct {
-	uint64_t *tags; /* 0 = empty */
-	int64_t *totals;
-	uint32_t mask;
-	uint32_t used;
-} ledger_sums_t;
-
-struct ledger {
-	ledger_account_t *accounts;
-	uint32_t accounts_n, accounts_cap;
-	ledger_chunk_t *strings; /* the chunk being filled; NULL before any */
-	ledger_index_t by_number, by_email, by_key;
-	ledger_key_rec_t *keys;
-	uint32_t keys_head, keys_n, keys_cap, keys_max;
-	ledger_sums_t sums;
-	int64_t moved_total;
-	uint64_t last_seq;
-	int64_t last_ts;
-	int64_t total_balance;
-	int64_t total_withdrawn;
-};
-
 /* ---- hashing ---- */
-
-static uint64_t ledger_mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
 
 static char ledger_lower(char c)
 {
@@ -155,7 +88,7 @@ static uint64_t ledger_lower_word(uint64_t w)
 }
 
 /* A hash of the bytes, lower-cased when fold is set: 8 bytes per step. */
-static uint64_t ledger_hash_bytes(const char *s, size_t n, bool fold)
+uint64_t ledger_hash_bytes(const char *s, size_t n, bool fold)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
 	for (size_t i = 0; i < n; i += 8) {
@@ -195,7 +128,7 @@ static void ledger_index_fill(ledger_index_t *ix, uint32_t pos, uint32_t frag, u
 }
 
 /* Makes room for extra more items, moving into a larger table if needed. */
-static int ledger_index_reserve(ledger_index_t *ix, uint32_t extra)
+int ledger_index_reserve(ledger_index_t *ix, uint32_t extra)
 {
 	uint64_t cap = (uint64_t)ix->mask + 1, need = ((uint64_t)ix->used + extra) * 2;
 	if (need <= cap)
@@ -244,7 +177,7 @@ static void ledger_index_delete(ledger_index_t *ix, uint32_t pos)
  * Each probe returns the position of the slot holding its key, or of the
  * empty slot that ends the key's probe run (where an insert puts it).
  */
-static uint32_t ledger_probe_number(const ledger_t *l, uint64_t number, uint32_t frag)
+uint32_t ledger_probe_number(const ledger_t *l, uint64_t number, uint32_t frag)
 {
 	const ledger_index_t *ix = &l->by_number;
 	uint32_t i = frag & ix->mask;
@@ -284,7 +217,7 @@ static bool ledger_email_eq(const char *stored, const char *s, size_t n)
 	return stored[n] == '\0';
 }
 
-static uint32_t ledger_probe_email(const ledger_t *l, const char *email, size_t n, uint32_t frag)
+uint32_t ledger_probe_email(const ledger_t *l, const char *email, size_t n, uint32_t frag)
 {
 	const ledger_index_t *ix = &l->by_email;
 	uint32_t i = frag & ix->mask;
@@ -303,7 +236,7 @@ const ledger_account_t *ledger_find_email(const ledger_t *l, const char *email, 
 	return item == 0 ? NULL : &l->accounts[item - 1];
 }
 
-static uint32_t ledger_probe_key(const ledger_t *l, const char *key, size_t n, uint32_t frag)
+uint32_t ledger_probe_key(const ledger_t *l, const char *key, size_t n, uint32_t frag)
 {
 	const ledger_index_t *ix = &l->by_key;
 	uint32_t i = frag & ix->mask;
@@ -325,13 +258,6 @@ const ledger_key_entry_t *ledger_find_key(const ledger_t *l, const char *key, si
 	uint32_t frag = (uint32_t)ledger_hash_bytes(key, n, false);
 	uint32_t item = l->by_key.slots[ledger_probe_key(l, key, n, frag)].item;
 	return item == 0 ? NULL : &l->keys[item - 1].entry;
-}
-
-/* The ring slot of the i-th oldest key. */
-static uint32_t ledger_keys_slot(const ledger_t *l, uint32_t i)
-{
-	uint32_t slot = l->keys_head + i;
-	return slot >= l->keys_cap ? slot - l->keys_cap : slot;
 }
 
 /* ---- the strings arena ---- */
@@ -457,197 +383,9 @@ bool ledger_account_parse(const char *s, size_t n, uint64_t *number)
 	return true;
 }
 
-static bool ledger_number_ok(uint64_t number)
+bool ledger_number_ok(uint64_t number)
 {
 	return number >= LEDGER_ACCOUNT_MIN && number < LEDGER_ACCOUNT_LIMIT;
-}
-
-/* ---- civil dates (H. Hinnant's algorithms, proleptic Gregorian, UTC) ---- */
-
-static int64_t ledger_days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static void ledger_civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d)
-{
-	z += 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	int64_t doe = z - era * 146097;
-	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	int64_t mp = (5 * doy + 2) / 153;
-	*d = doy - (153 * mp + 2) / 5 + 1;
-	*m = mp < 10 ? mp + 3 : mp - 9;
-	*y = yoe + era * 400 + (*m <= 2);
-}
-
-static int64_t ledger_days_in_month(int64_t y, int64_t m)
-{
-	static const int8_t days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	return days[m - 1] + (m == 2 && leap);
-}
-
-/* ---- read model of sum_transactions ---- */
-
-static int64_t ledger_sums_get(const ledger_sums_t *s, uint64_t tag)
-{
-	if (!s->tags)
-		return 0;
-	for (uint32_t i = (uint32_t)ledger_mix64(tag) & s->mask; s->tags[i]; i = (i + 1) & s->mask)
-		if (s->tags[i] == tag)
-			return s->totals[i];
-	return 0;
-}
-
-static int64_t ledger_add_sat(int64_t a, int64_t b)
-{
-	assert(a >= 0 && b >= 0);
-	return a > INT64_MAX - b ? INT64_MAX : a + b;
-}
-
-static void ledger_sums_add(ledger_sums_t *s, uint64_t tag, int64_t amount)
-{
-	uint32_t i = (uint32_t)ledger_mix64(tag) & s->mask;
-	while (s->tags[i] && s->tags[i] != tag)
-		i = (i + 1) & s->mask;
-	if (!s->tags[i]) {
-		s->tags[i] = tag;
-		s->totals[i] = 0;
-		s->used++;
-	}
-	s->totals[i] = ledger_add_sat(s->totals[i], amount);
-}
-
-/* Makes room for three more dates (one event adds at most a year, month, day). */
-static int ledger_sums_reserve(ledger_sums_t *s)
-{
-	uint32_t cap = s->tags ? s->mask + 1 : 0;
-	if ((uint64_t)(s->used + 3) * 2 <= cap)
-		return 0;
-	uint32_t ncap = cap ? cap * 2 : LEDGER_INDEX_CAP_MIN;
-	if (ncap <= cap)
-		return -ENOMEM;
-	ledger_sums_t n = { .mask = ncap - 1 };
-	n.tags = calloc(ncap, sizeof(*n.tags));
-	n.totals = calloc(ncap, sizeof(*n.totals));
-	if (!n.tags || !n.totals) {
-		free(n.tags);
-		free(n.totals);
-		return -ENOMEM;
-	}
-	for (uint32_t i = 0; i < cap; i++)
-		if (s->tags[i])
-			ledger_sums_add(&n, s->tags[i], s->totals[i]);
-	free(s->tags);
-	free(s->totals);
-	*s = n;
-	return 0;
-}
-
-static void ledger_sums_record(ledger_t *l, int64_t ts_ms, int64_t amount)
-{
-	assert(ts_ms >= 0 && amount > 0);
-	int64_t days = ts_ms / LEDGER_DAY_MS, y, m, d;
-	ledger_civil_from_days(days, &y, &m, &d);
-	ledger_sums_add(&l->sums, SUM_YEAR | (uint64_t)y, amount);
-	ledger_sums_add(&l->sums, SUM_MONTH | (uint64_t)(y * 12 + m - 1), amount);
-	ledger_sums_add(&l->sums, SUM_DAY | (uint64_t)days, amount);
-	l->moved_total = ledger_add_sat(l->moved_total, amount);
-}
-
-int64_t ledger_sum_transactions(const ledger_t *l, int64_t year, int64_t month, int64_t day)
-{
-	assert(l && year >= 0 && month >= 0 && month <= 12 && day >= 0 && day <= 31);
-	assert((month == 0 || year > 0) && (day == 0 || month > 0));
-	if (year == 0)
-		return l->moved_total;
-	if (year < 1970 || year > 1000000)
-		return 0; /* no event before the epoch; the tags hold years far beyond */
-	if (month == 0)
-		return ledger_sums_get(&l->sums, SUM_YEAR | (uint64_t)year);
-	if (day == 0)
-		return ledger_sums_get(&l->sums, SUM_MONTH | (uint64_t)(year * 12 + month - 1));
-	if (day > ledger_days_in_month(year, month))
-		return 0;
-	int64_t days = ledger_days_from_civil(year, month, day);
-	return ledger_sums_get(&l->sums, SUM_DAY | (uint64_t)days);
-}
-
-uint64_t ledger_inactive_users(const ledger_t *l, int64_t days, int64_t now_ms)
-{
-	assert(l && days >= 0);
-	int64_t since;
-	if (days > (now_ms - INT64_MIN / 2) / LEDGER_DAY_MS)
-		since = INT64_MIN;
-	else
-		since = now_ms - days * LEDGER_DAY_MS;
-	uint64_t n = 0;
-	for (uint32_t i = 0; i < l->accounts_n; i++) {
-		int64_t last = l->accounts[i].last_activity_ms;
-		if (last == 0 || last < since)
-			n++;
-	}
-	return n;
-}
-
-/* ---- totals ---- */
-
-uint64_t ledger_last_seq(const ledger_t *l)
-{
-	return l->last_seq;
-}
-
-int64_t ledger_last_ts(const ledger_t *l)
-{
-	return l->last_ts;
-}
-
-size_t ledger_account_count(const ledger_t *l)
-{
-	return l->accounts_n;
-}
-
-int64_t ledger_total_balance(const ledger_t *l)
-{
-	return l->total_balance;
-}
-
-int64_t ledger_total_withdrawn(const ledger_t *l)
-{
-	return l->total_withdrawn;
-}
-
-int ledger_each_account(const ledger_t *l, int (*cb)(const ledger_account_t *a, void *arg),
-			void *arg)
-{
-	assert(l && cb);
-	for (uint32_t i = 0; i < l->accounts_n; i++) {
-		int rc = cb(&l->accounts[i], arg);
-		if (rc != 0)
-			return rc;
-	}
-	return 0;
-}
-
-int ledger_each_key(const ledger_t *l,
-		    int (*cb)(const char *key, size_t n, const ledger_key_entry_t *e, void *arg),
-		    void *arg)
-{
-	assert(l && cb);
-	for (uint32_t i = 0; i < l->keys_n; i++) {
-		const ledger_key_rec_t *r = &l->keys[ledger_keys_slot(l, i)];
-		int rc = cb(r->key, r->len, &r->entry, arg);
-		if (rc != 0)
-			return rc;
-	}
-	return 0;
 }
 
 /* ---- checking commands ---- */
@@ -900,7 +638,7 @@ static proto_op_t ledger_op_of_event(ledger_event_type_t t)
 }
 
 /* Grows the key ring to ncap records (never past keys_max). */
-static int ledger_keys_grow(ledger_t *l, uint32_t ncap)
+int ledger_keys_grow(ledger_t *l, uint32_t ncap)
 {
 	assert(l->keys_head == 0); /* nothing is evicted before the ring is full */
 	if (ncap > l->keys_max)
@@ -916,7 +654,7 @@ static int ledger_keys_grow(ledger_t *l, uint32_t ncap)
 }
 
 /* Makes room for one more key, evicting the oldest when keys_max are held. */
-static int ledger_keys_reserve(ledger_t *l)
+int ledger_keys_reserve(ledger_t *l)
 {
 	int rc = ledger_index_reserve(&l->by_key, 1);
 	if (rc < 0)
@@ -944,7 +682,7 @@ static void ledger_keys_evict_oldest(ledger_t *l)
  * Stores a key whose room is reserved and which is not held, evicting the
  * oldest when keys_max are held; returns its record, to be filled in.
  */
-static ledger_key_rec_t *ledger_keys_put(ledger_t *l, const char *key, size_t n, uint32_t frag)
+ledger_key_rec_t *ledger_keys_put(ledger_t *l, const char *key, size_t n, uint32_t frag)
 {
 	assert(n >= 1 && n <= LEDGER_KEY_BYTES_MAX);
 	if (l->keys_n == l->keys_max)
@@ -973,7 +711,7 @@ static void ledger_keys_add(ledger_t *l, const ledger_event_t *ev, int64_t balan
 }
 
 /* Grows the accounts array to hold at least n accounts. */
-static int ledger_accounts_reserve(ledger_t *l, uint32_t n)
+int ledger_accounts_reserve(ledger_t *l, uint32_t n)
 {
 	if (n > LEDGER_ITEMS_MAX)
 		return -ENOMEM;
@@ -991,7 +729,7 @@ static int ledger_accounts_reserve(ledger_t *l, uint32_t n)
 }
 
 /* Makes room for one more account with strings of the given total bytes. */
-static int ledger_account_reserve(ledger_t *l, size_t strings_bytes)
+int ledger_account_reserve(ledger_t *l, size_t strings_bytes)
 {
 	int rc = ledger_accounts_reserve(l, l->accounts_n + 1);
 	if (rc == 0)
@@ -1017,16 +755,9 @@ static int ledger_reserve(ledger_t *l, const ledger_event_t *ev)
 	return rc;
 }
 
-/* An account to add, its strings still where they came from. */
-typedef struct {
-	ledger_account_t a; /* email and pwhash unset */
-	const char *email, *pwhash; /* not NUL-terminated, not owned */
-	size_t email_len, pwhash_len;
-	uint32_t number_frag, email_frag;
-} ledger_opening_t;
 
 /* Adds an account that is not held and whose room is reserved. */
-static void ledger_account_add(ledger_t *l, const ledger_opening_t *o)
+void ledger_account_add(ledger_t *l, const ledger_opening_t *o)
 {
 	uint32_t item = l->accounts_n++;
 	assert(item < l->accounts_cap);
@@ -1107,243 +838,5 @@ int ledger_apply(ledger_t *l, const ledger_event_t *ev, ledger_result_t *out)
 	       (int64_t)l->accounts_n * LEDGER_OPEN_BALANCE - l->total_withdrawn);
 	if (out)
 		out->balance = balance;
-	return 0;
-}
-
-/* ---- snapshot encoding (see the top of the file) ---- */
-
-static void ledger_pack_account(msgpack_packer *pk, const ledger_account_t *a)
-{
-	msgpack_pack_array(pk, 8);
-	msgpack_pack_uint64(pk, a->number);
-	msg_pack_str(pk, a->email);
-	msg_pack_str(pk, a->pwhash);
-	msg_pack_binn(pk, a->code_hash, LEDGER_CODE_HASH_BYTES);
-	msgpack_pack_int64(pk, a->balance);
-	msgpack_pack_int64(pk, a->opened_at_ms);
-	msgpack_pack_int64(pk, a->last_activity_ms);
-	if (a->verified)
-		msgpack_pack_true(pk);
-	else
-		msgpack_pack_false(pk);
-}
-
-void ledger_pack(const ledger_t *l, msgpack_packer *pk)
-{
-	assert(l && pk);
-	msgpack_pack_map(pk, 7);
-	msg_pack_kv_u64(pk, "v", LEDGER_SNAPSHOT_VERSION);
-	msg_pack_kv_u64(pk, "last_seq", l->last_seq);
-	msg_pack_kv_i64(pk, "last_ts", l->last_ts);
-	msg_pack_str(pk, "accounts");
-	msgpack_pack_array(pk, l->accounts_n);
-	for (uint32_t i = 0; i < l->accounts_n; i++)
-		ledger_pack_account(pk, &l->accounts[i]);
-	msg_pack_str(pk, "keys");
-	msgpack_pack_array(pk, l->keys_n);
-	for (uint32_t i = 0; i < l->keys_n; i++) {
-		const ledger_key_rec_t *r = &l->keys[ledger_keys_slot(l, i)];
-		msgpack_pack_array(pk, 6);
-		msg_pack_binn(pk, r->key, r->len);
-		msgpack_pack_uint64(pk, (uint64_t)r->entry.op);
-		msgpack_pack_uint64(pk, r->entry.seq);
-		msgpack_pack_uint64(pk, r->entry.account);
-		msgpack_pack_int64(pk, r->entry.balance);
-		msg_pack_binn(pk, r->entry.fp, LEDGER_FP_BYTES);
-	}
-	msg_pack_str(pk, "sums");
-	msgpack_pack_array(pk, l->sums.used);
-	for (uint32_t i = 0; l->sums.tags && i <= l->sums.mask; i++) {
-		if (!l->sums.tags[i])
-			continue;
-		msgpack_pack_array(pk, 2);
-		msgpack_pack_uint64(pk, l->sums.tags[i]);
-		msgpack_pack_int64(pk, l->sums.totals[i]);
-	}
-	msg_pack_kv_i64(pk, "moved", l->moved_total);
-}
-
-static bool ledger_obj_i64(const msgpack_object *o, int64_t min, int64_t *v)
-{
-	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
-		*v = (int64_t)o->via.u64;
-	else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-		*v = o->via.i64;
-	else
-		return false;
-	return *v >= min;
-}
-
-/* A non-empty string of at most max bytes without NUL. */
-static bool ledger_obj_text(const msgpack_object *o, size_t max)
-{
-	return o->type == MSGPACK_OBJECT_STR && o->via.str.size > 0 && o->via.str.size <= max &&
-	       memchr(o->via.str.ptr, '\0', o->via.str.size) == NULL;
-}
-
-/* A valid email, already lower-cased. */
-static bool ledger_obj_email(const msgpack_object *o)
-{
-	char lower[LEDGER_EMAIL_BYTES_MAX + 1];
-	return o->type == MSGPACK_OBJECT_STR &&
-	       ledger_email_valid(o->via.str.ptr, o->via.str.size, lower) &&
-	       memcmp(lower, o->via.str.ptr, o->via.str.size) == 0;
-}
-
-/* Reads an account's fields into *o; false if any is malformed. */
-static bool ledger_obj_account(const msgpack_object *obj, ledger_opening_t *o)
-{
-	const msgpack_object *f = obj->via.array.ptr;
-	if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size != 8 ||
-	    f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || !ledger_number_ok(f[0].via.u64) ||
-	    !ledger_obj_email(&f[1]) || !ledger_obj_text(&f[2], LEDGER_PWHASH_BYTES_MAX - 1) ||
-	    f[3].type != MSGPACK_OBJECT_BIN || f[3].via.bin.size != LEDGER_CODE_HASH_BYTES ||
-	    !ledger_obj_i64(&f[4], 0, &o->a.balance) ||
-	    !ledger_obj_i64(&f[5], 0, &o->a.opened_at_ms) ||
-	    !ledger_obj_i64(&f[6], 0, &o->a.last_activity_ms) ||
-	    f[7].type != MSGPACK_OBJECT_BOOLEAN)
-		return false;
-	o->a.number = f[0].via.u64;
-	o->a.verified = f[7].via.boolean;
-	memcpy(o->a.code_hash, f[3].via.bin.ptr, LEDGER_CODE_HASH_BYTES);
-	o->email = f[1].via.str.ptr;
-	o->email_len = f[1].via.str.size;
-	o->pwhash = f[2].via.str.ptr;
-	o->pwhash_len = f[2].via.str.size;
-	return true;
-}
-
-/*
- * Adds one account, checking that its number and email are new with the
- * same probes that find their slots (ledger_unpack_reserve sized the array
- * and indexes, so only the strings may need room).
- */
-static int ledger_unpack_account(ledger_t *l, const msgpack_object *obj)
-{
-	ledger_opening_t o = { 0 };
-	if (!ledger_obj_account(obj, &o))
-		return -EINVAL;
-	o.number_frag = (uint32_t)ledger_mix64(o.a.number);
-	o.email_frag = (uint32_t)ledger_hash_bytes(o.email, o.email_len, true);
-	uint32_t pos = ledger_probe_number(l, o.a.number, o.number_frag);
-	if (l->by_number.slots[pos].item != 0)
-		return -EINVAL;
-	pos = ledger_probe_email(l, o.email, o.email_len, o.email_frag);
-	if (l->by_email.slots[pos].item != 0)
-		return -EINVAL;
-	int rc = ledger_account_reserve(l, o.email_len + o.pwhash_len + 2);
-	if (rc < 0)
-		return rc;
-	ledger_account_add(l, &o);
-	return 0;
-}
-
-static int ledger_unpack_key(ledger_t *l, const msgpack_object *o)
-{
-	const msgpack_object *f = o->via.array.ptr;
-	ledger_key_entry_t e = { 0 };
-	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 6 ||
-	    f[0].type != MSGPACK_OBJECT_BIN || f[0].via.bin.size < 1 ||
-	    f[0].via.bin.size > LEDGER_KEY_BYTES_MAX ||
-	    f[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[1].via.u64 > PROTO_OP_WITHDRAW ||
-	    !proto_op_is_command((proto_op_t)f[1].via.u64) ||
-	    f[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-	    f[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-	    !ledger_obj_i64(&f[4], 0, &e.balance) ||
-	    f[5].type != MSGPACK_OBJECT_BIN || f[5].via.bin.size != LEDGER_FP_BYTES)
-		return -EINVAL;
-	const char *key = f[0].via.bin.ptr;
-	size_t n = f[0].via.bin.size;
-	uint32_t frag = (uint32_t)ledger_hash_bytes(key, n, false);
-	if (l->by_key.slots[ledger_probe_key(l, key, n, frag)].item != 0)
-		return -EINVAL;
-	int rc = ledger_keys_reserve(l);
-	if (rc < 0)
-		return rc;
-	ledger_key_rec_t *r = ledger_keys_put(l, key, n, frag);
-	r->entry.op = (proto_op_t)f[1].via.u64;
-	r->entry.seq = f[2].via.u64;
-	r->entry.account = f[3].via.u64;
-	r->entry.balance = e.balance;
-	memcpy(r->entry.fp, f[5].via.bin.ptr, LEDGER_FP_BYTES);
-	return 0;
-}
-
-static int ledger_unpack_sum(ledger_t *l, const msgpack_object *o)
-{
-	const msgpack_object *f = o->via.array.ptr;
-	int64_t total;
-	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2 ||
-	    f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 < SUM_YEAR ||
-	    f[0].via.u64 > (SUM_DAY | (SUM_YEAR - 1)) || !ledger_obj_i64(&f[1], 1, &total) ||
-	    ledger_sums_get(&l->sums, f[0].via.u64) != 0)
-		return -EINVAL;
-	int rc = ledger_sums_reserve(&l->sums);
-	if (rc == 0)
-		ledger_sums_add(&l->sums, f[0].via.u64, total);
-	return rc;
-}
-
-static const msgpack_object_array *ledger_obj_list(const msgpack_object *map, const char *name)
-{
-	const msgpack_object *o = msg_get(map, name);
-	return o && o->type == MSGPACK_OBJECT_ARRAY ? &o->via.array : NULL;
-}
-
-static int ledger_unpack_list(ledger_t *l, const msgpack_object_array *list,
-			      int (*item)(ledger_t *l, const msgpack_object *o))
-{
-	for (uint32_t i = 0; i < list->size; i++) {
-		int rc = item(l, &list->ptr[i]);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-/* Sizes the state for the lists' lengths, so that loading never grows it. */
-static int ledger_unpack_reserve(ledger_t *l, uint32_t accounts, uint32_t keys)
-{
-	if (keys > l->keys_max)
-		keys = l->keys_max;
-	int rc = ledger_accounts_reserve(l, accounts);
-	if (rc == 0)
-		rc = ledger_index_reserve(&l->by_number, accounts);
-	if (rc == 0)
-		rc = ledger_index_reserve(&l->by_email, accounts);
-	if (rc == 0)
-		rc = ledger_index_reserve(&l->by_key, keys);
-	if (rc == 0 && keys > 0)
-		rc = ledger_keys_grow(l, keys);
-	return rc;
-}
-
-int ledger_unpack(ledger_t *l, const msgpack_object *map)
-{
-	assert(l && map && l->last_seq == 0 && l->accounts_n == 0 && l->keys_n == 0);
-	uint64_t v;
-	if (msg_get_u64(map, "v", &v) < 0 || v != LEDGER_SNAPSHOT_VERSION ||
-	    msg_get_u64(map, "last_seq", &l->last_seq) < 0 ||
-	    msg_get_i64(map, "last_ts", &l->last_ts) < 0 || l->last_ts < 0 ||
-	    msg_get_i64(map, "moved", &l->moved_total) < 0 || l->moved_total < 0)
-		return -EINVAL;
-	const msgpack_object_array *accounts = ledger_obj_list(map, "accounts");
-	const msgpack_object_array *keys = ledger_obj_list(map, "keys");
-	const msgpack_object_array *sums = ledger_obj_list(map, "sums");
-	if (!accounts || !keys || !sums)
-		return -EINVAL;
-	int rc = ledger_unpack_reserve(l, accounts->size, keys->size);
-	if (rc == 0)
-		rc = ledger_unpack_list(l, accounts, ledger_unpack_account);
-	if (rc == 0)
-		rc = ledger_unpack_list(l, keys, ledger_unpack_key);
-	if (rc == 0)
-		rc = ledger_unpack_list(l, sums, ledger_unpack_sum);
-	if (rc < 0)
-		return rc;
-	int64_t opened = (int64_t)l->accounts_n * LEDGER_OPEN_BALANCE;
-	if (l->total_balance > opened)
-		return -EINVAL;
-	l->total_withdrawn = opened - l->total_balance;
 	return 0;
 }

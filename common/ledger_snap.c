@@ -1,0 +1,252 @@
+/*
+ * ledger_snap.c - the snapshot codec of the state: ledger_pack() and
+ * ledger_unpack(). The encoding, field by field, and its validity rules are
+ * at the top of ledger.c, next to the layout they mirror. Pure.
+ */
+#include "ledger_impl.h"
+#include "msg.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- snapshot encoding (see the top of the file) ---- */
+
+static void ledger_pack_account(msgpack_packer *pk, const ledger_account_t *a)
+{
+	msgpack_pack_array(pk, 8);
+	msgpack_pack_uint64(pk, a->number);
+	msg_pack_str(pk, a->email);
+	msg_pack_str(pk, a->pwhash);
+	msg_pack_binn(pk, a->code_hash, LEDGER_CODE_HASH_BYTES);
+	msgpack_pack_int64(pk, a->balance);
+	msgpack_pack_int64(pk, a->opened_at_ms);
+	msgpack_pack_int64(pk, a->last_activity_ms);
+	if (a->verified)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
+void ledger_pack(const ledger_t *l, msgpack_packer *pk)
+{
+	assert(l && pk);
+	msgpack_pack_map(pk, 7);
+	msg_pack_kv_u64(pk, "v", LEDGER_SNAPSHOT_VERSION);
+	msg_pack_kv_u64(pk, "last_seq", l->last_seq);
+	msg_pack_kv_i64(pk, "last_ts", l->last_ts);
+	msg_pack_str(pk, "accounts");
+	msgpack_pack_array(pk, l->accounts_n);
+	for (uint32_t i = 0; i < l->accounts_n; i++)
+		ledger_pack_account(pk, &l->accounts[i]);
+	msg_pack_str(pk, "keys");
+	msgpack_pack_array(pk, l->keys_n);
+	for (uint32_t i = 0; i < l->keys_n; i++) {
+		const ledger_key_rec_t *r = &l->keys[ledger_keys_slot(l, i)];
+		msgpack_pack_array(pk, 6);
+		msg_pack_binn(pk, r->key, r->len);
+		msgpack_pack_uint64(pk, (uint64_t)r->entry.op);
+		msgpack_pack_uint64(pk, r->entry.seq);
+		msgpack_pack_uint64(pk, r->entry.account);
+		msgpack_pack_int64(pk, r->entry.balance);
+		msg_pack_binn(pk, r->entry.fp, LEDGER_FP_BYTES);
+	}
+	msg_pack_str(pk, "sums");
+	msgpack_pack_array(pk, l->sums.used);
+	for (uint32_t i = 0; l->sums.tags && i <= l->sums.mask; i++) {
+		if (!l->sums.tags[i])
+			continue;
+		msgpack_pack_array(pk, 2);
+		msgpack_pack_uint64(pk, l->sums.tags[i]);
+		msgpack_pack_int64(pk, l->sums.totals[i]);
+	}
+	msg_pack_kv_i64(pk, "moved", l->moved_total);
+}
+
+static bool ledger_obj_i64(const msgpack_object *o, int64_t min, int64_t *v)
+{
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
+		*v = (int64_t)o->via.u64;
+	else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+		*v = o->via.i64;
+	else
+		return false;
+	return *v >= min;
+}
+
+/* A non-empty string of at most max bytes without NUL. */
+static bool ledger_obj_text(const msgpack_object *o, size_t max)
+{
+	return o->type == MSGPACK_OBJECT_STR && o->via.str.size > 0 && o->via.str.size <= max &&
+	       memchr(o->via.str.ptr, '\0', o->via.str.size) == NULL;
+}
+
+/* A valid email, already lower-cased. */
+static bool ledger_obj_email(const msgpack_object *o)
+{
+	char lower[LEDGER_EMAIL_BYTES_MAX + 1];
+	return o->type == MSGPACK_OBJECT_STR &&
+	       ledger_email_valid(o->via.str.ptr, o->via.str.size, lower) &&
+	       memcmp(lower, o->via.str.ptr, o->via.str.size) == 0;
+}
+
+/* Reads an account's fields into *o; false if any is malformed. */
+static bool ledger_obj_account(const msgpack_object *obj, ledger_opening_t *o)
+{
+	const msgpack_object *f = obj->via.array.ptr;
+	if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size != 8 ||
+	    f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || !ledger_number_ok(f[0].via.u64) ||
+	    !ledger_obj_email(&f[1]) || !ledger_obj_text(&f[2], LEDGER_PWHASH_BYTES_MAX - 1) ||
+	    f[3].type != MSGPACK_OBJECT_BIN || f[3].via.bin.size != LEDGER_CODE_HASH_BYTES ||
+	    !ledger_obj_i64(&f[4], 0, &o->a.balance) ||
+	    !ledger_obj_i64(&f[5], 0, &o->a.opened_at_ms) ||
+	    !ledger_obj_i64(&f[6], 0, &o->a.last_activity_ms) ||
+	    f[7].type != MSGPACK_OBJECT_BOOLEAN)
+		return false;
+	o->a.number = f[0].via.u64;
+	o->a.verified = f[7].via.boolean;
+	memcpy(o->a.code_hash, f[3].via.bin.ptr, LEDGER_CODE_HASH_BYTES);
+	o->email = f[1].via.str.ptr;
+	o->email_len = f[1].via.str.size;
+	o->pwhash = f[2].via.str.ptr;
+	o->pwhash_len = f[2].via.str.size;
+	return true;
+}
+
+/*
+ * Adds one account, checking that its number and email are new with the
+ * same probes that find their slots (ledger_unpack_reserve sized the array
+ * and indexes, so only the strings may need room).
+ */
+static int ledger_unpack_account(ledger_t *l, const msgpack_object *obj)
+{
+	ledger_opening_t o = { 0 };
+	if (!ledger_obj_account(obj, &o))
+		return -EINVAL;
+	o.number_frag = (uint32_t)ledger_mix64(o.a.number);
+	o.email_frag = (uint32_t)ledger_hash_bytes(o.email, o.email_len, true);
+	uint32_t pos = ledger_probe_number(l, o.a.number, o.number_frag);
+	if (l->by_number.slots[pos].item != 0)
+		return -EINVAL;
+	pos = ledger_probe_email(l, o.email, o.email_len, o.email_frag);
+	if (l->by_email.slots[pos].item != 0)
+		return -EINVAL;
+	int rc = ledger_account_reserve(l, o.email_len + o.pwhash_len + 2);
+	if (rc < 0)
+		return rc;
+	ledger_account_add(l, &o);
+	return 0;
+}
+
+static int ledger_unpack_key(ledger_t *l, const msgpack_object *o)
+{
+	const msgpack_object *f = o->via.array.ptr;
+	ledger_key_entry_t e = { 0 };
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 6 ||
+	    f[0].type != MSGPACK_OBJECT_BIN || f[0].via.bin.size < 1 ||
+	    f[0].via.bin.size > LEDGER_KEY_BYTES_MAX ||
+	    f[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[1].via.u64 > PROTO_OP_WITHDRAW ||
+	    !proto_op_is_command((proto_op_t)f[1].via.u64) ||
+	    f[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    f[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    !ledger_obj_i64(&f[4], 0, &e.balance) ||
+	    f[5].type != MSGPACK_OBJECT_BIN || f[5].via.bin.size != LEDGER_FP_BYTES)
+		return -EINVAL;
+	const char *key = f[0].via.bin.ptr;
+	size_t n = f[0].via.bin.size;
+	uint32_t frag = (uint32_t)ledger_hash_bytes(key, n, false);
+	if (l->by_key.slots[ledger_probe_key(l, key, n, frag)].item != 0)
+		return -EINVAL;
+	int rc = ledger_keys_reserve(l);
+	if (rc < 0)
+		return rc;
+	ledger_key_rec_t *r = ledger_keys_put(l, key, n, frag);
+	r->entry.op = (proto_op_t)f[1].via.u64;
+	r->entry.seq = f[2].via.u64;
+	r->entry.account = f[3].via.u64;
+	r->entry.balance = e.balance;
+	memcpy(r->entry.fp, f[5].via.bin.ptr, LEDGER_FP_BYTES);
+	return 0;
+}
+
+static int ledger_unpack_sum(ledger_t *l, const msgpack_object *o)
+{
+	const msgpack_object *f = o->via.array.ptr;
+	int64_t total;
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2 ||
+	    f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 < SUM_YEAR ||
+	    f[0].via.u64 > (SUM_DAY | (SUM_YEAR - 1)) || !ledger_obj_i64(&f[1], 1, &total) ||
+	    ledger_sums_get(&l->sums, f[0].via.u64) != 0)
+		return -EINVAL;
+	int rc = ledger_sums_reserve(&l->sums);
+	if (rc == 0)
+		ledger_sums_add(&l->sums, f[0].via.u64, total);
+	return rc;
+}
+
+static const msgpack_object_array *ledger_obj_list(const msgpack_object *map, const char *name)
+{
+	const msgpack_object *o = msg_get(map, name);
+	return o && o->type == MSGPACK_OBJECT_ARRAY ? &o->via.array : NULL;
+}
+
+static int ledger_unpack_list(ledger_t *l, const msgpack_object_array *list,
+			      int (*item)(ledger_t *l, const msgpack_object *o))
+{
+	for (uint32_t i = 0; i < list->size; i++) {
+		int rc = item(l, &list->ptr[i]);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Sizes the state for the lists' lengths, so that loading never grows it. */
+static int ledger_unpack_reserve(ledger_t *l, uint32_t accounts, uint32_t keys)
+{
+	if (keys > l->keys_max)
+		keys = l->keys_max;
+	int rc = ledger_accounts_reserve(l, accounts);
+	if (rc == 0)
+		rc = ledger_index_reserve(&l->by_number, accounts);
+	if (rc == 0)
+		rc = ledger_index_reserve(&l->by_email, accounts);
+	if (rc == 0)
+		rc = ledger_index_reserve(&l->by_key, keys);
+	if (rc == 0 && keys > 0)
+		rc = ledger_keys_grow(l, keys);
+	return rc;
+}
+
+int ledger_unpack(ledger_t *l, const msgpack_object *map)
+{
+	assert(l && map && l->last_seq == 0 && l->accounts_n == 0 && l->keys_n == 0);
+	uint64_t v;
+	if (msg_get_u64(map, "v", &v) < 0 || v != LEDGER_SNAPSHOT_VERSION ||
+	    msg_get_u64(map, "last_seq", &l->last_seq) < 0 ||
+	    msg_get_i64(map, "last_ts", &l->last_ts) < 0 || l->last_ts < 0 ||
+	    msg_get_i64(map, "moved", &l->moved_total) < 0 || l->moved_total < 0)
+		return -EINVAL;
+	const msgpack_object_array *accounts = ledger_obj_list(map, "accounts");
+	const msgpack_object_array *keys = ledger_obj_list(map, "keys");
+	const msgpack_object_array *sums = ledger_obj_list(map, "sums");
+	if (!accounts || !keys || !sums)
+		return -EINVAL;
+	int rc = ledger_unpack_reserve(l, accounts->size, keys->size);
+	if (rc == 0)
+		rc = ledger_unpack_list(l, accounts, ledger_unpack_account);
+	if (rc == 0)
+		rc = ledger_unpack_list(l, keys, ledger_unpack_key);
+	if (rc == 0)
+		rc = ledger_unpack_list(l, sums, ledger_unpack_sum);
+	if (rc < 0)
+		return rc;
+	int64_t opened = (int64_t)l->accounts_n * LEDGER_OPEN_BALANCE;
+	if (l->total_balance > opened)
+		return -EINVAL;
+	l->total_withdrawn = opened - l->total_balance;
+	return 0;
+}
