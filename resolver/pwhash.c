@@ -81,7 +81,7 @@ static void pw_job_verified(pw_job_t *j)
 	resolver_t *r = j->r;
 	if (j->has_prior) {
 		if (j->rc == 0)
-			resolver_emit_duplicate(r, j->cid, j->cmd.id, &j->prior);
+			r->duplicate_cb(r, j->cid, j->cmd.id, &j->prior);
 		else
 			resolver_emit_error(r, j->cid, j->cmd.id, PROTO_E_KEY_CONFLICT,
 			                    proto_err_text(PROTO_E_KEY_CONFLICT));
@@ -112,7 +112,7 @@ static void pw_job_done(uv_work_t *w, int status)
 		resolver_emit_error(j->r, j->cid, j->cmd.id, PROTO_E_INTERNAL,
 		                    "password hashing failed");
 	} else if (j->kind == PW_JOB_HASH) {
-		resolver_open_account(j->r, j->cid, &j->cmd, j->hash);
+		j->r->hashed_cb(j->r, j->cid, &j->cmd, j->hash);
 	} else {
 		pw_job_verified(j);
 	}

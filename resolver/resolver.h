@@ -5,6 +5,17 @@
  * protocol of docs/peers.md. Each client request (a command or a state
  * query) becomes one "res" item; results produced while a batch is handled
  * are sent together in one frame.
+ *
+ * Files of the program, by concern, and the way calls run:
+ *   main.c      usage, options, hand-off to resolver_start()
+ *   resolver.c  the socket (common/peer.h) and the bus's messages: req,
+ *               replay, reset, load; calls commands.c and queries.c
+ *   commands.c  a command resolved into an event; queries.c a state query;
+ *               both call pwhash.c and results.c
+ *   pwhash.c    password work in the thread pool; what follows a hash or a
+ *               check is commands.c's, reached through hashed_cb and
+ *               duplicate_cb, which resolver.c registers
+ *   results.c   the "res" items collected and sent; the clock (a leaf)
  */
 #ifndef ESBANK_RESOLVER_H
 #define ESBANK_RESOLVER_H
@@ -39,6 +50,11 @@ typedef struct resolver {
 	msg_buf_t items;          /* encoded "res" items not yet sent */
 	uint32_t item_count;
 	unsigned jobs_running;    /* password hashing jobs in the pool */
+	/* pwhash.c's continuations, registered by resolver.c (commands.c's) */
+	void (*hashed_cb)(struct resolver *r, uint64_t cid, const ledger_cmd_t *cmd,
+	                  const char *pwhash);
+	void (*duplicate_cb)(struct resolver *r, uint64_t cid, uint64_t id,
+	                     const ledger_key_entry_t *prior);
 } resolver_t;
 
 /* Parses "interactive", "moderate" or "min"; -EINVAL otherwise. */
@@ -53,18 +69,18 @@ void resolver_stop(resolver_t *r);
 /* Handles one client request (cid from the bus, r the request bytes). */
 void resolver_handle_request(resolver_t *r, uint64_t cid, const char *req, size_t len);
 
-/* Sends the items collected so far as one "res" frame to the bus. */
+/* results.c: sends the items collected so far as one "res" frame to the bus. */
 void resolver_flush(resolver_t *r);
 
 /*
- * Adds one result item. reply: the complete reply map bytes; ev/mail: an
- * event and its mail details (NULL when none); wait_seq: the durable
- * sequence number the bus must reach before answering.
+ * results.c: adds one result item. reply: the complete reply map bytes;
+ * ev/mail: an event and its mail details (NULL when none); wait_seq: the
+ * durable sequence number the bus must reach before answering.
  */
 void resolver_emit(resolver_t *r, uint64_t cid, uint64_t wait_seq, const msg_buf_t *reply,
                    const msg_buf_t *ev, const msg_buf_t *mail);
 
-/* Packs and emits an error reply. */
+/* results.c: packs and emits an error reply. */
 void resolver_emit_error(resolver_t *r, uint64_t cid, uint64_t id, proto_err_t err,
                          const char *message);
 
@@ -80,12 +96,15 @@ void resolver_open_account(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
 /* queries.c: answer a state query. */
 void resolver_run_query(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);
 
-/* pwhash.c: password work in libuv's thread pool. */
+/*
+ * pwhash.c: password work in libuv's thread pool. A hash made goes to
+ * r->hashed_cb; a keyed retry whose password matches to r->duplicate_cb.
+ */
 void resolver_hash_then_open(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);
 void resolver_verify_then_reply(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
                                 const char *pwhash, const ledger_key_entry_t *prior);
 
-/* The current time in ms since the epoch, never before the last event's. */
+/* results.c: the time in ms since the epoch, never before the last event's. */
 int64_t resolver_now_ms(const resolver_t *r);
 
 #endif
