@@ -16,6 +16,12 @@ and recovers (the command gets `unavailable`), instead of sending the gap to
 the logger and holding the reply forever.
 
 test_no_socket_left_after_a_clean_stop: every program removes its socket.
+
+test_every_peer_ignores_what_it_does_not_understand: in a bus session, each
+of the four peers (common/peer.c dispatches for all) logs and ignores a frame
+that is not a map, a map without "t", unknown types and another peer's
+message, answers none of them, keeps the session and answers the next
+message it knows.
 """
 
 import os
@@ -297,6 +303,40 @@ def test_snapshotter_gap_ends_the_session(lone):
     p.send({"t": "events", "events": [event(2), event(3)]})
     assert p.recv()["hwm"] == 3
     p.close()
+
+
+# a message each peer knows, with the answer it must give on an empty state
+KNOWN = {
+    "resolver": ({"t": "replay", "events": []}, {"t": "replayed", "hwm": 0}),
+    "logger": ({"t": "read", "c": 7, "from": 1}, {"t": "read", "c": 7, "first": 1}),
+    "snapshotter": ({"t": "events", "events": []}, {"t": "ack", "hwm": 0, "snapshot": 0}),
+    "mailer": ({"t": "mail", "items": []}, {"t": "ack", "hwm": 0}),
+}
+OTHERS = {"resolver": "append", "logger": "events", "snapshotter": "mail", "mailer": "req"}
+
+
+def test_every_peer_ignores_what_it_does_not_understand(lone):
+    for role in PEERS:
+        peer = lone(role, *(("--pwhash-cost", "min") if role == "resolver" else ()))
+        p, h = bus_session(peer.sock)
+        assert (h["role"], h["hwm"], h["pid"]) == (role, 0, peer.proc.pid), h
+        not_a_map = pack([1, 2, 3])
+        p.send_raw(struct.pack(">I", len(not_a_map)) + not_a_map)
+        for junk in ({"x": 1}, {"t": "no-such-type"}, {"t": 7}, {"t": OTHERS[role]}):
+            p.send(junk)
+        msg, want = KNOWN[role]
+        p.send(msg)
+        got = p.recv()
+        assert {k: got.get(k) for k in want} == want, (role, got)
+        more, eof = p.frames(0.3)
+        assert more == [] and not eof, (role, more, eof)
+        p.close()
+        peer.stop()
+        with open(peer.log.name, "rb") as f:
+            log = f.read().decode(errors="replace")
+        assert log.count("%s: a message from the bus of a type it does not know" % role) == 4, \
+            (role, log)
+        assert "%s: a frame from the bus that is not one msgpack map" % role in log, (role, log)
 
 
 class FakeResolver(threading.Thread):
