@@ -37,7 +37,7 @@ static void on_signal(uv_signal_t *s, int signum)
 {
 	hub_t *h = s->data;
 	log_info("signal %d: exiting", signum);
-	listener_close(&h->listener); /* removes bus.sock */
+	hub_stop(h); /* removes bus.sock */
 	conn_flush_all(s->loop);
 	uv_stop(s->loop);
 }

@@ -1,120 +1,178 @@
 /*
  * peers.c - the bus's links to its four peers (docs/peers.md): each a
- * link_t that reconnects with back-off; hello, and each peer's messages.
+ * link_t that reconnects with back-off and opens its session with the bus
+ * hello; the peer's hello, and each peer's messages, dispatched by name to
+ * the file of their concern (routes, recovery, reads, the snapshotter's and
+ * the mailer's feeds), which each keep their own state. What the logger's
+ * link says of the log (its hwm and head, a write fault) is kept here.
  */
 #include "hub.h"
 
 #include "config.h"
 #include "log.h"
+#include "protocol.h"
 #include "peer.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-static const char *const peer_names[PEER_COUNT] = { "resolver", "logger", "snapshotter",
-	                                            "mailer" };
+static const char *const peer_names[PEER_COUNT] = {
+	[PEER_RESOLVER] = PEER_ROLE_RESOLVER,
+	[PEER_LOGGER] = PEER_ROLE_LOGGER,
+	[PEER_SNAPSHOTTER] = PEER_ROLE_SNAPSHOTTER,
+	[PEER_MAILER] = PEER_ROLE_MAILER,
+};
 
 const char *peer_name(peer_role_t role)
 {
 	return peer_names[role];
 }
 
-bool peer_up(const hub_t *h, peer_role_t role)
+/* The logger's hello: a new logger session, maybe a restarted logger. */
+static void peers_logger_hello(hub_t *h, const msgpack_object *msg)
 {
-	return h->peers[role].link.up && h->peers[role].hello;
+	peers_t *ps = &h->peers;
+	msg_get_strcpy(msg, PEER_F_HEAD, ps->logger_head, sizeof(ps->logger_head));
+	mail_logger_up(h, ps->logger_hwm);
+	batches_discard(h, PEER_LOGGER);
+	/* a new logger holding every event has nothing left to fail on */
+	if (ps->logger_hwm >= h->routes.last_seq)
+		ps->log_fault = false;
+	route_logger_up(h, ps->logger_hwm); /* everything not yet durable, again */
+	route_durable(h, ps->logger_hwm);
+	if (h->recovery.state != BUS_LIVE)
+		recovery_check(h);
+	clientreads_logger_back(h);
 }
 
-/* After a logger restart: everything not yet durable is sent again. */
-static void peers_resend_pending(hub_t *h, uint64_t logger_hwm)
+static void peers_on_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
 {
-	for (size_t i = 0; i < h->pending.count; i++) {
-		pending_event_t *p = fifo_peek(&h->pending, i);
-		if (p->seq <= logger_hwm)
-			continue;
-		route_append_event(h, p->seq, p->ev.p, p->ev.n);
-	}
-}
-
-static void peers_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
-{
+	uint64_t hwm = 0;
 	p->hello = true;
-	p->hwm = 0;
 	p->pid = 0;
-	msg_get_u64(msg, "hwm", &p->hwm);
-	msg_get_u64(msg, "pid", &p->pid);
-	log_info("%s connected (hwm %llu)", peer_name(p->role), (unsigned long long)p->hwm);
+	msg_get_u64(msg, PEER_F_HWM, &hwm);
+	msg_get_u64(msg, PEER_F_PID, &p->pid);
+	log_info("%s connected (hwm %llu)", peer_name(p->role), (unsigned long long)hwm);
 	switch (p->role) {
+	case PEER_RESOLVER:
+		recovery_resolver_up(h, msg);
+		break;
 	case PEER_LOGGER:
-		msg_get_strcpy(msg, "head", p->head, sizeof(p->head));
-		if (!h->boot_known) {
-			h->boot_known = true;
-			h->boot_durable = p->hwm;
-		}
-		msg_buf_reset(&h->batch[PEER_LOGGER].items);
-		h->batch[PEER_LOGGER].n = 0;
-		/* a new logger holding every event has nothing left to fail on */
-		if (p->hwm >= h->last_seq)
-			h->log_fault = false;
-		peers_resend_pending(h, p->hwm);
-		route_durable(h, p->hwm);
-		events_logger_back(h);
+		h->peers.logger_hwm = hwm;
+		peers_logger_hello(h, msg);
 		break;
 	case PEER_SNAPSHOTTER:
-		msg_get_u64(msg, "snapshot", &p->snapshot_seq);
+		snapfeed_up(h, msg);
+		break;
+	case PEER_MAILER:
+		mail_up(h, msg);
 		break;
 	default:
 		break;
 	}
-	recovery_peer_hello(h, p, msg);
 	recovery_check(h);
 }
 
+static void peers_on_res(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	if (route_results(h, msg_get(msg, PEER_F_ITEMS)) == -EPROTO)
+		link_reset(&p->link); /* a gap: recovery rebuilds the resolver */
+}
+
+static void peers_on_replayed(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	(void)p;
+	uint64_t hwm = 0;
+	msg_get_u64(msg, PEER_F_HWM, &hwm);
+	recovery_replayed(h, hwm);
+}
+
+static void peers_on_loaded(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	(void)p;
+	recovery_loaded(h, msg);
+}
+
+static void peers_on_durable(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	(void)p;
+	peers_t *ps = &h->peers;
+	uint64_t seq = 0;
+	msg_get_u64(msg, PEER_F_SEQ, &seq);
+	msg_get_strcpy(msg, PEER_F_HEAD, ps->logger_head, sizeof(ps->logger_head));
+	ps->logger_hwm = seq;
+	if (ps->log_fault)
+		log_info("the log is writable again (durable %llu): taking commands",
+		         (unsigned long long)seq);
+	ps->log_fault = false; /* a write went through: the disk is back */
+	route_durable(h, seq);
+	if (h->recovery.state != BUS_LIVE)
+		recovery_check(h);
+}
+
+static void peers_on_read(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	(void)p;
+	reads_result(h, msg);
+}
+
+static void peers_on_fault(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	(void)p;
+	const char *m = "";
+	size_t n = 0;
+	msg_get_str(msg, PEER_F_MESSAGE, &m, &n);
+	log_warn("logger fault: %.*s; commands get unavailable until the log is "
+	         "writable again", (int)n, m);
+	h->peers.log_fault = true;
+}
+
+static void peers_on_refused(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	(void)h;
+	const char *m = "";
+	size_t n = 0;
+	msg_get_str(msg, PEER_F_MESSAGE, &m, &n);
+	log_warn("%s refused this bus: %.*s", peer_name(p->role), (int)n, m);
+}
+
+static void peers_on_ack(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	if (p->role == PEER_SNAPSHOTTER)
+		snapfeed_ack(h, msg);
+	else if (p->role == PEER_MAILER)
+		mail_ack(h, msg);
+}
+
+typedef void (*peers_msg_fn)(hub_t *h, peer_t *p, const msgpack_object *msg);
+
+/* The messages a peer may send the bus, by name (docs/peers.md). */
+static const struct {
+	const char *type;
+	peers_msg_fn fn;
+} peers_msgs[] = {
+	{ PEER_MSG_HELLO, peers_on_hello },
+	{ PEER_MSG_RES, peers_on_res },
+	{ PEER_MSG_REPLAYED, peers_on_replayed },
+	{ PEER_MSG_LOADED, peers_on_loaded },
+	{ PEER_MSG_DURABLE, peers_on_durable },
+	{ PEER_MSG_READ, peers_on_read },
+	{ PEER_MSG_FAULT, peers_on_fault },
+	{ PEER_MSG_REFUSED, peers_on_refused },
+	{ PEER_MSG_ACK, peers_on_ack },
+};
+
 static void peers_message(hub_t *h, peer_t *p, const msgpack_object *msg)
 {
-	const msgpack_object *t = msg_get(msg, "t");
-	if (t && msg_str_eq(t, "hello")) {
-		peers_hello(h, p, msg);
-	} else if (t && msg_str_eq(t, "res")) {
-		route_results(h, msg_get(msg, "items"));
-	} else if (t && msg_str_eq(t, "replayed")) {
-		uint64_t hwm = 0;
-		msg_get_u64(msg, "hwm", &hwm);
-		recovery_replayed(h, hwm);
-	} else if (t && msg_str_eq(t, "loaded")) {
-		recovery_loaded(h, msg);
-	} else if (t && msg_str_eq(t, "durable")) {
-		uint64_t seq = 0;
-		msg_get_u64(msg, "seq", &seq);
-		msg_get_strcpy(msg, "head", p->head, sizeof(p->head));
-		p->hwm = seq;
-		if (h->log_fault)
-			log_info("the log is writable again (durable %llu): taking commands",
-			         (unsigned long long)seq);
-		h->log_fault = false; /* a write went through: the disk is back */
-		route_durable(h, seq);
-	} else if (t && msg_str_eq(t, "read")) {
-		events_read_result(h, msg);
-	} else if (t && msg_str_eq(t, "fault")) {
-		const char *m = "";
-		size_t n = 0;
-		msg_get_str(msg, "message", &m, &n);
-		log_warn("logger fault: %.*s; commands get unavailable until the log is "
-		         "writable again", (int)n, m);
-		h->log_fault = true;
-	} else if (t && msg_str_eq(t, "refused")) {
-		const char *m = "";
-		size_t n = 0;
-		msg_get_str(msg, "message", &m, &n);
-		log_warn("%s refused this bus: %.*s", peer_name(p->role), (int)n, m);
-	} else if (t && msg_str_eq(t, "ack")) {
-		msg_get_u64(msg, "hwm", &p->hwm);
-		msg_get_u64(msg, "snapshot", &p->snapshot_seq);
-		if (p->role == PEER_MAILER)
-			mail_ack(h, p->hwm);
-	} else {
-		log_warn("unknown message from %s: ignored", peer_name(p->role));
+	const msgpack_object *t = msg_get(msg, PEER_T);
+	for (size_t i = 0; t && i < sizeof(peers_msgs) / sizeof(peers_msgs[0]); i++) {
+		if (msg_str_eq(t, peers_msgs[i].type)) {
+			peers_msgs[i].fn(h, p, msg);
+			return;
+		}
 	}
+	log_warn("unknown message from %s: ignored", peer_name(p->role));
 }
 
 static void peers_on_frame(conn_t *c, const char *body, size_t len)
@@ -129,6 +187,7 @@ static void peers_on_frame(conn_t *c, const char *body, size_t len)
 	else
 		log_warn("undecodable frame from %s: ignored", peer_name(p->role));
 	msgpack_zone_destroy(&zone);
+	hub_assert(p->hub);
 }
 
 static void peers_on_up(link_t *k)
@@ -142,32 +201,39 @@ static void peers_on_down(link_t *k)
 	hub_t *h = p->hub;
 	p->hello = false;
 	log_warn("%s disconnected", peer_name(p->role));
-	if (p->role == PEER_RESOLVER)
+	if (p->role == PEER_RESOLVER) {
 		route_resolver_lost(h);
-	else if (p->role == PEER_LOGGER) {
-		events_logger_lost(h);
-		route_logger_lost(h);
-	} else if (p->role == PEER_SNAPSHOTTER)
-		h->snap_next = 0;
-	else if (p->role == PEER_MAILER)
+		recovery_resolver_lost(h);
+	} else if (p->role == PEER_LOGGER) {
+		reads_logger_lost(h);
+		recovery_logger_lost(h);
+		snapfeed_down(h);
+		mail_logger_lost(h);
+	} else if (p->role == PEER_SNAPSHOTTER) {
+		snapfeed_down(h);
+	} else if (p->role == PEER_MAILER) {
 		mail_down(h);
+	}
+	hub_assert(h);
 }
 
-void peers_start(hub_t *h, const char *run_dir)
+int peers_start(hub_t *h, const char *run_dir)
 {
 	for (int r = 0; r < PEER_COUNT; r++) {
-		peer_t *p = &h->peers[r];
+		peer_t *p = &h->peers.peer[r];
 		p->hub = h;
 		p->role = (peer_role_t)r;
 		p->link.data = p;
 		char name[32];
 		snprintf(name, sizeof(name), "%s.sock", peer_names[r]);
 		char *path = config_path(run_dir, name);
-		if (!path || link_start(&p->link, h->loop, path, peers_on_frame, peers_on_up,
-		                        peers_on_down) < 0) {
-			log_error("out of memory starting the peer links");
-			exit(EXIT_FAILURE);
-		}
+		if (!path)
+			return -ENOMEM;
+		int rc = link_start(&p->link, h->loop, path, peers_on_frame, peers_on_up,
+		                    peers_on_down);
 		free(path);
+		if (rc < 0)
+			return rc;
 	}
+	return 0;
 }

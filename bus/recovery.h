@@ -1,0 +1,51 @@
+/*
+ * recovery.h - the bus's state and the rebuilding of the resolver's state
+ * from the log (recovery.c; DESIGN.md, "Recovery: restart and replay").
+ *
+ * Invariants:
+ *   - while state is BUS_RECOVERING no request reaches the resolver (they
+ *     wait in the hold queue);
+ *   - a replay read is out only in REC_REPLAY, from replay_next >= 1;
+ *   - expect_prev (a loaded snapshot's chain to check) only while replaying.
+ */
+#ifndef ESBANK_BUS_RECOVERY_H
+#define ESBANK_BUS_RECOVERY_H
+
+#include "bus.h"
+
+#include <assert.h>
+
+typedef enum { BUS_RECOVERING, BUS_LIVE } bus_state_t;
+/* Where recovery of the resolver stands. */
+typedef enum { REC_IDLE, REC_RESET, REC_LOAD, REC_REPLAY } rec_phase_t;
+
+typedef struct {
+	bus_state_t state;
+	rec_phase_t phase;
+	uint64_t replay_next;   /* next seq to read for the resolver */
+	bool expect_prev;       /* check the log's hash before replay_next */
+	char prev_hash[BUS_HASH_HEX_BYTES]; /* the loaded snapshot's chain hash */
+	bool no_snapshots;      /* a snapshot was tried: replay from the log */
+} recovery_t;
+
+static inline void recovery_assert(const recovery_t *r)
+{
+	assert(r->state == BUS_RECOVERING || r->state == BUS_LIVE);
+	assert(r->phase != REC_REPLAY || r->replay_next >= 1);
+}
+
+void recovery_init(hub_t *h);
+/* Moves recovery on when it can (and the snapshotter's and mailer's feeds). */
+void recovery_check(hub_t *h);
+/* The resolver's hello (msg): where it stands. */
+void recovery_resolver_up(hub_t *h, const msgpack_object *msg);
+/* The resolver's link is down: RECOVERING until it is rebuilt. */
+void recovery_resolver_lost(hub_t *h);
+/* The logger's link is down: RECOVERING until it is back (status truthful). */
+void recovery_logger_lost(hub_t *h);
+/* The resolver's "replayed" (after a replay batch or a reset): its hwm. */
+void recovery_replayed(hub_t *h, uint64_t hwm);
+/* The resolver's "loaded" (msg): the snapshot it loaded, if any. */
+void recovery_loaded(hub_t *h, const msgpack_object *msg);
+
+#endif
