@@ -39,12 +39,6 @@ void *bus_fifo_push(bus_fifo_t *f)
 	return slot;
 }
 
-void *bus_fifo_peek(const bus_fifo_t *f, size_t i)
-{
-	assert(i < f->count);
-	return f->items + ((f->head + i) % f->cap) * f->item_size;
-}
-
 void bus_fifo_pop(bus_fifo_t *f)
 {
 	assert(f->count > 0);

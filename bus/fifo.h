@@ -6,6 +6,7 @@
 #ifndef ESBANK_BUS_FIFO_H
 #define ESBANK_BUS_FIFO_H
 
+#include <assert.h>
 #include <stddef.h>
 
 /* A growable FIFO of fixed-size items (a ring). */
@@ -25,8 +26,12 @@ typedef struct {
 void bus_fifo_init(bus_fifo_t *f, size_t item_size);
 /* A zeroed new last item, or NULL on allocation failure (nothing changed). */
 void *bus_fifo_push(bus_fifo_t *f);
-/* Item i (0: the oldest); i < count. */
-void *bus_fifo_peek(const bus_fifo_t *f, size_t i);
+/* Item i (0: the oldest); i < count. Inline: the hot path peeks per event. */
+static inline void *bus_fifo_peek(const bus_fifo_t *f, size_t i)
+{
+	assert(i < f->count);
+	return f->items + ((f->head + i) % f->cap) * f->item_size;
+}
 /* Drops the oldest item (count > 0); what it owns is the caller's to free. */
 void bus_fifo_pop(bus_fifo_t *f);
 /* b becomes a copy of p[0..n); on allocation failure b->p is NULL, b->n 0. */

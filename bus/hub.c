@@ -21,14 +21,13 @@ static void hub_ping(hub_t *h, client_t *c, uint64_t id)
 /* A command or query: to the resolver when live, else held. */
 static void hub_resolve(hub_t *h, client_t *c, uint64_t id, int op, const char *req, size_t n)
 {
-	bool command = proto_op_is_command((proto_op_t)op);
-	if (h->peers.log_fault && command) {
+	if (h->peers.log_fault && proto_op_is_command((proto_op_t)op)) {
 		/* the log cannot be written: nothing new may be acknowledged */
 		clients_send_error(h, clients_ref(c), id, PROTO_E_UNAVAILABLE,
 		                   "the event log cannot be written just now; retry later");
 		clients_done(h, clients_ref(c));
 	} else if (h->recovery.state != BUS_LIVE || !peer_up(h, PEER_RESOLVER)) {
-		hold_request(h, clients_ref(c), id, command, req, n);
+		hold_request(h, clients_ref(c), id, proto_op_is_command((proto_op_t)op), req, n);
 	} else {
 		route_to_resolver(h, clients_ref(c), id, req, n);
 	}
