@@ -9,19 +9,21 @@
 
 #include "log.h"
 #include "protocol.h"
-#include "request.h"
 
 /* Decodes the fields of events / subscribe (bad_request checks included). */
 static bool clientreads_decode(hub_t *h, client_t *c, uint64_t id, const char *req, size_t n,
-                               ledger_cmd_t *cmd)
+                               proto_read_args_t *cmd)
 {
 	msgpack_zone zone;
 	msgpack_zone_init(&zone, 1024);
 	msgpack_object map;
 	const char *why = NULL;
 	proto_err_t e = PROTO_E_BAD_REQUEST;
-	if (msg_decode_map(req, n, &zone, &map) == 0)
-		e = request_decode(&map, cmd, &why);
+	uint64_t req_id;
+	proto_op_t op;
+	if (msg_decode_map(req, n, &zone, &map) == 0 && proto_peek(&map, &req_id, &op) == PROTO_OK &&
+	    (op == PROTO_OP_EVENTS || op == PROTO_OP_SUBSCRIBE))
+		e = proto_decode_read_args(&map, op, cmd, &why);
 	msgpack_zone_destroy(&zone);
 	if (e == PROTO_OK)
 		return true;
@@ -75,7 +77,7 @@ static void clientreads_on_events(hub_t *h, const bus_read_t *rd, const msgpack_
 
 void clientreads_events(hub_t *h, client_t *c, uint64_t id, const char *req, size_t n)
 {
-	ledger_cmd_t cmd;
+	proto_read_args_t cmd;
 	if (!clientreads_decode(h, c, id, req, n, &cmd))
 		return;
 	uint64_t from = cmd.has_from ? cmd.from_seq : 1;
@@ -113,7 +115,7 @@ static subscriber_t *clientreads_free_sub(hub_t *h)
 
 void clientreads_subscribe(hub_t *h, client_t *c, uint64_t id, const char *req, size_t n)
 {
-	ledger_cmd_t cmd;
+	proto_read_args_t cmd;
 	if (!clientreads_decode(h, c, id, req, n, &cmd))
 		return;
 	client_ref_t to = clients_ref(c);

@@ -182,7 +182,7 @@ out:
 
 static void clients_on_bad_frame(conn_t *conn)
 {
-	/* bad_frame is no ledger error code, so this reply is packed here */
+	/* bad_frame is not a proto_err_t (it ends the connection), so this reply is packed here */
 	msg_buf_t b;
 	msg_buf_init(&b);
 	msgpack_pack_map(&b.pk, 4);

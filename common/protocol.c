@@ -114,6 +114,41 @@ proto_err_t proto_peek(const msgpack_object *map, uint64_t *id, proto_op_t *op)
 	return *op == PROTO_OP_NONE ? PROTO_E_UNKNOWN_OP : PROTO_OK;
 }
 
+/* An optional unsigned field: absent or nil leaves *present false. */
+static proto_err_t proto_opt_uint(const msgpack_object *map, const char *name, uint64_t *v,
+                                  bool *present)
+{
+	const msgpack_object *o = msg_get(map, name);
+	*present = false;
+	if (!o || o->type == MSGPACK_OBJECT_NIL)
+		return PROTO_OK;
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return PROTO_E_BAD_REQUEST;
+	*v = o->via.u64;
+	*present = true;
+	return PROTO_OK;
+}
+
+proto_err_t proto_decode_read_args(const msgpack_object *map, proto_op_t op,
+                                   proto_read_args_t *out, const char **why)
+{
+	assert(op == PROTO_OP_EVENTS || op == PROTO_OP_SUBSCRIBE);
+	bool events = op == PROTO_OP_EVENTS, has_limit;
+	uint64_t limit = PROTO_EVENTS_LIMIT_DEFAULT;
+	memset(out, 0, sizeof(*out));
+	out->from_seq = events ? 1 : 0;
+	if (proto_opt_uint(map, "from", &out->from_seq, &out->has_from) != PROTO_OK) {
+		*why = "from must be a sequence number (a non-negative integer)";
+		return PROTO_E_BAD_REQUEST;
+	}
+	if (events && proto_opt_uint(map, "limit", &limit, &has_limit) != PROTO_OK) {
+		*why = "limit must be a non-negative integer";
+		return PROTO_E_BAD_REQUEST;
+	}
+	out->limit = limit > PROTO_EVENTS_LIMIT_MAX ? PROTO_EVENTS_LIMIT_MAX : limit;
+	return PROTO_OK;
+}
+
 void proto_pack_error(msgpack_packer *pk, uint64_t id, proto_err_t err, const char *message)
 {
 	assert(pk && err != PROTO_OK && err != PROTO_DUPLICATE);

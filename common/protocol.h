@@ -94,6 +94,25 @@ proto_err_t proto_peek(const msgpack_object *map, uint64_t *id, proto_op_t *op);
  * message NULL means proto_err_text(err). err is an error (not PROTO_OK or
  * PROTO_DUPLICATE).
  */
+/* The fields of "events" and "subscribe", the two ops the bus serves itself
+ * (from the log, without the ledger): from (default: 1 for events, the next
+ * new event for subscribe) and, for events, limit (default
+ * PROTO_EVENTS_LIMIT_DEFAULT, larger values taken as PROTO_EVENTS_LIMIT_MAX). */
+#define PROTO_EVENTS_LIMIT_DEFAULT 100
+#define PROTO_EVENTS_LIMIT_MAX 10000
+
+typedef struct {
+	uint64_t from_seq;
+	bool has_from;
+	uint64_t limit; /* events only */
+} proto_read_args_t;
+
+/* Decodes the fields of an events (op PROTO_OP_EVENTS) or subscribe request
+ * map into *out. PROTO_OK, or PROTO_E_BAD_REQUEST with *why (static text)
+ * naming the field. */
+proto_err_t proto_decode_read_args(const msgpack_object *map, proto_op_t op,
+                                   proto_read_args_t *out, const char **why);
+
 void proto_pack_error(msgpack_packer *pk, uint64_t id, proto_err_t err, const char *message);
 
 /*

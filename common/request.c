@@ -229,22 +229,16 @@ static proto_err_t request_inactive_users(request_ctx_t *c)
 	return PROTO_OK;
 }
 
-static proto_err_t request_events(request_ctx_t *c, bool with_limit)
+/* events / subscribe: the protocol module decodes them (the bus serves them) */
+static proto_err_t request_events(request_ctx_t *c)
 {
 	ledger_cmd_t *cmd = c->cmd;
-	uint64_t limit = REQUEST_EVENTS_LIMIT_DEFAULT;
-	bool has_limit;
-	cmd->from_seq = with_limit ? 1 : 0;
-	if (request_opt_uint(c, "from", "from must be a sequence number (a non-negative integer)",
-			     &cmd->from_seq, &cmd->has_from))
-		return PROTO_E_BAD_REQUEST;
-	if (!with_limit)
-		return PROTO_OK;
-	if (request_opt_uint(c, "limit", "limit must be a non-negative integer", &limit,
-			     &has_limit))
-		return PROTO_E_BAD_REQUEST;
-	cmd->limit = limit > REQUEST_EVENTS_LIMIT_MAX ? REQUEST_EVENTS_LIMIT_MAX : limit;
-	return PROTO_OK;
+	proto_read_args_t a;
+	proto_err_t e = proto_decode_read_args(c->map, cmd->op, &a, &c->why);
+	cmd->from_seq = a.from_seq;
+	cmd->has_from = a.has_from;
+	cmd->limit = a.limit;
+	return e;
 }
 
 static proto_err_t request_fields(request_ctx_t *c)
@@ -259,8 +253,8 @@ static proto_err_t request_fields(request_ctx_t *c)
 	case PROTO_OP_AUTHENTICATE: return request_authenticate(c);
 	case PROTO_OP_SUM_TRANSACTIONS: return request_sum_transactions(c);
 	case PROTO_OP_INACTIVE_USERS: return request_inactive_users(c);
-	case PROTO_OP_EVENTS: return request_events(c, true);
-	case PROTO_OP_SUBSCRIBE: return request_events(c, false);
+	case PROTO_OP_EVENTS: return request_events(c);
+	case PROTO_OP_SUBSCRIBE: return request_events(c);
 	default: return PROTO_OK;
 	}
 }

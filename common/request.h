@@ -16,8 +16,8 @@
 
 #include <msgpack.h>
 
-#define REQUEST_EVENTS_LIMIT_DEFAULT 100
-#define REQUEST_EVENTS_LIMIT_MAX 10000
+#define REQUEST_EVENTS_LIMIT_DEFAULT PROTO_EVENTS_LIMIT_DEFAULT
+#define REQUEST_EVENTS_LIMIT_MAX PROTO_EVENTS_LIMIT_MAX
 #define REQUEST_CODE_BYTES_MAX 256        /* longer "code" is bad_request */
 #define REQUEST_YEAR_MAX 9999             /* sum_transactions: year 1..9999 */
 #define REQUEST_DAYS_MAX 1000000          /* inactive_users: larger counts as this */
