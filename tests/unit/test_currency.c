@@ -1,12 +1,13 @@
 /*
  * test_currency.c - the client's exact dollars <-> cents conversion.
  *
- * currency.c belongs to the client program, not to common/, and the unit
- * tests link only common; so the module is compiled into this test directly.
+ * currency.c belongs to the client program, not to common/: the test links the
+ * client's library (tests/meson.build).
  */
-#include "../../client/currency.c"
+#include "currency.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 
 static int64_t parse_ok(const char *text)

@@ -1,15 +1,17 @@
 /*
  * test_maildir.c - the mailer's message composing (mailer/message.c) and
- * Maildir delivery (mailer/maildir.c). tests/meson.build links only
- * common_dep, so the two sources are included here.
+ * Maildir delivery (mailer/maildir.c), linked with the mailer's library
+ * (tests/meson.build).
  */
-#include "../../mailer/maildir.c"
-#include "../../mailer/message.c"
+#include "maildir.h"
+#include "message.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define T_ACCOUNT 1234567890123456ULL
 #define T_TS_MS 1700000000123LL /* Tue, 14 Nov 2023 22:13:20 UTC */

@@ -1,5 +1,5 @@
 /* test_restart.c - esbankd's restart policy: back-off and restart intensity. */
-#include "../../supervisor/restart.c"
+#include "restart.h"
 
 #include <criterion/criterion.h>
 

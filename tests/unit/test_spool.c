@@ -1,11 +1,14 @@
 /*
  * test_spool.c - the mailer's spool and address book (mailer/spool.c).
- * tests/meson.build links only common_dep, so the source is included here.
+ * Linked with the mailer's library (tests/meson.build).
  */
-#include "../../mailer/spool.c"
+#include "spool.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static char dir[64];
 static spool_t sp;
