@@ -11,7 +11,7 @@
  * requeue prints "requeued <id>" per mail (--json: {"id","requeued":true}).
  */
 #include "mail.h"
-#include "../mailer/spool.h"
+#include "spool.h"
 #include "config.h"
 #include "log.h"
 #include "output.h"

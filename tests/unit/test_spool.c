@@ -1,6 +1,6 @@
 /*
- * test_spool.c - the mailer's spool and address book (mailer/spool.c).
- * Linked with the mailer's library (tests/meson.build).
+ * test_spool.c - the mail spool and address book (common/spool.c), which
+ * the mailer writes and `esbank mail` reads.
  */
 #include "spool.h"
 

@@ -7,8 +7,8 @@
  * Used by esbank-mailer and by the client's `esbank mail` (which reads the
  * same files and re-queues dead mails); no libuv, no libcurl here.
  */
-#ifndef ESBANK_MAILER_SPOOL_H
-#define ESBANK_MAILER_SPOOL_H
+#ifndef ESBANK_COMMON_SPOOL_H
+#define ESBANK_COMMON_SPOOL_H
 
 #include "ledger.h"
 

@@ -1,5 +1,6 @@
 /*
- * spool.c - the mailer's durable spool and address book (see spool.h).
+ * spool.c - the mail spool and address book (see spool.h): written by the
+ * mailer, read and re-queued by `esbank mail`.
  *
  * DATA/mail/queue/<seq>   a mail accepted from the bus and not yet delivered
  * DATA/mail/dead/<seq>    a mail that failed for good (reason inside)
