@@ -28,6 +28,8 @@ static const char *const proto_err_names[] = {
 	[PROTO_E_OVERLOADED] = "overloaded",
 	[PROTO_E_INTERNAL] = "internal",
 	[PROTO_DUPLICATE] = "duplicate",
+	[PROTO_E_NOT_PRIMARY] = "not_primary",
+	[PROTO_E_NOT_STANDBY] = "not_standby",
 };
 
 const char *proto_err_name(proto_err_t e)
@@ -54,6 +56,8 @@ const char *proto_err_text(proto_err_t e)
 	case PROTO_E_AUTH_FAILED: return "wrong account or password";
 	case PROTO_E_UNAVAILABLE: return "the server cannot take commands just now; retry later";
 	case PROTO_E_OVERLOADED: return "too many requests in flight; retry later";
+	case PROTO_E_NOT_PRIMARY: return "this group is not the primary; send commands to the primary";
+	case PROTO_E_NOT_STANDBY: return "only a standby group can be promoted";
 	default: return "a fault inside the server; the command did not take effect";
 	}
 }
@@ -72,6 +76,7 @@ static const char *const proto_op_names[] = {
 	[PROTO_OP_SUBSCRIBE] = "subscribe",
 	[PROTO_OP_STATUS] = "status",
 	[PROTO_OP_PING] = "ping",
+	[PROTO_OP_PROMOTE] = "promote",
 };
 #define PROTO_OPS_N (sizeof(proto_op_names) / sizeof(proto_op_names[0]))
 

@@ -43,6 +43,8 @@ typedef enum {
 	PROTO_E_OVERLOADED,
 	PROTO_E_INTERNAL,
 	PROTO_DUPLICATE, /* not an error: a keyed command seen before */
+	PROTO_E_NOT_PRIMARY, /* a command on a standby or fenced group */
+	PROTO_E_NOT_STANDBY, /* promote on a group that is not a standby */
 } proto_err_t;
 
 /* Ops; the numbers are stored in snapshots (the key table): never renumber. */
@@ -64,6 +66,7 @@ typedef enum {
 	PROTO_OP_SUBSCRIBE,
 	PROTO_OP_STATUS,
 	PROTO_OP_PING,
+	PROTO_OP_PROMOTE, /* served by the bus and the replicator: a standby takes over */
 } proto_op_t;
 
 /* The protocol's error string ("not_found", ...) for an error code. */
@@ -142,6 +145,14 @@ void proto_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra);
 #define PEER_MSG_EVENTS "events"     /* bus -> snapshotter: durable events */
 #define PEER_MSG_ACK "ack"           /* snapshotter, mailer -> bus */
 #define PEER_MSG_MAIL "mail"         /* bus -> mailer: events that send mail */
+/* bus <-> replicator (docs/peers.md; "append" and "fault" as above) */
+#define PEER_MSG_REPLICATED "replicated" /* replicator -> bus: held by a quorum */
+#define PEER_MSG_FENCED "fenced"         /* replicator -> bus: another primary wrote */
+#define PEER_MSG_FOLLOW "follow"         /* replicator -> bus: events read from the stream */
+#define PEER_MSG_FROM "from"             /* bus -> replicator: follow from seq */
+#define PEER_MSG_PROMOTE "promote"       /* bus -> replicator: take over */
+#define PEER_MSG_PROMOTED "promoted"     /* replicator -> bus: takeover record written */
+#define PEER_MSG_PRIMARY "primary"       /* replicator -> bus: the primary's heartbeat */
 
 /* Field names of peer messages (which message carries which: docs/peers.md). */
 #define PEER_F_ROLE "role"
@@ -169,6 +180,14 @@ void proto_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra);
 #define PEER_F_LIMIT "limit"
 #define PEER_F_BYTES "bytes"
 #define PEER_F_SEQ "seq"
+/* fields of the replicator's messages */
+#define PEER_F_MODE "mode"             /* hello: PEER_MODE_PRIMARY or PEER_MODE_STANDBY */
+#define PEER_F_STREAM "stream"         /* hello: the stream's name */
+#define PEER_F_STREAM_SEQ "stream_seq" /* the stream's last sequence */
+#define PEER_F_REPLICAS "replicas"     /* hello: the stream's replicas */
+#define PEER_F_NODE "node"             /* hello, primary: a group's name */
+#define PEER_F_PRIMARY "primary"       /* fenced: the other primary's name or nil */
+#define PEER_F_ERROR "error"           /* promoted: "not_standby" or "unavailable" */
 /* fields of the mail details map */
 #define PEER_F_TO "to"
 #define PEER_F_ACCOUNT "account"
@@ -181,5 +200,10 @@ void proto_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra);
 #define PEER_ROLE_LOGGER "logger"
 #define PEER_ROLE_SNAPSHOTTER "snapshotter"
 #define PEER_ROLE_MAILER "mailer"
+#define PEER_ROLE_REPLICATOR "replicator"
+
+/* The replicator's modes (its hello's PEER_F_MODE). */
+#define PEER_MODE_PRIMARY "primary"
+#define PEER_MODE_STANDBY "standby"
 
 #endif
