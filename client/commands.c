@@ -359,7 +359,7 @@ static int cmd_status(cmd_t *c)
 		rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
 	if (rc || cmd_json(c, &reply))
 		return rc;
-	supervision_t sup;
+	runstate_t sup;
 	supervision_read(c->call.sock_path, &sup);
 	output_status(&reply, &sup);
 	return 0;

@@ -8,7 +8,7 @@
  * are not strings are left out, as PROTOCOL.md says receivers ignore them.
  */
 #include "output.h"
-#include "supervision.h"
+#include "runstate.h"
 
 #include "currency.h"
 #include "msg.h"
@@ -294,7 +294,7 @@ static void output_uptime(const msgpack_object *reply)
 
 /* One peer's line: connected or not, its pid and hwm, esbankd's restarts. */
 static void output_peer(const char *label, const char *role, const msgpack_object *p,
-                        const supervision_t *sup)
+                        const runstate_t *sup)
 {
 	bool up = false;
 	uint64_t pid = 0, hwm = 0;
@@ -302,14 +302,14 @@ static void output_peer(const char *label, const char *role, const msgpack_objec
 	msg_get_bool(p, "connected", &up);
 	msg_get_u64(p, "pid", &pid);
 	msg_get_u64(p, "hwm", &hwm);
-	const supervision_child_t *child = sup ? supervision_find(sup, role) : NULL;
+	const runstate_child_t *child = sup ? runstate_find(sup, role) : NULL;
 	if (child)
 		snprintf(extra, sizeof(extra), "  restarts %" PRId64, child->restarts);
 	output_pair(label, "%-12s %-13s pid %-8" PRIu64 " hwm %-10" PRIu64 "%s", role,
 	            up ? "connected" : "not connected", pid, hwm, extra);
 }
 
-static void output_peers(const msgpack_object *reply, const supervision_t *sup)
+static void output_peers(const msgpack_object *reply, const runstate_t *sup)
 {
 	const msgpack_object *peers = msg_get(reply, "peers");
 	const char *label = "Peers";
@@ -331,7 +331,7 @@ static void output_peers(const msgpack_object *reply, const supervision_t *sup)
 		output_pair(label, "none");
 }
 
-void output_status(const msgpack_object *reply, const supervision_t *sup)
+void output_status(const msgpack_object *reply, const runstate_t *sup)
 {
 	char buf[OUTPUT_FIELD_MAX];
 

@@ -60,8 +60,8 @@ void output_account(const msgpack_object *reply);
  * Prints a status reply for people; sup (may be NULL) adds esbankd's
  * restart counts to the peers.
  */
-struct supervision;
-void output_status(const msgpack_object *reply, const struct supervision *sup);
+struct runstate;
+void output_status(const msgpack_object *reply, const struct runstate *sup);
 
 /* Prints one event as one aligned line for people. */
 void output_event(const msgpack_object *ev);

@@ -1,9 +1,10 @@
-/* state.c - RUN/esbankd.state (the format is in state.h). */
+/* state.c - esbankd writes RUN/esbankd.state (the format is in common/runstate.h). */
 #include "state.h"
 #include "config.h"
 #include "log.h"
 #include "rundir.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,47 +18,45 @@ uint64_t state_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Appends one child's object at buf[*len]; false when it does not fit. */
-static bool state_child(const sup_child_t *c, bool first, char *buf, size_t *len)
+/* The file's view of s: its pid, state and children. */
+static void state_view(const supervisor_t *s, runstate_t *rs)
 {
-	/* Names come from supervise.c's table: plain ASCII, nothing to escape. */
-	int n = snprintf(buf + *len, STATE_BYTES_MAX - *len,
-	                 "%s\n  {\"name\": \"%s\", \"pid\": %ld, \"running\": %s, "
-	                 "\"restarts\": %u, \"up_since_ms\": %llu}",
-	                 first ? "" : ",", c->name, (long)c->pid, c->running ? "true" : "false",
-	                 c->restarts, (unsigned long long)c->up_since_ms);
-	if (n < 0 || (size_t)n >= STATE_BYTES_MAX - *len)
-		return false;
-	*len += (size_t)n;
-	return true;
+	assert(s->nchildren <= RUNSTATE_CHILDREN_MAX);
+	rs->esbankd_pid = getpid();
+	snprintf(rs->state, sizeof(rs->state), "%s",
+	         s->stopping ? "stopping" : s->live ? "running" : "starting");
+	rs->updated_ms = (int64_t)state_now_ms();
+	rs->count = (int)s->nchildren;
+	for (size_t i = 0; i < s->nchildren; i++) {
+		const sup_child_t *c = &s->children[i];
+		runstate_child_t *out = &rs->children[i];
+		assert(strlen(c->name) <= RUNSTATE_NAME_MAX);
+		snprintf(out->name, sizeof(out->name), "%s", c->name);
+		out->pid = c->pid;
+		out->running = c->running;
+		out->restarts = c->restarts;
+		out->up_since_ms = (int64_t)c->up_since_ms;
+	}
 }
 
 void state_write(const supervisor_t *s)
 {
-	char buf[STATE_BYTES_MAX];
-	int n = snprintf(buf, sizeof(buf),
-	                 "{\"esbankd_pid\": %ld, \"state\": \"%s\", \"updated_ms\": %llu, "
-	                 "\"children\": [",
-	                 (long)getpid(), s->stopping ? "stopping" : s->live ? "running" : "starting",
-	                 (unsigned long long)state_now_ms());
-	size_t len = (size_t)n;
-	bool fits = n > 0 && len < sizeof(buf);
-	for (size_t i = 0; fits && i < s->nchildren; i++)
-		fits = state_child(&s->children[i], i == 0, buf, &len);
-	n = fits ? snprintf(buf + len, sizeof(buf) - len, "\n]}\n") : -1;
-	if (n < 0 || (size_t)n >= sizeof(buf) - len) {
-		log_error(STATE_FILE " does not fit in %d bytes: not written", STATE_BYTES_MAX);
+	char buf[RUNSTATE_BYTES_MAX];
+	size_t len;
+	runstate_t rs;
+	state_view(s, &rs);
+	if (runstate_format(&rs, buf, &len) < 0) {
+		log_error(RUNSTATE_FILE " does not fit in %d bytes: not written", RUNSTATE_BYTES_MAX);
 		return;
 	}
-	len += (size_t)n;
-	int rc = rundir_replace(s->cfg->run_dir, STATE_FILE, buf, len);
+	int rc = rundir_replace(s->cfg->run_dir, RUNSTATE_FILE, buf, len);
 	if (rc < 0)
-		log_warn("cannot write %s/" STATE_FILE ": %s", s->cfg->run_dir, strerror(-rc));
+		log_warn("cannot write %s/" RUNSTATE_FILE ": %s", s->cfg->run_dir, strerror(-rc));
 }
 
 void state_remove(const supervisor_t *s)
 {
-	char *path = config_path(s->cfg->run_dir, STATE_FILE);
+	char *path = config_path(s->cfg->run_dir, RUNSTATE_FILE);
 	if (path)
 		unlink(path);
 	free(path);
