@@ -422,8 +422,9 @@ static proto_err_t whatif_recheck(whatif_t *w, const ledger_event_t *real_ev,
 	ledger_event_t ev = *real_ev;
 
 	whatif_cmd_of(real_ev, &cmd);
-	proto_err_t e = cmd.op == PROTO_OP_VERIFY_ACCOUNT
-		? whatif_check_verify(w, real_ev, &cmd, prior) : ledger_check(w->alt, &cmd, prior);
+	proto_err_t e = real_ev->type == LEDGER_EV_PRIMARY_CHANGED ? PROTO_OK /* no command */
+		: cmd.op == PROTO_OP_VERIFY_ACCOUNT ? whatif_check_verify(w, real_ev, &cmd, prior)
+		: ledger_check(w->alt, &cmd, prior);
 	if (e != PROTO_OK)
 		return e;
 	ev.seq = ledger_last_seq(w->alt) + 1;

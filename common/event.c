@@ -10,13 +10,14 @@
  * Decoding is strict about the fields the type needs and ignores others:
  *   seq      unsigned integer >= 1
  *   ts       unsigned integer <= INT64_MAX
- *   type     one of the five names
+ *   type     one of the six names
  *   account, from, to   strings of 16 digits, first not 0
  *   email    string of at most 254 bytes without NUL
  *   balance, amount     unsigned integers <= INT64_MAX ("balance" is
  *                       optional in money_withdrawn: older logs lack it)
  *   pwhash   non-empty string shorter than LEDGER_PWHASH_BYTES, without NUL
  *   code_hash  string of 64 lowercase or uppercase hex digits
+ *   node     string of 1..LEDGER_NODE_BYTES_MAX bytes without NUL
  *   key      optional string of 1..64 bytes; when present "fp" must be a
  *            string of 32 hex digits; "fp" without "key" is invalid
  * Anything else is -EINVAL. The domain rules (balances, seq order, the email
@@ -86,7 +87,7 @@ static uint32_t event_type_fields(ledger_event_type_t t, bool has_balance)
 	static const uint32_t n[] = {
 		[LEDGER_EV_ACCOUNT_OPENED] = 5,	   [LEDGER_EV_ACCOUNT_VERIFIED] = 1,
 		[LEDGER_EV_CODE_REISSUED] = 2,	   [LEDGER_EV_MONEY_TRANSFERRED] = 3,
-		[LEDGER_EV_MONEY_WITHDRAWN] = 2,
+		[LEDGER_EV_MONEY_WITHDRAWN] = 2,    [LEDGER_EV_PRIMARY_CHANGED] = 1,
 	};
 	return n[t] + (t == LEDGER_EV_MONEY_WITHDRAWN && has_balance);
 }
@@ -124,6 +125,9 @@ void event_pack(msgpack_packer *pk, const ledger_event_t *ev)
 		msg_pack_kv_i64(pk, "amount", ev->amount);
 		if (ev->has_balance)
 			msg_pack_kv_i64(pk, "balance", ev->balance);
+		break;
+	case LEDGER_EV_PRIMARY_CHANGED:
+		msg_pack_kv_str(pk, "node", ev->node);
 		break;
 	}
 	if (ev->has_key) {
@@ -210,6 +214,8 @@ static int event_decode_fields(const msgpack_object *map, ledger_event_t *ev)
 		    event_get_amount(map, "amount", &ev->amount))
 			return -EINVAL;
 		return event_get_balance(map, ev);
+	case LEDGER_EV_PRIMARY_CHANGED:
+		return event_get_text(map, "node", ev->node, sizeof(ev->node));
 	}
 	return -EINVAL;
 }

@@ -6,7 +6,7 @@
  *   "seq"  uint    1, 2, 3, ... (no gaps)
  *   "ts"   uint    milliseconds since the Unix epoch, UTC, never decreasing
  *   "type" string  account_opened | account_verified | code_reissued |
- *                  money_transferred | money_withdrawn
+ *                  money_transferred | money_withdrawn | primary_changed
  *   account_opened:    "account" str(16 digits), "email" str, "balance" uint,
  *                      "pwhash" str (argon2id), "code_hash" str (64 hex)
  *   account_verified:  "account"
@@ -15,6 +15,8 @@
  *   money_withdrawn:   "account", "amount", "balance" (uint, the account's
  *                      balance after; optional: events written before it
  *                      existed lack it)
+ *   primary_changed:   "node" str (1..255 bytes: the replication group that
+ *                      took over as primary; changes no balance, no "key")
  *   "key"  str     only when the command carried an idempotency key
  *   "fp"   str     with "key": 32 hex digits, the command's fingerprint
  * Unknown keys are ignored when decoding; a missing or mistyped field makes

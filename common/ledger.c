@@ -339,6 +339,7 @@ static const char *const ledger_event_names[] = {
 	[LEDGER_EV_CODE_REISSUED] = "code_reissued",
 	[LEDGER_EV_MONEY_TRANSFERRED] = "money_transferred",
 	[LEDGER_EV_MONEY_WITHDRAWN] = "money_withdrawn",
+	[LEDGER_EV_PRIMARY_CHANGED] = "primary_changed",
 };
 #define LEDGER_EVENT_NAMES_N (sizeof(ledger_event_names) / sizeof(ledger_event_names[0]))
 
@@ -532,6 +533,15 @@ static proto_err_t ledger_check_move(const ledger_t *l, const ledger_event_t *ev
 	return PROTO_OK;
 }
 
+/* A takeover record: a node name of 1..LEDGER_NODE_BYTES_MAX bytes, no key. */
+static proto_err_t ledger_check_primary_changed(const ledger_event_t *ev)
+{
+	size_t n = strnlen(ev->node, sizeof(ev->node));
+	if (n == 0 || n == sizeof(ev->node) || ev->has_key)
+		return PROTO_E_BAD_REQUEST;
+	return PROTO_OK;
+}
+
 static proto_err_t ledger_check_event_rules(const ledger_t *l, const ledger_event_t *ev)
 {
 	const ledger_account_t *a;
@@ -547,6 +557,8 @@ static proto_err_t ledger_check_event_rules(const ledger_t *l, const ledger_even
 	case LEDGER_EV_MONEY_TRANSFERRED:
 	case LEDGER_EV_MONEY_WITHDRAWN:
 		return ledger_check_move(l, ev);
+	case LEDGER_EV_PRIMARY_CHANGED:
+		return ledger_check_primary_changed(ev);
 	default:
 		return PROTO_E_BAD_REQUEST;
 	}
@@ -633,6 +645,7 @@ static proto_op_t ledger_op_of_event(ledger_event_type_t t)
 	case LEDGER_EV_CODE_REISSUED: return PROTO_OP_REISSUE_CODE;
 	case LEDGER_EV_MONEY_TRANSFERRED: return PROTO_OP_TRANSFER;
 	case LEDGER_EV_MONEY_WITHDRAWN: return PROTO_OP_WITHDRAW;
+	case LEDGER_EV_PRIMARY_CHANGED: break; /* carries no key */
 	}
 	return PROTO_OP_NONE;
 }
@@ -829,7 +842,8 @@ int ledger_apply(ledger_t *l, const ledger_event_t *ev, ledger_result_t *out)
 		return rc;
 	if (ev->type == LEDGER_EV_ACCOUNT_OPENED)
 		ledger_apply_opened(l, ev);
-	int64_t balance = ledger_apply_rules(l, ev);
+	/* a takeover record only moves seq and time: it has no subject account */
+	int64_t balance = ev->type == LEDGER_EV_PRIMARY_CHANGED ? 0 : ledger_apply_rules(l, ev);
 	if (ev->has_key)
 		ledger_keys_add(l, ev, balance);
 	l->last_seq = ev->seq;

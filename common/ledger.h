@@ -35,6 +35,7 @@
 #define LEDGER_PWHASH_BYTES_MAX 128        /* crypto_pwhash_STRBYTES */
 #define LEDGER_CODE_HASH_BYTES 32          /* BLAKE2b-256 of the code */
 #define LEDGER_FP_BYTES 16                 /* idempotency fingerprint */
+#define LEDGER_NODE_BYTES_MAX 255          /* primary_changed's node name */
 #define LEDGER_INACTIVE_DAYS_DEFAULT 30
 #define LEDGER_DAY_MS 86400000LL
 #define LEDGER_SNAPSHOT_VERSION 1
@@ -45,6 +46,7 @@ typedef enum {
 	LEDGER_EV_CODE_REISSUED,
 	LEDGER_EV_MONEY_TRANSFERRED,
 	LEDGER_EV_MONEY_WITHDRAWN,
+	LEDGER_EV_PRIMARY_CHANGED,
 } ledger_event_type_t;
 
 /*
@@ -56,6 +58,9 @@ typedef enum {
  *   money_transferred: account (from), to, amount
  *   money_withdrawn:   account, amount, and balance (the account's balance
  *                      after) when has_balance (events of older logs lack it)
+ *   primary_changed:   node (the group that took over as the replication
+ *                      primary; written by the replicator, never by the
+ *                      resolver; it changes no balance and carries no key)
  * key/fp are set when the command carried an idempotency key.
  */
 typedef struct {
@@ -74,6 +79,7 @@ typedef struct {
 	char key[LEDGER_KEY_BYTES_MAX + 1];
 	size_t key_len;
 	uint8_t fp[LEDGER_FP_BYTES];
+	char node[LEDGER_NODE_BYTES_MAX + 1]; /* primary_changed: 1.. bytes, no NUL */
 } ledger_event_t;
 
 /*

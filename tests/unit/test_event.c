@@ -51,6 +51,10 @@ static ledger_event_t make(ledger_event_type_t type)
 	case LEDGER_EV_MONEY_WITHDRAWN:
 		ev.amount = 1;
 		break;
+	case LEDGER_EV_PRIMARY_CHANGED:
+		ev.account = 0; /* it has no account */
+		strcpy(ev.node, "standby-b:/var/lib/esbank");
+		break;
 	default:
 		break;
 	}
@@ -86,11 +90,12 @@ static void round_trip(const ledger_event_t *in)
 	cr_assert_eq(out.key_len, in->key_len);
 	cr_assert_eq(memcmp(out.key, in->key, in->key_len), 0);
 	cr_assert_eq(memcmp(out.fp, in->fp, LEDGER_FP_BYTES), 0);
+	cr_assert_str_eq(out.node, in->node);
 }
 
 Test(event, round_trip_every_type)
 {
-	for (int t = LEDGER_EV_ACCOUNT_OPENED; t <= LEDGER_EV_MONEY_WITHDRAWN; t++) {
+	for (int t = LEDGER_EV_ACCOUNT_OPENED; t <= LEDGER_EV_PRIMARY_CHANGED; t++) {
 		ledger_event_t ev = make((ledger_event_type_t)t);
 		round_trip(&ev);
 		with_key(&ev);
@@ -166,8 +171,9 @@ Test(event, every_required_field_is_required)
 		[LEDGER_EV_CODE_REISSUED] = { "seq", "ts", "type", "account", "code_hash" },
 		[LEDGER_EV_MONEY_TRANSFERRED] = { "seq", "ts", "type", "from", "to", "amount" },
 		[LEDGER_EV_MONEY_WITHDRAWN] = { "seq", "ts", "type", "account", "amount" },
+		[LEDGER_EV_PRIMARY_CHANGED] = { "seq", "ts", "type", "node" },
 	};
-	for (int t = LEDGER_EV_ACCOUNT_OPENED; t <= LEDGER_EV_MONEY_WITHDRAWN; t++) {
+	for (int t = LEDGER_EV_ACCOUNT_OPENED; t <= LEDGER_EV_PRIMARY_CHANGED; t++) {
 		ledger_event_t ev = make((ledger_event_type_t)t);
 		const char *name = ledger_event_type_name(ev.type);
 		for (int f = 0; f < 8 && fields[t][f]; f++) {
@@ -277,4 +283,40 @@ Test(event, packed_shape)
 	cr_assert_eq(v, (uint64_t)LEDGER_AMOUNT_MAX);
 	cr_assert_null(msg_get(&obj, "pwhash"));
 	msgpack_zone_destroy(&zone);
+}
+
+/* The takeover record of replication: exactly seq, ts, type and node. */
+Test(event, primary_changed_shape_and_node)
+{
+	ledger_event_t ev = make(LEDGER_EV_PRIMARY_CHANGED), out;
+	msgpack_zone zone;
+	msgpack_object obj;
+	msg_buf_reset(&buf);
+	event_pack(&buf.pk, &ev);
+	msgpack_zone_init(&zone, 1024);
+	cr_assert_eq(msg_decode_map(buf.sb.data, buf.sb.size, &zone, &obj), 0);
+	cr_assert_eq(obj.via.map.size, 4);
+	const char *s;
+	size_t n;
+	cr_assert_eq(msg_get_str(&obj, "type", &s, &n), 0);
+	cr_assert(n == 15 && memcmp(s, "primary_changed", 15) == 0);
+	cr_assert_eq(msg_get_str(&obj, "node", &s, &n), 0);
+	cr_assert(n == strlen(ev.node) && memcmp(s, ev.node, n) == 0);
+	cr_assert_null(msg_get(&obj, "account"));
+	msgpack_zone_destroy(&zone);
+
+	cr_assert_eq(decode_altered(&ev, "node", put_empty), -EINVAL, "empty node");
+	cr_assert_eq(decode_altered(&ev, "node", put_int), -EINVAL, "node not a string");
+	memset(ev.node, 'n', LEDGER_NODE_BYTES_MAX);
+	ev.node[LEDGER_NODE_BYTES_MAX] = '\0';
+	round_trip(&ev);
+	msg_buf_reset(&buf);
+	msgpack_pack_map(&buf.pk, 4);
+	msg_pack_kv_u64(&buf.pk, "seq", 1);
+	msg_pack_kv_u64(&buf.pk, "ts", 1);
+	msg_pack_kv_str(&buf.pk, "type", "primary_changed");
+	char big[LEDGER_NODE_BYTES_MAX + 1];
+	memset(big, 'n', sizeof(big));
+	msg_pack_kv_strn(&buf.pk, "node", big, sizeof(big));
+	cr_assert_eq(event_decode_bytes(buf.sb.data, buf.sb.size, &out), -EINVAL, "node of 256");
 }

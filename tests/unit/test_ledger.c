@@ -111,6 +111,13 @@ static int64_t withdraw_at(uint64_t account, int64_t amount, int64_t ts)
 	return res.balance;
 }
 
+static ledger_event_t takeover(const char *node)
+{
+	ledger_event_t ev = next_event(LEDGER_EV_PRIMARY_CHANGED, 0);
+	snprintf(ev.node, sizeof(ev.node), "%s", node);
+	return ev;
+}
+
 /* A1, A2 verified; A3 open, not verified. */
 static void three_accounts(void)
 {
@@ -161,6 +168,8 @@ Test(ledger, err_and_type_names)
 	cr_assert_eq(ledger_event_type_parse("account_opene", 13), 0);
 	cr_assert_eq(ledger_event_type_parse("money_transferred", 17),
 		     LEDGER_EV_MONEY_TRANSFERRED);
+	cr_assert_eq(ledger_event_type_parse("primary_changed", 15), LEDGER_EV_PRIMARY_CHANGED);
+	cr_assert_str_eq(ledger_event_type_name(LEDGER_EV_PRIMARY_CHANGED), "primary_changed");
 }
 
 Test(ledger, account_number_form)
@@ -817,6 +826,8 @@ Test(ledger, snapshot_round_trip)
 	set_key(&ev, "t1", 0x77);
 	apply_ok(&ev, NULL);
 	withdraw_at(A2, 333, utc_ms(2024, 6, 1, 0, 0, 0, 0));
+	ledger_event_t tk = takeover("standby-b");
+	apply_ok(&tk, NULL); /* the snapshot's last event may be a takeover */
 	int rc;
 	ledger_t *copy = copy_through_snapshot(&rc, 0);
 	cr_assert_eq(rc, 0);
@@ -1103,4 +1114,46 @@ Test(ledger, event_from_cmd_reissue_and_transfer)
 	cr_assert(ev.account == A1 && ev.to == A2 && ev.amount == 100 && !ev.has_balance);
 	apply_ok(&ev, NULL);
 	cr_assert_eq(ledger_find(l, A2)->balance, LEDGER_OPEN_BALANCE + 100);
+}
+
+/* A replication takeover record moves seq and time and nothing else. */
+Test(ledger, primary_changed_changes_no_balance)
+{
+	three_accounts();
+	transfer_at(A1, A2, 250, 0);
+	int64_t total = ledger_total_balance(l);
+	ledger_event_t ev = takeover("standby-b");
+	ev.ts_ms = ledger_last_ts(l) + 5;
+	ledger_result_t res = { .balance = -1 };
+	apply_ok(&ev, &res);
+	cr_assert_eq(res.balance, 0);
+	cr_assert_eq(ledger_last_ts(l), ev.ts_ms);
+	cr_assert_eq(ledger_total_balance(l), total);
+	cr_assert_eq(ledger_account_count(l), 3);
+	cr_assert_eq(ledger_find(l, A1)->balance, LEDGER_OPEN_BALANCE - 250);
+	cr_assert_eq(ledger_find(l, A2)->balance, LEDGER_OPEN_BALANCE + 250);
+	cr_assert_eq(transfer_at(A2, A1, 50, 0), LEDGER_OPEN_BALANCE + 200, "commands go on");
+}
+
+Test(ledger, primary_changed_rules)
+{
+	ledger_event_t ev = takeover("");
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_E_BAD_REQUEST, "empty node");
+	ev = takeover("n");
+	memset(ev.node, 'n', sizeof(ev.node));
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_E_BAD_REQUEST, "node not terminated");
+	ev = takeover("n");
+	set_key(&ev, "k1", 1);
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_E_BAD_REQUEST, "a takeover has no key");
+	ev = takeover("n");
+	ev.seq++;
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_E_BAD_REQUEST, "a gap");
+	ev = takeover("a");
+	apply_ok(&ev, NULL);
+	ev = takeover("b");
+	ev.ts_ms = ledger_last_ts(l) - 1;
+	cr_assert_eq(ledger_check_event(l, &ev), PROTO_E_BAD_REQUEST, "time goes back");
+	ev = takeover("b");
+	apply_ok(&ev, NULL);
+	cr_assert_eq(ledger_last_seq(l), 2, "two takeovers in a row");
 }
