@@ -8,8 +8,8 @@
  *            connection), emails "bench-<tag>-<i>@bench.example" with a random
  *            tag per run so runs never collide;
  *   mail     the verification codes are read from the Maildir outbox: the
- *            mailer names each file "<seconds>.esbank-<seq>.<host>" after the
- *            event's seq, which the open_account reply carries, and the body
+ *            mailer names each file after the event's seq (common/mailname.h),
+ *            which the open_account reply carries, and the body
  *            holds ".../api/verify?account_number=<16 digits>&code=<code>"
  *            (code URL-encoded). new/ and cur/ are scanned every
  *            BENCH_MAIL_POLL_MS until every account has its code, giving up
@@ -28,6 +28,7 @@
 #include "conn.h"
 #include "histogram.h"
 #include "log.h"
+#include "mailname.h"
 #include "msg.h"
 #include "output.h"
 
@@ -761,13 +762,12 @@ static int bench_mail_read(const char *path, char text[BENCH_MAIL_BYTES_MAX + 1]
 static void bench_mail_take(bench_t *b, const char *dir, const char *name)
 {
 	static char text[BENCH_MAIL_BYTES_MAX + 1];
-	char path[BENCH_PATH_MAX], code[BENCH_CODE_MAX + 1], *end;
-	const char *p = strstr(name, ".esbank-");
+	char path[BENCH_PATH_MAX], code[BENCH_CODE_MAX + 1];
+	uint64_t seq;
 
-	if (!p)
+	if (mailname_seq(name, &seq) < 0)
 		return;
-	uint64_t seq = strtoull(p + 8, &end, 10);
-	bench_account_t *a = end != p + 8 && *end == '.' ? bench_account_by_seq(b, seq) : NULL;
+	bench_account_t *a = bench_account_by_seq(b, seq);
 	if (!a || snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 		return;
 	if (bench_mail_read(path, text) < 0 || bench_mail_parse(text, a->number, code) < 0)

@@ -9,11 +9,9 @@
  *         to tmp/<name>, fsync'd, renamed to new/<name>, and new/ is fsync'd.
  *   cur/  created empty; a mail client moves what it has seen here, as
  *         "<name>:2,<flags>".
- *   File name: "<ts>.esbank-<seq>.<host>": ts the event's time in whole
- *   seconds since the epoch, seq its sequence number, host the machine's name
- *   ('/' as "\057", ':' as "\072"). One event gives one name, so an event
- *   sent again (after a restart) is found in new/ or cur/ and not written a
- *   second time.
+ *   File name: "<ts>.esbank-<seq>.<host>" (common/mailname.h, shared with
+ *   `esbank bench`). One event gives one name, so an event sent again (after
+ *   a restart) is found in new/ or cur/ and not written a second time.
  *
  * DATA/mail/hwm: the mailer's high-water mark, the highest event seq whose
  *   mail has been written. ASCII decimal digits and one "\n", nothing else.
@@ -86,25 +84,6 @@ void maildir_close(maildir_t *md)
 	if (md->new_fd >= 0)
 		close(md->new_fd);
 	md->new_fd = -1;
-}
-
-void maildir_name(char out[MAILDIR_NAME_MAX + 1], int64_t ts_ms, uint64_t seq, const char *host)
-{
-	char esc[MAILDIR_HOST_MAX + 1];
-	size_t e = 0;
-	for (const char *p = host; *p && e + 4 < sizeof(esc); p++) {
-		if (*p == '/' || *p == ':') {
-			memcpy(esc + e, *p == '/' ? "\\057" : "\\072", 4);
-			e += 4;
-		} else {
-			esc[e++] = *p;
-		}
-	}
-	esc[e] = '\0';
-	if (e == 0)
-		snprintf(esc, sizeof(esc), "localhost");
-	snprintf(out, MAILDIR_NAME_MAX + 1, "%" PRId64 ".esbank-%" PRIu64 ".%s",
-	         ts_ms / 1000, seq, esc);
 }
 
 /* True when cur/ holds name itself or "name:2,<flags>". */

@@ -1,17 +1,18 @@
 /*
  * maildir.h - atomic delivery of messages into a Maildir (the outbox), and
  * the mailer's durable high-water mark. The layout of both is described at
- * the top of maildir.c.
+ * the top of maildir.c; the names of the mails in common/mailname.h.
  */
 #ifndef ESBANK_MAILER_MAILDIR_H
 #define ESBANK_MAILER_MAILDIR_H
+
+#include "mailname.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 #define MAILDIR_PATH_MAX 4096
-#define MAILDIR_NAME_MAX 255  /* one file name */
-#define MAILDIR_HOST_MAX 64   /* host part of a file name, after escaping */
+#define MAILDIR_NAME_MAX MAILNAME_MAX /* one file name (common/mailname.h) */
 
 /* An open Maildir. Invariant: root/tmp, root/new and root/cur exist. */
 typedef struct {
@@ -25,13 +26,6 @@ typedef struct {
  */
 int maildir_open(maildir_t *md, const char *root);
 void maildir_close(maildir_t *md);
-
-/*
- * The deterministic file name of the mail for event seq at ts_ms:
- * "<seconds>.esbank-<seq>.<host>", host with '/' and ':' escaped as Maildir
- * asks ("\057", "\072") and cut to MAILDIR_HOST_MAX. Written into out.
- */
-void maildir_name(char out[MAILDIR_NAME_MAX + 1], int64_t ts_ms, uint64_t seq, const char *host);
 
 /*
  * Delivers data[0..len) as new/<name>: writes tmp/<name>, fsyncs it, renames

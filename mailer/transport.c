@@ -295,7 +295,7 @@ static int transport_smtp(transport_t *t, transport_job_t *j)
 static void transport_send_maildir(transport_t *t, transport_job_t *j)
 {
 	char name[MAILDIR_NAME_MAX + 1], reason[TRANSPORT_REASON_BYTES_MAX];
-	maildir_name(name, j->entry.ts_ms, j->entry.seq, t->host);
+	mailname_format(name, j->entry.ts_ms, j->entry.seq, t->host);
 	int rc = maildir_deliver(&t->md, name, j->entry.msg, j->entry.msg_len);
 	snprintf(reason, sizeof(reason), "maildir: %s", rc < 0 ? strerror(-rc) : "ok");
 	t->inflight++;
