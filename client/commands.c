@@ -1,7 +1,7 @@
 /*
  * commands.c - the subcommands: the table of names, arguments and options,
  * parsing of each one's command line, and the ops that send one request and
- * print one reply. The events log (log, log --follow) is in events.c.
+ * print one reply. The events log (log, log --follow) is in logcmd.c.
  *
  * Options may come before or after the positional arguments; --run and
  * --json are accepted after the subcommand name too.
@@ -12,7 +12,7 @@
 #include "call.h"
 #include "config.h"
 #include "currency.h"
-#include "events.h"
+#include "logcmd.h"
 #include "history.h"
 #include "ledger.h"
 #include "log.h"
@@ -335,18 +335,18 @@ static int cmd_log(cmd_t *c)
 {
 	uint64_t from = 1, limit = UINT64_MAX;
 	bool has_from, has_limit;
-	events_filter_t filter;
+	logcmd_filter_t filter;
 
 	int rc = cmd_opt_u64(c, "from", 1, UINT64_MAX, &from, &has_from);
 	if (rc == 0)
 		rc = cmd_opt_u64(c, "limit", 1, UINT64_MAX, &limit, &has_limit);
 	if (rc == 0)
-		rc = events_filter_parse(c->opts, &filter);
+		rc = logcmd_filter_parse(c->opts, &filter);
 	if (rc)
 		return rc;
 	if (config_flag(c->opts, "follow"))
-		return events_follow(&c->call, has_from, from, limit, &filter);
-	return events_list(&c->call, from, limit, &filter);
+		return logcmd_follow(&c->call, has_from, from, limit, &filter);
+	return logcmd_list(&c->call, from, limit, &filter);
 }
 
 static int cmd_status(cmd_t *c)
@@ -424,7 +424,7 @@ static const config_opt_t cmd_log_opts[] = {
 	  .help = "first sequence number (default: 1; with --follow: the next new event)" },
 	{ .name = "limit", .help = "print at most this many events (default: all)" },
 	{ .name = "follow", .is_flag = true, .help = "keep printing events as they happen" },
-	EVENTS_FILTER_OPTS,
+	LOGCMD_FILTER_OPTS,
 	{ 0 },
 };
 

@@ -10,6 +10,7 @@
  * (with --account, "accounts" holds that one account only).
  */
 #include "history.h"
+#include "reading.h"
 
 #include "currency.h"
 #include "log.h"

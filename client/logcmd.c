@@ -1,5 +1,5 @@
 /*
- * events.c - the log subcommand (see events.h).
+ * logcmd.c - the log subcommand (see logcmd.h).
  *
  * A listing reads pages of at most REQUEST_EVENTS_LIMIT_MAX events (the
  * server may send fewer, to fit a frame) and goes on from the seq after the
@@ -7,9 +7,9 @@
  * first page, so a busy server cannot keep it going for ever. Every event
  * must have a seq above the one before, or the listing stops with an error.
  */
-#include "events.h"
+#include "logcmd.h"
 
-#include "history.h"
+#include "reading.h"
 #include "log.h"
 #include "output.h"
 #include "request.h"
@@ -20,19 +20,19 @@
 #include <stdio.h>
 #include <string.h>
 
-static volatile sig_atomic_t events_stopped;
+static volatile sig_atomic_t logcmd_stopped;
 
-static void events_on_signal(int sig)
+static void logcmd_on_signal(int sig)
 {
 	(void)sig;
-	events_stopped = 1;
+	logcmd_stopped = 1;
 }
 
-int events_filter_parse(const config_opt_t *opts, events_filter_t *f)
+int logcmd_filter_parse(const config_opt_t *opts, logcmd_filter_t *f)
 {
 	const char *type = config_get(opts, "type");
 
-	*f = (events_filter_t){ 0 };
+	*f = (logcmd_filter_t){ 0 };
 	if (type) {
 		f->type = ledger_event_type_parse(type, strlen(type));
 		if (!f->type) {
@@ -48,7 +48,7 @@ int events_filter_parse(const config_opt_t *opts, events_filter_t *f)
 	return rc;
 }
 
-static bool events_has_account(const msgpack_object *ev, uint64_t account)
+static bool logcmd_has_account(const msgpack_object *ev, uint64_t account)
 {
 	static const char *const keys[] = { "account", "from", "to" };
 	char want[LEDGER_ACCOUNT_DIGITS + 1];
@@ -63,7 +63,7 @@ static bool events_has_account(const msgpack_object *ev, uint64_t account)
 }
 
 /* Does ev pass the filter? */
-static bool events_pass(const events_filter_t *f, const msgpack_object *ev)
+static bool logcmd_pass(const logcmd_filter_t *f, const msgpack_object *ev)
 {
 	const char *type;
 	size_t n;
@@ -72,7 +72,7 @@ static bool events_pass(const events_filter_t *f, const msgpack_object *ev)
 	if (f->type && (msg_get_str(ev, "type", &type, &n) < 0 ||
 			ledger_event_type_parse(type, n) != f->type))
 		return false;
-	if (f->has_account && !events_has_account(ev, f->account))
+	if (f->has_account && !logcmd_has_account(ev, f->account))
 		return false;
 	if ((f->has_since || f->has_until) && msg_get_i64(ev, "ts", &ts) < 0)
 		return false;
@@ -80,13 +80,13 @@ static bool events_pass(const events_filter_t *f, const msgpack_object *ev)
 }
 
 /* Times never go back: past --until nothing more can pass. */
-static bool events_past_until(const events_filter_t *f, const msgpack_object *ev)
+static bool logcmd_past_until(const logcmd_filter_t *f, const msgpack_object *ev)
 {
 	int64_t ts;
 	return f->has_until && msg_get_i64(ev, "ts", &ts) == 0 && ts > f->until_ms;
 }
 
-static void events_print(const call_t *c, const msgpack_object *ev)
+static void logcmd_print(const call_t *c, const msgpack_object *ev)
 {
 	if (c->json)
 		output_json_line(ev, NULL);
@@ -99,12 +99,12 @@ typedef struct {
 	uint64_t left;    /* events still to print */
 	uint64_t end;     /* last seq to print: the first page's last_seq */
 	uint64_t printed;
-	const events_filter_t *filter;
+	const logcmd_filter_t *filter;
 	bool done;        /* past --until */
-} events_range_t;
+} logcmd_range_t;
 
 /* Prints one page; *got is how many events it held. */
-static int events_page(call_t *c, events_range_t *r, bool first, uint32_t *got)
+static int logcmd_page(call_t *c, logcmd_range_t *r, bool first, uint32_t *got)
 {
 	uint64_t want = r->left < REQUEST_EVENTS_LIMIT_MAX ? r->left : REQUEST_EVENTS_LIMIT_MAX;
 	msgpack_packer *pk;
@@ -133,26 +133,26 @@ static int events_page(call_t *c, events_range_t *r, bool first, uint32_t *got)
 		if (msg_get_u64(ev, "seq", &seq) < 0 || seq < r->next)
 			return call_fail_protocol(c, "the server sent events out of order");
 		r->next = seq + 1;
-		r->done = events_past_until(r->filter, ev);
+		r->done = logcmd_past_until(r->filter, ev);
 		if (r->done)
 			break;
-		if (!events_pass(r->filter, ev))
+		if (!logcmd_pass(r->filter, ev))
 			continue;
-		events_print(c, ev);
+		logcmd_print(c, ev);
 		r->left--;
 		r->printed++;
 	}
 	return 0;
 }
 
-int events_list(call_t *c, uint64_t from, uint64_t limit, const events_filter_t *f)
+int logcmd_list(call_t *c, uint64_t from, uint64_t limit, const logcmd_filter_t *f)
 {
-	events_range_t r = { .next = from, .left = limit, .filter = f };
+	logcmd_range_t r = { .next = from, .left = limit, .filter = f };
 	uint32_t got;
 	bool first = true;
 
 	do {
-		int rc = events_page(c, &r, first, &got);
+		int rc = logcmd_page(c, &r, first, &got);
 		if (rc)
 			return rc;
 		first = false;
@@ -163,9 +163,9 @@ int events_list(call_t *c, uint64_t from, uint64_t limit, const events_filter_t 
 	return 0;
 }
 
-static void events_catch_signals(void)
+static void logcmd_catch_signals(void)
 {
-	struct sigaction sa = { .sa_handler = events_on_signal };
+	struct sigaction sa = { .sa_handler = logcmd_on_signal };
 
 	/* No SA_RESTART: the blocking wait returns EINTR and the loop ends. */
 	sigemptyset(&sa.sa_mask);
@@ -173,13 +173,13 @@ static void events_catch_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
-int events_follow(call_t *c, bool has_from, uint64_t from, uint64_t limit,
-		  const events_filter_t *f)
+int logcmd_follow(call_t *c, bool has_from, uint64_t from, uint64_t limit,
+		  const logcmd_filter_t *f)
 {
 	msgpack_packer *pk;
 	msgpack_object reply;
 
-	events_catch_signals();
+	logcmd_catch_signals();
 	int rc = call_begin(c, "subscribe", false, has_from, &pk);
 	if (rc)
 		return rc;
@@ -188,7 +188,7 @@ int events_follow(call_t *c, bool has_from, uint64_t from, uint64_t limit,
 	rc = rpc_send(&c->rpc);
 	if (rc < 0)
 		return call_fail_protocol(c, strerror(-rc));
-	while (limit > 0 && !events_stopped) {
+	while (limit > 0 && !logcmd_stopped) {
 		rc = call_next(c, &reply);
 		if (rc == -EINTR)
 			continue;
@@ -197,11 +197,11 @@ int events_follow(call_t *c, bool has_from, uint64_t from, uint64_t limit,
 		const msgpack_object *ev = msg_get(&reply, "event");
 		if (!ev)
 			continue; /* the {"ok": true} that comes first */
-		if (events_past_until(f, ev))
+		if (logcmd_past_until(f, ev))
 			break;
-		if (!events_pass(f, ev))
+		if (!logcmd_pass(f, ev))
 			continue;
-		events_print(c, ev);
+		logcmd_print(c, ev);
 		limit--;
 	}
 	return 0;

@@ -26,6 +26,7 @@
  * "what", and "snapshot" (its seq) for a snapshot problem}}.
  */
 #include "history.h"
+#include "reading.h"
 
 #include "currency.h"
 #include "event.h"

@@ -1,7 +1,8 @@
 /*
- * history.c - what the offline history tools share (see history.h): their
- * dispatch, rebuilding the state at a point of history, time arguments and
- * account printing. The tools themselves are replay.c, audit.c and whatif.c.
+ * reading.c - what the offline history tools share (see reading.h):
+ * rebuilding the state at a point of history, time arguments and account
+ * printing. The tools are replay.c, audit.c and whatif.c; history.c
+ * dispatches to them.
  *
  * Rebuilding: the newest snapshot at or before the point is loaded, then
  * logfile_scan() reads the log from its start. Records up to the snapshot are
@@ -10,7 +11,7 @@
  * again from an older one); later records are decoded, checked with
  * ledger_check_event() and applied until the point is passed.
  */
-#include "history.h"
+#include "reading.h"
 
 #include "currency.h"
 #include "event.h"
@@ -27,19 +28,6 @@
 
 #define HISTORY_PATH_MAX 4096
 #define HISTORY_TIME_TEXT_MAX 40
-
-int history_run(const char *name, const config_opt_t *opts)
-{
-	bool json = config_flag(opts, "json");
-
-	if (strcmp(name, "replay") == 0)
-		return replay_run(opts, json);
-	if (strcmp(name, "audit") == 0)
-		return audit_run(opts, json);
-	if (strcmp(name, "whatif") == 0)
-		return whatif_run(opts, json);
-	return EXIT_BUG;
-}
 
 /* --- choosing a snapshot ------------------------------------------------- */
 

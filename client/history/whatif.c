@@ -46,6 +46,7 @@
  *    exist), "totals": {"real", "whatif"}}
  */
 #include "history.h"
+#include "reading.h"
 
 #include "currency.h"
 #include "event.h"

@@ -1,0 +1,46 @@
+/*
+ * history.h - the offline history tools of esbank: replay, audit and whatif
+ * read a data directory directly (DATA/events.log and DATA/snapshots), never
+ * write to it and take no lock, so they are safe while the server runs. They
+ * use the same file-format code (logfile_scan, snapfile_read) and the same
+ * rules (ledger_check_event, ledger_apply) as the server.
+ *
+ * This file holds their entry points, option tables and help, and the
+ * dispatch (history.c); what the tools share is in reading.h. History
+ * calls run one way: history.c -> {replay,audit,whatif}.c -> reading.c.
+ */
+#ifndef ESBANK_CLIENT_HISTORY_H
+#define ESBANK_CLIENT_HISTORY_H
+
+#include "config.h"
+
+#include <stdbool.h>
+
+/* Further help of the subcommands. */
+#define HISTORY_REPLAY_HELP                                                            \
+	"Reads DATA/events.log and DATA/snapshots directly (read-only, safe while the\n" \
+	"server runs), starting from the newest snapshot at or before the point.\n"     \
+	"TIME is UTC: 2024-05-01, 2024-05-01T12:34:56Z, or milliseconds since 1970."
+#define HISTORY_AUDIT_HELP                                                             \
+	"Checks the hash chain, the sequence, the times, every event under the rules,\n" \
+	"the money invariant and every snapshot. Prints the head hash; exits 100\n"      \
+	"naming the first problem's seq and byte offset."
+#define HISTORY_WHATIF_HELP                                                            \
+	"Rebuilds the state after seq --at, applies the commands in FILE (JSON lines,\n" \
+	"as in the protocol) with the real rules and, with --then-rest, re-checks the\n" \
+	"later real events as commands. Reports rejections and balance differences.\n"  \
+	"Never writes to DATA. See docs/history.md."
+
+/* The option tables of the subcommands (each ends with {0}). */
+extern const config_opt_t history_replay_opts[];
+extern const config_opt_t history_audit_opts[];
+extern const config_opt_t history_whatif_opts[];
+
+/* Runs "replay", "audit" or "whatif" with its parsed options; returns the exit code. */
+int history_run(const char *name, const config_opt_t *opts);
+
+int replay_run(const config_opt_t *opts, bool json);
+int audit_run(const config_opt_t *opts, bool json);
+int whatif_run(const config_opt_t *opts, bool json);
+
+#endif
