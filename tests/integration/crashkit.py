@@ -143,6 +143,8 @@ class Replay:
             self.balance[a] -= n
             self.withdrawn += n
             self.balance_after[e["seq"]] = self.balance[a]
+        elif t == "primary_changed":  # replication's takeover record: no money moves
+            assert isinstance(e["node"], str) and e["node"], e
         else:
             raise AssertionError("unknown event type %r" % (e,))
 

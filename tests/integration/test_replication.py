@@ -1,0 +1,398 @@
+"""Replication on a NATS JetStream cluster (issue 13, docs/replication.md):
+a primary group publishes its log records to the stream, standby groups
+follow it, `promote` takes over fenced by the stream's last sequence, an old
+primary is fenced and rejoins as a standby.
+
+Real processes only: a three-node nats-server cluster on loopback ports
+(natscluster.py) and real esbank groups. Every test that needs
+esbank-replicator skips, with the reason, while the build has none.
+ESBANK_TEST_LONG=1 runs the failover under load for longer, with more
+workers.
+"""
+
+import hashlib
+import os
+import shutil
+import signal
+import struct
+import time
+
+import msgpack
+import pytest
+
+import crashkit
+from conftest import (OPENING_BALANCE, Group, build_dir, expect_err, expect_ok,  # noqa: F401
+                      wait_for)
+from esbank_proto import Client
+from natscluster import nats_cluster  # noqa: F401 (the fixture)
+
+LONG = os.environ.get("ESBANK_TEST_LONG") == "1"
+STREAM = "ESBTEST"
+LOG_SUBJECT = STREAM + ".log"
+HASH_BYTES = 32
+RECORD_HEAD = struct.Struct(">IQ")  # len, seq (common/logfile.c)
+CATCH_UP_TIMEOUT_S = 20.0
+
+
+def replicator_path():
+    return build_dir() / "replicator" / "esbank-replicator"
+
+
+needs_replicator = pytest.mark.skipif(
+    not replicator_path().exists(),
+    reason="no esbank-replicator in the build (%s): the replicator and the bus's "
+           "replication (issue 13) have not landed, or libnats was not found"
+    % replicator_path())
+
+
+# -- records and chains ----------------------------------------------------
+
+
+def chain_hash(prev, seq, body):
+    """The record hash of common/logfile.c: BLAKE2b-256(prev || seq || len || body)."""
+    h = hashlib.blake2b(digest_size=HASH_BYTES)
+    h.update(prev + struct.pack(">QI", seq, len(body)) + body)
+    return h.digest()
+
+
+def split_records(data):
+    """[(seq, body, hash)] of records back to back (a stream message's data)."""
+    out, off = [], 0
+    while off < len(data):
+        n, seq = RECORD_HEAD.unpack_from(data, off)
+        body = data[off + RECORD_HEAD.size:off + RECORD_HEAD.size + n]
+        h = data[off + RECORD_HEAD.size + n:off + RECORD_HEAD.size + n + HASH_BYTES]
+        assert len(body) == n and len(h) == HASH_BYTES, "partial record at %d" % off
+        out.append((seq, body, h))
+        off += RECORD_HEAD.size + n + HASH_BYTES
+    return out
+
+
+def check_chain(records, what):
+    """Asserts seqs 1.. contiguous and every hash chained; returns the head hex."""
+    prev = bytes(HASH_BYTES)
+    for i, (seq, body, h) in enumerate(records):
+        assert seq == i + 1, "%s: seq %d at position %d" % (what, seq, i + 1)
+        assert chain_hash(prev, seq, body) == h, "%s: the hash chain breaks at seq %d" % (
+            what, seq)
+        prev = h
+    return prev.hex()
+
+
+def log_file_records(data_dir):
+    """[(seq, body, hash)] of DATA/events.log."""
+    path = data_dir / "events.log"
+    raw = path.read_bytes()
+    out = []
+    for off, size, seq in crashkit.log_records(path):
+        n = RECORD_HEAD.unpack_from(raw, off)[0]
+        body = raw[off + RECORD_HEAD.size:off + RECORD_HEAD.size + n]
+        out.append((seq, body, raw[off + size - HASH_BYTES:off + size]))
+    return out
+
+
+def stream_records(cl):
+    """[(seq, body, hash)] of every record in the stream's NAME.log messages,
+    checking each message's Nats-Msg-Id ("<first seq>-<last seq>")."""
+    info = cl.stream_info(STREAM)
+    assert info, "stream %s not found" % STREAM
+    out = []
+    for q in range(1, info["state"]["last_seq"] + 1):
+        m = cl.stream_msg(STREAM, q)
+        if m["subject"] != LOG_SUBJECT:
+            continue
+        recs = split_records(m["data"])
+        assert recs, "stream message %d holds no record" % q
+        assert m["headers"].get("Nats-Msg-Id") == "%d-%d" % (recs[0][0], recs[-1][0]), \
+            (q, m["headers"])
+        out.extend(recs)
+    return out
+
+
+def event_of(body):
+    return msgpack.unpackb(body, raw=False)
+
+
+# -- groups ------------------------------------------------------------------
+
+
+def primary_group(base, cl, node):
+    return Group(base, extra_args=["--replicate", cl.urls, "--stream", STREAM, "--node", node])
+
+
+def standby_group(base, cl, node):
+    return Group(base, extra_args=["--follow", cl.urls, "--stream", STREAM, "--node", node])
+
+
+def status_of(g):
+    st = crashkit.status(g, timeout=2.0)
+    assert st is not None, "no status from %s:\n%s" % (g.base, g.log_tail())
+    return st
+
+
+def wait_role(g, role, timeout=CATCH_UP_TIMEOUT_S):
+    return wait_for(lambda: (crashkit.status(g) or {}).get("role") == role and status_of(g),
+                    timeout, "%s becomes %s" % (g.base.name, role))
+
+
+def wait_replicator(g, timeout=CATCH_UP_TIMEOUT_S):
+    wait_for(lambda: ((crashkit.status(g) or {}).get("peers", {}).get("replicator") or {})
+             .get("connected") is True, timeout, "%s's replicator connected" % g.base.name)
+
+
+def wait_caught_up(follower, leader, timeout=CATCH_UP_TIMEOUT_S):
+    """Waits until follower's durable seq and head hash are leader's."""
+    def same():
+        a, b = crashkit.status(follower), crashkit.status(leader)
+        return (a and b and a["durable_seq"] == b["durable_seq"]
+                and a["head_hash"] == b["head_hash"] and a)
+    return wait_for(same, timeout, "%s caught up with %s" % (follower.base.name,
+                                                             leader.base.name))
+
+
+def stream_last_event_seq(cl):
+    """The last event seq in the stream (from its last log message's id)."""
+    info = cl.stream_info(STREAM)
+    last = info["state"]["last_seq"] if info else 0
+    for q in range(last, 0, -1):
+        m = cl.stream_msg(STREAM, q)
+        if m["subject"] == LOG_SUBJECT:
+            return int(m["headers"]["Nats-Msg-Id"].split("-")[1])
+    return 0
+
+
+@pytest.fixture
+def groups():
+    """Every Group a test makes, stopped afterwards."""
+    made = []
+    yield made
+    for g in made:
+        g.cleanup()
+
+
+def start(groups, g):
+    groups.append(g)
+    g.start()
+    wait_replicator(g)
+    return g
+
+
+class Target:
+    """Where the load's workers connect: switched to the new primary on failover."""
+
+    def __init__(self, g):
+        self.g = g
+
+    @property
+    def sock_path(self):
+        return self.g.sock_path
+
+
+# -- the cluster fixture itself ------------------------------------------------
+
+
+def test_nats_cluster_survives_its_stream_leader(nats_cluster):
+    """The fixture's cluster: a stream with three replicas gets a new leader
+    when its leader is killed with SIGKILL, and the restarted node is current
+    again (what the failover test relies on)."""
+    cl = nats_cluster
+    c = cl.conn()
+    try:
+        r = c.js("STREAM.CREATE.FIX", {"name": "FIX", "subjects": ["FIX.log"],
+                                       "storage": "file", "num_replicas": 3})
+        assert "error" not in r, r
+        for i in range(3):
+            assert b'"seq":%d' % (i + 1) in c.request("FIX.log", b"x%d" % i).replace(b" ", b"")
+    finally:
+        c.close()
+    old = cl.stream_leader("FIX")
+    cl.kill9(old)
+    new = wait_for(lambda: cl.leader_now("FIX") not in (None, old) and cl.leader_now("FIX"),
+                   30, "a new stream leader")
+    assert new != old
+    cl.restart(old)
+    wait_for(lambda: all(p.get("current") for p in
+                         (cl.stream_info("FIX") or {}).get("cluster", {}).get("replicas", [{}])),
+             20, "every replica current again")
+    assert cl.stream_info("FIX")["state"]["messages"] == 3
+    assert cl.stream_msg("FIX", 2)["data"] == b"x1"
+
+
+# -- replication -----------------------------------------------------------------
+
+
+@needs_replicator
+def test_standby_follows_the_stream(nats_cluster, groups, tmp_path):
+    """The stream holds the primary's log records byte for byte (one chain,
+    message ids first-last); a standby follows with the same head hash,
+    serves queries and answers commands not_primary naming the primary."""
+    cl = nats_cluster
+    a = start(groups, primary_group(tmp_path / "a", cl, "node-a"))
+    b = start(groups, standby_group(tmp_path / "b", cl, "node-b"))
+    ca = a.client()
+    x, y = crashkit.open_verified_many(a, ca, 2)
+    for i in range(20):
+        expect_ok(ca.transfer(x, y, 10 + i, key="t%d" % i))
+    st = status_of(a)
+    assert st["role"] == "primary", st
+    assert st["replicated_seq"] == st["durable_seq"], st
+    assert st["stream"]["name"] == STREAM and st["stream"]["replicas"] == 3, st
+    head = check_chain(log_file_records(a.data), "the primary's events.log")
+    assert head == st["head_hash"]
+    assert stream_records(cl) == log_file_records(a.data), "stream and log differ"
+
+    sb = wait_caught_up(b, a)
+    assert sb["role"] == "standby", sb
+    assert check_chain(log_file_records(b.data), "the standby's events.log") == head
+    cb = b.client()
+    assert expect_ok(cb.get_account(y))["balance"] == OPENING_BALANCE + sum(range(10, 30))
+    r = expect_err(cb.transfer(y, x, 5), "not_primary")
+    assert r.get("primary") in ("node-a", None), r
+    crashkit.check_state_is_replay(cb)
+
+
+@needs_replicator
+def test_failover_under_load(nats_cluster, groups, tmp_path):
+    """Under keyed, pipelined load: kill -9 the stream's leader node, restart
+    it; kill -9 the whole primary group and delete its data directory;
+    promote the standby. Every acknowledged command is in the new primary's
+    log exactly once with the seq it was acknowledged with, seqs contiguous,
+    the hash chain intact (the same records as the stream), money conserved,
+    the state equal to a replay."""
+    cl = nats_cluster
+    rng, _ = crashkit.seeded_rng("ESBANK_REPL_SEED")
+    a = start(groups, primary_group(tmp_path / "a", cl, "node-a"))
+    b = start(groups, standby_group(tmp_path / "b", cl, "node-b"))
+    accounts = crashkit.open_verified_many(a, a.client(), 8)
+    target = Target(a)
+    workers = [crashkit.Worker(target, accounts, rng, inflight=32, rate=1000, name="w%d" % i,
+                               timeout=120)
+               for i in range(4 if LONG else 2)]
+    for w in workers:
+        w.start()
+    phase = 5.0 if LONG else 1.0
+
+    time.sleep(phase)
+    leader = cl.stream_leader(STREAM)
+    cl.kill9(leader)
+    wait_for(lambda: cl.leader_now(STREAM) not in (None, leader), 30, "a new stream leader")
+    acked = sum(len(w.acked) for w in workers)
+    cl.restart(leader)
+    wait_for(lambda: sum(len(w.acked) for w in workers) > acked + 50, 30,
+             "acknowledgements after the leader's death")
+    time.sleep(phase)
+
+    a.kill9()
+    shutil.rmtree(a.data)
+    last = stream_last_event_seq(cl)
+    wait_for(lambda: status_of(b)["durable_seq"] == last, CATCH_UP_TIMEOUT_S,
+             "the standby has every event of the stream")
+    cb = b.client()
+    crashkit.check_state_is_replay(cb)  # the standby's state is a replay of its log
+
+    t0 = time.monotonic()
+    r = expect_ok(cb.call("promote"))
+    assert r["seq"] == last + 1, (r, last)
+    target.g = b
+    wait_for(lambda: sum(len(w.acked) for w in workers) > acked + 100, 30,
+             "acknowledgements by the new primary")
+    print("promote to the next acknowledgement: %.3f s" % (time.monotonic() - t0))
+    time.sleep(phase)
+    for w in workers:
+        w.stop()
+    for w in workers:
+        w.join(150)
+
+    evs, rp, st = crashkit.check_state_is_replay(cb)
+    assert st["role"] == "primary", st
+    crashkit.check_commands(evs, rp, workers)
+    takeover = evs[r["seq"] - 1]
+    assert (takeover["type"], takeover["node"]) == ("primary_changed", "node-b"), takeover
+    assert [e["seq"] for e in evs if e["type"] == "primary_changed"] == [r["seq"]]
+    assert len(evs) > r["seq"], "no command acknowledged after the takeover"
+    recs = log_file_records(b.data)
+    assert check_chain(recs, "the new primary's events.log") == st["head_hash"]
+    assert [event_of(body) for _, body, _ in recs] == evs
+    wait_for(lambda: status_of(b)["replicated_seq"] == st["durable_seq"], 10,
+             "everything replicated")
+    assert stream_records(cl) == recs, "the stream and the new primary's log differ"
+
+
+def fence_old_primary(cl, groups, tmp_path):
+    """A primary a and a standby b; a's bus is stopped (SIGSTOP) with commands
+    in flight, b is promoted, a's bus continues (SIGCONT). Returns (a, b, the
+    promote reply, a's replies to the commands sent while stopped, accounts)."""
+    a = start(groups, primary_group(tmp_path / "a", cl, "node-a"))
+    b = start(groups, standby_group(tmp_path / "b", cl, "node-b"))
+    ca = a.client()
+    x, y = crashkit.open_verified_many(a, ca, 2)
+    for i in range(5):
+        expect_ok(ca.transfer(x, y, 1 + i, key="before-%d" % i))
+    wait_caught_up(b, a)
+    bus = crashkit.child_pid(a, "bus")
+    assert bus, "no RUN/bus.pid"
+    os.kill(bus, signal.SIGSTOP)
+    try:
+        rids = [ca.send("transfer", {"from": x, "to": y, "amount": 7, "key": "held-%d" % i})
+                for i in range(20)]
+        promoted = expect_ok(b.client().call("promote", timeout=20))
+    finally:
+        os.kill(bus, signal.SIGCONT)
+    held = [ca.reply(rid, timeout=20) for rid in rids]
+    return a, b, promoted, held, (x, y)
+
+
+@needs_replicator
+def test_stopped_primary_is_fenced(nats_cluster, groups, tmp_path):
+    """SIGSTOP the primary's bus, promote the standby, SIGCONT: the old
+    primary is fenced and acknowledges nothing more; no seq is acknowledged
+    by two primaries."""
+    a, b, promoted, held, (x, y) = fence_old_primary(nats_cluster, groups, tmp_path)
+    assert not [r for r in held if r.get("ok")], "the fenced primary acknowledged %r" % held
+    assert {r.get("error") for r in held} == {"not_primary"}, held
+    sa = wait_role(a, "fenced")
+    ca = a.client()
+    for i in range(5):
+        r = expect_err(ca.transfer(x, y, 3, key="after-%d" % i), "not_primary")
+        assert r.get("primary") in ("node-b", None), r
+    assert status_of(a)["replicated_seq"] < promoted["seq"], sa
+
+    cb = b.client()
+    expect_ok(cb.transfer(y, x, 11, key="new-primary-0"))
+    evs, _, st = crashkit.check_state_is_replay(cb)
+    assert st["role"] == "primary"
+    assert evs[promoted["seq"] - 1]["type"] == "primary_changed"
+    assert not [e for e in evs if e.get("key", "").startswith(("held-", "after-"))], \
+        "a command the old primary took is in the new primary's log"
+
+
+@needs_replicator
+def test_rejoined_primary_follows_with_the_same_head(nats_cluster, groups, tmp_path):
+    """An old, fenced primary restarted with --follow on its data directory
+    cuts the events the stream does not have (keeping a copy beside the log)
+    and follows with the same head hash as the new primary."""
+    cl = nats_cluster
+    a, b, promoted, _, (x, y) = fence_old_primary(cl, groups, tmp_path)
+    wait_role(a, "fenced")
+    local_last = status_of(a)["durable_seq"]
+    a.stop()
+    cb = b.client()
+    for i in range(10):
+        expect_ok(cb.transfer(y, x, 2, key="later-%d" % i))
+
+    a.extra_args = ["--follow", cl.urls, "--stream", STREAM, "--node", "node-a"]
+    a.start()
+    wait_replicator(a)
+    sa = wait_caught_up(a, b)
+    assert sa["role"] == "standby", sa
+    cuts = sorted(a.data.glob("events.log.cut-*"))
+    if local_last >= promoted["seq"]:  # a logged events the stream never took
+        assert cuts, "no copy of the cut events beside the log: %r" % list(a.data.iterdir())
+        assert cuts[0].stat().st_size > 0
+    recs = log_file_records(a.data)
+    assert check_chain(recs, "the rejoined events.log") == status_of(b)["head_hash"]
+    assert recs == log_file_records(b.data)
+    ca = a.client()
+    crashkit.check_state_is_replay(ca)
+    r = expect_err(ca.transfer(x, y, 1), "not_primary")
+    assert r.get("primary") in ("node-b", None), r
