@@ -2,8 +2,9 @@
  * batches.c - every message the bus sends to a peer. The items for each
  * peer are packed into one message per loop iteration (the hub's uv_check
  * handle calls batches_flush): one "req" to the resolver, one "append" to
- * the logger, one "events" to the snapshotter, one "mail" to the mailer
- * (docs/peers.md has each message field by field). A batch about to pass
+ * the logger, one "events" to the snapshotter, one "mail" to the mailer,
+ * one "append" to the replicator (a primary), one "replay" to the resolver
+ * (a standby's followed events, once durable) (docs/peers.md has each message field by field). A batch about to pass
  * BUS_BATCH_BYTES_MAX is sent at once and a new one begun. Control messages
  * and forwarded log reads are sent at once, outside the batches.
  *
@@ -22,12 +23,14 @@ static const struct {
 	[PEER_LOGGER] = { PEER_MSG_APPEND, PEER_F_EVENTS },
 	[PEER_SNAPSHOTTER] = { PEER_MSG_EVENTS, PEER_F_EVENTS },
 	[PEER_MAILER] = { PEER_MSG_MAIL, PEER_F_ITEMS },
+	[PEER_REPLICATOR] = { PEER_MSG_APPEND, PEER_F_EVENTS },
 };
 
 void batches_init(hub_t *h)
 {
 	for (int r = 0; r < PEER_COUNT; r++)
 		msg_buf_init(&h->batches.of[r].items);
+	msg_buf_init(&h->batches.replay.items);
 }
 
 /*
@@ -46,10 +49,11 @@ static void batches_send(hub_t *h, peer_role_t role, bool partial)
 		conn_t *c = &p->link.conn;
 		msgpack_packer *pk = conn_pack_begin(c);
 		bool head = role == PEER_SNAPSHOTTER && h->peers.logger_head[0] && !partial;
-		msgpack_pack_map(pk, 2 + (role == PEER_LOGGER) + head);
+		bool first = role == PEER_LOGGER || role == PEER_REPLICATOR;
+		msgpack_pack_map(pk, 2 + first + head);
 		msg_pack_kv_str(pk, PEER_T, batches_names[role].type);
-		if (role == PEER_LOGGER)
-			msg_pack_kv_u64(pk, PEER_F_FIRST, h->batches.logger_first);
+		if (first)
+			msg_pack_kv_u64(pk, PEER_F_FIRST, h->batches.first[role]);
 		if (head) /* the log's hash at the batch's last event: durable_seq */
 			msg_pack_kv_str(pk, PEER_F_HEAD, h->peers.logger_head);
 		msg_pack_str(pk, batches_names[role].field);
@@ -74,18 +78,60 @@ void batches_add_append(hub_t *h, uint64_t seq, const char *ev, size_t n)
 {
 	msgpack_packer *pk = batches_add(h, PEER_LOGGER, n + BUS_BATCH_ITEM_OVERHEAD);
 	if (h->batches.of[PEER_LOGGER].n == 1)
-		h->batches.logger_first = seq;
+		h->batches.first[PEER_LOGGER] = seq;
 	msg_pack_binn(pk, ev, n);
+}
+
+void batches_add_repl(hub_t *h, uint64_t seq, const char *ev, size_t n)
+{
+	msgpack_packer *pk = batches_add(h, PEER_REPLICATOR, n + BUS_BATCH_ITEM_OVERHEAD);
+	if (h->batches.of[PEER_REPLICATOR].n == 1)
+		h->batches.first[PEER_REPLICATOR] = seq;
+	msg_pack_binn(pk, ev, n);
+}
+
+/* Sends the resolver's "replay" batch (dropped when it is not up: recovery replays). */
+static void batches_send_replay(hub_t *h)
+{
+	bus_batch_t *b = &h->batches.replay;
+	peer_t *p = &h->peers.peer[PEER_RESOLVER];
+	if (b->n && p->link.up && p->hello) {
+		conn_t *c = &p->link.conn;
+		msgpack_packer *pk = conn_pack_begin(c);
+		msgpack_pack_map(pk, 2);
+		msg_pack_kv_str(pk, PEER_T, PEER_MSG_REPLAY);
+		msg_pack_str(pk, PEER_F_EVENTS);
+		msgpack_pack_array(pk, b->n);
+		msg_buf_append(&c->out, b->items.sb.data, b->items.sb.size);
+		conn_pack_end(c);
+	}
+	msg_buf_reset(&b->items);
+	b->n = 0;
+}
+
+void batches_add_replay(hub_t *h, const char *ev, size_t n)
+{
+	bus_batch_t *b = &h->batches.replay;
+	if (b->items.sb.size + n + BUS_BATCH_ITEM_OVERHEAD > BUS_BATCH_BYTES_MAX)
+		batches_send_replay(h);
+	b->n++;
+	msg_pack_binn(&b->items.pk, ev, n);
 }
 
 void batches_discard(hub_t *h, peer_role_t role)
 {
+	if (role == PEER_RESOLVER) {
+		msg_buf_reset(&h->batches.replay.items);
+		h->batches.replay.n = 0;
+	}
 	msg_buf_reset(&h->batches.of[role].items);
 	h->batches.of[role].n = 0;
 }
 
 void batches_flush(hub_t *h)
 {
+	if (h->batches.replay.n) /* before queries: their answers may rest on it */
+		batches_send_replay(h);
 	for (int r = 0; r < PEER_COUNT; r++)
 		batches_send(h, (peer_role_t)r, false);
 	batches_assert(&h->batches);

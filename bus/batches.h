@@ -5,8 +5,9 @@
  * messages, forwarded log reads).
  *
  * Invariants: a batch with no items holds no bytes; no batch holds more than
- * BUS_BATCH_BYTES_MAX bytes of items beyond its last item; logger_first is
- * the seq of the first event in the logger's batch while it has any.
+ * BUS_BATCH_BYTES_MAX bytes of items beyond its last item; first[role] is
+ * the seq of the first event in the logger's (or the replicator's) batch
+ * while it has any.
  */
 #ifndef ESBANK_BUS_BATCHES_H
 #define ESBANK_BUS_BATCHES_H
@@ -24,13 +25,15 @@ typedef struct {
 
 typedef struct {
 	bus_batch_t of[PEER_COUNT]; /* one message per peer per loop iteration */
-	uint64_t logger_first;      /* seq of the first event in of[PEER_LOGGER] */
+	uint64_t first[PEER_COUNT]; /* seq of the first event in of[PEER_LOGGER], of[PEER_REPLICATOR] */
+	bus_batch_t replay;         /* a standby's durable events to the resolver ("replay") */
 } batches_t;
 
 static inline void batches_assert(const batches_t *b)
 {
 	for (int r = 0; r < PEER_COUNT; r++)
 		assert(b->of[r].n > 0 || b->of[r].items.sb.size == 0);
+	assert(b->replay.n > 0 || b->replay.items.sb.size == 0);
 }
 
 void batches_init(hub_t *h);
@@ -42,6 +45,10 @@ void batches_init(hub_t *h);
 msgpack_packer *batches_add(hub_t *h, peer_role_t role, size_t item_bytes);
 /* Adds an event (seq, its bytes) to the logger's next "append". */
 void batches_add_append(hub_t *h, uint64_t seq, const char *ev, size_t n);
+/* Adds an event (seq, its bytes) to the replicator's next "append" (primary). */
+void batches_add_repl(hub_t *h, uint64_t seq, const char *ev, size_t n);
+/* Adds a durable event to the resolver's next "replay" (standby). */
+void batches_add_replay(hub_t *h, const char *ev, size_t n);
 /* Forgets role's batch unsent (its peer's session ended). */
 void batches_discard(hub_t *h, peer_role_t role);
 /* Sends every non-empty batch to its peer (dropped when the peer is not up). */

@@ -42,7 +42,15 @@
 
 typedef struct hub hub_t;
 
-typedef enum { PEER_RESOLVER, PEER_LOGGER, PEER_SNAPSHOTTER, PEER_MAILER, PEER_COUNT } peer_role_t;
+/* The peers; the replicator's link runs only when the role is not single. */
+typedef enum {
+	PEER_RESOLVER,
+	PEER_LOGGER,
+	PEER_SNAPSHOTTER,
+	PEER_MAILER,
+	PEER_REPLICATOR,
+	PEER_COUNT
+} peer_role_t;
 
 /* A client reference that survives the client: slot + generation. */
 typedef struct {

@@ -44,7 +44,10 @@ void hold_release(hub_t *h)
 	hold_t *q = &h->hold;
 	while (q->held.count && h->recovery.state == BUS_LIVE) {
 		held_request_t *r = bus_fifo_peek(&q->held, 0);
-		if (clients_get(h, r->from) && r->command && h->peers.log_fault) {
+		if (clients_get(h, r->from) && r->command && h->recovery.role != BUS_ROLE_SINGLE &&
+		    repl_refuse(h, r->from, r->req_id)) {
+			clients_done(h, r->from);
+		} else if (clients_get(h, r->from) && r->command && h->peers.log_fault) {
 			clients_send_error(h, r->from, r->req_id, PROTO_E_UNAVAILABLE,
 			                   "the event log cannot be written just now; retry later");
 			clients_done(h, r->from);

@@ -1,7 +1,7 @@
 /*
  * hub.c - the top of esbank-bus: starts every part, routes each client
  * request by its op (ping and status here, events and subscribe to
- * clientreads.c, the rest to the resolver, or to the hold queue while the
+ * clientreads.c, promote to repl.c, the rest to the resolver, or to the hold queue while the
  * bus is recovering), and runs the loop's tick and per-iteration flush.
  */
 #include "hub.h"
@@ -21,7 +21,10 @@ static void hub_ping(hub_t *h, client_t *c, uint64_t id)
 /* A command or query: to the resolver when live, else held. */
 static void hub_resolve(hub_t *h, client_t *c, uint64_t id, int op, const char *req, size_t n)
 {
-	if (h->peers.log_fault && proto_op_is_command((proto_op_t)op)) {
+	if (h->recovery.role != BUS_ROLE_SINGLE && proto_op_is_command((proto_op_t)op) &&
+	    repl_refuse(h, clients_ref(c), id)) {
+		clients_done(h, clients_ref(c)); /* not_primary, or unreplicated: unavailable */
+	} else if (h->peers.log_fault && proto_op_is_command((proto_op_t)op)) {
 		/* the log cannot be written: nothing new may be acknowledged */
 		clients_send_error(h, clients_ref(c), id, PROTO_E_UNAVAILABLE,
 		                   "the event log cannot be written just now; retry later");
@@ -50,6 +53,9 @@ static void hub_on_request(hub_t *h, client_t *c, uint64_t id, int op, const cha
 	case PROTO_OP_SUBSCRIBE:
 		clientreads_subscribe(h, c, id, req, n);
 		break;
+	case PROTO_OP_PROMOTE:
+		repl_promote(h, clients_ref(c), id);
+		break;
 	default:
 		hub_resolve(h, c, id, op, req, n);
 		break;
@@ -70,7 +76,7 @@ static void hub_on_check(uv_check_t *k)
 }
 
 int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir, long allow_gid,
-              size_t out_bytes_max)
+              size_t out_bytes_max, bus_role_t role)
 {
 	h->loop = loop;
 	h->started_ms = bus_now_ms();
@@ -79,7 +85,7 @@ int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir, long allow_gid,
 	routes_init(h);
 	mail_init(h);
 	hold_init(h);
-	recovery_init(h);
+	recovery_init(h, role);
 	int rc = clients_start(h, run_dir, allow_gid, out_bytes_max, hub_on_request);
 	if (rc < 0)
 		return rc;

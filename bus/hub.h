@@ -16,6 +16,7 @@
  *   hold.c     requests held while recovering
  *   routes.c   the live path: requests, results, durable releases
  *   snapfeed.c the snapshotter's feed     mail.c  the mailer's feed
+ *   repl.c     the replicator's column: its feed, follow, promote
  *   clientreads.c  "events" and "subscribe"
  *   reads.c    the read pipeline to the logger (a callback per read)
  *   batches.c  every message to a peer    clients.c  the clients of bus.sock
@@ -39,6 +40,7 @@
 #include "peers.h"
 #include "reads.h"
 #include "recovery.h"
+#include "repl.h"
 #include "routes.h"
 #include "snapfeed.h"
 #include "status.h"
@@ -57,6 +59,7 @@ struct hub {
 	routes_t routes;        /* routes.c */
 	snapfeed_t snapfeed;    /* snapfeed.c */
 	mail_t mail;            /* mail.c */
+	repl_t repl;            /* repl.c */
 	clientreads_t clientreads; /* clientreads.c */
 	reads_t reads;          /* reads.c */
 	batches_t batches;      /* batches.c */
@@ -77,16 +80,17 @@ static inline void hub_assert(const hub_t *h)
 	hold_assert(&h->hold);
 	routes_assert(&h->routes);
 	mail_assert(&h->mail);
+	repl_assert(&h->repl);
 	batches_assert(&h->batches);
 }
 
 /*
  * Starts the bus on loop: clients on RUN/bus.sock (allow_gid and
- * out_bytes_max as for clients_start), links to the four peers. Returns 0
- * or -errno.
+ * out_bytes_max as for clients_start), links to the four peers, and to the
+ * replicator when role is not single. Returns 0 or -errno.
  */
 int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir, long allow_gid,
-              size_t out_bytes_max);
+              size_t out_bytes_max, bus_role_t role);
 /* Stops taking clients (bus.sock removed); the caller stops the loop. */
 void hub_stop(hub_t *h);
 

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 static const char USAGE[] =
@@ -21,7 +22,11 @@ static const char USAGE[] =
 	"members of one more group to bus.sock (not to the peers' sockets).\n"
 	"--clients-out-bytes-max lowers the budget of reply bytes queued for all\n"
 	"clients together (default and most 1 GiB); past it the clients with the\n"
-	"largest backlogs are dropped.\n";
+	"largest backlogs are dropped.\n"
+	"--replication primary|standby (set by esbankd --replicate or --follow)\n"
+	"also connects to RUN/replicator.sock: a primary answers a command once its\n"
+	"event is durable in the log and in the stream; a standby follows the\n"
+	"stream, refuses commands with not_primary and takes the op promote.\n";
 
 static config_opt_t opts[] = {
 	{ "run", "ESBANK_RUN", "./var/run", "directory of the sockets", false, NULL },
@@ -30,6 +35,8 @@ static config_opt_t opts[] = {
 	  "also admit this group's members to bus.sock (name or gid)", false, NULL },
 	{ "clients-out-bytes-max", "ESBANK_BUS_CLIENTS_OUT_BYTES_MAX", NULL,
 	  "budget of reply bytes queued for all clients (bytes)", false, NULL },
+	{ "replication", "ESBANK_BUS_REPLICATION", NULL,
+	  "primary or standby: this group's role in replication (default: none)", false, NULL },
 	{ 0 },
 };
 
@@ -84,6 +91,23 @@ static int parse_out_budget(size_t *bytes)
 	return 0;
 }
 
+/* --replication: the bus's role; 0, or -1 after saying why. */
+static int parse_role(const char *v, bus_role_t *role)
+{
+	*role = BUS_ROLE_SINGLE;
+	if (!v || !*v)
+		return 0;
+	if (strcmp(v, "primary") == 0)
+		*role = BUS_ROLE_PRIMARY;
+	else if (strcmp(v, "standby") == 0)
+		*role = BUS_ROLE_STANDBY;
+	else {
+		fprintf(stderr, "esbank-bus: --replication: primary or standby, not '%s'\n", v);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * BUS_CLIENTS_MAX clients need as many descriptors, plus the peers', the
  * listener's and libuv's: raise the soft limit (often 1024) towards the hard
@@ -109,14 +133,16 @@ int main(int argc, char **argv)
 		return rc;
 	long allow_gid;
 	size_t out_budget;
+	bus_role_t role;
 	if (parse_group(config_get(opts, "allow-group"), &allow_gid) < 0 ||
-	    parse_out_budget(&out_budget) < 0)
+	    parse_out_budget(&out_budget) < 0 ||
+	    parse_role(config_get(opts, "replication"), &role) < 0)
 		return EXIT_USAGE;
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	uv_loop_t *loop = uv_default_loop();
 	static hub_t hub;
-	rc = hub_start(&hub, loop, config_get(opts, "run"), allow_gid, out_budget);
+	rc = hub_start(&hub, loop, config_get(opts, "run"), allow_gid, out_budget, role);
 	if (rc < 0) {
 		log_error("cannot start: %s", uv_strerror(rc));
 		return EXIT_TEMPORARY;

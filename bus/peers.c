@@ -22,6 +22,7 @@ static const char *const peer_names[PEER_COUNT] = {
 	[PEER_LOGGER] = PEER_ROLE_LOGGER,
 	[PEER_SNAPSHOTTER] = PEER_ROLE_SNAPSHOTTER,
 	[PEER_MAILER] = PEER_ROLE_MAILER,
+	[PEER_REPLICATOR] = PEER_ROLE_REPLICATOR,
 };
 
 const char *peer_name(peer_role_t role)
@@ -40,7 +41,7 @@ static void peers_logger_hello(hub_t *h, const msgpack_object *msg)
 	if (ps->logger_hwm >= h->routes.last_seq)
 		ps->log_fault = false;
 	route_logger_up(h, ps->logger_hwm); /* everything not yet durable, again */
-	route_durable(h, ps->logger_hwm);
+	route_durable(h, repl_bound(h, ps->logger_hwm));
 	if (h->recovery.state != BUS_LIVE)
 		recovery_check(h);
 	clientreads_logger_back(h);
@@ -68,6 +69,10 @@ static void peers_on_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
 	case PEER_MAILER:
 		mail_up(h, msg);
 		break;
+	case PEER_REPLICATOR:
+		repl_up(h, msg);
+		route_durable(h, repl_bound(h, h->peers.logger_hwm));
+		break;
 	default:
 		break;
 	}
@@ -86,6 +91,12 @@ static void peers_on_replayed(hub_t *h, peer_t *p, const msgpack_object *msg)
 	uint64_t hwm = 0;
 	msg_get_u64(msg, PEER_F_HWM, &hwm);
 	recovery_replayed(h, hwm);
+	uint64_t takeover = h->repl.takeover_seq;
+	if (repl_promotion_applied(h, hwm)) { /* a standby's takeover record is applied */
+		recovery_set_role(h, BUS_ROLE_PRIMARY);
+		repl_now_primary(h, takeover);
+		recovery_check(h);
+	}
 }
 
 static void peers_on_loaded(hub_t *h, peer_t *p, const msgpack_object *msg)
@@ -106,7 +117,7 @@ static void peers_on_durable(hub_t *h, peer_t *p, const msgpack_object *msg)
 		log_info("the log is writable again (durable %llu): taking commands",
 		         (unsigned long long)seq);
 	ps->log_fault = false; /* a write went through: the disk is back */
-	route_durable(h, seq);
+	route_durable(h, repl_bound(h, seq));
 	if (h->recovery.state != BUS_LIVE)
 		recovery_check(h);
 }
@@ -119,7 +130,10 @@ static void peers_on_read(hub_t *h, peer_t *p, const msgpack_object *msg)
 
 static void peers_on_fault(hub_t *h, peer_t *p, const msgpack_object *msg)
 {
-	(void)p;
+	if (p->role == PEER_REPLICATOR) {
+		repl_fault(h, msg);
+		return;
+	}
 	const char *m = "";
 	size_t n = 0;
 	msg_get_str(msg, PEER_F_MESSAGE, &m, &n);
@@ -145,6 +159,47 @@ static void peers_on_ack(hub_t *h, peer_t *p, const msgpack_object *msg)
 		mail_ack(h, msg);
 }
 
+static void peers_on_replicated(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	(void)p;
+	repl_replicated(h, msg);
+	route_durable(h, repl_bound(h, h->peers.logger_hwm));
+	if (h->recovery.state != BUS_LIVE)
+		recovery_check(h);
+}
+
+/* Another primary wrote: nothing held or later is acknowledged here. */
+static void peers_on_fenced(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	(void)p;
+	if (h->recovery.role != BUS_ROLE_PRIMARY)
+		return;
+	repl_fenced(h, msg);
+	recovery_set_role(h, BUS_ROLE_FENCED);
+	route_refuse_held(h);
+}
+
+static void peers_on_follow(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	(void)p;
+	const msgpack_object *evs;
+	uint32_t skip;
+	if (repl_follow(h, msg, h->routes.last_seq, &skip, &evs) == 0)
+		route_followed(h, evs, skip);
+}
+
+static void peers_on_promoted(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	(void)p;
+	repl_promoted(h, msg);
+}
+
+static void peers_on_primary(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	(void)p;
+	repl_primary(h, msg);
+}
+
 typedef void (*peers_msg_fn)(hub_t *h, peer_t *p, const msgpack_object *msg);
 
 /* The messages a peer may send the bus, by name (docs/peers.md). */
@@ -161,6 +216,11 @@ static const struct {
 	{ PEER_MSG_FAULT, peers_on_fault },
 	{ PEER_MSG_REFUSED, peers_on_refused },
 	{ PEER_MSG_ACK, peers_on_ack },
+	{ PEER_MSG_REPLICATED, peers_on_replicated },
+	{ PEER_MSG_FENCED, peers_on_fenced },
+	{ PEER_MSG_FOLLOW, peers_on_follow },
+	{ PEER_MSG_PROMOTED, peers_on_promoted },
+	{ PEER_MSG_PRIMARY, peers_on_primary },
 };
 
 static void peers_message(hub_t *h, peer_t *p, const msgpack_object *msg)
@@ -213,6 +273,9 @@ static void peers_on_down(link_t *k)
 		snapfeed_down(h);
 	} else if (p->role == PEER_MAILER) {
 		mail_down(h);
+	} else if (p->role == PEER_REPLICATOR) {
+		repl_down(h);
+		batches_discard(h, PEER_REPLICATOR);
 	}
 	hub_assert(h);
 }
@@ -221,6 +284,8 @@ int peers_start(hub_t *h, const char *run_dir)
 {
 	for (int r = 0; r < PEER_COUNT; r++) {
 		peer_t *p = &h->peers.peer[r];
+		if (r == PEER_REPLICATOR && h->recovery.role == BUS_ROLE_SINGLE)
+			continue; /* no replicator: its link never starts */
 		p->hub = h;
 		p->role = (peer_role_t)r;
 		p->link.data = p;

@@ -1,5 +1,5 @@
 /*
- * peers.h - the bus's links to its four peers (peers.c; docs/peers.md):
+ * peers.h - the bus's links to its four peers and the replicator (peers.c; docs/peers.md):
  * each a link_t that reconnects with back-off, opened with the bus hello;
  * each peer's messages handed to the file of their concern; and what the
  * logger's link says of the log (its hwm and head, a write fault).
@@ -43,7 +43,8 @@ static inline void peers_assert(const peers_t *ps)
 		assert(!ps->peer[r].hello || ps->peer[r].link.up);
 }
 
-/* Starts the four links (sockets in run_dir). Returns 0 or -errno. */
+/* Starts the four links and the replicator's unless the role is single
+ * (sockets in run_dir). Returns 0 or -errno. */
 int peers_start(hub_t *h, const char *run_dir);
 const char *peer_name(peer_role_t role);
 

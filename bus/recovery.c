@@ -30,10 +30,23 @@
 #include "protocol.h"
 
 
-void recovery_init(hub_t *h)
+void recovery_init(hub_t *h, bus_role_t role)
 {
 	h->recovery.state = BUS_RECOVERING;
+	h->recovery.role = role;
 	snapfeed_init(h, recovery_check);
+}
+
+void recovery_set_role(hub_t *h, bus_role_t role)
+{
+	log_info("role: %s -> %s", recovery_role_name(h->recovery.role), recovery_role_name(role));
+	h->recovery.role = role;
+}
+
+const char *recovery_role_name(bus_role_t role)
+{
+	static const char *const names[] = { "single", "primary", "standby", "fenced" };
+	return names[role];
 }
 
 static void recovery_go_live(hub_t *h)
@@ -102,10 +115,16 @@ void recovery_check(hub_t *h)
 	 * the critical path) is caught up only once the bus is live */
 	if (r->state == BUS_LIVE)
 		snapfeed_check(h);
-	mail_check(h);
+	if (r->role != BUS_ROLE_STANDBY) /* a standby's events send no mail */
+		mail_check(h);
+	if (r->role != BUS_ROLE_SINGLE)
+		repl_check(h);
 	if (r->state == BUS_LIVE || r->phase != REC_IDLE)
 		return;
 	if (!peer_up(h, PEER_RESOLVER) || !peer_up(h, PEER_LOGGER) || h->routes.pending.count)
+		return;
+	/* a primary replays only what the stream holds too (repl.c catches it up) */
+	if (r->role == BUS_ROLE_PRIMARY && !repl_caught_up(h))
 		return;
 	recovery_resolver(h);
 	recovery_assert(r);

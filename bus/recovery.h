@@ -16,11 +16,18 @@
 #include <assert.h>
 
 typedef enum { BUS_RECOVERING, BUS_LIVE } bus_state_t;
+/*
+ * The group's place in replication (docs/replication.md): single (no
+ * replicator), primary (commands replicated), standby (follows the stream,
+ * refuses commands), fenced (another primary wrote: acknowledges nothing).
+ */
+typedef enum { BUS_ROLE_SINGLE, BUS_ROLE_PRIMARY, BUS_ROLE_STANDBY, BUS_ROLE_FENCED } bus_role_t;
 /* Where recovery of the resolver stands. */
 typedef enum { REC_IDLE, REC_RESET, REC_LOAD, REC_REPLAY } rec_phase_t;
 
 typedef struct {
 	bus_state_t state;
+	bus_role_t role;
 	rec_phase_t phase;
 	uint64_t replay_next;   /* next seq to read for the resolver */
 	bool expect_prev;       /* check the log's hash before replay_next */
@@ -34,7 +41,11 @@ static inline void recovery_assert(const recovery_t *r)
 	assert(r->phase != REC_REPLAY || r->replay_next >= 1);
 }
 
-void recovery_init(hub_t *h);
+void recovery_init(hub_t *h, bus_role_t role);
+/* The role changes: a standby promoted becomes primary, a primary fenced. */
+void recovery_set_role(hub_t *h, bus_role_t role);
+/* The role's wire name ("single", "primary", "standby", "fenced"). */
+const char *recovery_role_name(bus_role_t role);
 /* Moves recovery on when it can (and the snapshotter's and mailer's feeds). */
 void recovery_check(hub_t *h);
 /* The resolver's hello (msg): where it stands. */

@@ -6,6 +6,13 @@
  *   live command      | resolve           | append | apply, after durable | notify, after durable
  *                     |                   |        |                      | (types that send mail)
  *   replay (recovery) | apply only        | -      | apply, if behind     | -
+ *   follow (standby)  | apply, after      | append | apply, after durable | -
+ *                     | durable (replay)  |        |                      |
+ *
+ * And the replicator's column (repl.c): a primary's live events go to it in
+ * the same iteration as to the logger, and "durable" means durable in both
+ * (peers.c passes route_durable the smaller seq); a standby's followed
+ * events come from it.
  *
  * Live: route_to_resolver() -> resolver ("req"); route_results() -> logger
  * ("append") and the hold queue; route_durable() -> client replies,
@@ -102,6 +109,20 @@ static bool route_out_take(routes_t *r, uint64_t cid, outstanding_t *out)
 	return true;
 }
 
+/* A held reply (p, n) whose event will not be replicated: not_primary instead. */
+static void route_refuse_reply(hub_t *h, client_ref_t to, const char *p, size_t n)
+{
+	msgpack_zone zone;
+	msgpack_zone_init(&zone, 256);
+	msgpack_object reply;
+	uint64_t id = 0;
+	if (msg_decode_map(p, n, &zone, &reply) == 0)
+		msg_get_u64(&reply, "id", &id);
+	msgpack_zone_destroy(&zone);
+	repl_send_not_primary(h, to, id);
+	clients_done(h, to);
+}
+
 static void route_hold_reply(hub_t *h, client_ref_t to, uint64_t wait_seq, const char *p,
                              size_t n)
 {
@@ -109,6 +130,10 @@ static void route_hold_reply(hub_t *h, client_ref_t to, uint64_t wait_seq, const
 	if (wait_seq <= r->durable_seq && r->held_replies.count == 0) {
 		clients_send(h, to, p, n);
 		clients_done(h, to);
+		return;
+	}
+	if (h->recovery.role == BUS_ROLE_FENCED) { /* it will never be durable here */
+		route_refuse_reply(h, to, p, n);
 		return;
 	}
 	held_reply_t *hr = bus_fifo_push(&r->held_replies);
@@ -143,7 +168,27 @@ static bool route_event(hub_t *h, uint64_t seq, const char *ev, size_t evn,
 	if (mail)
 		bus_bytes_copy(&p->mail, mail, mailn);
 	batches_add_append(h, seq, ev, evn);
+	if (h->recovery.role != BUS_ROLE_SINGLE)
+		repl_live(h, seq, ev, evn);
 	return true;
+}
+
+void route_followed(hub_t *h, const msgpack_object *evs, uint32_t skip)
+{
+	routes_t *r = &h->routes;
+	assert(h->recovery.role == BUS_ROLE_STANDBY);
+	for (uint32_t i = skip; i < evs->via.array.size; i++) {
+		const msgpack_object_bin *ev = &evs->via.array.ptr[i].via.bin;
+		pending_event_t *p = bus_fifo_push(&r->pending);
+		if (!p) {
+			log_error("out of memory holding a followed event");
+			abort(); /* restarted, it follows from its log's end */
+		}
+		p->seq = ++r->last_seq;
+		bus_bytes_copy(&p->ev, ev->ptr, ev->size);
+		batches_add_append(h, p->seq, ev->ptr, ev->size);
+	}
+	routes_assert(r);
 }
 
 int route_results(hub_t *h, const msgpack_object *items)
@@ -174,6 +219,11 @@ int route_results(hub_t *h, const msgpack_object *items)
 
 static void route_durable_event(hub_t *h, pending_event_t *p)
 {
+	if (h->recovery.role == BUS_ROLE_STANDBY && h->recovery.state == BUS_LIVE &&
+	    p->seq > h->routes.resolver_hwm) {
+		batches_add_replay(h, p->ev.p, p->ev.n);
+		h->routes.resolver_hwm = p->seq;
+	}
 	snapfeed_durable(h, p);
 	clientreads_live(h, p->seq, &p->ev);
 	if (p->mail.p)
@@ -230,6 +280,18 @@ void route_resolver_lost(hub_t *h)
 		clients_done(h, o.from);
 	}
 	batches_discard(h, PEER_RESOLVER);
+	routes_assert(r);
+}
+
+void route_refuse_held(hub_t *h)
+{
+	routes_t *r = &h->routes;
+	while (r->held_replies.count) {
+		held_reply_t *hr = bus_fifo_peek(&r->held_replies, 0);
+		route_refuse_reply(h, hr->to, hr->reply.p, hr->reply.n);
+		bus_bytes_free(&hr->reply);
+		bus_fifo_pop(&r->held_replies);
+	}
 	routes_assert(r);
 }
 

@@ -67,6 +67,13 @@ void route_to_resolver(hub_t *h, client_ref_t from, uint64_t id, const char *req
  * the caller resets the resolver's link.
  */
 int route_results(hub_t *h, const msgpack_object *items);
+/*
+ * A standby's followed events: evs (an array of bin) from index skip on are
+ * last_seq + 1, ...: held until durable, appended to the log.
+ */
+void route_followed(hub_t *h, const msgpack_object *evs, uint32_t skip);
+/* Fenced: every held reply gets not_primary (its event is not replicated). */
+void route_refuse_held(hub_t *h);
 /* The log is durable up to seq: replies and durable events go out. */
 void route_durable(hub_t *h, uint64_t seq);
 /* A new logger holds every event up to hwm: the later pending ones are sent again. */

@@ -14,15 +14,38 @@ static uint64_t status_hwm(const hub_t *h, peer_role_t role)
 	case PEER_LOGGER: return h->peers.logger_hwm;
 	case PEER_SNAPSHOTTER: return h->snapfeed.hwm;
 	case PEER_MAILER: return h->mail.hwm;
+	case PEER_REPLICATOR: return h->repl.stream_hwm > h->repl.sent ? h->repl.stream_hwm
+	                                                                : h->repl.sent;
 	default: return 0;
 	}
+}
+
+/* "stream": the replicated stream's name, last sequence and replicas. */
+static void status_stream(const hub_t *h, msgpack_packer *pk)
+{
+	msg_pack_str(pk, "stream");
+	msgpack_pack_map(pk, 3);
+	msg_pack_kv_str(pk, "name", h->repl.stream);
+	msg_pack_kv_u64(pk, "last_seq", h->repl.stream_seq);
+	msg_pack_kv_u64(pk, "replicas", h->repl.replicas);
 }
 
 void status_reply(hub_t *h, client_t *c, uint64_t id)
 {
 	bool live = h->recovery.state == BUS_LIVE;
+	bool replicated = h->recovery.role != BUS_ROLE_SINGLE;
+	int peers = replicated ? PEER_COUNT : PEER_REPLICATOR;
 	msgpack_packer *pk = conn_pack_begin(&c->conn);
-	proto_pack_ok(pk, id, 7);
+	proto_pack_ok(pk, id, 8 + 3 * replicated);
+	msg_pack_kv_str(pk, "role", recovery_role_name(h->recovery.role));
+	if (replicated) {
+		msg_pack_kv_u64(pk, "replicated_seq", h->repl.replicated);
+		status_stream(h, pk);
+		if (h->repl.primary[0])
+			msg_pack_kv_str(pk, "primary", h->repl.primary);
+		else
+			msg_pack_kv_nil(pk, "primary");
+	}
 	msg_pack_kv_str(pk, "state", live ? "live" : "recovering");
 	msg_pack_kv_u64(pk, "last_seq", live ? h->routes.last_seq : h->routes.durable_seq);
 	msg_pack_kv_u64(pk, "durable_seq", h->routes.durable_seq);
@@ -30,8 +53,8 @@ void status_reply(hub_t *h, client_t *c, uint64_t id)
 	msg_pack_kv_str(pk, "head_hash", h->peers.logger_head);
 	msg_pack_kv_u64(pk, "uptime_ms", bus_now_ms() - h->started_ms);
 	msg_pack_str(pk, "peers");
-	msgpack_pack_map(pk, PEER_COUNT);
-	for (int r = 0; r < PEER_COUNT; r++) {
+	msgpack_pack_map(pk, (uint32_t)peers);
+	for (int r = 0; r < peers; r++) {
 		const peer_t *p = &h->peers.peer[r];
 		msg_pack_str(pk, peer_name((peer_role_t)r));
 		bool logger = r == PEER_LOGGER;

@@ -1,0 +1,108 @@
+/*
+ * repl.h - the replicator's column (repl.c; docs/replication.md,
+ * docs/peers.md): the link's view of the stream, the primary's feed of
+ * events to it (live, and caught up from the log after a restart), the
+ * standby's "from" and "follow", and promotion.
+ *
+ * Used only when the bus was started with --replication primary|standby
+ * (the role, recovery.h); with role single nothing here runs and the
+ * replicator's link is never started.
+ *
+ * Invariants:
+ *   - primary: replicated <= sent while the replicator is up; a catch-up
+ *     read is out only from next = sent + 1 (next != 0), and no live event
+ *     is batched for it meanwhile;
+ *   - at most one promote is out (promoting) at a time.
+ */
+#ifndef ESBANK_BUS_REPL_H
+#define ESBANK_BUS_REPL_H
+
+#include "bus.h"
+#include "msg.h"
+
+#include <assert.h>
+
+#define REPL_NAME_BYTES 128  /* a stream's or a node's name, with its NUL; longer is cut */
+#define REPL_WHY_BYTES 200   /* the last fault's text, with its NUL */
+
+typedef struct {
+	uint64_t stream_hwm;    /* the last event seq in the stream, as its hello said */
+	uint64_t sent;          /* primary: the newest event sent to it this session */
+	uint64_t next;          /* primary: catch-up read out from next; 0 none */
+	uint64_t replicated;    /* every event up to it is held by a quorum */
+	uint64_t stream_seq;    /* the stream's last sequence */
+	uint64_t replicas;
+	char stream[REPL_NAME_BYTES];
+	char node[REPL_NAME_BYTES];    /* this group's name, as the replicator said */
+	char primary[REPL_NAME_BYTES]; /* the primary's name as last heard; "" unknown */
+	char head[BUS_HASH_HEX_BYTES]; /* the stream's chain hash at stream_hwm (its hello) */
+	bool verify;            /* primary: check head against the log's at the first read */
+	bool fault;             /* a "fault" (or the stream ahead of this log) not yet cleared */
+	char why[REPL_WHY_BYTES];
+	uint64_t from;          /* standby: the seq last asked for with "from"; 0: none yet */
+	bool promoting;         /* a "promote" is out, or its record not yet applied */
+	bool promote_client;    /* a client waits for the answer (promote_to, promote_id) */
+	client_ref_t promote_to;
+	uint64_t promote_id;
+	uint64_t promote_cid;
+	uint64_t takeover_seq;  /* the takeover record's seq once "promoted" said it; 0 */
+} repl_t;
+
+static inline void repl_assert(const repl_t *r)
+{
+	assert(r->next == 0 || r->next == r->sent + 1);
+	assert(!r->promote_client || r->promoting);
+}
+
+/* The replicator's hello (msg): where the stream stands. */
+void repl_up(hub_t *h, const msgpack_object *msg);
+/* Its link is down: a catch-up stops; a waiting promote gets unavailable. */
+void repl_down(hub_t *h);
+/* Primary: catches the replicator up from the log; standby: sends "from" once live. */
+void repl_check(hub_t *h);
+/* A live event (primary): into the replicator's next "append" when it streams. */
+void repl_live(hub_t *h, uint64_t seq, const char *ev, size_t n);
+/* "replicated" (msg): every event up to its seq is held by a quorum. */
+void repl_replicated(hub_t *h, const msgpack_object *msg);
+/* "fault" (msg): nothing more is replicated until the next "replicated". */
+void repl_fault(hub_t *h, const msgpack_object *msg);
+/* "fenced" (msg): another primary wrote. The caller makes the role fenced. */
+void repl_fenced(hub_t *h, const msgpack_object *msg);
+/* "primary" (msg): the primary's heartbeat (its name). */
+void repl_primary(hub_t *h, const msgpack_object *msg);
+/*
+ * "follow" (msg, standby): 0 with *evs (an array of bin) whose events from
+ * index *skip on are last + 1, last + 2, ... (the ones at or below last are
+ * skipped), or -EAGAIN when there are none to take (a gap asks "from" again).
+ */
+int repl_follow(hub_t *h, const msgpack_object *msg, uint64_t last, uint32_t *skip,
+                const msgpack_object **evs);
+/* The op "promote" from client to (id). */
+void repl_promote(hub_t *h, client_ref_t to, uint64_t id);
+/* "promoted" (msg): the takeover record's seq, or why not (answered here). */
+void repl_promoted(hub_t *h, const msgpack_object *msg);
+/*
+ * The resolver holds every event up to hwm: true when that includes the
+ * takeover record of a promotion, which is then answered; the caller makes
+ * the bus primary (repl_now_primary).
+ */
+bool repl_promotion_applied(hub_t *h, uint64_t hwm);
+/* The bus became primary after the takeover record seq: the replicator holds it. */
+void repl_now_primary(hub_t *h, uint64_t seq);
+/*
+ * The durable bound for a log durable up to logger_seq: the smaller of it
+ * and replicated when the role is primary or fenced, else logger_seq.
+ */
+uint64_t repl_bound(const hub_t *h, uint64_t logger_seq);
+/* Primary: true when the replicator is up and holds every event of the log. */
+bool repl_caught_up(const hub_t *h);
+/*
+ * A command from to (id): true when it was answered here (not_primary on a
+ * standby or fenced group, unavailable on a primary whose replicator is away
+ * or faulted), false when it may go on.
+ */
+bool repl_refuse(hub_t *h, client_ref_t to, uint64_t id);
+/* Answers to (id) not_primary, naming the primary when known. */
+void repl_send_not_primary(hub_t *h, client_ref_t to, uint64_t id);
+
+#endif
