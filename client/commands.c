@@ -390,6 +390,22 @@ static int cmd_ping(cmd_t *c)
 	return 0;
 }
 
+static int cmd_promote(cmd_t *c)
+{
+	msgpack_packer *pk;
+	msgpack_object reply;
+	uint64_t seq = 0;
+
+	int rc = call_begin(&c->call, "promote", false, 0, &pk);
+	if (rc == 0)
+		rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
+	if (rc || cmd_json(c, &reply))
+		return rc;
+	msg_get_u64(&reply, "seq", &seq);
+	printf("promoted: this group is the primary; takeover record %" PRIu64 "\n", seq);
+	return 0;
+}
+
 static int cmd_bench(cmd_t *c)
 {
 	return bench_run(c->opts, c->call.sock_path, c->call.json);
@@ -467,6 +483,8 @@ static const command_t cmd_table[] = {
 	  LOGREPAIR_HELP, 0, false, false, logrepair_opts, cmd_log_repair },
 	{ "bench", "", "load generator: throughput and latency of many requests",
 	  bench_details, 0, false, false, bench_opts, cmd_bench },
+	{ "promote", "", "make this standby group the primary (fenced takeover)", NULL, 0,
+	  false, false, NULL, cmd_promote },
 };
 
 #define CMD_COUNT (sizeof(cmd_table) / sizeof(cmd_table[0]))

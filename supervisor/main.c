@@ -17,6 +17,8 @@ static const char USAGE[] =
 	"               [--mail maildir|mailgun|SMTP-URL]\n"
 	"               [--pwhash-cost interactive|moderate|min]\n"
 	"               [--public-url URL] [--allow-group NAME|GID] [--ready-fd N]\n"
+	"               [--replicate URL[,URL...] | --follow URL[,URL...]] [--stream NAME]\n"
+	"               [--replicas N] [--node NAME] [--auto-promote SECONDS]\n"
 	"\n"
 	"Starts the esbank group (logger, resolver, snapshotter, mailer, bus, http) in\n"
 	"the foreground, prints each program's lines prefixed with its name, restarts\n"
@@ -29,7 +31,18 @@ static const char USAGE[] =
 	"says live with every peer connected and http listens; with --ready-fd N it\n"
 	"then writes \"READY=1\\n\" to file descriptor N. See docs/supervision.md.\n"
 	"Executables are looked up in ESBANK_BIN_DIR, beside esbankd, then in the\n"
-	"build tree's folders (../logger/esbank-logger, ...).";
+	"build tree's folders (../logger/esbank-logger, ...).\n"
+	"\n"
+	"Replication (docs/replication.md): --replicate starts esbank-replicator as\n"
+	"the primary, which publishes the log to the NATS JetStream stream NAME\n"
+	"(default ESBANK, created with --replicas N, default 3) on the NATS servers\n"
+	"URL,...; a command is then answered once its event is durable here and held\n"
+	"by a quorum of the stream. --follow makes this group a standby: first\n"
+	"`esbank-replicator --rejoin` cuts the local events the stream lacks (keeping\n"
+	"a copy), then the group follows the stream, serves queries, refuses\n"
+	"commands (not_primary), and takes `esbank promote`; with --auto-promote S it\n"
+	"promotes itself after S seconds without a primary. --node names this group\n"
+	"(default: the replicator's). Without --replicate or --follow nothing changes.";
 
 static int main_check(const config_opt_t *opts, sup_config_t *cfg)
 {
@@ -44,6 +57,18 @@ static int main_check(const config_opt_t *opts, sup_config_t *cfg)
 		return -1;
 	}
 	const char *mail = cfg->mail;
+	if (cfg->replicate && cfg->follow) {
+		log_error("--replicate and --follow exclude each other");
+		return -1;
+	}
+	if (config_u64(opts, "replicas", &n) < 0 || n == 0 || n > 5) {
+		log_error("--replicas wants 1 to 5");
+		return -1;
+	}
+	if (cfg->auto_promote && (config_u64(opts, "auto-promote", &n) < 0 || n == 0)) {
+		log_error("--auto-promote wants a whole number of seconds of at least 1");
+		return -1;
+	}
 	if (mail && strcmp(mail, "maildir") && strcmp(mail, "mailgun") &&
 	    strncmp(mail, "smtp://", 7) && strncmp(mail, "smtps://", 8)) {
 		log_error("--mail is maildir, mailgun or an smtp:// URL, not '%s'", mail);
@@ -92,6 +117,15 @@ int main(int argc, char **argv)
 		  .help = "also admit this group (name or gid) to bus.sock" },
 		{ .name = "ready-fd", .env = NULL, .def = NULL,
 		  .help = "write READY=1 to this fd once live" },
+		{ .name = "replicate", .env = "ESBANK_REPLICATE", .def = NULL,
+		  .help = "NATS URLs: replicate the log to the stream (primary)" },
+		{ .name = "follow", .env = NULL, .def = NULL,
+		  .help = "NATS URLs: follow the stream (standby)" },
+		{ .name = "stream", .env = NULL, .def = "ESBANK", .help = "JetStream stream name" },
+		{ .name = "replicas", .env = NULL, .def = "3", .help = "the stream's replicas" },
+		{ .name = "node", .env = NULL, .def = NULL, .help = "this group's name" },
+		{ .name = "auto-promote", .env = NULL, .def = NULL,
+		  .help = "standby: promote after this many seconds without a primary" },
 		{ 0 },
 	};
 	int rc = config_parse_options(opts, argc, argv, USAGE);
@@ -106,7 +140,15 @@ int main(int argc, char **argv)
 		.pwhash_cost = config_get(opts, "pwhash-cost"),
 		.allow_group = config_get(opts, "allow-group"),
 		.public_url = config_get(opts, "public-url"),
+		.replicate = config_get(opts, "replicate"),
+		.follow = config_get(opts, "follow"),
+		.stream = config_get(opts, "stream"),
+		.replicas = config_get(opts, "replicas"),
+		.node = config_get(opts, "node"),
+		.auto_promote = config_get(opts, "auto-promote"),
 	};
+	if (cfg.replicate && !*cfg.replicate)
+		cfg.replicate = NULL; /* ESBANK_REPLICATE= : not replicated */
 	if (main_check(opts, &cfg) < 0 || main_ready_fd(config_get(opts, "ready-fd"),
 	                                                &cfg.ready_fd) < 0)
 		return EXIT_USAGE;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* In start order. stop_phase 0 stops first. */
@@ -25,8 +26,9 @@ static const struct {
 	int stop_phase;
 	bool optional;
 } sup_table[] = {
-	{ "logger", 2, false },   { "resolver", 1, false }, { "snapshotter", 1, false },
-	{ "mailer", 1, false },   { "bus", 0, false },      { "http", 0, true },
+	{ "logger", 2, false },   { "replicator", 1, false }, { "resolver", 1, false },
+	{ "snapshotter", 1, false }, { "mailer", 1, false },  { "bus", 0, false },
+	{ "http", 0, true },
 };
 
 #define SUP_TABLE_LEN (sizeof(sup_table) / sizeof(sup_table[0]))
@@ -70,6 +72,26 @@ static void sup_self(supervisor_t *s)
 	snprintf(s->pid_text, sizeof(s->pid_text), "%ld", (long)getpid());
 }
 
+/* The replicator's options shared by its modes and --rejoin, from argv[n]. */
+static size_t sup_repl_args(const sup_config_t *cfg, const char **argv, size_t n)
+{
+	argv[n++] = "--nats";
+	argv[n++] = cfg->replicate ? cfg->replicate : cfg->follow;
+	argv[n++] = "--stream";
+	argv[n++] = cfg->stream;
+	argv[n++] = "--replicas";
+	argv[n++] = cfg->replicas;
+	if (cfg->node) {
+		argv[n++] = "--node";
+		argv[n++] = cfg->node;
+	}
+	if (cfg->auto_promote && cfg->follow) {
+		argv[n++] = "--auto-promote";
+		argv[n++] = cfg->auto_promote;
+	}
+	return n;
+}
+
 /* esbankd --exec-child NAME PPID -- PROG --data D --run R [FLAG VALUE] */
 static void sup_args(const supervisor_t *s, sup_child_t *c)
 {
@@ -104,6 +126,15 @@ static void sup_args(const supervisor_t *s, sup_child_t *c)
 		c->argv[n++] = "--mail";
 		c->argv[n++] = cfg->mail;
 	}
+	if (strcmp(c->name, "bus") == 0 && (cfg->replicate || cfg->follow)) {
+		c->argv[n++] = "--replication";
+		c->argv[n++] = cfg->replicate ? "primary" : "standby";
+	}
+	if (strcmp(c->name, "replicator") == 0) {
+		c->argv[n++] = "--mode";
+		c->argv[n++] = cfg->replicate ? "primary" : "standby";
+		n = sup_repl_args(cfg, c->argv, n);
+	}
 	assert(n <= SUP_ARGS_MAX);
 	c->argv[n] = NULL;
 }
@@ -115,6 +146,9 @@ static int sup_find_all(supervisor_t *s)
 	for (size_t i = 0; i < SUP_TABLE_LEN; i++) {
 		if (strcmp(sup_table[i].name, "http") == 0 && !http_on)
 			continue;
+		if (strcmp(sup_table[i].name, "replicator") == 0 && !s->cfg->replicate &&
+		    !s->cfg->follow)
+			continue; /* not replicated: no replicator */
 		char *path = sup_find_exe(s, sup_table[i].name);
 		if (!path && sup_table[i].optional) {
 			log_warn("esbank-%s not found: not started", sup_table[i].name);
@@ -543,6 +577,39 @@ static int sup_kill_stale(const supervisor_t *s)
 	return 0;
 }
 
+/*
+ * --follow: `esbank-replicator --rejoin --nats U --stream S --data D` once,
+ * before the group starts (the log is not open): it cuts the local events
+ * the stream does not have. 0, or the exit code esbankd leaves with.
+ */
+static int sup_rejoin(const supervisor_t *s)
+{
+	const sup_config_t *cfg = s->cfg;
+	if (!cfg->follow)
+		return 0;
+	char *path = sup_find_exe(s, "replicator");
+	if (!path)
+		return EXIT_USAGE; /* sup_find_all said so */
+	const char *argv[] = { path, "--rejoin", "--data", cfg->data_dir, "--nats", cfg->follow,
+		               "--stream", cfg->stream, NULL };
+	log_info("rejoining: %s --rejoin", path);
+	int status = -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		execv(path, (char *const *)argv);
+		_exit(EXIT_TEMPORARY);
+	}
+	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	free(path);
+	if (pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	int code = pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	log_error("esbank-replicator --rejoin failed (%s %d): not starting the group",
+	          code >= 0 ? "exit" : "status", code >= 0 ? code : status);
+	return code == EXIT_USAGE ? EXIT_USAGE : EXIT_TEMPORARY;
+}
+
 int supervise_run(const sup_config_t *cfg)
 {
 	static supervisor_t s;
@@ -556,6 +623,9 @@ int supervise_run(const sup_config_t *cfg)
 		return rc == -EAGAIN ? EXIT_USAGE : EXIT_TEMPORARY;
 	if (sup_find_all(&s) < 0)
 		return EXIT_USAGE;
+	rc = sup_rejoin(&s);
+	if (rc != 0)
+		return rc;
 	if (sup_kill_stale(&s) < 0)
 		return EXIT_TEMPORARY;
 	sup_init_handles(&s);

@@ -2,10 +2,13 @@
  * supervise.h - the children of esbankd: finding their executables,
  * starting them in order, watching them, and stopping them in order.
  *
- * Start order: logger, resolver, snapshotter, mailer, bus, http (http only
- * when enabled and its executable exists). Stop order, one phase at a time,
+ * Start order: logger, replicator, resolver, snapshotter, mailer, bus, http
+ * (the replicator only with --replicate or --follow; http only when enabled
+ * and its executable exists). With --follow, `esbank-replicator --rejoin`
+ * runs once before anything starts; when it fails esbankd exits with its
+ * code (100 stays 100, any other failure 111). Stop order, one phase at a time,
  * each phase waiting for its children to exit (SIGTERM, then SIGKILL after
- * SUP_STOP_TIMEOUT_MS): bus and http; resolver, snapshotter and mailer;
+ * SUP_STOP_TIMEOUT_MS): bus and http; resolver, snapshotter, mailer and replicator;
  * logger last, so that everything acknowledged reaches the log first.
  *
  * A child that exits 100 (EXIT_USAGE: a permanent error, such as a bad
@@ -41,7 +44,7 @@
 #include <uv.h>
 
 #define SUP_CHILDREN_MAX 8
-#define SUP_ARGS_MAX 16
+#define SUP_ARGS_MAX 24
 #define SUP_STOP_PHASES 3
 #define SUP_STOP_TIMEOUT_MS 5000
 #define SUP_DRAIN_TIMEOUT_MS 500 /* for children's last output lines */
@@ -60,6 +63,13 @@ typedef struct {
 	const char *pwhash_cost;    /* interactive | moderate | min */
 	const char *allow_group;    /* passed to the bus: a group admitted to bus.sock, or NULL */
 	const char *public_url;
+	/* replication (docs/replication.md): at most one of replicate and follow */
+	const char *replicate;      /* NATS URLs: start the replicator as primary, or NULL */
+	const char *follow;         /* NATS URLs: rejoin, then start it as standby, or NULL */
+	const char *stream;         /* the stream's name */
+	const char *replicas;       /* checked by main */
+	const char *node;           /* this group's name, or NULL: the replicator's default */
+	const char *auto_promote;   /* seconds, or NULL */
 	int ready_fd;               /* -1: none */
 } sup_config_t;
 
