@@ -1169,6 +1169,57 @@ static int logfile_repair_cut(int fd, const logfile_repair_t *out)
 	return 0;
 }
 
+/* logfile_cut_after: stops the scan at the first record after the one kept. */
+static int logfile_cut_scan_cb(const logfile_record_t *r, void *arg)
+{
+	return r->seq > *(const uint64_t *)arg ? 1 : 0;
+}
+
+/* Opens DIR/events.log for a cut, holding the writer's lock: an fd or a negative errno. */
+static int logfile_open_locked(const char *dir)
+{
+	if (sodium_init() < 0)
+		return -ENOSYS;
+	char *path = logfile_path(dir);
+	if (!path)
+		return -ENOMEM;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int r = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int logfile_cut_after(const char *dir, uint64_t keep_seq, logfile_repair_t *out)
+{
+	assert(dir && out);
+	memset(out, 0, sizeof(*out));
+	int fd = logfile_open_locked(dir);
+	if (fd < 0)
+		return fd;
+	int r = logfile_scan_fd(fd, &out->scan, logfile_cut_scan_cb, &keep_seq);
+	bool past = out->scan.last_seq > keep_seq; /* the callback stopped at keep_seq + 1 */
+	if (r == -EBADMSG && out->scan.problem != LOGFILE_PROBLEM_HEADER &&
+	    out->scan.seq == keep_seq + 1)
+		past = true; /* the record after the kept one is the first bad one: cut it too */
+	else if (r == -EBADMSG)
+		r = out->scan.seq <= keep_seq ? -EBADMSG : 0;
+	if (r >= 0 && past) {
+		out->scan.seq = keep_seq + 1;
+		logfile_repair_plan(out);
+		r = logfile_repair_copy(fd, dir, out);
+		if (r == 0)
+			r = logfile_repair_cut(fd, out);
+	}
+	close(fd);
+	return r < 0 ? r : 0;
+}
+
 int logfile_repair(const char *dir, bool dry_run, logfile_repair_t *out)
 {
 	assert(dir && out);

@@ -209,4 +209,17 @@ typedef struct {
  */
 int logfile_repair(const char *dir, bool dry_run, logfile_repair_t *out);
 
+/*
+ * Cuts DIR/events.log after record keep_seq (a rejoining primary's events
+ * that the stream does not have), the same way as logfile_repair(): every
+ * byte removed is first copied to out->copy_path and fsync'd with its
+ * directory, a batch cut inside keeps its header valid, then the cut is
+ * fdatasync'd. Records after keep_seq that are not valid (a torn tail) are
+ * cut with them. Nothing to cut (the log ends at or before keep_seq):
+ * out->cut false. Takes the writer's lock: -EAGAIN while a logger holds it.
+ * Returns 0, -EBADMSG when the log is damaged at or before keep_seq (nothing
+ * is cut), -ENOENT without a log, or another negative errno.
+ */
+int logfile_cut_after(const char *dir, uint64_t keep_seq, logfile_repair_t *out);
+
 #endif

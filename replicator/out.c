@@ -1,0 +1,150 @@
+/*
+ * out.c - the replicator's messages to the bus (docs/peers.md, Replicator):
+ *   {"t":"hello","role":"replicator","hwm":N,"pid":P,"head":hex,"mode":M,
+ *    "stream":NAME,"stream_seq":Q,"replicas":R,"node":NAME}
+ *   {"t":"replicated","seq":N,"stream_seq":Q}
+ *   {"t":"fault","message":text}
+ *   {"t":"fenced","primary":NAME-or-nil,"message":text}
+ *   {"t":"follow","first":S,"events":[bin,...],"stream_seq":Q}
+ *   {"t":"promoted","c":cid,"seq":S}  or  {"t":"promoted","c":cid,"error":E,"message":text}
+ *   {"t":"primary","node":NAME,"seq":N}
+ * Each is sent only to the bound bus session once it was greeted; without
+ * one it is dropped (the next hello carries the state).
+ */
+#include "replicator.h"
+
+#include "log.h"
+#include "protocol.h"
+
+#include <sodium.h>
+
+void out_hex(const uint8_t h[LOGFILE_HASH_BYTES], char out[REPL_HEX_BYTES])
+{
+	sodium_bin2hex(out, REPL_HEX_BYTES, h, LOGFILE_HASH_BYTES);
+}
+
+static conn_t *out_bus(repl_t *r)
+{
+	conn_t *bus = peer_bus(&r->bus);
+	return bus && r->greeted ? bus : NULL;
+}
+
+void out_hello(repl_t *r, conn_t *bus)
+{
+	char hex[REPL_HEX_BYTES];
+	bool primary = r->mode == REPL_MODE_PRIMARY;
+	uint64_t hwm = primary ? r->acked_seq : r->tail.last;
+	out_hex(primary ? r->acked_chain : r->tail.head, hex);
+	msgpack_packer *pk = peer_hello_begin(&r->bus, bus, hwm, 6);
+	msg_pack_kv_str(pk, PEER_F_HEAD, hex);
+	msg_pack_kv_str(pk, PEER_F_MODE, primary ? PEER_MODE_PRIMARY : PEER_MODE_STANDBY);
+	msg_pack_kv_str(pk, PEER_F_STREAM, r->cfg.stream);
+	msg_pack_kv_u64(pk, PEER_F_STREAM_SEQ, primary ? r->stream_seq : r->stream_last_seen);
+	msg_pack_kv_u64(pk, PEER_F_REPLICAS, r->cfg.replicas);
+	msg_pack_kv_str(pk, PEER_F_NODE, r->cfg.node);
+	conn_pack_end(bus);
+	r->greeted = true;
+	log_info("bus connected; hello (%s) with hwm %llu", primary ? "primary" : "standby",
+	         (unsigned long long)hwm);
+}
+
+void out_maybe_hello(repl_t *r)
+{
+	conn_t *bus = peer_bus(&r->bus);
+	if (!bus || r->greeted || !r->ready)
+		return;
+	if (r->mode == REPL_MODE_PRIMARY && !r->fenced && (r->inflight > 0 || r->resyncing))
+		return;
+	out_hello(r, bus);
+}
+
+void out_replicated(repl_t *r)
+{
+	conn_t *bus = out_bus(r);
+	if (!bus)
+		return;
+	msgpack_packer *pk = conn_pack_begin(bus);
+	msgpack_pack_map(pk, 3);
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_REPLICATED);
+	msg_pack_kv_u64(pk, PEER_F_SEQ, r->acked_seq);
+	msg_pack_kv_u64(pk, PEER_F_STREAM_SEQ, r->stream_seq);
+	conn_pack_end(bus);
+}
+
+void out_fault(repl_t *r, const char *message)
+{
+	conn_t *bus = out_bus(r);
+	if (!bus)
+		return;
+	msgpack_packer *pk = conn_pack_begin(bus);
+	msgpack_pack_map(pk, 2);
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_FAULT);
+	msg_pack_kv_str(pk, PEER_F_MESSAGE, message);
+	conn_pack_end(bus);
+}
+
+void out_fenced(repl_t *r, const char *primary, const char *message)
+{
+	conn_t *bus = out_bus(r);
+	if (!bus)
+		return;
+	msgpack_packer *pk = conn_pack_begin(bus);
+	msgpack_pack_map(pk, 3);
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_FENCED);
+	if (primary && *primary)
+		msg_pack_kv_str(pk, PEER_F_PRIMARY, primary);
+	else
+		msg_pack_kv_nil(pk, PEER_F_PRIMARY);
+	msg_pack_kv_str(pk, PEER_F_MESSAGE, message);
+	conn_pack_end(bus);
+}
+
+void out_follow(repl_t *r, uint64_t first, const char *const *bodies, const size_t *lens,
+                uint32_t n, uint64_t stream_seq)
+{
+	conn_t *bus = out_bus(r);
+	if (!bus || n == 0)
+		return;
+	msgpack_packer *pk = conn_pack_begin(bus);
+	msgpack_pack_map(pk, 4);
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_FOLLOW);
+	msg_pack_kv_u64(pk, PEER_F_FIRST, first);
+	msg_pack_str(pk, PEER_F_EVENTS);
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++)
+		msg_pack_binn(pk, bodies[i], lens[i]);
+	msg_pack_kv_u64(pk, PEER_F_STREAM_SEQ, stream_seq);
+	conn_pack_end(bus);
+}
+
+void out_promoted(repl_t *r, uint64_t cid, uint64_t seq, const char *error,
+                  const char *message)
+{
+	conn_t *bus = out_bus(r);
+	if (!bus)
+		return;
+	msgpack_packer *pk = conn_pack_begin(bus);
+	msgpack_pack_map(pk, error ? 4 : 3);
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_PROMOTED);
+	msg_pack_kv_u64(pk, PEER_F_CID, cid);
+	if (error) {
+		msg_pack_kv_str(pk, PEER_F_ERROR, error);
+		msg_pack_kv_str(pk, PEER_F_MESSAGE, message);
+	} else {
+		msg_pack_kv_u64(pk, PEER_F_SEQ, seq);
+	}
+	conn_pack_end(bus);
+}
+
+void out_primary(repl_t *r, const char *node, uint64_t seq)
+{
+	conn_t *bus = out_bus(r);
+	if (!bus)
+		return;
+	msgpack_packer *pk = conn_pack_begin(bus);
+	msgpack_pack_map(pk, 3);
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_PRIMARY);
+	msg_pack_kv_str(pk, PEER_F_NODE, node);
+	msg_pack_kv_u64(pk, PEER_F_SEQ, seq);
+	conn_pack_end(bus);
+}

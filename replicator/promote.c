@@ -1,0 +1,94 @@
+/*
+ * promote.c - a standby takes over: the takeover record.
+ *
+ * Off the loop: the stream's tail (last sequence Q, last event L, chain
+ * hash H) is read; the event {"seq":L+1,"ts":now,"type":"primary_changed",
+ * "node":NAME} is encoded as a record chained to H and published alone,
+ * fenced by Q (Nats-Expected-Last-Sequence: Q) with msg id "L+1-L+1". If
+ * another primary wrote after Q the fence refuses it (wrong last sequence):
+ * `promoted` with error "unavailable"; so of two standbys promoting at once
+ * one wins. On success the replicator is primary from L+1 on (publish.c),
+ * the record reaches the bus as a `follow` event like every record before
+ * it, and `promoted` {"c":cid,"seq":L+1} is sent. The events before L+1 are
+ * delivered by the follow subscription before the takeover record, in order.
+ */
+#include "replicator.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PROMOTE_EVENT_BYTES_MAX 512
+
+static uint64_t promote_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void promote_work(uv_work_t *w)
+{
+	repl_job_t *j = w->data;
+	repl_t *r = j->r;
+	char body[PROMOTE_EVENT_BYTES_MAX];
+	j->result = js_read_tail(r, &j->tail);
+	if (j->result < 0) {
+		snprintf(j->text, sizeof(j->text), "cannot read the stream's tail");
+		return;
+	}
+	uint64_t seq = j->tail.last + 1;
+	int len = batch_takeover_event(seq, promote_now_ms(), r->cfg.node, body, sizeof(body));
+	repl_msg_t m = { .first = seq, .last = seq, .expect = j->tail.stream_seq };
+	memcpy(m.head, j->tail.head, LOGFILE_HASH_BYTES);
+	j->result = len < 0 ? len : logfile_encode(seq, body, (size_t)len, m.head, &m.buf, &m.len,
+	                                          &m.cap);
+	if (j->result == 0)
+		j->result = js_publish_sync(r, &m, &j->out, j->text, sizeof(j->text));
+	free(m.buf);
+	j->arg = seq;
+	memcpy(j->tail.head, m.head, LOGFILE_HASH_BYTES);
+}
+
+static void promote_done(uv_work_t *w, int status)
+{
+	repl_job_t *j = w->data;
+	repl_t *r = j->r;
+	j->busy = false;
+	if (r->stopping)
+		return;
+	if (status < 0 || j->result < 0 || r->mode != REPL_MODE_STANDBY) {
+		const char *why = j->result == -EEXIST ? "another group wrote to the stream first"
+		                                       : j->text;
+		log_warn("promote: failed: %s", why);
+		out_promoted(r, r->promote_cid, 0, "unavailable", why);
+		return;
+	}
+	log_info("promoted: takeover record %" PRIu64 " at stream sequence %" PRIu64 "; primary",
+	         j->arg, j->out);
+	r->takeover_seq = j->arg;
+	snprintf(r->primary, sizeof(r->primary), "%s", r->cfg.node);
+	publish_take_over(r, j->arg, j->tail.head, j->out);
+	out_promoted(r, r->promote_cid, j->arg, NULL, NULL);
+}
+
+void promote_start(repl_t *r, uint64_t cid)
+{
+	if (r->mode != REPL_MODE_STANDBY || r->fenced) {
+		out_promoted(r, cid, 0, "not_standby", "this group is not a standby");
+		return;
+	}
+	if (!r->ready || r->promote_job.busy) {
+		out_promoted(r, cid, 0, "unavailable",
+		             r->ready ? "a promotion is running" : "not connected to the stream");
+		return;
+	}
+	r->promote_cid = cid;
+	r->promote_job.text[0] = 0;
+	repl_job_start(r, &r->promote_job, promote_work, promote_done);
+}

@@ -1,0 +1,393 @@
+/*
+ * publish.c - primary mode: the bus's events become stream messages.
+ *
+ * Each append's new events are encoded as log records (logfile_encode, the
+ * chain going on from accepted_chain) into the message being filled; a
+ * message is sealed at REPL_MSG_BYTES_MAX. Messages are published
+ * asynchronously, at most REPL_INFLIGHT_MAX at a time (while the window is
+ * full, events gather into the next message: group commit), each with the
+ * expected last stream sequence predicted from the message before it (the
+ * fence: only this writer appends to NAME.log, so message k+1 lands at
+ * stream sequence expect(k) + 2) and a msg id "<first>-<last>".
+ *
+ * An ack that lands where predicted makes its message acknowledged; the
+ * acknowledged prefix advances acked_seq and is reported `replicated`. Any
+ * other outcome - a publish error, an ack at another sequence, a duplicate
+ * (the msg id was in the stream already: our own earlier attempt, or
+ * another primary's message with the same seqs), no ack within
+ * 2 * REPL_PUBLISH_WAIT_MS, a reconnection - starts a resync: nothing more
+ * is sent, the stream's tail is read (off the loop) and compared by seq and
+ * hash with what we sent:
+ *   - the tail is our acked head, or the last record of one of our
+ *     messages with the same hash: everything up to it is in the stream
+ *     (the chain proves it); the rest is published again, fenced from the
+ *     tail's sequence, with the same msg ids;
+ *   - anything else: another primary wrote. `fenced`, for good.
+ * So a wrong-last-sequence error (10071) is fenced only when the tail says
+ * so: a message lost before it makes the ones after it fail the same way.
+ * An error other than the fence is reported `fault` (once) until a later
+ * `replicated`; the resync is retried every REPL_RETRY_MS.
+ */
+#include "replicator.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int publish_init(repl_t *r, const repl_tail_t *tail)
+{
+	r->accepted_seq = r->acked_seq = tail->last;
+	memcpy(r->accepted_chain, tail->head, LOGFILE_HASH_BYTES);
+	memcpy(r->acked_chain, tail->head, LOGFILE_HASH_BYTES);
+	r->stream_seq = r->next_expect = tail->stream_seq;
+	return 0;
+}
+
+static void publish_msg_free(repl_msg_t *m)
+{
+	free(m->buf);
+	free(m);
+}
+
+void publish_free(repl_t *r)
+{
+	for (repl_msg_t *m = r->msgs, *next; m; m = next) {
+		next = m->next;
+		publish_msg_free(m);
+	}
+	r->msgs = r->msgs_tail = NULL;
+	log_info("published %" PRIu64 " messages, %" PRIu64 " events", r->stat_msgs,
+	         r->stat_events);
+}
+
+static void publish_fault(repl_t *r, const char *message)
+{
+	if (r->fault_sent || r->fenced)
+		return;
+	log_warn("replication fault: %s", message);
+	out_fault(r, message);
+	r->fault_sent = true;
+}
+
+/* The message to add a record of rec_len bytes to (a new one when needed). */
+static repl_msg_t *publish_filling(repl_t *r, size_t rec_len)
+{
+	repl_msg_t *m = r->msgs_tail;
+	if (m && !m->sent && m->len + rec_len <= REPL_MSG_BYTES_MAX)
+		return m;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	if (r->msgs_tail)
+		r->msgs_tail->next = m;
+	else
+		r->msgs = m;
+	r->msgs_tail = m;
+	return m;
+}
+
+static int publish_add(repl_t *r, uint64_t seq, const char *body, size_t len)
+{
+	repl_msg_t *m = publish_filling(r, len + LOGFILE_HASH_BYTES + 12);
+	if (!m)
+		return -ENOMEM;
+	size_t before = m->len;
+	uint8_t chain[LOGFILE_HASH_BYTES];
+	memcpy(chain, r->accepted_chain, LOGFILE_HASH_BYTES);
+	int rc = logfile_encode(seq, body, len, chain, &m->buf, &m->len, &m->cap);
+	if (rc < 0)
+		return rc;
+	if (m->first == 0)
+		m->first = seq;
+	m->last = seq;
+	memcpy(m->head, chain, LOGFILE_HASH_BYTES);
+	memcpy(r->accepted_chain, chain, LOGFILE_HASH_BYTES);
+	r->accepted_seq = seq;
+	r->pending_bytes += m->len - before;
+	return 0;
+}
+
+/* Publishes unsent messages while the window has room. */
+static void publish_kick(repl_t *r)
+{
+	if (r->resyncing || r->fenced || !r->js)
+		return;
+	for (repl_msg_t *m = r->msgs; m && r->inflight < REPL_INFLIGHT_MAX; m = m->next) {
+		if (m->sent)
+			continue;
+		m->expect = r->next_expect;
+		if (js_publish_async(r, m) < 0) {
+			publish_fault(r, "a publish could not be sent to NATS");
+			break; /* the watchdog or the reconnection resyncs */
+		}
+		m->sent = true;
+		m->sent_ms = uv_now(r->loop);
+		r->inflight++;
+		r->next_expect++;
+		r->stat_msgs++;
+		r->stat_events += m->last - m->first + 1;
+	}
+}
+
+static bool publish_hex_eq(const char *hex, const uint8_t h[LOGFILE_HASH_BYTES])
+{
+	char mine[REPL_HEX_BYTES];
+	out_hex(h, mine);
+	return strcmp(hex, mine) == 0;
+}
+
+int publish_append(repl_t *r, uint64_t first, const msgpack_object *evs, const char *prev)
+{
+	if (r->fenced || r->mode != REPL_MODE_PRIMARY)
+		return 0;
+	for (uint32_t i = 0; i < evs->via.array.size; i++) {
+		uint64_t seq = first + i;
+		if (seq <= r->accepted_seq)
+			continue;
+		if (seq != r->accepted_seq + 1)
+			return -EPIPE;
+		if (i == 0 && prev && !publish_hex_eq(prev, r->accepted_chain)) {
+			char why[REPL_TEXT_BYTES_MAX];
+			snprintf(why, sizeof(why), "the local log and the stream differ before event %"
+			         PRIu64 " (another history is in the stream)", seq);
+			log_error("%s", why);
+			out_fault(r, why);
+			r->fault_sent = true;
+			return 0;
+		}
+		const msgpack_object_bin *b = &evs->via.array.ptr[i].via.bin;
+		int rc = publish_add(r, seq, b->ptr, b->size);
+		if (rc < 0) {
+			log_error("append: event %" PRIu64 " refused (%s); the rest dropped", seq,
+			          strerror(-rc));
+			return -EPIPE;
+		}
+	}
+	publish_kick(r);
+	return 0;
+}
+
+/* The acknowledged prefix leaves the list; reports replicated if it moved. */
+static void publish_advance(repl_t *r)
+{
+	bool moved = false;
+	while (r->msgs && r->msgs->acked) {
+		repl_msg_t *m = r->msgs;
+		r->acked_seq = m->last;
+		memcpy(r->acked_chain, m->head, LOGFILE_HASH_BYTES);
+		r->stream_seq = m->stream_seq;
+		r->pending_bytes -= m->len;
+		r->msgs = m->next;
+		if (!r->msgs)
+			r->msgs_tail = NULL;
+		publish_msg_free(m);
+		moved = true;
+	}
+	if (moved && !r->fenced) {
+		r->fault_sent = false;
+		out_replicated(r);
+	}
+	conn_t *bus = peer_bus(&r->bus);
+	if (bus && r->paused && r->pending_bytes <= REPL_PENDING_BYTES_MAX / 2) {
+		conn_resume(bus);
+		r->paused = false;
+	}
+	out_maybe_hello(r);
+}
+
+static repl_msg_t *publish_find(repl_t *r, uint64_t first, uint64_t last)
+{
+	for (repl_msg_t *m = r->msgs; m; m = m->next)
+		if (m->first == first && m->last == last && m->sent && !m->acked)
+			return m;
+	return NULL;
+}
+
+static void publish_resync(repl_t *r, const char *why);
+static void publish_resync_timer(uv_timer_t *t);
+
+void publish_ack(repl_t *r, const js_note_t *n)
+{
+	repl_msg_t *m = publish_find(r, n->first, n->last);
+	if (!m || r->fenced)
+		return; /* an attempt from before a resync */
+	if (n->duplicate || n->stream_seq != m->expect + 1) {
+		publish_resync(r, n->duplicate ? "the stream already had a message id we sent"
+		                               : "a message landed at another stream sequence");
+		return;
+	}
+	m->acked = true;
+	m->stream_seq = n->stream_seq;
+	r->inflight--;
+	publish_advance(r);
+	publish_kick(r);
+}
+
+void publish_error(repl_t *r, const js_note_t *n)
+{
+	if (!publish_find(r, n->first, n->last) || r->fenced)
+		return;
+	if (n->err_code != JSStreamWrongLastSequenceErr) {
+		char why[REPL_TEXT_BYTES_MAX + 64];
+		snprintf(why, sizeof(why), "publishing events %" PRIu64 "-%" PRIu64 ": %s",
+		         n->first, n->last, n->text);
+		publish_fault(r, why);
+	}
+	publish_resync(r, n->text);
+}
+
+void publish_reconnected(repl_t *r)
+{
+	if (r->mode == REPL_MODE_PRIMARY && r->ready && !r->fenced)
+		publish_resync(r, "reconnected to NATS");
+}
+
+/* --- resync ------------------------------------------------------------- */
+
+static void publish_resync_work(uv_work_t *w)
+{
+	repl_job_t *j = w->data;
+	j->result = js_read_tail(j->r, &j->tail);
+}
+
+static void publish_fence(repl_t *r, const repl_tail_t *t)
+{
+	char why[REPL_TEXT_BYTES_MAX];
+	snprintf(why, sizeof(why), "another primary%s%s wrote to the stream: its last event is %"
+	         PRIu64 " at stream sequence %" PRIu64, *t->primary ? " " : "", t->primary, t->last,
+	         t->stream_seq);
+	log_error("fenced: %s", why);
+	r->fenced = true;
+	r->resyncing = false;
+	out_fenced(r, t->primary, why);
+	out_maybe_hello(r);
+}
+
+/* Everything up to the tail is ours: mark it acknowledged. False if not ours. */
+static bool publish_tail_is_ours(repl_t *r, const repl_tail_t *t)
+{
+	if (t->last == r->acked_seq)
+		return memcmp(t->head, r->acked_chain, LOGFILE_HASH_BYTES) == 0;
+	repl_msg_t *hit = NULL;
+	for (repl_msg_t *m = r->msgs; m && !hit; m = m->next)
+		if (m->sent && m->last == t->last && memcmp(m->head, t->head, LOGFILE_HASH_BYTES) == 0)
+			hit = m;
+	if (!hit)
+		return false;
+	for (repl_msg_t *m = r->msgs; m; m = m->next) {
+		m->acked = true;
+		m->stream_seq = t->stream_seq;
+		if (m == hit)
+			break;
+	}
+	return true;
+}
+
+static void publish_resync_done(uv_work_t *w, int status)
+{
+	repl_job_t *j = w->data;
+	repl_t *r = j->r;
+	j->busy = false;
+	if (r->stopping || r->fenced)
+		return;
+	if (status < 0 || j->result < 0) {
+		publish_fault(r, "cannot read the stream's tail from NATS");
+		uv_timer_start(&r->retry_timer, publish_resync_timer, REPL_RETRY_MS, 0);
+		return;
+	}
+	if (!publish_tail_is_ours(r, &j->tail)) {
+		publish_fence(r, &j->tail);
+		return;
+	}
+	log_info("resync: the stream holds events up to %" PRIu64 " (stream sequence %" PRIu64
+	         "); publishing again from there", j->tail.last, j->tail.stream_seq);
+	r->resyncing = false;
+	r->next_expect = j->tail.stream_seq;
+	publish_advance(r);
+	publish_kick(r);
+}
+
+static void publish_resync_start(repl_t *r)
+{
+	if (!repl_job_start(r, &r->resync_job, publish_resync_work, publish_resync_done))
+		log_warn("resync: a tail read is already running");
+}
+
+static void publish_resync_timer(uv_timer_t *t)
+{
+	repl_t *r = t->data;
+	if (r->resyncing && !r->resync_job.busy && !r->stopping)
+		publish_resync_start(r);
+}
+
+static void publish_resync(repl_t *r, const char *why)
+{
+	if (!r->resyncing)
+		log_warn("resync (%s): reading the stream's tail", why);
+	r->resyncing = true;
+	for (repl_msg_t *m = r->msgs; m; m = m->next)
+		if (m->sent && !m->acked)
+			m->sent = false;
+	r->inflight = 0;
+	if (!r->resync_job.busy && !uv_is_active((uv_handle_t *)&r->retry_timer))
+		publish_resync_start(r);
+}
+
+/* --- the bus session, the heartbeat, a takeover ------------------------- */
+
+void publish_session_closed(repl_t *r)
+{
+	/* Events not yet sent may not be in the bus's log after it restarts. */
+	repl_msg_t *keep = NULL;
+	for (repl_msg_t *m = r->msgs; m; m = m->next)
+		if (m->sent || m->acked)
+			keep = m;
+	repl_msg_t *drop = keep ? keep->next : r->msgs;
+	if (keep) {
+		keep->next = NULL;
+		r->msgs_tail = keep;
+	} else {
+		r->msgs = r->msgs_tail = NULL;
+	}
+	for (repl_msg_t *next; drop; drop = next) {
+		next = drop->next;
+		r->pending_bytes -= drop->len;
+		publish_msg_free(drop);
+	}
+	r->accepted_seq = keep ? keep->last : r->acked_seq;
+	memcpy(r->accepted_chain, keep ? keep->head : r->acked_chain, LOGFILE_HASH_BYTES);
+	r->paused = false;
+}
+
+bool publish_busy(const repl_t *r)
+{
+	return r->inflight > 0 || r->resyncing;
+}
+
+void publish_heartbeat(repl_t *r)
+{
+	if (r->mode != REPL_MODE_PRIMARY || r->fenced || !r->ready)
+		return;
+	js_heartbeat(r, r->acked_seq);
+	uint64_t now = uv_now(r->loop);
+	for (repl_msg_t *m = r->msgs; m; m = m->next)
+		if (m->sent && !m->acked && now - m->sent_ms > 2 * REPL_PUBLISH_WAIT_MS) {
+			publish_fault(r, "no acknowledgement from the stream");
+			publish_resync(r, "no acknowledgement in time");
+			break;
+		}
+}
+
+void publish_take_over(repl_t *r, uint64_t seq, const uint8_t chain[LOGFILE_HASH_BYTES],
+                       uint64_t q)
+{
+	r->mode = REPL_MODE_PRIMARY;
+	r->accepted_seq = r->acked_seq = seq;
+	memcpy(r->accepted_chain, chain, LOGFILE_HASH_BYTES);
+	memcpy(r->acked_chain, chain, LOGFILE_HASH_BYTES);
+	r->stream_seq = r->next_expect = q;
+}

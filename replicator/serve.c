@@ -1,0 +1,129 @@
+/*
+ * serve.c - the bus session's messages to the replicator (docs/peers.md,
+ * Replicator), and the notes from nats.c's threads, handed to the file that
+ * owns what they change.
+ *
+ * In:  {"t":"append","first":S,"events":[bin,...],"prev":hex}   (primary)
+ *      {"t":"from","seq":S}                                     (standby)
+ *      {"t":"promote","c":cid}                                  (standby)
+ * An append whose events are not all bins of 1..LOGFILE_RECORD_BODY_MAX
+ * bytes is dropped whole; events at or below the highest accepted seq are
+ * skipped; a gap ends the session (the bus reconnects, the hello gives the
+ * replicated hwm, and it sends again from there), as the logger does.
+ */
+#include "replicator.h"
+
+#include "log.h"
+#include "protocol.h"
+
+#include <errno.h>
+#include <stdint.h>
+
+static int serve_check_events(const msgpack_object *evs)
+{
+	if (!evs || evs->type != MSGPACK_OBJECT_ARRAY)
+		return -EINVAL;
+	for (uint32_t i = 0; i < evs->via.array.size; i++) {
+		const msgpack_object *e = &evs->via.array.ptr[i];
+		if (e->type != MSGPACK_OBJECT_BIN || e->via.bin.size == 0 ||
+		    e->via.bin.size > LOGFILE_RECORD_BODY_MAX)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static void serve_on_append(conn_t *bus, const msgpack_object *m)
+{
+	repl_t *r = bus->data;
+	uint64_t first;
+	char prev[REPL_HEX_BYTES];
+	const msgpack_object *evs = msg_get(m, PEER_F_EVENTS);
+	if (msg_get_u64(m, PEER_F_FIRST, &first) < 0 || first == 0 || serve_check_events(evs) < 0 ||
+	    first > UINT64_MAX - evs->via.array.size) {
+		log_warn("append: malformed message ignored");
+		return;
+	}
+	bool has_prev = msg_get_strcpy(m, PEER_F_PREV, prev, sizeof(prev)) == 0;
+	if (r->mode != REPL_MODE_PRIMARY && !r->fenced) {
+		log_warn("append: not primary; ignored");
+		return;
+	}
+	if (publish_append(r, first, evs, has_prev ? prev : NULL) == -EPIPE) {
+		peer_drop(&r->bus, "append: a gap in the events");
+		return;
+	}
+	if (r->pending_bytes > REPL_PENDING_BYTES_MAX && !r->paused) {
+		log_warn("%zu bytes of events wait for the stream; pausing the bus", r->pending_bytes);
+		conn_pause(bus);
+		r->paused = true;
+	}
+}
+
+static void serve_on_from(conn_t *bus, const msgpack_object *m)
+{
+	repl_t *r = bus->data;
+	uint64_t seq;
+	if (msg_get_u64(m, PEER_F_SEQ, &seq) < 0 || seq == 0) {
+		log_warn("from: malformed message ignored");
+		return;
+	}
+	follow_from(r, seq);
+}
+
+static void serve_on_promote(conn_t *bus, const msgpack_object *m)
+{
+	repl_t *r = bus->data;
+	uint64_t cid = 0;
+	if (msg_get_u64(m, PEER_F_CID, &cid) < 0) {
+		log_warn("promote: malformed message ignored");
+		return;
+	}
+	promote_start(r, cid);
+}
+
+const peer_handler_t repl_handlers[] = {
+	{ PEER_MSG_APPEND, serve_on_append },
+	{ PEER_MSG_FROM, serve_on_from },
+	{ PEER_MSG_PROMOTE, serve_on_promote },
+	{ NULL, NULL },
+};
+
+static void serve_note(repl_t *r, js_note_t *n)
+{
+	switch (n->kind) {
+	case JS_NOTE_ACK:
+		publish_ack(r, n);
+		break;
+	case JS_NOTE_PUB_ERROR:
+		publish_error(r, n);
+		break;
+	case JS_NOTE_FOLLOW:
+		follow_message(r, n);
+		break;
+	case JS_NOTE_HEARTBEAT:
+		follow_heartbeat(r, n);
+		break;
+	case JS_NOTE_DISCONNECTED:
+		log_warn("disconnected from NATS");
+		if (r->mode == REPL_MODE_PRIMARY && !r->fenced && !r->fault_sent) {
+			out_fault(r, "the connection to NATS is lost");
+			r->fault_sent = true;
+		}
+		break;
+	case JS_NOTE_RECONNECTED:
+		log_info("reconnected to NATS");
+		publish_reconnected(r);
+		break;
+	}
+}
+
+void serve_notes(repl_t *r, js_note_t *n)
+{
+	for (js_note_t *next; n; n = next) {
+		next = n->next;
+		if (!r->stopping)
+			serve_note(r, n);
+		js_note_free(r, n);
+	}
+	out_maybe_hello(r);
+}
