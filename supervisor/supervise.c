@@ -605,8 +605,9 @@ static int sup_rejoin(const supervisor_t *s)
 	if (pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	int code = pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	int sig = pid > 0 && WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 	log_error("esbank-replicator --rejoin failed (%s %d): not starting the group",
-	          code >= 0 ? "exit" : "status", code >= 0 ? code : status);
+	          code >= 0 ? "exit" : sig ? "signal" : "status", code >= 0 ? code : sig ? sig : status);
 	return code == EXIT_USAGE ? EXIT_USAGE : EXIT_TEMPORARY;
 }
 
