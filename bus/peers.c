@@ -166,6 +166,8 @@ static void peers_on_replicated(hub_t *h, peer_t *p, const msgpack_object *msg)
 	route_durable(h, repl_bound(h, h->peers.logger_hwm));
 	if (h->recovery.state != BUS_LIVE)
 		recovery_check(h);
+	else if (h->repl.sent < h->routes.last_seq)
+		repl_check(h); /* events logged during a fault are caught up from the log */
 }
 
 /* Another primary wrote: nothing held or later is acknowledged here. */
