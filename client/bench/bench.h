@@ -2,6 +2,8 @@
  * bench.h - `esbank bench`, a load generator: prepares verified accounts over
  * the protocol, then keeps many requests in flight on several connections to
  * bus.sock and reports throughput, outcomes and latency percentiles.
+ * bench.c maps the files of the bench; options.c holds bench_details and
+ * bench_opts.
  */
 #ifndef ESBANK_CLIENT_BENCH_H
 #define ESBANK_CLIENT_BENCH_H
