@@ -45,7 +45,7 @@
  *   404 no_route; 405 method_not_allowed (with Allow)
  *   429 rate_limited (with Retry-After): failed logins, see login.h
  *   500 internal; 503 unavailable / overloaded (no bus, or the bus says so);
- *   504 timeout (no reply within GW_BUS_TIMEOUT_MS)
+ *   504 timeout (no reply within BUSCALL_TIMEOUT_MS)
  */
 #include "routes.h"
 
@@ -75,6 +75,12 @@ typedef struct {
 	int method;
 	route_fn fn;
 } route_t;
+
+/* The gateway a server belongs to (gateway.c sets server.data). */
+static gateway_t *routes_gateway(http_server_t *s)
+{
+	return s->data;
+}
 
 /* ---- responses ---- */
 
@@ -443,10 +449,10 @@ static void pack_key(msgpack_packer *pk, const route_key_t *k)
 
 /*
  * Starts the bus request op for req with nfields fields to pack, then
- * gw_call_end(). On failure answers req (503) and returns NULL.
+ * buscall_end(). On failure answers req (503) and returns NULL.
  */
 static msgpack_packer *route_call(gateway_t *gw, http_req_t *req, const char *op,
-                                  uint32_t nfields, uint64_t timeout_ms, gw_reply_cb cb)
+                                  uint32_t nfields, uint64_t timeout_ms, buscall_reply_cb cb)
 {
 	if (req->idempotency_key.too_long) {
 		respond_error(req, 400, "bad_request", "Idempotency-Key is too long");
@@ -454,7 +460,7 @@ static msgpack_packer *route_call(gateway_t *gw, http_req_t *req, const char *op
 	}
 	msgpack_packer *pk;
 	uint64_t id;
-	int rc = gw_call_begin(gw, op, nfields, timeout_ms, cb, req, &id, &pk);
+	int rc = buscall_begin(&gw->calls, op, nfields, timeout_ms, cb, req, &id, &pk);
 	if (rc == -ENOTCONN) {
 		respond_error(req, 503, "unavailable", "the bank is not reachable; retry later");
 		return NULL;
@@ -478,9 +484,9 @@ static void login_done(gateway_t *gw, http_req_t *req, login_outcome_t outcome)
 
 void routes_cancel(http_server_t *s, http_req_t *req)
 {
-	gateway_t *gw = gw_of_server(s);
+	gateway_t *gw = routes_gateway(s);
 	if (req->call_id)
-		gw_call_cancel(gw, req->call_id);
+		buscall_cancel(&gw->calls, req->call_id);
 	req->call_id = 0;
 	login_done(gw, req, LOGIN_FAILED); /* the client left; the bank still evaluates it */
 }
@@ -516,12 +522,12 @@ static void route_open_account(gateway_t *gw, http_req_t *req)
 	    body_str(req, body, "password", &pw, &pn) == 0 &&
 	    route_key(req, IDEMKEY_EMAIL, email, en, &key) == 0) {
 		msgpack_packer *pk = route_call(gw, req, "open_account", 2 + key_fields(&key),
-		                                GW_BUS_TIMEOUT_MS, reply_open_account);
+		                                BUSCALL_TIMEOUT_MS, reply_open_account);
 		if (pk) {
 			msg_pack_kv_strn(pk, "email", email, en);
 			msg_pack_kv_strn(pk, "password", pw, pn);
 			pack_key(pk, &key);
-			gw_call_end(gw);
+			buscall_end(&gw->calls);
 		}
 	}
 	json_decref(body);
@@ -557,19 +563,19 @@ static void route_verify(gateway_t *gw, http_req_t *req)
 	if (route_key(req, IDEMKEY_VERIFY, acct, strlen(acct), &key) < 0)
 		return;
 	msgpack_packer *pk = route_call(gw, req, "verify_account", 2 + key_fields(&key),
-	                                GW_BUS_TIMEOUT_MS, reply_verify);
+	                                BUSCALL_TIMEOUT_MS, reply_verify);
 	if (!pk)
 		return;
 	msg_pack_kv_str(pk, "account", acct);
 	msg_pack_kv_str(pk, "code", code);
 	pack_key(pk, &key);
-	gw_call_end(gw);
+	buscall_end(&gw->calls);
 }
 
 static void reply_login(void *ctx, int status, const msgpack_object *reply)
 {
 	http_req_t *req = ctx;
-	gateway_t *gw = gw_of_server(req->server);
+	gateway_t *gw = routes_gateway(req->server);
 	char code[ROUTE_ERROR_CODE_MAX] = "";
 	bool ok = false;
 	if (status == 0 && msg_get_bool(reply, "ok", &ok) == 0 && ok)
@@ -630,12 +636,12 @@ static void route_login(gateway_t *gw, http_req_t *req)
 	req->account[an] = '\0';
 	if (login_limited(gw, req))
 		goto out;
-	msgpack_packer *pk = route_call(gw, req, "authenticate", 2, GW_BUS_TIMEOUT_MS,
+	msgpack_packer *pk = route_call(gw, req, "authenticate", 2, BUSCALL_TIMEOUT_MS,
 	                                reply_login);
 	if (pk) {
 		msg_pack_kv_strn(pk, "account", acct, an);
 		msg_pack_kv_strn(pk, "password", pw, pn);
-		gw_call_end(gw);
+		buscall_end(&gw->calls);
 	} else {
 		login_done(gw, req, LOGIN_UNKNOWN); /* answered 503 or 400 */
 	}
@@ -666,13 +672,13 @@ static void route_transfer(gateway_t *gw, http_req_t *req)
 	    body_int(req, body, "amount", &amount) == 0 &&
 	    route_key(req, IDEMKEY_ACCOUNT, req->account, strlen(req->account), &key) == 0) {
 		msgpack_packer *pk = route_call(gw, req, "transfer", 3 + key_fields(&key),
-		                                GW_BUS_TIMEOUT_MS, reply_ok);
+		                                BUSCALL_TIMEOUT_MS, reply_ok);
 		if (pk) {
 			msg_pack_kv_str(pk, "from", req->account);
 			msg_pack_kv_strn(pk, "to", to, tn);
 			msg_pack_kv_i64(pk, "amount", amount);
 			pack_key(pk, &key);
-			gw_call_end(gw);
+			buscall_end(&gw->calls);
 		}
 	}
 	json_decref(body);
@@ -690,12 +696,12 @@ static void route_withdraw(gateway_t *gw, http_req_t *req)
 	if (body_int(req, body, "amount", &amount) == 0 &&
 	    route_key(req, IDEMKEY_ACCOUNT, req->account, strlen(req->account), &key) == 0) {
 		msgpack_packer *pk = route_call(gw, req, "withdraw", 2 + key_fields(&key),
-		                                GW_BUS_TIMEOUT_MS, reply_ok);
+		                                BUSCALL_TIMEOUT_MS, reply_ok);
 		if (pk) {
 			msg_pack_kv_str(pk, "account", req->account);
 			msg_pack_kv_i64(pk, "amount", amount);
 			pack_key(pk, &key);
-			gw_call_end(gw);
+			buscall_end(&gw->calls);
 		}
 	}
 	json_decref(body);
@@ -740,14 +746,14 @@ static void route_sum(gateway_t *gw, http_req_t *req)
 			return;
 		n += (uint32_t)have[i];
 	}
-	msgpack_packer *pk = route_call(gw, req, "sum_transactions", n, GW_BUS_TIMEOUT_MS,
+	msgpack_packer *pk = route_call(gw, req, "sum_transactions", n, BUSCALL_TIMEOUT_MS,
 	                                reply_sum);
 	if (!pk)
 		return;
 	for (int i = 0; i < 3; i++)
 		if (have[i])
 			msg_pack_kv_u64(pk, names[i], vals[i]);
-	gw_call_end(gw);
+	buscall_end(&gw->calls);
 }
 
 static void route_inactive(gateway_t *gw, http_req_t *req)
@@ -757,12 +763,12 @@ static void route_inactive(gateway_t *gw, http_req_t *req)
 	if (have < 0)
 		return;
 	msgpack_packer *pk = route_call(gw, req, "inactive_users", (uint32_t)have,
-	                                GW_BUS_TIMEOUT_MS, reply_total);
+	                                BUSCALL_TIMEOUT_MS, reply_total);
 	if (!pk)
 		return;
 	if (have)
 		msg_pack_kv_u64(pk, "days", days);
-	gw_call_end(gw);
+	buscall_end(&gw->calls);
 }
 
 static void reply_account(void *ctx, int status, const msgpack_object *reply)
@@ -777,20 +783,20 @@ static void route_get_account(gateway_t *gw, http_req_t *req)
 {
 	if (route_auth(gw, req) < 0)
 		return;
-	msgpack_packer *pk = route_call(gw, req, "get_account", 1, GW_BUS_TIMEOUT_MS,
+	msgpack_packer *pk = route_call(gw, req, "get_account", 1, BUSCALL_TIMEOUT_MS,
 	                                reply_account);
 	if (!pk)
 		return;
 	msg_pack_kv_str(pk, "account", req->account);
-	gw_call_end(gw);
+	buscall_end(&gw->calls);
 }
 
 static void metrics_respond(gateway_t *gw, http_req_t *req, const msgpack_object *status)
 {
 	metrics_gauges_t g = {
-		.bus_connected = gw->bus_up,
+		.bus_connected = gw->calls.up,
 		.connections = gw->server.nconns,
-		.bus_pending = gw->ncalls,
+		.bus_pending = gw->calls.n,
 	};
 	bool ok = false;
 	if (status && msg_get_bool(status, "ok", &ok) == 0 && ok) {
@@ -812,21 +818,21 @@ static void metrics_respond(gateway_t *gw, http_req_t *req, const msgpack_object
 static void reply_metrics(void *ctx, int status, const msgpack_object *reply)
 {
 	http_req_t *req = ctx;
-	metrics_respond(gw_of_server(req->server), req, status == 0 ? reply : NULL);
+	metrics_respond(routes_gateway(req->server), req, status == 0 ? reply : NULL);
 }
 
 static void route_metrics(gateway_t *gw, http_req_t *req)
 {
 	msgpack_packer *pk;
 	uint64_t id;
-	int rc = gw_call_begin(gw, "status", 0, GW_STATUS_TIMEOUT_MS, reply_metrics, req, &id,
-	                       &pk);
+	int rc = buscall_begin(&gw->calls, "status", 0, BUSCALL_STATUS_TIMEOUT_MS, reply_metrics, req,
+	                    &id, &pk);
 	if (rc < 0) {
 		metrics_respond(gw, req, NULL);
 		return;
 	}
 	req->call_id = id;
-	gw_call_end(gw);
+	buscall_end(&gw->calls);
 }
 
 /* ---- the table ---- */
@@ -875,7 +881,7 @@ static int route_label_index(const char *path)
 
 void routes_dispatch(http_server_t *s, http_req_t *req)
 {
-	gateway_t *gw = gw_of_server(s);
+	gateway_t *gw = routes_gateway(s);
 	char allow[128] = "Allow: ";
 	bool path_known = false;
 	for (size_t i = 0; i < ROUTES_COUNT; i++) {

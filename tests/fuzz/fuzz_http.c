@@ -2,8 +2,8 @@
  * fuzz_http.c - the HTTP request handling of the gateway: the real server
  * (http/server.c: http_parser, limits, keep-alive, pipelining), the routes
  * (http/routes.c: JSON bodies, query strings, tokens, rate limits) and the
- * gateway's bus link (http/gateway.c, included here so that its static
- * reply handler is reachable), in one process on one libuv loop.
+ * gateway's calls to the bus (http/buscall.c, its link attached to a
+ * socketpair), all from http's library, in one process on one libuv loop.
  *
  * For each input: a TCP connection to the server on 127.0.0.1 sends the
  * HTTP bytes and shuts down its sending side; a fake bus on a socketpair
@@ -17,15 +17,23 @@
  * Checks: no sanitizer report; every connection is closed and freed once
  * the client is gone (nconns back to 0); no bus request stays in flight.
  */
-#include "../../http/gateway.c"
+#include "gateway.h"
 
+#include "frame.h"
 #include "fuzz.h"
+#include "log.h"
+#include "msg.h"
 
+#include <assert.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FUZZ_HTTP_SPINS_MAX 2000
@@ -62,27 +70,15 @@ static void fz_init(void)
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", fz_free_port());
 	gateway_opts_t o = { .http_addr = addr, .data_dir = fuzz_tmpdir(),
 		             .run_dir = fuzz_tmpdir(), .token_ttl_s = 3600 };
-	assert(gw_init_state(fz_gw, &o) == 0);
-	fz_gw->server.on_request = routes_dispatch;
-	fz_gw->server.on_cancel = routes_cancel;
-	fz_gw->server.on_response = gw_response_cb;
-	fz_gw->server.data = fz_gw;
-	assert(http_server_start(&fz_gw->server, fz_gw->loop, o.http_addr) == 0);
+	assert(gateway_init(fz_gw, &o) == 0);
+	assert(gateway_listen(fz_gw, &o) == 0);
 	struct sockaddr_in sa;
 	int len = sizeof(sa);
 	assert(uv_tcp_getsockname(&fz_gw->server.tcp, (struct sockaddr *)&sa, &len) == 0);
 	fz_port = ntohs(sa.sin_port);
 	int sv[2];
 	assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-	link_t *k = &fz_gw->bus;
-	k->loop = fz_gw->loop;
-	k->conn.data = k;
-	conn_init(&k->conn, fz_gw->loop, gw_bus_frame_cb, NULL);
-	uv_pipe_init(fz_gw->loop, &k->conn.pipe, 0);
-	assert(uv_pipe_open(&k->conn.pipe, sv[0]) == 0);
-	assert(conn_start(&k->conn) == 0);
-	k->up = true;
-	fz_gw->bus_up = true;
+	assert(buscall_attach(&fz_gw->calls, sv[0]) == 0);
 	fz_bus_fd = sv[1];
 	fcntl(fz_bus_fd, F_SETFL, O_NONBLOCK);
 }
@@ -126,7 +122,7 @@ static void fz_answer(const char *body, size_t len, const uint8_t *reply, size_t
 		}
 	} else {
 		/* a broken reply (dropped by the gateway), then a real one, so the
-		 * request does not wait for its GW_BUS_TIMEOUT_MS */
+		 * request does not wait for its BUSCALL_TIMEOUT_MS */
 		if (reply_n > 0 && reply_n <= FRAME_BODY_MAX) {
 			msg_buf_append(&b, reply, reply_n);
 			msg_frame_end(&b, off);
@@ -280,8 +276,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "fuzz_http: %zu connection(s) left open\n", fz_gw->server.nconns);
 		abort();
 	}
-	if (fz_gw->ncalls != 0) {
-		fprintf(stderr, "fuzz_http: %zu bus request(s) left in flight\n", fz_gw->ncalls);
+	if (fz_gw->calls.n != 0) {
+		fprintf(stderr, "fuzz_http: %zu bus request(s) left in flight\n", fz_gw->calls.n);
 		abort();
 	}
 	return 0;
