@@ -351,6 +351,19 @@ int js_read_tail(repl_t *r, repl_tail_t *out)
 	return s != NATS_OK ? -EIO : rc;
 }
 
+void js_last_primary(repl_t *r, repl_tail_t *t, unsigned back_max)
+{
+	for (uint64_t q = t->stream_seq; q >= 1 && back_max > 0 && !*t->primary; q--, back_max--) {
+		natsMsg *m = NULL;
+		repl_tail_t scratch = { 0 };
+		if (js_get(r, q, &m) == 0 &&
+		    batch_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), NULL,
+		                 js_tail_cb, &scratch) == 0)
+			memcpy(t->primary, scratch.primary, sizeof(t->primary));
+		natsMsg_Destroy(m);
+	}
+}
+
 int js_get(repl_t *r, uint64_t stream_seq, natsMsg **out)
 {
 	jsErrCode jerr = 0;

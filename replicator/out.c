@@ -46,6 +46,8 @@ void out_hello(repl_t *r, conn_t *bus)
 	r->greeted = true;
 	log_info("bus connected; hello (%s) with hwm %llu", primary ? "primary" : "standby",
 	         (unsigned long long)hwm);
+	if (!primary && *r->primary) /* the primary known before this session */
+		out_primary(r, r->primary, r->primary_seq);
 }
 
 void out_maybe_hello(repl_t *r)

@@ -252,6 +252,8 @@ static void publish_resync_work(uv_work_t *w)
 {
 	repl_job_t *j = w->data;
 	j->result = js_read_tail(j->r, &j->tail);
+	if (j->result == 0 && j->tail.last != j->r->acked_seq)
+		js_last_primary(j->r, &j->tail, REPL_PRIMARY_LOOKBACK_MAX); /* for `fenced` */
 }
 
 static void publish_fence(repl_t *r, const repl_tail_t *t)

@@ -61,6 +61,7 @@
 #define REPL_HEX_BYTES (2 * LOGFILE_HASH_BYTES + 1)
 #define REPL_TEXT_BYTES_MAX 256      /* an error's text */
 #define REPL_MSG_ID_BYTES_MAX 48     /* "<first>-<last>" */
+#define REPL_PRIMARY_LOOKBACK_MAX 64 /* stream messages searched for the fencing primary's name */
 
 typedef enum { REPL_MODE_PRIMARY, REPL_MODE_STANDBY } repl_mode_t;
 
@@ -266,6 +267,9 @@ int js_connect(repl_t *r, char *text, size_t text_len);  /* blocking */
 int js_read_tail(repl_t *r, repl_tail_t *out);          /* blocking */
 int js_find(repl_t *r, uint64_t seq, uint64_t last_q, uint64_t *stream_seq); /* blocking */
 int js_get(repl_t *r, uint64_t stream_seq, natsMsg **out); /* blocking */
+/* Fills t->primary from the last takeover record in the back_max stream
+ * messages up to t->stream_seq, if it is empty (blocking). */
+void js_last_primary(repl_t *r, repl_tail_t *t, unsigned back_max);
 int js_publish_async(repl_t *r, const repl_msg_t *m);
 /* Blocking; -EEXIST when fenced (wrong last sequence). */
 int js_publish_sync(repl_t *r, const repl_msg_t *m, uint64_t *stream_seq, char *text,
