@@ -269,14 +269,16 @@ static void publish_fence(repl_t *r, const repl_tail_t *t)
 	out_maybe_hello(r);
 }
 
-/* Everything up to the tail is ours: mark it acknowledged. False if not ours. */
+/* Everything up to the tail is ours: mark it acknowledged. False if not ours.
+ * (A resync marked every unacknowledged message unsent; the chain hash, not
+ * the flag, says whether the stream holds it.) */
 static bool publish_tail_is_ours(repl_t *r, const repl_tail_t *t)
 {
 	if (t->last == r->acked_seq)
 		return memcmp(t->head, r->acked_chain, LOGFILE_HASH_BYTES) == 0;
 	repl_msg_t *hit = NULL;
 	for (repl_msg_t *m = r->msgs; m && !hit; m = m->next)
-		if (m->sent && m->last == t->last && memcmp(m->head, t->head, LOGFILE_HASH_BYTES) == 0)
+		if (m->last == t->last && memcmp(m->head, t->head, LOGFILE_HASH_BYTES) == 0)
 			hit = m;
 	if (!hit)
 		return false;
