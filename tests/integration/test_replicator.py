@@ -18,7 +18,7 @@ sequence; it comes back as `follow` and `promoted` names its seq; the old
 primary is then fenced. A second promote gets not_standby.
 
 ESBANK_REPL_BENCH=1 also measures publishes and events per second with
-batches of ~1000 events (test_bench_batches).
+batches of 1000 events, or ESBANK_REPL_BENCH_BATCH (test_bench_batches).
 """
 
 import os
@@ -208,7 +208,8 @@ def test_standby_follows_and_promotes(repl):
 def test_bench_batches(repl):
     r = repl()
     p, _ = session(r)
-    batch, total = 1000, 200000
+    batch = int(os.environ.get("ESBANK_REPL_BENCH_BATCH", "1000"))
+    total = 200 * batch
     t0 = time.monotonic()
     for first in range(1, total + 1, batch):
         append(p, first, batch)
