@@ -117,6 +117,8 @@ int rejoin_run(const repl_config_t *cfg)
 	logfile_report_t rep;
 	r.cfg = *cfg;
 	r.cfg.mode = REPL_MODE_PRIMARY; /* no heartbeat subscription */
+	pthread_mutex_init(&r.inbox.lock, NULL);
+	r.inbox.closing = true; /* no loop: what nats.c's threads report is dropped */
 	snprintf(r.log_subject, sizeof(r.log_subject), "%s.log", cfg->stream);
 	snprintf(r.hb_subject, sizeof(r.hb_subject), "%s.hb", cfg->stream);
 	int rc = logfile_open(&lf, cfg->data_dir, true, &rep);

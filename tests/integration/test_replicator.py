@@ -29,6 +29,7 @@ import time
 
 import pytest
 
+from conftest import build_dir
 from test_stray import Lone, Peer, bus_session, event
 
 NATS = shutil.which("nats-server")
@@ -217,3 +218,35 @@ def test_bench_batches(repl):
     dt = time.monotonic() - t0
     print("\n%d events in %d messages in %.2f s: %.0f events/s, %.0f publishes/s"
           % (total, m["stream_seq"], dt, total / dt, m["stream_seq"] / dt))
+
+
+def test_rejoin_cuts_what_the_stream_lacks(tmp_path, repl, nats):
+    """An old primary's log with events the stream never got: --rejoin cuts
+    them, keeping a copy, and keeps what the stream has; a second run cuts
+    nothing."""
+    a = repl(node="a")
+    pa, _ = session(a)
+    append(pa, 1, 10)
+    replicated_to(pa, 10)
+    lg = Lone(tmp_path / "old", "logger")
+    p, _ = bus_session(lg.sock)
+    other = [event(s) for s in range(1, 14)]
+    other[10:] = [event(1000 + s) for s in range(11, 14)]  # 11..13: never in the stream
+    p.send({"t": "append", "first": 1, "events": other})
+    wait_for(p, lambda m: m.get("t") == "durable" and m["seq"] == 13)
+    p.close()
+    lg.stop()
+    exe = build_dir() / "replicator" / "esbank-replicator"
+    args = [str(exe), "--rejoin", "--nats", nats, "--data", str(lg.data)]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    cuts = list(lg.data.glob("events.log.cut-11-*"))
+    assert len(cuts) == 1 and cuts[0].stat().st_size > 0, (out.stderr, cuts)
+    lg2 = Lone(tmp_path / "old", "logger")
+    p, h = bus_session(lg2.sock)
+    assert h["hwm"] == 10, h
+    p.close()
+    lg2.stop()
+    out = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "prefix of the stream" in out.stderr, out.stderr
+    assert len(list(lg.data.glob("events.log.cut-*"))) == 1
