@@ -7,7 +7,7 @@
  */
 #include "hub.h"
 
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 /* Decodes the fields of events / subscribe (bad_request checks included). */

@@ -23,7 +23,7 @@
 #include "hub.h"
 
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 #include <assert.h>
@@ -52,7 +52,7 @@ static void clients_drop(client_t *c, const char *why)
 	hub_t *h = c->hub;
 	uv_os_fd_t fd;
 
-	log_warn("client %u (pid %ld) dropped: %s; %zu reply bytes queued for it, %zu for all "
+	diag_warn("client %u (pid %ld) dropped: %s; %zu reply bytes queued for it, %zu for all "
 		 "clients (budget %zu)", c->slot, c->pid, why, c->conn.out_bytes,
 		 h->clients.out_bytes, h->clients.out_bytes_max);
 	h->clients.out_bytes -= c->out_counted;
@@ -240,7 +240,7 @@ static void clients_on_accept(listener_t *l)
 		return; /* on_close frees it */
 	c->pid = conn_peer_pid(&c->conn);
 	if (slot < 0) {
-		log_warn("too many clients (%d): refused one", BUS_CLIENTS_MAX);
+		diag_warn("too many clients (%d): refused one", BUS_CLIENTS_MAX);
 		msg_buf_t b;
 		msg_buf_init(&b);
 		proto_pack_error(&b.pk, 0, PROTO_E_OVERLOADED, "too many connections");
@@ -262,7 +262,7 @@ static int clients_share_socket(const char *run_dir, const char *path, long gid)
 	if (chown(run_dir, (uid_t)-1, (gid_t)gid) < 0 || chmod(run_dir, 0710) < 0 ||
 	    chown(path, (uid_t)-1, (gid_t)gid) < 0 || chmod(path, 0660) < 0)
 		return -errno;
-	log_info("admitting group %ld to bus.sock", gid);
+	diag_info("admitting group %ld to bus.sock", gid);
 	return 0;
 }
 
@@ -286,7 +286,7 @@ int clients_start(hub_t *h, const char *run_dir, long allow_gid, size_t out_byte
 	if (rc == 0 && allow_gid > 0)
 		rc = clients_share_socket(run_dir, path, allow_gid);
 	if (rc == 0)
-		log_info("listening on %s", path);
+		diag_info("listening on %s", path);
 	free(path);
 	clients_assert(cs);
 	return rc;

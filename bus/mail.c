@@ -28,7 +28,7 @@
  */
 #include "hub.h"
 
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 #include <stdlib.h>
@@ -76,7 +76,7 @@ static void mail_not_held(hub_t *h, const pending_event_t *p, const char *why)
 	const pending_event_t *last = m->pending.count
 		? bus_fifo_peek(&m->pending, m->pending.count - 1) : NULL;
 	if (!last || last->seq > m->unheld_last)
-		log_warn("%s: mails from event %llu on are not held; the mailer reads them "
+		diag_warn("%s: mails from event %llu on are not held; the mailer reads them "
 		         "from the log (a verification code is not in it: such a mail is lost)",
 		         why, (unsigned long long)p->seq);
 	m->unheld_last = p->seq;

@@ -1,7 +1,7 @@
 /* esbank-bus: the hub; clients on bus.sock, links to every peer. */
 #include "config.h"
 #include "hub.h"
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -43,7 +43,7 @@ static config_opt_t opts[] = {
 static void on_signal(uv_signal_t *s, int signum)
 {
 	hub_t *h = s->data;
-	log_info("signal %d: exiting", signum);
+	diag_info("signal %d: exiting", signum);
 	hub_stop(h); /* removes bus.sock */
 	conn_flush_all(s->loop);
 	uv_stop(s->loop);
@@ -122,7 +122,7 @@ static void raise_fd_limit(void)
 		return;
 	rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
-		log_warn("only %llu file descriptors: fewer than %d clients fit",
+		diag_warn("only %llu file descriptors: fewer than %d clients fit",
 		         (unsigned long long)rl.rlim_cur, BUS_CLIENTS_MAX);
 }
 
@@ -144,7 +144,7 @@ int main(int argc, char **argv)
 	static hub_t hub;
 	rc = hub_start(&hub, loop, config_get(opts, "run"), allow_gid, out_budget, role);
 	if (rc < 0) {
-		log_error("cannot start: %s", uv_strerror(rc));
+		diag_error("cannot start: %s", uv_strerror(rc));
 		return EXIT_TEMPORARY;
 	}
 	uv_signal_t sigterm, sigint;

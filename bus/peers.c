@@ -9,7 +9,7 @@
 #include "hub.h"
 
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 #include "peer.h"
 
@@ -54,7 +54,7 @@ static void peers_on_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
 	p->pid = 0;
 	msg_get_u64(msg, PEER_F_HWM, &hwm);
 	msg_get_u64(msg, PEER_F_PID, &p->pid);
-	log_info("%s connected (hwm %llu)", peer_name(p->role), (unsigned long long)hwm);
+	diag_info("%s connected (hwm %llu)", peer_name(p->role), (unsigned long long)hwm);
 	switch (p->role) {
 	case PEER_RESOLVER:
 		recovery_resolver_up(h, msg);
@@ -114,7 +114,7 @@ static void peers_on_durable(hub_t *h, peer_t *p, const msgpack_object *msg)
 	msg_get_strcpy(msg, PEER_F_HEAD, ps->logger_head, sizeof(ps->logger_head));
 	ps->logger_hwm = seq;
 	if (ps->log_fault)
-		log_info("the log is writable again (durable %llu): taking commands",
+		diag_info("the log is writable again (durable %llu): taking commands",
 		         (unsigned long long)seq);
 	ps->log_fault = false; /* a write went through: the disk is back */
 	route_durable(h, repl_bound(h, seq));
@@ -137,7 +137,7 @@ static void peers_on_fault(hub_t *h, peer_t *p, const msgpack_object *msg)
 	const char *m = "";
 	size_t n = 0;
 	msg_get_str(msg, PEER_F_MESSAGE, &m, &n);
-	log_warn("logger fault: %.*s; commands get unavailable until the log is "
+	diag_warn("logger fault: %.*s; commands get unavailable until the log is "
 	         "writable again", (int)n, m);
 	h->peers.log_fault = true;
 }
@@ -148,7 +148,7 @@ static void peers_on_refused(hub_t *h, peer_t *p, const msgpack_object *msg)
 	const char *m = "";
 	size_t n = 0;
 	msg_get_str(msg, PEER_F_MESSAGE, &m, &n);
-	log_warn("%s refused this bus: %.*s", peer_name(p->role), (int)n, m);
+	diag_warn("%s refused this bus: %.*s", peer_name(p->role), (int)n, m);
 }
 
 static void peers_on_ack(hub_t *h, peer_t *p, const msgpack_object *msg)
@@ -234,7 +234,7 @@ static void peers_message(hub_t *h, peer_t *p, const msgpack_object *msg)
 			return;
 		}
 	}
-	log_warn("unknown message from %s: ignored", peer_name(p->role));
+	diag_warn("unknown message from %s: ignored", peer_name(p->role));
 }
 
 static void peers_on_frame(conn_t *c, const char *body, size_t len)
@@ -247,7 +247,7 @@ static void peers_on_frame(conn_t *c, const char *body, size_t len)
 	if (msg_decode_map(body, len, &zone, &msg) == 0)
 		peers_message(p->hub, p, &msg);
 	else
-		log_warn("undecodable frame from %s: ignored", peer_name(p->role));
+		diag_warn("undecodable frame from %s: ignored", peer_name(p->role));
 	msgpack_zone_destroy(&zone);
 	hub_assert(p->hub);
 }
@@ -262,7 +262,7 @@ static void peers_on_down(link_t *k)
 	peer_t *p = k->data;
 	hub_t *h = p->hub;
 	p->hello = false;
-	log_warn("%s disconnected", peer_name(p->role));
+	diag_warn("%s disconnected", peer_name(p->role));
 	if (p->role == PEER_RESOLVER) {
 		route_resolver_lost(h);
 		recovery_resolver_lost(h);

@@ -7,7 +7,7 @@
  */
 #include "hub.h"
 
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 #include <errno.h>
@@ -49,7 +49,7 @@ static bool reads_valid(const msgpack_object *msg)
 {
 	const msgpack_object *evs = msg_get(msg, PEER_F_EVENTS);
 	if (!evs || evs->type != MSGPACK_OBJECT_ARRAY) {
-		log_error("malformed read result from the logger");
+		diag_error("malformed read result from the logger");
 		return false;
 	}
 	for (uint32_t i = 0; i < evs->via.array.size; i++)
@@ -61,7 +61,7 @@ static bool reads_valid(const msgpack_object *msg)
 void reads_result(hub_t *h, const msgpack_object *msg)
 {
 	if (h->reads.queue.count == 0) {
-		log_warn("a read result nobody asked for: ignored");
+		diag_warn("a read result nobody asked for: ignored");
 		return;
 	}
 	bus_read_t rd = *(bus_read_t *)bus_fifo_peek(&h->reads.queue, 0);

@@ -26,7 +26,7 @@
  */
 #include "hub.h"
 
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 
@@ -39,7 +39,7 @@ void recovery_init(hub_t *h, bus_role_t role)
 
 void recovery_set_role(hub_t *h, bus_role_t role)
 {
-	log_info("role: %s -> %s", recovery_role_name(h->recovery.role), recovery_role_name(role));
+	diag_info("role: %s -> %s", recovery_role_name(h->recovery.role), recovery_role_name(role));
 	h->recovery.role = role;
 }
 
@@ -53,7 +53,7 @@ static void recovery_go_live(hub_t *h)
 {
 	h->recovery.state = BUS_LIVE;
 	route_go_live(h);
-	log_info("live at seq %llu", (unsigned long long)h->routes.last_seq);
+	diag_info("live at seq %llu", (unsigned long long)h->routes.last_seq);
 	hold_release(h);
 	recovery_check(h); /* now the snapshotter's catch-up */
 }
@@ -70,7 +70,7 @@ static void recovery_read_more(hub_t *h)
 static void recovery_reset_all(hub_t *h, const char *why)
 {
 	recovery_t *r = &h->recovery;
-	log_warn("%s: rebuilding the state from the whole log", why);
+	diag_warn("%s: rebuilding the state from the whole log", why);
 	r->no_snapshots = true;
 	r->expect_prev = false;
 	r->phase = REC_RESET;
@@ -81,7 +81,7 @@ static void recovery_reset_all(hub_t *h, const char *why)
 
 static void recovery_start_replay(hub_t *h, uint64_t from)
 {
-	log_info("replaying events %llu..%llu to the resolver", (unsigned long long)from,
+	diag_info("replaying events %llu..%llu to the resolver", (unsigned long long)from,
 	         (unsigned long long)h->routes.durable_seq);
 	h->recovery.phase = REC_REPLAY;
 	h->recovery.replay_next = from;
@@ -96,7 +96,7 @@ static void recovery_resolver(hub_t *h)
 	if (hwm == d && !r->expect_prev) {
 		recovery_go_live(h);
 	} else if (hwm > d) {
-		log_warn("the resolver is at %llu, the log at %llu: resetting it",
+		diag_warn("the resolver is at %llu, the log at %llu: resetting it",
 		         (unsigned long long)hwm, (unsigned long long)d);
 		r->phase = REC_RESET;
 		batches_send_control(h, PEER_RESOLVER, PEER_MSG_RESET, 0);
@@ -180,7 +180,7 @@ void recovery_loaded(hub_t *h, const msgpack_object *msg)
 	if (seq == 0)
 		r->no_snapshots = true; /* nothing usable: replay the whole log */
 	else
-		log_info("the resolver loaded the snapshot at %llu", (unsigned long long)seq);
+		diag_info("the resolver loaded the snapshot at %llu", (unsigned long long)seq);
 	recovery_start_replay(h, seq + 1);
 	recovery_assert(r);
 }
@@ -215,7 +215,7 @@ static void recovery_on_read(hub_t *h, const bus_read_t *rd, const msgpack_objec
 	if (r->expect_prev && !recovery_check_prev(h, msg, n))
 		return;
 	if (n == 0 || first != r->replay_next) {
-		log_error("replay read from %llu returned nothing usable",
+		diag_error("replay read from %llu returned nothing usable",
 		          (unsigned long long)r->replay_next);
 		r->phase = REC_IDLE;
 		return;

@@ -23,7 +23,7 @@
  */
 #include "hub.h"
 
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 #include <errno.h>
@@ -75,7 +75,7 @@ void repl_up(hub_t *h, const msgpack_object *msg)
 	if (r->stream_hwm > mine) {
 		static const char why[] = "the stream is ahead of this group's log: another "
 		                          "primary wrote; restart this group with --follow";
-		log_error("%s (stream %llu, log %llu)", why, (unsigned long long)r->stream_hwm,
+		diag_error("%s (stream %llu, log %llu)", why, (unsigned long long)r->stream_hwm,
 		          (unsigned long long)mine);
 		repl_set_fault(r, why, sizeof(why) - 1);
 		return;
@@ -164,7 +164,7 @@ static void repl_on_read(hub_t *h, const bus_read_t *rd, const msgpack_object *m
 		if (!reads_prev_is(msg, r->head)) {
 			static const char why[] = "the stream holds another history than this "
 			                          "group's log; restart this group with --follow";
-			log_error("%s (they differ at %llu)", why, (unsigned long long)r->stream_hwm);
+			diag_error("%s (they differ at %llu)", why, (unsigned long long)r->stream_hwm);
 			repl_set_fault(r, why, sizeof(why) - 1);
 			r->next = 0;
 			return;
@@ -236,12 +236,12 @@ void repl_replicated(hub_t *h, const msgpack_object *msg)
 	msg_get_u64(msg, PEER_F_SEQ, &seq);
 	msg_get_u64(msg, PEER_F_STREAM_SEQ, &r->stream_seq);
 	if (seq > r->sent) {
-		log_error("the replicator says %llu replicated, but only %llu was sent: ignored",
+		diag_error("the replicator says %llu replicated, but only %llu was sent: ignored",
 		          (unsigned long long)seq, (unsigned long long)r->sent);
 		return;
 	}
 	if (r->fault && !r->verify)
-		log_info("the stream takes events again (replicated %llu)", (unsigned long long)seq);
+		diag_info("the stream takes events again (replicated %llu)", (unsigned long long)seq);
 	r->fault = false;
 	if (seq > r->replicated)
 		r->replicated = seq;
@@ -253,7 +253,7 @@ void repl_fault(hub_t *h, const msgpack_object *msg)
 	size_t n = 0;
 	msg_get_str(msg, PEER_F_MESSAGE, &m, &n);
 	if (!h->repl.fault)
-		log_warn("replicator fault: %.*s; commands get unavailable until it replicates "
+		diag_warn("replicator fault: %.*s; commands get unavailable until it replicates "
 		         "again", (int)n, m);
 	repl_set_fault(&h->repl, m, n);
 }
@@ -266,7 +266,7 @@ void repl_fenced(hub_t *h, const msgpack_object *msg)
 	msg_get_str(msg, PEER_F_MESSAGE, &m, &n);
 	r->primary[0] = '\0';
 	repl_copy_str(msg, PEER_F_PRIMARY, r->primary, sizeof(r->primary));
-	log_error("fenced: %.*s; this group acknowledges nothing more (primary now: %s)", (int)n,
+	diag_error("fenced: %.*s; this group acknowledges nothing more (primary now: %s)", (int)n,
 	          m, r->primary[0] ? r->primary : "unknown");
 	repl_set_fault(r, m, n);
 }
@@ -290,7 +290,7 @@ int repl_follow(hub_t *h, const msgpack_object *msg, uint64_t last, uint32_t *sk
 	}
 	const msgpack_object *a = msg_get(msg, PEER_F_EVENTS);
 	if (!a || a->type != MSGPACK_OBJECT_ARRAY || first == 0) {
-		log_error("malformed follow from the replicator: ignored");
+		diag_error("malformed follow from the replicator: ignored");
 		return -EAGAIN;
 	}
 	for (uint32_t i = 0; i < a->via.array.size; i++)
@@ -301,7 +301,7 @@ int repl_follow(hub_t *h, const msgpack_object *msg, uint64_t last, uint32_t *sk
 		return -EAGAIN; /* nothing new: a repeat after a "from" */
 	if (first > last + 1) {
 		if (r->from != last + 1) {
-			log_warn("follow: events from %llu after %llu: asking from %llu again",
+			diag_warn("follow: events from %llu after %llu: asking from %llu again",
 			         (unsigned long long)first, (unsigned long long)last,
 			         (unsigned long long)(last + 1));
 			repl_send_from(h, last + 1);
@@ -335,7 +335,7 @@ void repl_promote(hub_t *h, client_ref_t to, uint64_t id)
 		msg_pack_kv_str(pk, PEER_T, PEER_MSG_PROMOTE);
 		msg_pack_kv_u64(pk, PEER_F_CID, r->promote_cid);
 		conn_pack_end(c);
-		log_info("promote: asking the replicator to take over");
+		diag_info("promote: asking the replicator to take over");
 		return; /* answered when the takeover record is applied */
 	}
 	clients_done(h, to);
@@ -348,7 +348,7 @@ static void repl_promote_failed(hub_t *h, uint64_t cid, const msgpack_object *ms
 	char err[32] = "", why[REPL_WHY_BYTES] = "the promotion failed";
 	repl_copy_str(msg, PEER_F_ERROR, err, sizeof(err));
 	repl_copy_str(msg, PEER_F_MESSAGE, why, sizeof(why));
-	log_warn("promote failed: %s: %s", err, why);
+	diag_warn("promote failed: %s: %s", err, why);
 	if (r->promote_client && cid == r->promote_cid) {
 		proto_err_t e = strcmp(err, "not_standby") == 0 ? PROTO_E_NOT_STANDBY
 		                                               : PROTO_E_UNAVAILABLE;
@@ -369,7 +369,7 @@ void repl_promoted(hub_t *h, const msgpack_object *msg)
 		return;
 	}
 	if (!r->promote_client || cid != r->promote_cid)
-		log_info("the replicator promoted this group on its own (takeover at %llu)",
+		diag_info("the replicator promoted this group on its own (takeover at %llu)",
 		         (unsigned long long)seq);
 	r->promoting = true; /* also an --auto-promote of the replicator's own */
 	r->takeover_seq = seq;
@@ -382,7 +382,7 @@ bool repl_promotion_applied(hub_t *h, uint64_t hwm)
 	if (!r->promoting || !r->takeover_seq || hwm < r->takeover_seq ||
 	    h->recovery.role != BUS_ROLE_STANDBY)
 		return false;
-	log_info("promoted: the takeover record %llu is applied; this group is the primary",
+	diag_info("promoted: the takeover record %llu is applied; this group is the primary",
 	         (unsigned long long)r->takeover_seq);
 	if (r->promote_client) {
 		msg_buf_t b;

@@ -29,7 +29,7 @@
  */
 #include "hub.h"
 
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 #include <errno.h>
@@ -138,7 +138,7 @@ static void route_hold_reply(hub_t *h, client_ref_t to, uint64_t wait_seq, const
 	}
 	held_reply_t *hr = bus_fifo_push(&r->held_replies);
 	if (!hr) {
-		log_error("out of memory holding a reply");
+		diag_error("out of memory holding a reply");
 		abort(); /* a reply that cannot be held would be lost: crash and recover */
 	}
 	hr->to = to;
@@ -152,7 +152,7 @@ static bool route_event(hub_t *h, uint64_t seq, const char *ev, size_t evn,
 {
 	routes_t *r = &h->routes;
 	if (seq != r->last_seq + 1) {
-		log_error("resolver sent event %llu after %llu: resetting its link to recover",
+		diag_error("resolver sent event %llu after %llu: resetting its link to recover",
 		          (unsigned long long)seq, (unsigned long long)r->last_seq);
 		return false;
 	}
@@ -160,7 +160,7 @@ static bool route_event(hub_t *h, uint64_t seq, const char *ev, size_t evn,
 	r->resolver_hwm = seq;
 	pending_event_t *p = bus_fifo_push(&r->pending);
 	if (!p) {
-		log_error("out of memory holding an event");
+		diag_error("out of memory holding an event");
 		abort();
 	}
 	p->seq = seq;
@@ -181,7 +181,7 @@ void route_followed(hub_t *h, const msgpack_object *evs, uint32_t skip)
 		const msgpack_object_bin *ev = &evs->via.array.ptr[i].via.bin;
 		pending_event_t *p = bus_fifo_push(&r->pending);
 		if (!p) {
-			log_error("out of memory holding a followed event");
+			diag_error("out of memory holding a followed event");
 			abort(); /* restarted, it follows from its log's end */
 		}
 		p->seq = ++r->last_seq;
@@ -201,7 +201,7 @@ int route_results(hub_t *h, const msgpack_object *items)
 		if (msg_get_u64(it, PEER_F_CID, &cid) < 0 ||
 		    msg_get_u64(it, PEER_F_WAIT_SEQ, &w) < 0 ||
 		    msg_get_bin(it, PEER_F_REPLY, &reply, &reply_n) < 0) {
-			log_error("malformed result item from the resolver");
+			diag_error("malformed result item from the resolver");
 			continue;
 		}
 		if (msg_get_bin(it, PEER_F_EV, &ev, &ev_n) == 0) {

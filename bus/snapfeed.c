@@ -10,7 +10,7 @@
  */
 #include "hub.h"
 
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 
@@ -45,7 +45,7 @@ void snapfeed_down(hub_t *h)
 void snapfeed_reset(hub_t *h, const char *why)
 {
 	snapfeed_t *s = &h->snapfeed;
-	log_warn("%s: resetting the snapshotter", why);
+	diag_warn("%s: resetting the snapshotter", why);
 	batches_send_control(h, PEER_SNAPSHOTTER, PEER_MSG_RESET, 0);
 	s->hwm = 0;
 	s->next = 0;

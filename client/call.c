@@ -4,7 +4,7 @@
  */
 #include "call.h"
 
-#include "log.h"
+#include "diag.h"
 #include "output.h"
 
 #include <errno.h>

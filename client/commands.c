@@ -15,7 +15,7 @@
 #include "logcmd.h"
 #include "history.h"
 #include "ledger.h"
-#include "log.h"
+#include "diag.h"
 #include "logrepair.h"
 #include "output.h"
 #include "supervision.h"

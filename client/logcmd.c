@@ -10,7 +10,7 @@
 #include "logcmd.h"
 
 #include "reading.h"
-#include "log.h"
+#include "diag.h"
 #include "output.h"
 #include "request.h"
 

@@ -13,7 +13,7 @@
 #include "mail.h"
 #include "spool.h"
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 #include "output.h"
 
 #include <errno.h>

@@ -4,7 +4,7 @@
  */
 #include "commands.h"
 #include "mail.h"
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <stdio.h>

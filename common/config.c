@@ -1,6 +1,6 @@
 /* config.c - flags, then environment, then defaults (see config.h). */
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <stdio.h>

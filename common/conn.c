@@ -8,7 +8,7 @@
  * each system call carries many frames (the same idea as group commit).
  */
 #include "conn.h"
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -38,7 +38,7 @@ static void conn_flusher_ensure(uv_loop_t *loop)
 	if (conn_flusher.loop == loop)
 		return;
 	if (conn_flusher.loop != NULL) {
-		log_error("conn: one event loop per process is supported");
+		diag_error("conn: one event loop per process is supported");
 		abort();
 	}
 	conn_flusher.loop = loop;
@@ -119,7 +119,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	conn_t *c = s->data;
 	if (nread < 0) {
 		if (nread != UV_EOF)
-			log_debug("conn: read: %s", uv_strerror((int)nread));
+			diag_debug("conn: read: %s", uv_strerror((int)nread));
 		conn_close(c);
 		return;
 	}
@@ -187,7 +187,7 @@ static void conn_write_cb(uv_write_t *req, int status)
 	c->out_bytes -= c->busy.sb.size;
 	msg_buf_reset(&c->busy);
 	if (status < 0) {
-		log_debug("conn: write: %s", uv_strerror(status));
+		diag_debug("conn: write: %s", uv_strerror(status));
 		c->out_bytes -= c->out.sb.size;
 		msg_buf_reset(&c->out);
 		if (!c->closing)
@@ -212,7 +212,7 @@ static void conn_write_now(conn_t *c)
 	uv_buf_t buf = uv_buf_init(c->busy.sb.data, (unsigned)c->busy.sb.size);
 	int rc = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &buf, 1, conn_write_cb);
 	if (rc < 0) {
-		log_debug("conn: write: %s", uv_strerror(rc));
+		diag_debug("conn: write: %s", uv_strerror(rc));
 		c->out_bytes -= c->busy.sb.size;
 		msg_buf_reset(&c->busy);
 		if (!c->closing)
@@ -306,7 +306,7 @@ int conn_check_peer(conn_t *c, long allow_gid)
 	if (allow_gid >= 0 &&
 	    (cred.gid == (gid_t)allow_gid || conn_peer_in_group(fd, (gid_t)allow_gid)))
 		return 0;
-	log_warn("conn: refused a connection from uid %u (pid %ld)", (unsigned)cred.uid,
+	diag_warn("conn: refused a connection from uid %u (pid %ld)", (unsigned)cred.uid,
 	         (long)cred.pid);
 	return -EPERM;
 }
@@ -355,7 +355,7 @@ static void listener_connection_cb(uv_stream_t *s, int status)
 {
 	listener_t *l = s->data;
 	if (status < 0) {
-		log_warn("listen: %s", uv_strerror(status));
+		diag_warn("listen: %s", uv_strerror(status));
 		return;
 	}
 	l->on_accept(l);
@@ -454,7 +454,7 @@ static void link_connect_cb(uv_connect_t *req, int status)
 	if (status == 0)
 		status = conn_start(&k->conn);
 	if (status < 0) {
-		log_debug("link %s: %s", k->path, uv_strerror(status));
+		diag_debug("link %s: %s", k->path, uv_strerror(status));
 		conn_close(&k->conn);
 		return;
 	}

@@ -31,7 +31,7 @@
  */
 #include "peer.h"
 
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 #include <errno.h>
@@ -69,7 +69,7 @@ static void peer_refuse(peer_conn_t *sc, const char *why)
 {
 	if (sc->conn.closing)
 		return;
-	log_warn("%s: refused a connection (pid %ld): %s", sc->s->role, sc->pid, why);
+	diag_warn("%s: refused a connection (pid %ld): %s", sc->s->role, sc->pid, why);
 	msgpack_packer *pk = conn_pack_begin(&sc->conn);
 	msgpack_pack_map(pk, 2);
 	msg_pack_kv_str(pk, PEER_T, PEER_MSG_REFUSED);
@@ -109,18 +109,18 @@ static void peer_dispatch(conn_t *c, const char *body, size_t len)
 	msgpack_zone zone;
 	msgpack_object m;
 	if (!msgpack_zone_init(&zone, PEER_ZONE_CHUNK_BYTES)) {
-		log_error("%s: out of memory decoding a message", s->role);
+		diag_error("%s: out of memory decoding a message", s->role);
 		return;
 	}
 	if (msg_decode_map(body, len, &zone, &m) < 0) {
-		log_warn("%s: a frame from the bus that is not one msgpack map (%zu bytes): ignored",
+		diag_warn("%s: a frame from the bus that is not one msgpack map (%zu bytes): ignored",
 		         s->role, len);
 	} else {
 		peer_msg_cb on_msg = peer_handler(s->handlers, msg_get(&m, PEER_T));
 		if (on_msg)
 			on_msg(c, &m);
 		else
-			log_warn("%s: a message from the bus of a type it does not know: ignored",
+			diag_warn("%s: a message from the bus of a type it does not know: ignored",
 			         s->role);
 	}
 	msgpack_zone_destroy(&zone);
@@ -131,7 +131,7 @@ static void peer_bind(peer_server_t *s, peer_conn_t *sc, uint64_t pid, uint64_t 
 	peer_unlink(s, sc);
 	s->bus = sc;
 	sc->conn.on_frame = peer_dispatch;
-	log_info("%s: bus session %" PRIu64 " of pid %" PRIu64 " opened", s->role, id, pid);
+	diag_info("%s: bus session %" PRIu64 " of pid %" PRIu64 " opened", s->role, id, pid);
 	if (s->on_open)
 		s->on_open(s, &sc->conn);
 }
@@ -171,7 +171,7 @@ static void peer_conn_closed(conn_t *c)
 	peer_unlink(s, sc);
 	if (s->bus == sc) {
 		s->bus = NULL;
-		log_info("%s: bus session closed", s->role);
+		diag_info("%s: bus session closed", s->role);
 		if (s->on_close)
 			s->on_close(s, c);
 	}
@@ -197,7 +197,7 @@ static void peer_on_accept(listener_t *l)
 	peer_server_t *s = l->data;
 	peer_conn_t *sc = calloc(1, sizeof(*sc));
 	if (!sc) {
-		log_error("%s: out of memory accepting a connection", s->role);
+		diag_error("%s: out of memory accepting a connection", s->role);
 		return;
 	}
 	sc->s = s;
@@ -249,7 +249,7 @@ void peer_drop(peer_server_t *s, const char *why)
 	conn_t *c = peer_bus(s);
 	if (!c)
 		return;
-	log_warn("%s: ending the bus session: %s", s->role, why);
+	diag_warn("%s: ending the bus session: %s", s->role, why);
 	conn_close(c);
 }
 

@@ -11,7 +11,7 @@
  */
 #include "buscall.h"
 
-#include "log.h"
+#include "diag.h"
 #include "msg.h"
 
 #include <assert.h>
@@ -57,7 +57,7 @@ static void buscall_frame_cb(conn_t *c, const char *body, size_t len)
 	uint64_t id = 0;
 	msgpack_zone_init(&zone, BUSCALL_ZONE_BYTES);
 	if (msg_decode_map(body, len, &zone, &map) < 0 || msg_get_u64(&map, "id", &id) < 0) {
-		log_warn("bus: a reply without an id (%zu bytes); dropped", len);
+		diag_warn("bus: a reply without an id (%zu bytes); dropped", len);
 		goto out;
 	}
 	buscall_t *call = buscall_find(t, id);
@@ -65,9 +65,9 @@ static void buscall_frame_cb(conn_t *c, const char *body, size_t len)
 		char err[BUSCALL_ERROR_TEXT_MAX] = "";
 		msg_get_strcpy(&map, "error", err, sizeof(err));
 		if (id == 0) /* the bus could not read one of our frames */
-			log_warn("bus: reply to id 0: %s", err);
+			diag_warn("bus: reply to id 0: %s", err);
 		else /* its client left, or it timed out */
-			log_debug("bus: reply to id %llu after its request ended",
+			diag_debug("bus: reply to id %llu after its request ended",
 			          (unsigned long long)id);
 		goto out;
 	}
@@ -90,14 +90,14 @@ static void buscall_up_cb(link_t *k)
 {
 	buscall_table_t *t = buscall_of_link(k);
 	t->up = true;
-	log_info("connected to the bus");
+	diag_info("connected to the bus");
 }
 
 static void buscall_down_cb(link_t *k)
 {
 	buscall_table_t *t = buscall_of_link(k);
 	if (t->up && !t->stopping)
-		log_warn("lost the bus; %zu requests in flight fail", t->n);
+		diag_warn("lost the bus; %zu requests in flight fail", t->n);
 	t->up = false;
 	buscall_fail_all(t, -ENOTCONN, UINT64_MAX);
 	buscall_check(t);

@@ -4,7 +4,7 @@
 #include "gateway.h"
 
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 #include "routes.h"
 
 #include <errno.h>
@@ -18,7 +18,7 @@ static gateway_t *gw_running; /* the gateway whose loop runs, until exit */
 static void gw_signal_cb(uv_signal_t *sig, int signum)
 {
 	gateway_t *gw = sig->data;
-	log_info("signal %d: stopping", signum);
+	diag_info("signal %d: stopping", signum);
 	http_server_stop(&gw->server);
 	buscall_stop(&gw->calls);
 	uv_stop(gw->loop);
@@ -28,7 +28,7 @@ int gateway_init(gateway_t *gw, const gateway_opts_t *o)
 {
 	int rc = config_mkdirs(o->data_dir, 0700);
 	if (rc < 0) {
-		log_error("data directory %s: %s", o->data_dir, strerror(-rc));
+		diag_error("data directory %s: %s", o->data_dir, strerror(-rc));
 		return EXIT_TEMPORARY;
 	}
 	rc = token_load_secret(&gw->token, o->data_dir);
@@ -36,7 +36,7 @@ int gateway_init(gateway_t *gw, const gateway_opts_t *o)
 		return rc == -EINVAL ? EXIT_USAGE : EXIT_TEMPORARY;
 	gw->token.ttl_s = o->token_ttl_s;
 	if (buscall_init(&gw->calls, gw->loop) < 0 || login_limits_init(&gw->logins) < 0) {
-		log_error("out of memory");
+		diag_error("out of memory");
 		return EXIT_TEMPORARY;
 	}
 	size_t nlabels;
@@ -55,7 +55,7 @@ static void gw_response_cb(http_server_t *s, http_req_t *req, int status)
 {
 	gateway_t *gw = s->data;
 	metrics_observe(&gw->metrics, (size_t)req->route, status, uv_hrtime() - req->start_ns);
-	log_debug("%s %s %d", req->peer, req->path, status);
+	diag_debug("%s %s %d", req->peer, req->path, status);
 }
 
 int gateway_listen(gateway_t *gw, const gateway_opts_t *o)
@@ -66,7 +66,7 @@ int gateway_listen(gateway_t *gw, const gateway_opts_t *o)
 	gw->server.data = gw;
 	int rc = http_server_start(&gw->server, gw->loop, o->http_addr);
 	if (rc < 0) {
-		log_error("http %s: %s", o->http_addr,
+		diag_error("http %s: %s", o->http_addr,
 		          rc == -EINVAL ? "bad address" : uv_strerror(rc));
 		/* Retrying cannot help: the operator must choose another address. */
 		bool permanent = rc == -EINVAL || rc == UV_EADDRINUSE || rc == UV_EACCES ||
@@ -84,7 +84,7 @@ static int gw_start_io(gateway_t *gw, const gateway_opts_t *o)
 		return rc;
 	char *path = config_path(o->run_dir, GW_BUS_SOCKET);
 	if (!path || buscall_start(&gw->calls, path) < 0) {
-		log_error("cannot start the link to %s", path ? path : GW_BUS_SOCKET);
+		diag_error("cannot start the link to %s", path ? path : GW_BUS_SOCKET);
 		free(path);
 		return EXIT_TEMPORARY;
 	}
@@ -94,7 +94,7 @@ static int gw_start_io(gateway_t *gw, const gateway_opts_t *o)
 	uv_signal_start(&gw->sigterm, gw_signal_cb, SIGTERM);
 	uv_signal_init(gw->loop, &gw->sigint);
 	uv_signal_start(&gw->sigint, gw_signal_cb, SIGINT);
-	log_info("listening on http://%s; bus at %s/%s", o->http_addr, o->run_dir, GW_BUS_SOCKET);
+	diag_info("listening on http://%s; bus at %s/%s", o->http_addr, o->run_dir, GW_BUS_SOCKET);
 	return 0;
 }
 
@@ -102,7 +102,7 @@ int gateway_run(const gateway_opts_t *o)
 {
 	gateway_t *gw = calloc(1, sizeof(*gw));
 	if (!gw) {
-		log_error("out of memory");
+		diag_error("out of memory");
 		return EXIT_TEMPORARY;
 	}
 	gw->loop = uv_default_loop();

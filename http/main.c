@@ -4,7 +4,7 @@
  */
 #include "config.h"
 #include "gateway.h"
-#include "log.h"
+#include "diag.h"
 
 #include <signal.h>
 #include <sodium.h>
@@ -43,7 +43,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (sodium_init() < 0) {
-		log_error("libsodium cannot start");
+		diag_error("libsodium cannot start");
 		return EXIT_TEMPORARY;
 	}
 	signal(SIGPIPE, SIG_IGN);

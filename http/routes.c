@@ -50,7 +50,7 @@
 #include "routes.h"
 
 #include "idemkey.h"
-#include "log.h"
+#include "diag.h"
 #include "msg.h"
 
 #include <errno.h>

@@ -30,7 +30,7 @@
  */
 #include "server.h"
 
-#include "log.h"
+#include "diag.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -309,7 +309,7 @@ static void conn_write_cb(uv_write_t *w, int status)
 	if (c->closing)
 		return;
 	if (status < 0) {
-		log_debug("http write: %s", uv_strerror(status));
+		diag_debug("http write: %s", uv_strerror(status));
 		conn_close(c, false);
 		return;
 	}
@@ -332,7 +332,7 @@ static void conn_write(http_conn_t *c, const char *head, size_t hn, const char *
 	int rc = uv_write(&hw->w, (uv_stream_t *)&c->tcp, &buf, 1, conn_write_cb);
 	if (rc < 0) {
 		free(hw);
-		log_debug("http write: %s", uv_strerror(rc));
+		diag_debug("http write: %s", uv_strerror(rc));
 		conn_close(c, false);
 	}
 }
@@ -491,7 +491,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	if (n < 0) {
 		if (n != UV_EOF)
-			log_debug("http read: %s", uv_strerror((int)n));
+			diag_debug("http read: %s", uv_strerror((int)n));
 		c->eof = true;
 		if (c->closing) {
 			conn_update_reading(c);
@@ -610,18 +610,18 @@ static void server_connection_cb(uv_stream_t *ls, int status)
 {
 	http_server_t *s = ls->data;
 	if (status < 0) {
-		log_warn("http accept: %s", uv_strerror(status));
+		diag_warn("http accept: %s", uv_strerror(status));
 		return;
 	}
 	http_conn_t *c = conn_new(s);
 	if (!c) {
-		log_error("http accept: out of memory");
+		diag_error("http accept: out of memory");
 		return;
 	}
 	int rc = uv_accept(ls, (uv_stream_t *)&c->tcp);
 	if (rc < 0 || s->nconns > HTTP_CONNS_MAX || s->stopping) {
 		if (rc == 0 && !s->stopping)
-			log_warn("http: %d connections open; refusing one", HTTP_CONNS_MAX);
+			diag_warn("http: %d connections open; refusing one", HTTP_CONNS_MAX);
 		c->closing = true;
 		conn_close_handles(c);
 		return;

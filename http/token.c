@@ -11,7 +11,7 @@
 #include "token.h"
 
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,14 +38,14 @@ static int token_read_secret(token_ctx_t *t, const char *path)
 		goto out;
 	}
 	if (st.st_size != TOKEN_KEY_BYTES) {
-		log_error("%s: %lld bytes, want %d", path, (long long)st.st_size, TOKEN_KEY_BYTES);
+		diag_error("%s: %lld bytes, want %d", path, (long long)st.st_size, TOKEN_KEY_BYTES);
 		rc = -EINVAL;
 		goto out;
 	}
 	if ((st.st_mode & 077) != 0) {
-		log_warn("%s: readable by others; setting mode 0600", path);
+		diag_warn("%s: readable by others; setting mode 0600", path);
 		if (fchmod(fd, 0600) < 0)
-			log_warn("%s: chmod: %s", path, strerror(errno));
+			diag_warn("%s: chmod: %s", path, strerror(errno));
 	}
 	ssize_t got = read(fd, t->key, sizeof(t->key));
 	if (got != (ssize_t)sizeof(t->key))
@@ -98,12 +98,12 @@ int token_load_secret(token_ctx_t *t, const char *data_dir)
 	if (rc == -ENOENT) {
 		rc = token_create_secret(data_dir, path);
 		if (rc == 0) {
-			log_info("created %s", path);
+			diag_info("created %s", path);
 			rc = token_read_secret(t, path);
 		}
 	}
 	if (rc < 0)
-		log_error("token secret %s: %s", path, strerror(-rc));
+		diag_error("token secret %s: %s", path, strerror(-rc));
 	free(path);
 	return rc;
 }

@@ -14,7 +14,7 @@
  * disk takes it. Nothing is acknowledged in the meantime.
  */
 #include "logger.h"
-#include "log.h"
+#include "diag.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -102,7 +102,7 @@ static void logger_retry_cb(uv_timer_t *t)
 /* Drops every event not durable: a failed batch of an earlier session. */
 static void logger_drop_unwritten(logger_t *lg)
 {
-	log_warn("dropping %zu events of an earlier bus session that failed to be written",
+	diag_warn("dropping %zu events of an earlier bus session that failed to be written",
 	         lg->inflight.events + lg->pending.events);
 	lg->inflight.len = lg->inflight.events = 0;
 	lg->pending.len = lg->pending.events = 0;
@@ -117,12 +117,12 @@ static void logger_write_failed(logger_t *lg)
 		logger_drop_unwritten(lg);
 		return;
 	}
-	log_error("writing %zu events (seq %llu..%llu) to the log failed: %s; retry in %llu ms",
+	diag_error("writing %zu events (seq %llu..%llu) to the log failed: %s; retry in %llu ms",
 	          lg->inflight.events, (unsigned long long)(lg->lf.last_seq + 1),
 	          (unsigned long long)lg->inflight.last_seq, strerror(-err),
 	          (unsigned long long)lg->retry_ms);
 	if (logger_requeue(lg) < 0) {
-		log_error("out of memory keeping unwritten events");
+		diag_error("out of memory keeping unwritten events");
 		abort();
 	}
 	if (!lg->fault_sent) {
@@ -143,18 +143,18 @@ static void logger_write_done(logger_t *lg)
 {
 	logger_batch_t *in = &lg->inflight;
 	if (logfile_commit(&lg->lf, in->buf, in->len, in->last_seq, in->head) < 0) {
-		log_error("out of memory indexing the log");
+		diag_error("out of memory indexing the log");
 		abort();
 	}
 	if (lg->fault_sent)
-		log_info("the event log is writable again; durable up to %llu",
+		diag_info("the event log is writable again; durable up to %llu",
 		         (unsigned long long)lg->lf.last_seq);
 	lg->fault_sent = false;
 	lg->retry_ms = LOGGER_RETRY_MIN_MS;
 	lg->stat_batches++;
 	lg->stat_events += in->events;
 	lg->stat_write_ns += lg->write_ns;
-	log_debug("batch: %zu events, %zu bytes, write+fdatasync %.3f ms, durable %llu",
+	diag_debug("batch: %zu events, %zu bytes, write+fdatasync %.3f ms, durable %llu",
 	          in->events, in->len, (double)lg->write_ns / 1e6,
 	          (unsigned long long)lg->lf.last_seq);
 	in->len = 0;
@@ -195,7 +195,7 @@ void logger_commit_kick(logger_t *lg)
 void logger_commit_forget(logger_t *lg)
 {
 	if (lg->pending.events > 0)
-		log_info("forgetting %zu events that were not yet durable (new bus session)",
+		diag_info("forgetting %zu events that were not yet durable (new bus session)",
 		         lg->pending.events);
 	lg->session++;
 	lg->pending.len = 0;

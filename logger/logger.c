@@ -14,7 +14,7 @@
  */
 #include "logger.h"
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 #include <errno.h>
@@ -50,7 +50,7 @@ static void logger_shutdown(logger_t *lg)
 		return;
 	done = true;
 	if (lg->pending.events > 0)
-		log_warn("%zu events that were never durable are dropped", lg->pending.events);
+		diag_warn("%zu events that were never durable are dropped", lg->pending.events);
 	uv_close((uv_handle_t *)&lg->retry_timer, NULL);
 	uv_close((uv_handle_t *)&lg->sigterm, NULL);
 	uv_close((uv_handle_t *)&lg->sigint, NULL);
@@ -77,7 +77,7 @@ static void logger_signal_cb(uv_signal_t *s, int signum)
 	logger_t *lg = s->data;
 	if (lg->stopping)
 		return;
-	log_info("signal %d: stopping%s", signum, lg->busy ? " after the write in flight" : "");
+	diag_info("signal %d: stopping%s", signum, lg->busy ? " after the write in flight" : "");
 	lg->stopping = true;
 	peer_stop_listening(&lg->bus);
 	if (!lg->busy)
@@ -107,21 +107,21 @@ static int logger_open_log(logger_t *lg, const char *dir)
 	logfile_report_t rep;
 	int r = logfile_open(&lg->lf, dir, false, &rep);
 	if (r == -EBADMSG) {
-		log_error("%s/%s is damaged at seq %llu (byte offset %llu), in history that was "
+		diag_error("%s/%s is damaged at seq %llu (byte offset %llu), in history that was "
 		          "acknowledged: refusing to start. To cut the log there, keeping a copy of "
 		          "every byte cut: esbank log-repair --data %s",
 		          dir, LOGFILE_NAME, (unsigned long long)rep.damage_seq,
 		          (unsigned long long)rep.damage_offset, dir);
 	} else if (r == -EAGAIN) {
-		log_error("%s/%s is in use by another logger", dir, LOGFILE_NAME);
+		diag_error("%s/%s is in use by another logger", dir, LOGFILE_NAME);
 	} else if (r < 0 && rep.not_durable) {
-		log_error("cannot make %s/%s durable (fdatasync or directory fsync): %s; its last "
+		diag_error("cannot make %s/%s durable (fdatasync or directory fsync): %s; its last "
 		          "events may exist only in memory, so none is reported: refusing to start "
 		          "(check the disk, then start again)", dir, LOGFILE_NAME, strerror(-r));
 	} else if (r < 0) {
-		log_error("cannot open %s/%s: %s", dir, LOGFILE_NAME, strerror(-r));
+		diag_error("cannot open %s/%s: %s", dir, LOGFILE_NAME, strerror(-r));
 	} else if (rep.torn_tail_cut) {
-		log_warn("%s/%s: cut a torn last %s: %llu bytes at offset %llu (from seq %llu, "
+		diag_warn("%s/%s: cut a torn last %s: %llu bytes at offset %llu (from seq %llu, "
 		         "never acknowledged)", dir, LOGFILE_NAME,
 		         lg->lf.version == LOGFILE_VERSION_1 ? "record" : "batch",
 		         (unsigned long long)rep.torn_bytes, (unsigned long long)rep.torn_offset,
@@ -141,7 +141,7 @@ static int logger_listen(logger_t *lg, const char *run_dir)
 	lg->bus.on_close = logger_session_closed;
 	int r = peer_listen(&lg->bus, lg->loop, PEER_ROLE_LOGGER, lg->sock_path);
 	if (r < 0) {
-		log_error("cannot listen on %s: %s", lg->sock_path, uv_strerror(r));
+		diag_error("cannot listen on %s: %s", lg->sock_path, uv_strerror(r));
 		return r;
 	}
 	lg->sigterm.data = lg;
@@ -159,7 +159,7 @@ static int logger_make_dirs(const logger_config_t *cfg)
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		int r = config_mkdirs(dirs[i], LOGGER_DIR_MODE);
 		if (r < 0) {
-			log_error("cannot create %s: %s", dirs[i], strerror(-r));
+			diag_error("cannot create %s: %s", dirs[i], strerror(-r));
 			return r;
 		}
 	}
@@ -170,7 +170,7 @@ static void logger_report_stats(const logger_t *lg)
 {
 	if (lg->stat_batches == 0)
 		return;
-	log_info("stopped: %llu events in %llu batches (%.1f per fsync, %.3f ms per write+fsync)",
+	diag_info("stopped: %llu events in %llu batches (%.1f per fsync, %.3f ms per write+fsync)",
 	         (unsigned long long)lg->stat_events, (unsigned long long)lg->stat_batches,
 	         (double)lg->stat_events / (double)lg->stat_batches,
 	         (double)lg->stat_write_ns / 1e6 / (double)lg->stat_batches);
@@ -198,7 +198,7 @@ int logger_run(const logger_config_t *cfg)
 		return r == UV_EADDRINUSE ? EXIT_TEMPORARY : logger_exit_code(r);
 	char hex[LOGGER_HEX_BYTES];
 	sodium_bin2hex(hex, sizeof(hex), lg.lf.head_hash, LOGFILE_HASH_BYTES);
-	log_info("listening on %s; the log holds %llu events, head %s", lg.sock_path,
+	diag_info("listening on %s; the log holds %llu events, head %s", lg.sock_path,
 	         (unsigned long long)lg.lf.last_seq, hex);
 	uv_run(lg.loop, UV_RUN_DEFAULT);
 	unlink(lg.sock_path); /* we still hold the log's lock: no other logger is up */

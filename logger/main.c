@@ -1,6 +1,6 @@
 /* main.c - esbank-logger: usage, options, hand-off to logger_run(). */
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 #include "logger.h"
 
 #include <stdio.h>

@@ -27,7 +27,7 @@
  * events are in the page cache, and a read is bounded by one frame.
  */
 #include "logger.h"
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 #include <errno.h>
@@ -49,7 +49,7 @@ void logger_send_hello(logger_t *lg, conn_t *bus)
 	msg_pack_kv_str(pk, PEER_F_HEAD, hex);
 	conn_pack_end(bus);
 	lg->greeted = true;
-	log_info("bus connected; hello with hwm %llu", (unsigned long long)lg->lf.last_seq);
+	diag_info("bus connected; hello with hwm %llu", (unsigned long long)lg->lf.last_seq);
 }
 
 void logger_broadcast_durable(logger_t *lg)
@@ -111,7 +111,7 @@ static uint32_t logger_accept_events(logger_t *lg, uint64_t first, const msgpack
 		const msgpack_object_bin *b = &evs->via.array.ptr[i].via.bin;
 		int r = logger_commit_add(lg, seq, b->ptr, b->size);
 		if (r < 0) {
-			log_error("append: event %llu refused (%s); the rest of the batch dropped",
+			diag_error("append: event %llu refused (%s); the rest of the batch dropped",
 			          (unsigned long long)seq, strerror(-r));
 			break;
 		}
@@ -127,12 +127,12 @@ static void logger_on_append(conn_t *bus, const msgpack_object *m)
 	const msgpack_object *evs = msg_get(m, PEER_F_EVENTS);
 	if (msg_get_u64(m, PEER_F_FIRST, &first) < 0 || first == 0 || logger_check_events(evs) < 0 ||
 	    first > UINT64_MAX - evs->via.array.size) {
-		log_warn("append: malformed message ignored");
+		diag_warn("append: malformed message ignored");
 		return;
 	}
 	logger_accept_events(lg, first, evs);
 	if (lg->pending.len > LOGGER_PENDING_BYTES_MAX && !lg->paused) {
-		log_warn("%zu bytes of events wait for the disk; pausing the bus",
+		diag_warn("%zu bytes of events wait for the disk; pausing the bus",
 		         lg->pending.len);
 		conn_pause(bus);
 		lg->paused = true;
@@ -216,7 +216,7 @@ static void logger_on_read(conn_t *bus, const msgpack_object *m)
 	if (!logger_cid_ok(cid) || msg_get_u64(m, PEER_F_FROM, &from) < 0 ||
 	    msg_get_u64(m, PEER_F_LIMIT, &limit) == -EINVAL ||
 	    msg_get_u64(m, PEER_F_BYTES, &bytes) == -EINVAL) {
-		log_warn("read: malformed message ignored");
+		diag_warn("read: malformed message ignored");
 		return;
 	}
 	if (from == 0)
@@ -229,7 +229,7 @@ static void logger_on_read(conn_t *bus, const msgpack_object *m)
 	logger_reader_t rd = { .buf = &lg->scratch };
 	long r = logfile_read(&lg->lf, from, (size_t)limit, (size_t)bytes, logger_read_cb, &rd);
 	if (r < 0)
-		log_error("read from %llu: %s (sending the %u events read)",
+		diag_error("read from %llu: %s (sending the %u events read)",
 		          (unsigned long long)from, strerror((int)-r), rd.n);
 	logger_reply_read(lg, bus, cid, from, &rd);
 }

@@ -38,7 +38,7 @@
 #include "config.h"
 #include "conn.h"
 #include "event.h"
-#include "log.h"
+#include "diag.h"
 #include "maildir.h"
 #include "message.h"
 #include "peer.h"
@@ -190,7 +190,7 @@ static int mailer_item(mailer_t *m, const msgpack_object *item, uint64_t *hwm)
 	memset(&it, 0, sizeof(it));
 	if (item->type != MSGPACK_OBJECT_MAP || msg_get_bin(item, PEER_F_EV, &ev, &ev_len) < 0 ||
 	    event_decode_bytes(ev, ev_len, &it.ev) < 0) {
-		log_error("mail item without a valid event: skipped");
+		diag_error("mail item without a valid event: skipped");
 		return 0;
 	}
 	if (it.ev.seq <= *hwm)
@@ -207,7 +207,7 @@ static int mailer_item(mailer_t *m, const msgpack_object *item, uint64_t *hwm)
 	if (rc == -EINVAL && it.ev.type == LEDGER_EV_ACCOUNT_OPENED && !it.has_mail)
 		rc = 0; /* catch-up: only its address is wanted */
 	if (rc == -EINVAL)
-		log_error("event %" PRIu64 ": mail cannot be composed (no address known, bad "
+		diag_error("event %" PRIu64 ": mail cannot be composed (no address known, bad "
 		          "address or details): skipped", it.ev.seq);
 	else if (rc < 0)
 		return rc;
@@ -222,7 +222,7 @@ static int mailer_commit(mailer_t *m, uint64_t hwm)
 	if (rc == 0 && (hwm != m->hwm || m->fresh))
 		rc = maildir_hwm_write(m->hwm_path, hwm);
 	if (rc < 0) {
-		log_error("making mail durable: %s; not acknowledged", strerror(-rc));
+		diag_error("making mail durable: %s; not acknowledged", strerror(-rc));
 		return rc;
 	}
 	m->hwm = hwm;
@@ -240,7 +240,7 @@ static void mailer_on_resync_timer(uv_timer_t *t)
 /* Stops taking batches from this session and has the bus send from m->hwm again. */
 static void mailer_resync(mailer_t *m)
 {
-	log_warn("mail after %" PRIu64 " not acknowledged: the bus session is dropped in %d ms "
+	diag_warn("mail after %" PRIu64 " not acknowledged: the bus session is dropped in %d ms "
 	         "so that the bus sends it again", m->hwm, MAILER_RESYNC_MS);
 	m->resync = true;
 	uv_timer_start(&m->resync_timer, mailer_on_resync_timer, MAILER_RESYNC_MS, 0);
@@ -253,7 +253,7 @@ static void mailer_on_mail(conn_t *c, const msgpack_object *msg)
 	if (m->resync)
 		return; /* newer than the failed mail: the bus sends them again */
 	if (!items || items->type != MSGPACK_OBJECT_ARRAY) {
-		log_warn("mail message without items: ignored");
+		diag_warn("mail message without items: ignored");
 		return;
 	}
 	uint64_t hwm = m->hwm, start;
@@ -263,7 +263,7 @@ static void mailer_on_mail(conn_t *c, const msgpack_object *msg)
 	for (uint32_t i = 0; i < items->via.array.size && rc == 0; i++) {
 		rc = mailer_item(m, &items->via.array.ptr[i], &hwm);
 		if (rc < 0)
-			log_error("writing mail: %s; batch stopped at hwm %" PRIu64, strerror(-rc), hwm);
+			diag_error("writing mail: %s; batch stopped at hwm %" PRIu64, strerror(-rc), hwm);
 	}
 	if (hwm != m->hwm || m->fresh) {
 		int commit_rc = mailer_commit(m, hwm);
@@ -284,7 +284,7 @@ static void mailer_on_session(peer_server_t *bus, conn_t *c)
 	mailer_t *m = bus->data;
 	m->resync = false; /* a new session starts from the committed hwm */
 	uv_timer_stop(&m->resync_timer);
-	log_info("bus connected; hello with hwm %" PRIu64 "%s", m->hwm,
+	diag_info("bus connected; hello with hwm %" PRIu64 "%s", m->hwm,
 	         m->fresh ? " (fresh)" : "");
 	mailer_send_hello(m, c);
 }
@@ -297,7 +297,7 @@ static void mailer_finish(mailer_t *m)
 	uv_close((uv_handle_t *)&m->drain_timer, NULL);
 	uv_timer_stop(&m->resync_timer);
 	uv_close((uv_handle_t *)&m->resync_timer, NULL);
-	log_info("stopped: %" PRIu64 " mails sent, %" PRIu64 " dead, %zu still queued",
+	diag_info("stopped: %" PRIu64 " mails sent, %" PRIu64 " dead, %zu still queued",
 	         m->queue.sent, m->queue.dead, m->queue.jobs);
 	uv_stop(m->loop);
 }
@@ -310,7 +310,7 @@ static void mailer_on_drained(queue_t *q)
 static void mailer_on_drain_timeout(uv_timer_t *t)
 {
 	mailer_t *m = t->data;
-	log_warn("%zu deliveries still in flight after %d ms: they are sent again on restart",
+	diag_warn("%zu deliveries still in flight after %d ms: they are sent again on restart",
 	         m->queue.inflight, MAILER_DRAIN_MS);
 	mailer_finish(m);
 }
@@ -320,10 +320,10 @@ static void mailer_on_signal(uv_signal_t *s, int signum)
 	mailer_t *m = s->data;
 	if (signum == SIGHUP) {
 		int rc = queue_rescan(&m->queue);
-		log_info("SIGHUP: queue rescanned%s%s", rc < 0 ? ": " : "", rc < 0 ? strerror(-rc) : "");
+		diag_info("SIGHUP: queue rescanned%s%s", rc < 0 ? ": " : "", rc < 0 ? strerror(-rc) : "");
 		return;
 	}
-	log_info("signal %d: stopping (%zu deliveries in flight)", signum, m->queue.inflight);
+	diag_info("signal %d: stopping (%zu deliveries in flight)", signum, m->queue.inflight);
 	peer_stop(&m->bus); /* removes mailer.sock */
 	uv_close((uv_handle_t *)&m->sig_term, NULL);
 	uv_close((uv_handle_t *)&m->sig_int, NULL);
@@ -354,7 +354,7 @@ static int mailer_open_files(mailer_t *m)
 	if (rc == 0)
 		rc = queue_init(&m->queue, m->loop, &m->cfg->queue, &m->spool, &m->transport);
 	if (rc < 0 && rc != -EINVAL)
-		log_error("%s: %s", mail_dir ? mail_dir : "mail", strerror(-rc));
+		diag_error("%s: %s", mail_dir ? mail_dir : "mail", strerror(-rc));
 	m->queue.data = m;
 	free(mail_dir);
 	return rc;
@@ -363,19 +363,19 @@ static int mailer_open_files(mailer_t *m)
 static int mailer_check_config(const mailer_config_t *cfg)
 {
 	if (!message_header_safe(cfg->from) || strlen(cfg->from) > MESSAGE_FROM_BYTES_MAX) {
-		log_error("--from must be one line of at most %d bytes", MESSAGE_FROM_BYTES_MAX);
+		diag_error("--from must be one line of at most %d bytes", MESSAGE_FROM_BYTES_MAX);
 		return -EINVAL;
 	}
 	if (!message_header_safe(cfg->public_url) ||
 	    strlen(cfg->public_url) > MESSAGE_URL_BYTES_MAX) {
-		log_error("--public-url must be one line of at most %d bytes",
+		diag_error("--public-url must be one line of at most %d bytes",
 		          MESSAGE_URL_BYTES_MAX);
 		return -EINVAL;
 	}
 	const queue_config_t *q = &cfg->queue;
 	if (q->retry_min_ms == 0 || q->retry_max_ms < q->retry_min_ms ||
 	    q->inflight_max == 0 || q->inflight_max > MAILER_INFLIGHT_MAX) {
-		log_error("need 0 < --retry-min-ms <= --retry-max-ms and 1 <= --inflight <= %d",
+		diag_error("need 0 < --retry-min-ms <= --retry-max-ms and 1 <= --inflight <= %d",
 		          MAILER_INFLIGHT_MAX);
 		return -EINVAL;
 	}
@@ -403,7 +403,7 @@ static int mailer_listen(mailer_t *m)
 	if (rc == 0)
 		rc = peer_listen(&m->bus, m->loop, PEER_ROLE_MAILER, m->sock_path);
 	if (rc < 0)
-		log_error("%s: %s", m->sock_path ? m->sock_path : "mailer.sock", uv_strerror(rc));
+		diag_error("%s: %s", m->sock_path ? m->sock_path : "mailer.sock", uv_strerror(rc));
 	return rc;
 }
 
@@ -422,7 +422,7 @@ int mailer_run(mailer_config_t *cfg)
 		code = EXIT_USAGE;
 	if (rc < 0 || mailer_listen(&m) < 0)
 		goto out;
-	log_info("listening on %s; transport %s; hwm %" PRIu64 "%s; %zu mails queued",
+	diag_info("listening on %s; transport %s; hwm %" PRIu64 "%s; %zu mails queued",
 	         m.sock_path, transport_name(&m.transport), m.hwm, m.fresh ? " (fresh)" : "",
 	         m.queue.jobs);
 	uv_run(m.loop, UV_RUN_DEFAULT);

@@ -1,6 +1,6 @@
 /* main.c - esbank-mailer: options, then mailer_run(). */
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 #include "mailer.h"
 
 #include <errno.h>
@@ -71,7 +71,7 @@ static int main_transport(transport_config_t *t)
 	else if (strcmp(mail, "smtp") == 0 && t->smtp_url)
 		t->kind = TRANSPORT_SMTP;
 	else {
-		log_error("--mail is maildir, mailgun or an smtp:// URL, not '%s'", mail);
+		diag_error("--mail is maildir, mailgun or an smtp:// URL, not '%s'", mail);
 		return -EINVAL;
 	}
 	return 0;

@@ -2,7 +2,7 @@
  * queue.c - the mailer's delivery scheduler (see queue.h).
  */
 #include "queue.h"
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -98,7 +98,7 @@ static void queue_start(queue_t *q, queue_job_t *job)
 	queue_delivery_t *d = malloc(sizeof(*d));
 	int rc = d ? spool_read(q->spool, SPOOL_QUEUE, job->seq, &d->tj.entry) : -ENOMEM;
 	if (rc < 0) {
-		log_error("spool file of mail %" PRIu64 ": %s; left alone", job->seq, strerror(-rc));
+		diag_error("spool file of mail %" PRIu64 ": %s; left alone", job->seq, strerror(-rc));
 		free(d);
 		queue_forget(q, job);
 		return;
@@ -115,7 +115,7 @@ static void queue_on_kick(uv_idle_t *idle)
 	queue_t *q = idle->data;
 	int rc = spool_sync(q->spool);
 	if (rc < 0)
-		log_error("fsync of the spool: %s", strerror(-rc));
+		diag_error("fsync of the spool: %s", strerror(-rc));
 	for (size_t n = 0; n < QUEUE_DISPATCH_BATCH_MAX; n++) {
 		if (q->stopping || !q->ready.head || q->inflight >= q->cfg->inflight_max) {
 			uv_idle_stop(idle);
@@ -179,13 +179,13 @@ static void queue_bury(queue_t *q, queue_job_t *job, spool_entry_t *e, const cha
 {
 	int rc = spool_bury(q->spool, e, reason, job->attempts);
 	if (rc < 0) {
-		log_error("moving mail %" PRIu64 " to dead/: %s; retried", job->seq, strerror(-rc));
+		diag_error("moving mail %" PRIu64 " to dead/: %s; retried", job->seq, strerror(-rc));
 		job->next_ms = uv_now(q->loop) + q->cfg->retry_max_ms;
 		queue_push(&q->waiting, job);
 		queue_arm_retry(q);
 		return;
 	}
-	log_warn("mail %" PRIu64 " to %s is dead: %s", job->seq, e->to, e->reason);
+	diag_warn("mail %" PRIu64 " to %s is dead: %s", job->seq, e->to, e->reason);
 	q->dead++;
 	queue_forget(q, job);
 }
@@ -201,7 +201,7 @@ static void queue_retry(queue_t *q, queue_job_t *job, spool_entry_t *e, const ch
 		return;
 	}
 	uint64_t delay = queue_backoff(q->cfg, job->attempts);
-	log_info("mail %" PRIu64 ": %s; attempt %" PRIu32 " failed, next in %" PRIu64 " ms",
+	diag_info("mail %" PRIu64 ": %s; attempt %" PRIu32 " failed, next in %" PRIu64 " ms",
 	         job->seq, reason, job->attempts, delay);
 	job->next_ms = uv_now(q->loop) + delay;
 	queue_push(&q->waiting, job);
@@ -218,7 +218,7 @@ static void queue_on_done(transport_job_t *tj, transport_status_t st, const char
 	if (st == TRANSPORT_SENT) {
 		int rc = spool_remove(q->spool, job->seq);
 		if (rc < 0)
-			log_error("removing sent mail %" PRIu64 " from the queue: %s", job->seq,
+			diag_error("removing sent mail %" PRIu64 " from the queue: %s", job->seq,
 			          strerror(-rc));
 		q->sent++;
 		queue_forget(q, job);
@@ -260,7 +260,7 @@ static int queue_take_file(queue_t *q, uint64_t seq, spool_entry_t *e)
 	if (rc == -ENOENT)
 		return 0; /* sent or moved meanwhile */
 	if (rc < 0) {
-		log_error("queue/%" PRIu64 ": %s; left alone", seq, strerror(-rc));
+		diag_error("queue/%" PRIu64 ": %s; left alone", seq, strerror(-rc));
 		return 0;
 	}
 	if (spool_exists(q->spool, SPOOL_DEAD, seq)) {
@@ -283,7 +283,7 @@ int queue_rescan(queue_t *q)
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		rc = queue_take_file(q, seqs[i], e);
 	if (q->jobs > before)
-		log_info("took up %zu spooled mails", q->jobs - before);
+		diag_info("took up %zu spooled mails", q->jobs - before);
 	free(e);
 	free(seqs);
 	return rc;
@@ -294,7 +294,7 @@ static void queue_on_rescan(uv_timer_t *t)
 	queue_t *q = t->data;
 	int rc = queue_rescan(q);
 	if (rc < 0)
-		log_error("rescanning the mail queue: %s", strerror(-rc));
+		diag_error("rescanning the mail queue: %s", strerror(-rc));
 }
 
 int queue_init(queue_t *q, uv_loop_t *loop, const queue_config_t *cfg, spool_t *spool,
@@ -330,7 +330,7 @@ void queue_stop(queue_t *q, queue_cb on_drained)
 	uv_close((uv_handle_t *)&q->rescan_timer, NULL);
 	int rc = spool_sync(q->spool);
 	if (rc < 0)
-		log_error("fsync of the spool: %s", strerror(-rc));
+		diag_error("fsync of the spool: %s", strerror(-rc));
 	if (q->inflight == 0 && on_drained)
 		on_drained(q);
 }

@@ -17,7 +17,7 @@
  * (smtp://user:pass@host:port).
  */
 #include "transport.h"
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -338,17 +338,17 @@ static int transport_check(transport_t *t)
 	const transport_config_t *c = t->cfg;
 	if (c->kind == TRANSPORT_SMTP && strncmp(c->smtp_url, "smtp://", 7) != 0 &&
 	    strncmp(c->smtp_url, "smtps://", 8) != 0) {
-		log_error("the SMTP URL must start with smtp:// or smtps://");
+		diag_error("the SMTP URL must start with smtp:// or smtps://");
 		return -EINVAL;
 	}
 	if (c->kind == TRANSPORT_SMTP && strcmp(c->starttls, "off") != 0 &&
 	    strcmp(c->starttls, "try") != 0 && strcmp(c->starttls, "required") != 0) {
-		log_error("--starttls is off, try or required, not '%s'", c->starttls);
+		diag_error("--starttls is off, try or required, not '%s'", c->starttls);
 		return -EINVAL;
 	}
 	if (c->kind == TRANSPORT_MAILGUN && (!c->mailgun_key || !*c->mailgun_key ||
 	                                     !c->mailgun_domain || !*c->mailgun_domain)) {
-		log_error("mailgun needs MAILGUN_API_PRIVATE_KEY and MAILGUN_DOMAIN");
+		diag_error("mailgun needs MAILGUN_API_PRIVATE_KEY and MAILGUN_DOMAIN");
 		return -EINVAL;
 	}
 	size_t bl = c->mailgun_base ? strlen(c->mailgun_base) : 0;
@@ -357,7 +357,7 @@ static int transport_check(transport_t *t)
 	if (c->kind == TRANSPORT_MAILGUN &&
 	    snprintf(t->url, sizeof(t->url), "%.*s/v3/%s/messages", (int)bl, c->mailgun_base,
 	             c->mailgun_domain) >= (int)sizeof(t->url)) {
-		log_error("the Mailgun URL is too long");
+		diag_error("the Mailgun URL is too long");
 		return -EINVAL;
 	}
 	return 0;

@@ -18,7 +18,7 @@
  */
 #include "replicator.h"
 
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -62,18 +62,18 @@ static void follow_done(uv_work_t *w, int status)
 		snprintf(why, sizeof(why), "the local log (event %" PRIu64 " next) is ahead of the "
 		         "stream (%" PRIu64 " events): rejoin (esbankd --follow cuts it)", j->arg,
 		         j->tail.last);
-		log_error("%s", why);
+		diag_error("%s", why);
 		out_fault(r, why);
 		return;
 	}
 	if (status < 0 || j->result < 0) {
-		log_warn("cannot follow the stream yet; retrying");
+		diag_warn("cannot follow the stream yet; retrying");
 		uv_timer_start(&r->retry_timer, follow_retry_timer, REPL_RETRY_MS, 0);
 		return;
 	}
 	if (j->tail.stream_seq > r->stream_last_seen)
 		r->stream_last_seen = j->tail.stream_seq;
-	log_info("following the stream from event %" PRIu64, j->arg);
+	diag_info("following the stream from event %" PRIu64, j->arg);
 }
 
 static void follow_start_job(repl_t *r)
@@ -162,7 +162,7 @@ void follow_message(repl_t *r, js_note_t *n)
 	                      r->followed_chain_known ? r->followed_chain : NULL,
 	                      follow_record_cb, &b);
 	if (rc < 0 || b.gap) {
-		log_error("stream message %" PRIu64 " %s: following stopped", n->stream_seq,
+		diag_error("stream message %" PRIu64 " %s: following stopped", n->stream_seq,
 		          b.gap ? "does not go on from the last event followed" : "is not valid");
 		out_fault(r, "the stream does not go on from the standby's log");
 		r->follow_from = 0;
@@ -203,7 +203,7 @@ void follow_tick(repl_t *r)
 		return;
 	if (r->followed_stream_seq < r->stream_last_seen || now - r->last_hb_ms < r->cfg.auto_promote_ms)
 		return;
-	log_warn("no heartbeat from a primary for %llu ms and the stream followed to its end: "
+	diag_warn("no heartbeat from a primary for %llu ms and the stream followed to its end: "
 	         "promoting", (unsigned long long)(now - r->last_hb_ms));
 	r->last_hb_ms = now; /* one try per period */
 	promote_start(r, 0);

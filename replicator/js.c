@@ -24,7 +24,7 @@
  */
 #include "replicator.h"
 
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -109,7 +109,7 @@ static js_note_t *js_note_new(js_note_kind_t kind)
 {
 	js_note_t *n = calloc(1, sizeof(*n));
 	if (!n)
-		log_error("out of memory for a note from NATS: dropped");
+		diag_error("out of memory for a note from NATS: dropped");
 	else
 		n->kind = kind;
 	return n;
@@ -347,7 +347,7 @@ int js_read_tail(repl_t *r, repl_tail_t *out)
 		out->stream_seq = si->State.LastSeq;
 	jsStreamInfo_Destroy(si);
 	if (rc < 0)
-		log_error("the stream's last message is not a valid batch of records");
+		diag_error("the stream's last message is not a valid batch of records");
 	return s != NATS_OK ? -EIO : rc;
 }
 
@@ -490,7 +490,7 @@ int js_follow_start(repl_t *r, uint64_t stream_seq, uint64_t gen)
 	if (s == NATS_OK)
 		s = natsSubscription_SetOnCompleteCB(r->follow_sub, free, fc);
 	if (s != NATS_OK) {
-		log_warn("following %s from stream sequence %" PRIu64 ": %s (JetStream error %d)",
+		diag_warn("following %s from stream sequence %" PRIu64 ": %s (JetStream error %d)",
 		         r->log_subject, stream_seq, nats_GetLastError(NULL), (int)jerr);
 		if (!r->follow_sub)
 			free(fc);

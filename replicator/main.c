@@ -1,6 +1,6 @@
 /* main.c - esbank-replicator: usage, options, hand-off to repl_run() or rejoin_run(). */
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 #include "replicator.h"
 
 #include <limits.h>

@@ -13,7 +13,7 @@
  */
 #include "replicator.h"
 
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 #include <sodium.h>
@@ -44,7 +44,7 @@ void out_hello(repl_t *r, conn_t *bus)
 	msg_pack_kv_str(pk, PEER_F_NODE, r->cfg.node);
 	conn_pack_end(bus);
 	r->greeted = true;
-	log_info("bus connected; hello (%s) with hwm %llu", primary ? "primary" : "standby",
+	diag_info("bus connected; hello (%s) with hwm %llu", primary ? "primary" : "standby",
 	         (unsigned long long)hwm);
 	if (!primary && *r->primary) /* the primary known before this session */
 		out_primary(r, r->primary, r->primary_seq);

@@ -14,7 +14,7 @@
  */
 #include "replicator.h"
 
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -65,11 +65,11 @@ static void promote_done(uv_work_t *w, int status)
 	if (status < 0 || j->result < 0 || r->mode != REPL_MODE_STANDBY) {
 		const char *why = j->result == -EEXIST ? "another group wrote to the stream first"
 		                                       : j->text;
-		log_warn("promote: failed: %s", why);
+		diag_warn("promote: failed: %s", why);
 		out_promoted(r, r->promote_cid, 0, "unavailable", why);
 		return;
 	}
-	log_info("promoted: takeover record %" PRIu64 " at stream sequence %" PRIu64 "; primary",
+	diag_info("promoted: takeover record %" PRIu64 " at stream sequence %" PRIu64 "; primary",
 	         j->arg, j->out);
 	r->takeover_seq = j->arg;
 	snprintf(r->primary, sizeof(r->primary), "%s", r->cfg.node);

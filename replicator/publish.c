@@ -30,7 +30,7 @@
  */
 #include "replicator.h"
 
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -60,7 +60,7 @@ void publish_free(repl_t *r)
 		publish_msg_free(m);
 	}
 	r->msgs = r->msgs_tail = NULL;
-	log_info("published %" PRIu64 " messages, %" PRIu64 " events", r->stat_msgs,
+	diag_info("published %" PRIu64 " messages, %" PRIu64 " events", r->stat_msgs,
 	         r->stat_events);
 }
 
@@ -68,7 +68,7 @@ static void publish_fault(repl_t *r, const char *message)
 {
 	if (r->fault_sent || r->fenced)
 		return;
-	log_warn("replication fault: %s", message);
+	diag_warn("replication fault: %s", message);
 	out_fault(r, message);
 	r->fault_sent = true;
 }
@@ -154,7 +154,7 @@ int publish_append(repl_t *r, uint64_t first, const msgpack_object *evs, const c
 			char why[REPL_TEXT_BYTES_MAX];
 			snprintf(why, sizeof(why), "the local log and the stream differ before event %"
 			         PRIu64 " (another history is in the stream)", seq);
-			log_error("%s", why);
+			diag_error("%s", why);
 			out_fault(r, why);
 			r->fault_sent = true;
 			return 0;
@@ -162,7 +162,7 @@ int publish_append(repl_t *r, uint64_t first, const msgpack_object *evs, const c
 		const msgpack_object_bin *b = &evs->via.array.ptr[i].via.bin;
 		int rc = publish_add(r, seq, b->ptr, b->size);
 		if (rc < 0) {
-			log_error("append: event %" PRIu64 " refused (%s); the rest dropped", seq,
+			diag_error("append: event %" PRIu64 " refused (%s); the rest dropped", seq,
 			          strerror(-rc));
 			return -EPIPE;
 		}
@@ -262,7 +262,7 @@ static void publish_fence(repl_t *r, const repl_tail_t *t)
 	snprintf(why, sizeof(why), "another primary%s%s wrote to the stream: its last event is %"
 	         PRIu64 " at stream sequence %" PRIu64, *t->primary ? " " : "", t->primary, t->last,
 	         t->stream_seq);
-	log_error("fenced: %s", why);
+	diag_error("fenced: %s", why);
 	r->fenced = true;
 	r->resyncing = false;
 	out_fenced(r, t->primary, why);
@@ -307,7 +307,7 @@ static void publish_resync_done(uv_work_t *w, int status)
 		publish_fence(r, &j->tail);
 		return;
 	}
-	log_info("resync: the stream holds events up to %" PRIu64 " (stream sequence %" PRIu64
+	diag_info("resync: the stream holds events up to %" PRIu64 " (stream sequence %" PRIu64
 	         "); publishing again from there", j->tail.last, j->tail.stream_seq);
 	r->resyncing = false;
 	r->next_expect = j->tail.stream_seq;
@@ -318,7 +318,7 @@ static void publish_resync_done(uv_work_t *w, int status)
 static void publish_resync_start(repl_t *r)
 {
 	if (!repl_job_start(r, &r->resync_job, publish_resync_work, publish_resync_done))
-		log_warn("resync: a tail read is already running");
+		diag_warn("resync: a tail read is already running");
 }
 
 static void publish_resync_timer(uv_timer_t *t)
@@ -331,7 +331,7 @@ static void publish_resync_timer(uv_timer_t *t)
 static void publish_resync(repl_t *r, const char *why)
 {
 	if (!r->resyncing)
-		log_warn("resync (%s): reading the stream's tail", why);
+		diag_warn("resync (%s): reading the stream's tail", why);
 	r->resyncing = true;
 	for (repl_msg_t *m = r->msgs; m; m = m->next)
 		if (m->sent && !m->acked)

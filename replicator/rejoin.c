@@ -16,7 +16,7 @@
  */
 #include "replicator.h"
 
-#include "log.h"
+#include "diag.h"
 #include "snapfile.h"
 
 #include <errno.h>
@@ -85,7 +85,7 @@ static void rejoin_snapshots(const char *data_dir, uint64_t keep)
 	for (int i = 0; i < n; i++)
 		if (seqs[i] > keep) {
 			int rc = snapfile_remove(data_dir, seqs[i]);
-			log_info("rejoin: snapshot %" PRIu64 " removed%s", seqs[i],
+			diag_info("rejoin: snapshot %" PRIu64 " removed%s", seqs[i],
 			         rc < 0 ? " (failed)" : "");
 		}
 }
@@ -95,16 +95,16 @@ static int rejoin_cut(const char *data_dir, uint64_t keep)
 	logfile_repair_t out;
 	int rc = logfile_cut_after(data_dir, keep, &out);
 	if (rc < 0) {
-		log_error("rejoin: cutting %s/%s after %" PRIu64 ": %s", data_dir, LOGFILE_NAME, keep,
+		diag_error("rejoin: cutting %s/%s after %" PRIu64 ": %s", data_dir, LOGFILE_NAME, keep,
 		          strerror(-rc));
 		return rc;
 	}
 	if (out.cut)
-		log_warn("rejoin: cut %" PRIu64 " bytes (events %" PRIu64 "..%" PRIu64 ", never "
+		diag_warn("rejoin: cut %" PRIu64 " bytes (events %" PRIu64 "..%" PRIu64 ", never "
 		         "acknowledged) from %s/%s; a copy is in %s", out.cut_bytes, out.first_cut_seq,
 		         out.scan.last_seq, data_dir, LOGFILE_NAME, out.copy_path);
 	else
-		log_info("rejoin: the local log (up to %" PRIu64 ") is a prefix of the stream", keep);
+		diag_info("rejoin: the local log (up to %" PRIu64 ") is a prefix of the stream", keep);
 	rejoin_snapshots(data_dir, keep);
 	return 0;
 }
@@ -125,7 +125,7 @@ int rejoin_run(const repl_config_t *cfg)
 	if (rc == -ENOENT)
 		return 0; /* nothing local: nothing to cut */
 	if (rc < 0) {
-		log_error("rejoin: cannot read %s/%s: %s", cfg->data_dir, LOGFILE_NAME, strerror(-rc));
+		diag_error("rejoin: cannot read %s/%s: %s", cfg->data_dir, LOGFILE_NAME, strerror(-rc));
 		return rc == -EBADMSG ? EXIT_USAGE : EXIT_TEMPORARY;
 	}
 	uint64_t keep = 0, last = lf.last_seq;
@@ -136,11 +136,11 @@ int rejoin_run(const repl_config_t *cfg)
 	js_close(&r);
 	nats_Close();
 	if (rc < 0) {
-		log_error("rejoin: %s", *text ? text : "cannot compare the log with the stream");
+		diag_error("rejoin: %s", *text ? text : "cannot compare the log with the stream");
 		return EXIT_TEMPORARY;
 	}
 	if (keep < last)
-		log_warn("rejoin: the stream has the local log's records only up to %" PRIu64
+		diag_warn("rejoin: the stream has the local log's records only up to %" PRIu64
 		         " of %" PRIu64, keep, last);
 	return rejoin_cut(cfg->data_dir, keep) < 0 ? EXIT_TEMPORARY : 0;
 }

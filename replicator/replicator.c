@@ -14,7 +14,7 @@
 #include "replicator.h"
 
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 #include <errno.h>
@@ -84,13 +84,13 @@ static void repl_start_done(uv_work_t *w, int status)
 	if (r->stopping)
 		return;
 	if (status < 0 || j->result < 0) {
-		log_warn("%s; retrying every %d ms", j->text, REPL_RETRY_MS);
+		diag_warn("%s; retrying every %d ms", j->text, REPL_RETRY_MS);
 		uv_timer_start(&r->retry_timer, repl_retry_cb, REPL_RETRY_MS, 0);
 		return;
 	}
 	char hex[REPL_HEX_BYTES];
 	out_hex(j->tail.head, hex);
-	log_info("stream %s: %" PRIu64 " messages, last event %" PRIu64 ", head %s", r->cfg.stream,
+	diag_info("stream %s: %" PRIu64 " messages, last event %" PRIu64 ", head %s", r->cfg.stream,
 	         j->tail.stream_seq, j->tail.last, hex);
 	if (r->cfg.mode == REPL_MODE_PRIMARY)
 		publish_init(r, &j->tail);
@@ -131,7 +131,7 @@ static void repl_signal_cb(uv_signal_t *s, int signum)
 	repl_t *r = s->data;
 	if (r->stopping)
 		return;
-	log_info("signal %d: stopping", signum);
+	diag_info("signal %d: stopping", signum);
 	r->stopping = true;
 	peer_stop(&r->bus);
 	js_inbox_close(r);
@@ -153,7 +153,7 @@ static int repl_listen(repl_t *r)
 	r->bus.on_close = repl_session_closed;
 	int rc = peer_listen(&r->bus, r->loop, PEER_ROLE_REPLICATOR, r->sock_path);
 	if (rc < 0) {
-		log_error("cannot listen on %s: %s", r->sock_path, uv_strerror(rc));
+		diag_error("cannot listen on %s: %s", r->sock_path, uv_strerror(rc));
 		return rc;
 	}
 	uv_signal_t *sigs[] = { &r->sigterm, &r->sigint };
@@ -177,7 +177,7 @@ static int repl_setup(repl_t *r, const repl_config_t *cfg)
 	for (int i = 0; i < 2; i++) {
 		int rc = config_mkdirs(dirs[i], REPL_DIR_MODE);
 		if (rc < 0) {
-			log_error("cannot create %s: %s", dirs[i], strerror(-rc));
+			diag_error("cannot create %s: %s", dirs[i], strerror(-rc));
 			return rc;
 		}
 	}
@@ -194,7 +194,7 @@ int repl_run(const repl_config_t *cfg)
 	int rc = repl_setup(&r, cfg);
 	if (rc < 0)
 		return rc == UV_EADDRINUSE || rc == -ENOMEM ? EXIT_TEMPORARY : EXIT_USAGE;
-	log_info("listening on %s (%s, stream %s, node %s)", r.sock_path,
+	diag_info("listening on %s (%s, stream %s, node %s)", r.sock_path,
 	         cfg->mode == REPL_MODE_PRIMARY ? "primary" : "standby", cfg->stream, cfg->node);
 	repl_start(&r);
 	uv_run(r.loop, UV_RUN_DEFAULT);

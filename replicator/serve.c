@@ -13,7 +13,7 @@
  */
 #include "replicator.h"
 
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 #include <errno.h>
@@ -40,12 +40,12 @@ static void serve_on_append(conn_t *bus, const msgpack_object *m)
 	const msgpack_object *evs = msg_get(m, PEER_F_EVENTS);
 	if (msg_get_u64(m, PEER_F_FIRST, &first) < 0 || first == 0 || serve_check_events(evs) < 0 ||
 	    first > UINT64_MAX - evs->via.array.size) {
-		log_warn("append: malformed message ignored");
+		diag_warn("append: malformed message ignored");
 		return;
 	}
 	bool has_prev = msg_get_strcpy(m, PEER_F_PREV, prev, sizeof(prev)) == 0;
 	if (r->mode != REPL_MODE_PRIMARY && !r->fenced) {
-		log_warn("append: not primary; ignored");
+		diag_warn("append: not primary; ignored");
 		return;
 	}
 	if (publish_append(r, first, evs, has_prev ? prev : NULL) == -EPIPE) {
@@ -53,7 +53,7 @@ static void serve_on_append(conn_t *bus, const msgpack_object *m)
 		return;
 	}
 	if (r->pending_bytes > REPL_PENDING_BYTES_MAX && !r->paused) {
-		log_warn("%zu bytes of events wait for the stream; pausing the bus", r->pending_bytes);
+		diag_warn("%zu bytes of events wait for the stream; pausing the bus", r->pending_bytes);
 		conn_pause(bus);
 		r->paused = true;
 	}
@@ -64,7 +64,7 @@ static void serve_on_from(conn_t *bus, const msgpack_object *m)
 	repl_t *r = bus->data;
 	uint64_t seq;
 	if (msg_get_u64(m, PEER_F_SEQ, &seq) < 0 || seq == 0) {
-		log_warn("from: malformed message ignored");
+		diag_warn("from: malformed message ignored");
 		return;
 	}
 	follow_from(r, seq);
@@ -75,7 +75,7 @@ static void serve_on_promote(conn_t *bus, const msgpack_object *m)
 	repl_t *r = bus->data;
 	uint64_t cid = 0;
 	if (msg_get_u64(m, PEER_F_CID, &cid) < 0) {
-		log_warn("promote: malformed message ignored");
+		diag_warn("promote: malformed message ignored");
 		return;
 	}
 	promote_start(r, cid);
@@ -104,14 +104,14 @@ static void serve_note(repl_t *r, js_note_t *n)
 		follow_heartbeat(r, n);
 		break;
 	case JS_NOTE_DISCONNECTED:
-		log_warn("disconnected from NATS");
+		diag_warn("disconnected from NATS");
 		if (r->mode == REPL_MODE_PRIMARY && !r->fenced && !r->fault_sent) {
 			out_fault(r, "the connection to NATS is lost");
 			r->fault_sent = true;
 		}
 		break;
 	case JS_NOTE_RECONNECTED:
-		log_info("reconnected to NATS");
+		diag_info("reconnected to NATS");
 		publish_reconnected(r);
 		break;
 	}

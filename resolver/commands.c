@@ -11,7 +11,7 @@
 #include "resolver.h"
 
 #include "event.h"
-#include "log.h"
+#include "diag.h"
 #include "request.h"
 
 #include <sodium.h>

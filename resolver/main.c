@@ -1,6 +1,6 @@
 /* esbank-resolver: owns the state; validates and resolves commands. */
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 #include "resolver.h"
 
 #include <signal.h>
@@ -27,7 +27,7 @@ static config_opt_t opts[] = {
 
 static void on_signal(uv_signal_t *s, int signum)
 {
-	log_info("signal %d: exiting", signum);
+	diag_info("signal %d: exiting", signum);
 	resolver_stop(s->data); /* removes resolver.sock */
 	conn_flush_all(s->loop);
 	uv_stop(s->loop);
@@ -50,7 +50,7 @@ int main(int argc, char **argv)
 	r.data_dir = config_get(opts, "data");
 	rc = resolver_start(&r, loop, config_get(opts, "run"));
 	if (rc < 0) {
-		log_error("cannot start: %s", uv_strerror(rc));
+		diag_error("cannot start: %s", uv_strerror(rc));
 		return EXIT_TEMPORARY;
 	}
 	uv_signal_t sigterm, sigint;

@@ -7,7 +7,7 @@
  */
 #include "resolver.h"
 
-#include "log.h"
+#include "diag.h"
 #include "request.h"
 
 #include <assert.h>
@@ -106,9 +106,9 @@ static void pw_job_done(uv_work_t *w, int status)
 	if (j->epoch != r->epoch) {
 		/* its bus session (or the state it checked) is gone: the cid would
 		 * name another request of the next bus; that client gets unavailable */
-		log_warn("a password job of an earlier bus session finished: dropped");
+		diag_warn("a password job of an earlier bus session finished: dropped");
 	} else if (status < 0 || (j->kind == PW_JOB_HASH && j->rc != 0)) {
-		log_error("password hashing failed (out of memory?)");
+		diag_error("password hashing failed (out of memory?)");
 		resolver_emit_error(j->r, j->cid, j->cmd.id, PROTO_E_INTERNAL,
 		                    "password hashing failed");
 	} else if (j->kind == PW_JOB_HASH) {

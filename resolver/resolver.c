@@ -10,7 +10,7 @@
 
 #include "config.h"
 #include "event.h"
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 #include "request.h"
 #include "snapfile.h"
@@ -57,7 +57,7 @@ static void resolver_on_req(conn_t *c, const msgpack_object *msg)
 		size_t len;
 		if (msg_get_u64(it, PEER_F_CID, &cid) < 0 ||
 		    msg_get_bin(it, PEER_F_REQUEST, &req, &len) < 0) {
-			log_warn("req item without c or r: ignored");
+			diag_warn("req item without c or r: ignored");
 			continue;
 		}
 		resolver_handle_request(r, cid, req, len);
@@ -79,7 +79,7 @@ static bool resolver_replay_one(resolver_t *r, const char *bytes, size_t len)
 {
 	ledger_event_t ev;
 	if (event_decode_bytes(bytes, len, &ev) < 0) {
-		log_error("replay: an undecodable event after seq %llu",
+		diag_error("replay: an undecodable event after seq %llu",
 		          (unsigned long long)ledger_last_seq(r->ledger));
 		return false;
 	}
@@ -94,12 +94,12 @@ static bool resolver_replay_one(resolver_t *r, const char *bytes, size_t len)
 	}
 	proto_err_t e = ledger_check_event(r->ledger, &ev);
 	if (e != PROTO_OK) {
-		log_error("replay: event %llu breaks the rules (%s)", (unsigned long long)ev.seq,
+		diag_error("replay: event %llu breaks the rules (%s)", (unsigned long long)ev.seq,
 		          proto_err_name(e));
 		return false;
 	}
 	if (ledger_apply(r->ledger, &ev, NULL) < 0) {
-		log_error("replay: out of memory at seq %llu", (unsigned long long)ev.seq);
+		diag_error("replay: out of memory at seq %llu", (unsigned long long)ev.seq);
 		return false;
 	}
 	return true;
@@ -124,11 +124,11 @@ static void resolver_on_reset(conn_t *c, const msgpack_object *msg)
 {
 	resolver_t *r = c->data;
 	(void)msg;
-	log_warn("reset: dropping the state at seq %llu to rebuild it from the log",
+	diag_warn("reset: dropping the state at seq %llu to rebuild it from the log",
 	         (unsigned long long)ledger_last_seq(r->ledger));
 	ledger_t *fresh = ledger_new();
 	if (!fresh) {
-		log_error("reset: out of memory");
+		diag_error("reset: out of memory");
 		exit(EXIT_TEMPORARY); /* the state would no longer match the log */
 	}
 	ledger_free(r->ledger);
@@ -154,7 +154,7 @@ static bool resolver_load_snapshot(resolver_t *r, uint64_t max, snapfile_t *snap
 			r->ledger = l;
 			return true;
 		}
-		log_warn("snapshot %llu skipped: %s", (unsigned long long)seqs[i],
+		diag_warn("snapshot %llu skipped: %s", (unsigned long long)seqs[i],
 		         rc == -EPROTONOSUPPORT ? "unknown version"
 		         : rc == -EINVAL        ? "its state does not decode"
 		                                : strerror(-rc));
@@ -181,7 +181,7 @@ static void resolver_on_load(conn_t *c, const msgpack_object *msg)
 		char hex[2 * LOGFILE_HASH_BYTES + 1];
 		event_hex(snap.chain, LOGFILE_HASH_BYTES, hex);
 		msg_pack_kv_str(pk, PEER_F_CHAIN, hex);
-		log_info("loaded the snapshot at %llu (%zu accounts) in %.1f ms",
+		diag_info("loaded the snapshot at %llu (%zu accounts) in %.1f ms",
 		         (unsigned long long)snap.seq, ledger_account_count(r->ledger),
 		         (double)(uv_hrtime() - t0) / 1e6);
 	}
@@ -217,7 +217,7 @@ static void resolver_session_opened(peer_server_t *s, conn_t *c)
 {
 	resolver_t *r = s->data;
 	r->epoch++;
-	log_info("bus connected (hwm %llu)", (unsigned long long)ledger_last_seq(r->ledger));
+	diag_info("bus connected (hwm %llu)", (unsigned long long)ledger_last_seq(r->ledger));
 	resolver_send_hello(r, c);
 }
 
@@ -246,7 +246,7 @@ int resolver_start(resolver_t *r, uv_loop_t *loop, const char *run_dir)
 	r->session.on_close = resolver_session_closed;
 	rc = peer_listen(&r->session, loop, PEER_ROLE_RESOLVER, path);
 	if (rc == 0)
-		log_info("listening on %s", path);
+		diag_info("listening on %s", path);
 	free(path);
 	return rc;
 }

@@ -13,7 +13,7 @@
  */
 #include "resolver.h"
 
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 #include <time.h>
@@ -41,7 +41,7 @@ void resolver_flush(resolver_t *r)
 		msgpack_pack_str_body(pk, r->items.sb.data, r->items.sb.size); /* raw items */
 		conn_pack_end(bus);
 	} else {
-		log_warn("no bus connected: %u results dropped (their clients will retry)",
+		diag_warn("no bus connected: %u results dropped (their clients will retry)",
 		         r->item_count);
 	}
 	msg_buf_reset(&r->items);

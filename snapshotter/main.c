@@ -1,6 +1,6 @@
 /* main.c - esbank-snapshotter: options, then snapshotter_run(). */
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 #include "snapshotter.h"
 
 static const char USAGE[] =
@@ -35,7 +35,7 @@ int main(int argc, char **argv)
 	    config_u64(opts, "snapshot-interval-ms", &cfg.interval_ms) < 0)
 		return EXIT_USAGE;
 	if (npos > 0 || cfg.snapshot_every == 0) {
-		log_error("%s (see --help)", npos > 0 ? "unexpected argument"
+		diag_error("%s (see --help)", npos > 0 ? "unexpected argument"
 		                                       : "--snapshot-every must be at least 1");
 		return EXIT_USAGE;
 	}

@@ -28,7 +28,7 @@
 #include "snapfile.h"
 #include "snapshotter.h"
 
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -68,7 +68,7 @@ static void snapshot_use(snapshotter_t *s, ledger_t *l, uint64_t seq,
 	memcpy(s->chain, chain, LOGFILE_HASH_BYTES);
 	s->chain_known = true;
 	s->snapshot_seq = s->base_seq = seq;
-	log_info("loaded snapshot %" PRIu64 " (%zu accounts) in %.1f ms", seq,
+	diag_info("loaded snapshot %" PRIu64 " (%zu accounts) in %.1f ms", seq,
 		 ledger_account_count(l), (double)load_ns / SNAPSHOT_NS_PER_MS);
 }
 
@@ -77,7 +77,7 @@ int snapshot_load(snapshotter_t *s)
 	uint64_t seqs[SNAPFILE_LIST_MAX];
 	int n = snapfile_list(s->cfg->data_dir, seqs, SNAPFILE_LIST_MAX);
 	if (n < 0 && n != -ENOENT)
-		log_warn("%s/" SNAPFILE_DIR ": %s; starting empty", s->cfg->data_dir, strerror(-n));
+		diag_warn("%s/" SNAPFILE_DIR ": %s; starting empty", s->cfg->data_dir, strerror(-n));
 	for (int i = 0; i < n; i++) {
 		ledger_t *l = NULL;
 		uint8_t chain[LOGFILE_HASH_BYTES];
@@ -89,7 +89,7 @@ int snapshot_load(snapshotter_t *s)
 			snapshot_use(s, l, seqs[i], chain, uv_hrtime() - t0);
 			return 0;
 		}
-		log_warn("snapshot %s/" SNAPFILE_DIR "/%020" PRIu64 ".snap: %s; skipped",
+		diag_warn("snapshot %s/" SNAPFILE_DIR "/%020" PRIu64 ".snap: %s; skipped",
 			 s->cfg->data_dir, seqs[i], snapshot_why(rc));
 	}
 	s->chain_known = true; /* the empty state: chain hash 0 at seq 0 */
@@ -110,17 +110,17 @@ static void snapshot_written(snapshotter_t *s, snapshotter_job_t *j)
 {
 	if (j->epoch != s->epoch) {
 		/* Taken from a state the bus has since reset: it must never be loaded. */
-		log_warn("snapshot %" PRIu64 " was of a state that was reset: removed", j->seq);
+		diag_warn("snapshot %" PRIu64 " was of a state that was reset: removed", j->seq);
 		snapfile_remove(s->cfg->data_dir, j->seq);
 		return;
 	}
 	if (j->result < 0) {
-		log_error("snapshot %" PRIu64 ": %s", j->seq, strerror(-j->result));
+		diag_error("snapshot %" PRIu64 ": %s", j->seq, strerror(-j->result));
 		s->base_seq = s->snapshot_seq;
 		return;
 	}
 	s->snapshot_seq = j->seq;
-	log_info("snapshot %" PRIu64 ": %zu bytes, pack %.1f ms, write %.1f ms", j->seq,
+	diag_info("snapshot %" PRIu64 ": %zu bytes, pack %.1f ms, write %.1f ms", j->seq,
 		 j->body.size, (double)j->pack_ns / SNAPSHOT_NS_PER_MS,
 		 (double)j->write_ns / SNAPSHOT_NS_PER_MS);
 }
@@ -207,7 +207,7 @@ void snapshot_maybe_take(snapshotter_t *s)
 	if (rc == 0)
 		rc = uv_queue_work(s->loop, &s->job.req, snapshot_work, snapshot_after_work);
 	if (rc < 0) {
-		log_error("snapshot %" PRIu64 ": %s; tried again later", s->job.seq,
+		diag_error("snapshot %" PRIu64 ": %s; tried again later", s->job.seq,
 			  uv_strerror(rc));
 		if (rc != -ENOMEM)
 			msgpack_sbuffer_destroy(&s->job.body);

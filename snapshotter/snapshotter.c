@@ -33,7 +33,7 @@
 #include "snapshotter.h"
 #include "config.h"
 #include "event.h"
-#include "log.h"
+#include "diag.h"
 #include "protocol.h"
 
 #include <errno.h>
@@ -83,7 +83,7 @@ static uint64_t snapshotter_apply(snapshotter_t *s, const msgpack_object *o)
 	static ledger_event_t ev;
 	if (o->type != MSGPACK_OBJECT_BIN ||
 	    event_decode_bytes(o->via.bin.ptr, o->via.bin.size, &ev) < 0) {
-		log_error("an event that does not decode: skipped");
+		diag_error("an event that does not decode: skipped");
 		return 0;
 	}
 	if (ev.seq <= ledger_last_seq(s->ledger))
@@ -97,12 +97,12 @@ static uint64_t snapshotter_apply(snapshotter_t *s, const msgpack_object *o)
 	}
 	proto_err_t e = ledger_check_event(s->ledger, &ev);
 	if (e != PROTO_OK) {
-		log_error("event %" PRIu64 " refused (%s) at hwm %" PRIu64 ": skipped", ev.seq,
+		diag_error("event %" PRIu64 " refused (%s) at hwm %" PRIu64 ": skipped", ev.seq,
 			  proto_err_name(e), ledger_last_seq(s->ledger));
 		return ev.seq;
 	}
 	if (ledger_apply(s->ledger, &ev, NULL) < 0) {
-		log_error("out of memory applying event %" PRIu64, ev.seq);
+		diag_error("out of memory applying event %" PRIu64, ev.seq);
 		exit(EXIT_TEMPORARY);
 	}
 	return ev.seq;
@@ -119,7 +119,7 @@ static bool snapshotter_head(const msgpack_object *msg, uint8_t out[LOGFILE_HASH
 	if (rc < 0 || n != 2 * LOGFILE_HASH_BYTES ||
 	    sodium_hex2bin(out, LOGFILE_HASH_BYTES, hex, n, NULL, &bin_len, NULL) != 0 ||
 	    bin_len != LOGFILE_HASH_BYTES) {
-		log_warn("events with a malformed head: no snapshot at this point");
+		diag_warn("events with a malformed head: no snapshot at this point");
 		return false;
 	}
 	return true;
@@ -145,7 +145,7 @@ static void snapshotter_on_events(conn_t *c, const msgpack_object *msg)
 	snapshotter_t *s = c->data;
 	const msgpack_object *events = msg_get(msg, PEER_F_EVENTS);
 	if (!events || events->type != MSGPACK_OBJECT_ARRAY) {
-		log_warn("events message without events: ignored");
+		diag_warn("events message without events: ignored");
 		return;
 	}
 	uint64_t hwm_before = ledger_last_seq(s->ledger), last = 0;
@@ -162,10 +162,10 @@ static void snapshotter_on_reset(conn_t *c, const msgpack_object *msg)
 	(void)msg;
 	ledger_t *l = ledger_new();
 	if (!l) {
-		log_error("out of memory resetting the state");
+		diag_error("out of memory resetting the state");
 		exit(EXIT_TEMPORARY);
 	}
-	log_warn("reset by the bus at hwm %" PRIu64 " (snapshot %" PRIu64
+	diag_warn("reset by the bus at hwm %" PRIu64 " (snapshot %" PRIu64
 		 "): the state does not match the log; starting empty",
 		 ledger_last_seq(s->ledger), s->snapshot_seq);
 	ledger_free(s->ledger);
@@ -186,7 +186,7 @@ static const peer_handler_t snapshotter_handlers[] = {
 static void snapshotter_session_opened(peer_server_t *bus, conn_t *c)
 {
 	snapshotter_t *s = bus->data;
-	log_info("bus connected; hello with hwm %" PRIu64 ", snapshot %" PRIu64,
+	diag_info("bus connected; hello with hwm %" PRIu64 ", snapshot %" PRIu64,
 		 ledger_last_seq(s->ledger), s->snapshot_seq);
 	snapshotter_send_hello(s, c);
 }
@@ -194,14 +194,14 @@ static void snapshotter_session_opened(peer_server_t *bus, conn_t *c)
 static void snapshotter_on_signal(uv_signal_t *sig, int signum)
 {
 	snapshotter_t *s = sig->data;
-	log_info("signal %d: stopping", signum);
+	diag_info("signal %d: stopping", signum);
 	peer_stop(&s->bus); /* removes snapshotter.sock */
 	uv_close((uv_handle_t *)&s->sig_term, NULL);
 	uv_close((uv_handle_t *)&s->sig_int, NULL);
 	uv_close((uv_handle_t *)&s->interval_timer, NULL);
 	s->stopping = true;
 	if (s->writing)
-		log_info("stopping once snapshot %" PRIu64 " is written", s->job.seq);
+		diag_info("stopping once snapshot %" PRIu64 " is written", s->job.seq);
 	else
 		uv_stop(s->loop);
 }
@@ -223,7 +223,7 @@ static int snapshotter_listen(snapshotter_t *s)
 	if (rc == 0)
 		rc = peer_listen(&s->bus, s->loop, PEER_ROLE_SNAPSHOTTER, s->sock_path);
 	if (rc < 0)
-		log_error("%s: %s", s->sock_path ? s->sock_path : "snapshotter.sock",
+		diag_error("%s: %s", s->sock_path ? s->sock_path : "snapshotter.sock",
 			  uv_strerror(rc));
 	return rc;
 }
@@ -236,14 +236,14 @@ int snapshotter_run(const snapshotter_config_t *cfg)
 	s.written_cb = snapshotter_ack_all;
 	s.ledger = ledger_new();
 	if (!s.ledger || snapshot_load(&s) < 0) {
-		log_error("out of memory");
+		diag_error("out of memory");
 		ledger_free(s.ledger);
 		return EXIT_TEMPORARY;
 	}
 	int code = EXIT_TEMPORARY;
 	if (snapshotter_listen(&s) < 0)
 		goto out_ledger;
-	log_info("listening on %s; snapshot every %" PRIu64 " events", s.sock_path,
+	diag_info("listening on %s; snapshot every %" PRIu64 " events", s.sock_path,
 		 cfg->snapshot_every);
 	uv_run(s.loop, UV_RUN_DEFAULT);
 	code = 0;

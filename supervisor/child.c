@@ -1,6 +1,6 @@
 /* child.c - the exec wrapper that ties a child's life to esbankd's (see child.h). */
 #include "child.h"
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -18,27 +18,27 @@
 int child_exec(int argc, char **argv)
 {
 	if (argc <= CHILD_ARG_PROG || strcmp(argv[CHILD_ARG_DASHES], "--") != 0) {
-		log_error("usage: esbankd " CHILD_EXEC_FLAG " NAME PPID -- PROG [ARGS...]");
+		diag_error("usage: esbankd " CHILD_EXEC_FLAG " NAME PPID -- PROG [ARGS...]");
 		return EXIT_USAGE;
 	}
 	const char *name = argv[CHILD_ARG_NAME];
 	char *end;
 	long ppid = strtol(argv[CHILD_ARG_PPID], &end, 10);
 	if (*end || ppid <= 1) {
-		log_error(CHILD_EXEC_FLAG ": bad parent pid '%s'", argv[CHILD_ARG_PPID]);
+		diag_error(CHILD_EXEC_FLAG ": bad parent pid '%s'", argv[CHILD_ARG_PPID]);
 		return EXIT_USAGE;
 	}
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
-		log_error("%s: prctl(PR_SET_PDEATHSIG): %s", name, strerror(errno));
+		diag_error("%s: prctl(PR_SET_PDEATHSIG): %s", name, strerror(errno));
 		return EXIT_TEMPORARY;
 	}
 	/* After the prctl: a parent that died before it would go unnoticed. */
 	if (getppid() != (pid_t)ppid) {
-		log_error("%s: esbankd (pid %ld) is gone: not starting", name, ppid);
+		diag_error("%s: esbankd (pid %ld) is gone: not starting", name, ppid);
 		return EXIT_TEMPORARY;
 	}
 	execv(argv[CHILD_ARG_PROG], argv + CHILD_ARG_PROG);
 	int err = errno;
-	log_error("%s: cannot run %s: %s", name, argv[CHILD_ARG_PROG], strerror(err));
+	diag_error("%s: cannot run %s: %s", name, argv[CHILD_ARG_PROG], strerror(err));
 	return err == ENOENT || err == EACCES || err == ENOEXEC ? EXIT_USAGE : EXIT_TEMPORARY;
 }

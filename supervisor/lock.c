@@ -1,6 +1,6 @@
 /* lock.c - DIR/esbankd.lock, one esbankd per directory (see lock.h). */
 #include "lock.h"
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,10 +25,10 @@ static int lock_held(int fd, const char *what, const char *path)
 {
 	long holder = lock_read_pid(fd);
 	if (holder)
-		log_error("another esbankd (pid %ld) is running on this %s directory: "
+		diag_error("another esbankd (pid %ld) is running on this %s directory: "
 		          "it holds %s", holder, what, path);
 	else
-		log_error("another esbankd is running on this %s directory: it holds %s", what,
+		diag_error("another esbankd is running on this %s directory: it holds %s", what,
 		          path);
 	return -EAGAIN;
 }
@@ -42,13 +42,13 @@ int lock_take(const char *dir, const char *what, int *fd_out)
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		int rc = -errno;
-		log_error("%s: %s", path, strerror(-rc));
+		diag_error("%s: %s", path, strerror(-rc));
 		return rc;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int rc = errno == EWOULDBLOCK ? lock_held(fd, what, path) : -errno;
 		if (rc != -EAGAIN)
-			log_error("%s: flock: %s", path, strerror(-rc));
+			diag_error("%s: flock: %s", path, strerror(-rc));
 		close(fd);
 		return rc;
 	}
@@ -57,7 +57,7 @@ int lock_take(const char *dir, const char *what, int *fd_out)
 	/* Overwrite, then cut: no page freed and asked for again on a full disk. */
 	if (pwrite(fd, pid, (size_t)n, 0) != n || ftruncate(fd, n) < 0) {
 		int rc = errno ? -errno : -EIO;
-		log_error("%s: %s", path, strerror(-rc));
+		diag_error("%s: %s", path, strerror(-rc));
 		close(fd);
 		return rc;
 	}

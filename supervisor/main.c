@@ -1,7 +1,7 @@
 /* main.c - esbankd: options, then supervise_run(); or the exec wrapper (child.h). */
 #include "child.h"
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 #include "supervise.h"
 
 #include <fcntl.h>
@@ -48,30 +48,30 @@ static int main_check(const config_opt_t *opts, sup_config_t *cfg)
 {
 	uint64_t n;
 	if (config_u64(opts, "snapshot-every", &n) < 0 || n == 0) {
-		log_error("--snapshot-every wants a whole number of at least 1");
+		diag_error("--snapshot-every wants a whole number of at least 1");
 		return -1;
 	}
 	const char *cost = cfg->pwhash_cost;
 	if (strcmp(cost, "interactive") && strcmp(cost, "moderate") && strcmp(cost, "min")) {
-		log_error("--pwhash-cost is interactive, moderate or min, not '%s'", cost);
+		diag_error("--pwhash-cost is interactive, moderate or min, not '%s'", cost);
 		return -1;
 	}
 	const char *mail = cfg->mail;
 	if (cfg->replicate && cfg->follow) {
-		log_error("--replicate and --follow exclude each other");
+		diag_error("--replicate and --follow exclude each other");
 		return -1;
 	}
 	if (config_u64(opts, "replicas", &n) < 0 || n == 0 || n > 5) {
-		log_error("--replicas wants 1 to 5");
+		diag_error("--replicas wants 1 to 5");
 		return -1;
 	}
 	if (cfg->auto_promote && (config_u64(opts, "auto-promote", &n) < 0 || n == 0)) {
-		log_error("--auto-promote wants a whole number of seconds of at least 1");
+		diag_error("--auto-promote wants a whole number of seconds of at least 1");
 		return -1;
 	}
 	if (mail && strcmp(mail, "maildir") && strcmp(mail, "mailgun") &&
 	    strncmp(mail, "smtp://", 7) && strncmp(mail, "smtps://", 8)) {
-		log_error("--mail is maildir, mailgun or an smtp:// URL, not '%s'", mail);
+		diag_error("--mail is maildir, mailgun or an smtp:// URL, not '%s'", mail);
 		return -1;
 	}
 	return 0;
@@ -85,7 +85,7 @@ static int main_ready_fd(const char *v, int *fd)
 	char *end;
 	long n = strtol(v, &end, 10);
 	if (!*v || *end || n < 0 || n > INT32_MAX || fcntl((int)n, F_GETFD) < 0) {
-		log_error("--ready-fd wants an open file descriptor, not '%s'", v);
+		diag_error("--ready-fd wants an open file descriptor, not '%s'", v);
 		return -1;
 	}
 	*fd = (int)n;

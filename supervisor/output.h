@@ -5,7 +5,7 @@
  * into several prefixed lines; a last line without "\n" is printed at EOF.
  *
  * It also keeps the child's last error line (one starting "error: ", as
- * log.h writes them; else its last line of any kind), cut at
+ * diag.h writes them; else its last line of any kind), cut at
  * OUTPUT_LAST_BYTES_MAX, so esbankd can repeat why a program gave up.
  */
 #ifndef ESBANK_SUPERVISOR_OUTPUT_H

@@ -9,7 +9,7 @@
  * tick".
  */
 #include "ready.h"
-#include "log.h"
+#include "diag.h"
 #include "msg.h"
 
 #include <errno.h>
@@ -128,7 +128,7 @@ static void ready_tick(uv_timer_t *t)
 	ready_t *r = t->data;
 	uint64_t now = uv_now(r->loop);
 	if (now - r->warned_ms >= READY_WARN_MS) {
-		log_warn("still waiting for the bus to be live (%llu s)",
+		diag_warn("still waiting for the bus to be live (%llu s)",
 		         (unsigned long long)((now - r->start_ms) / 1000));
 		r->warned_ms = now;
 	}

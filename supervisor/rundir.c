@@ -1,6 +1,6 @@
 /* rundir.c - the pid files and leftovers (see rundir.h). */
 #include "rundir.h"
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -162,15 +162,15 @@ int rundir_kill_stale(const char *run_dir, const char *name)
 		return -ENAMETOOLONG;
 	pid_t pid = rundir_read_pid(path);
 	if (pid && rundir_alive(pid) && rundir_runs(pid, name) && rundir_runs_on(pid, run_dir)) {
-		log_warn("esbank-%s (pid %ld) of an earlier esbankd is still running: SIGKILL",
+		diag_warn("esbank-%s (pid %ld) of an earlier esbankd is still running: SIGKILL",
 		         name, (long)pid);
 		if (kill(pid, SIGKILL) < 0 && errno != ESRCH) {
 			int rc = -errno;
-			log_error("cannot kill %s (pid %ld): %s", name, (long)pid, strerror(-rc));
+			diag_error("cannot kill %s (pid %ld): %s", name, (long)pid, strerror(-rc));
 			return rc;
 		}
 		if (rundir_wait_gone(pid) < 0) {
-			log_error("%s (pid %ld) still alive %d ms after SIGKILL", name, (long)pid,
+			diag_error("%s (pid %ld) still alive %d ms after SIGKILL", name, (long)pid,
 			          RUNDIR_STALE_WAIT_MS);
 			return -ETIMEDOUT;
 		}

@@ -1,7 +1,7 @@
 /* state.c - esbankd writes RUN/esbankd.state (the format is in common/runstate.h). */
 #include "state.h"
 #include "config.h"
-#include "log.h"
+#include "diag.h"
 #include "rundir.h"
 
 #include <assert.h>
@@ -46,12 +46,12 @@ void state_write(const supervisor_t *s)
 	runstate_t rs;
 	state_view(s, &rs);
 	if (runstate_format(&rs, buf, &len) < 0) {
-		log_error(RUNSTATE_FILE " does not fit in %d bytes: not written", RUNSTATE_BYTES_MAX);
+		diag_error(RUNSTATE_FILE " does not fit in %d bytes: not written", RUNSTATE_BYTES_MAX);
 		return;
 	}
 	int rc = rundir_replace(s->cfg->run_dir, RUNSTATE_FILE, buf, len);
 	if (rc < 0)
-		log_warn("cannot write %s/" RUNSTATE_FILE ": %s", s->cfg->run_dir, strerror(-rc));
+		diag_warn("cannot write %s/" RUNSTATE_FILE ": %s", s->cfg->run_dir, strerror(-rc));
 }
 
 void state_remove(const supervisor_t *s)

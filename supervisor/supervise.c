@@ -4,7 +4,7 @@
 #include "config.h"
 #include "listening.h"
 #include "lock.h"
-#include "log.h"
+#include "diag.h"
 #include "rundir.h"
 #include "state.h"
 
@@ -151,11 +151,11 @@ static int sup_find_all(supervisor_t *s)
 			continue; /* not replicated: no replicator */
 		char *path = sup_find_exe(s, sup_table[i].name);
 		if (!path && sup_table[i].optional) {
-			log_warn("esbank-%s not found: not started", sup_table[i].name);
+			diag_warn("esbank-%s not found: not started", sup_table[i].name);
 			continue;
 		}
 		if (!path) {
-			log_error("esbank-%s not found (beside esbankd, in ../%s/, or in "
+			diag_error("esbank-%s not found (beside esbankd, in ../%s/, or in "
 			          "ESBANK_BIN_DIR)", sup_table[i].name, sup_table[i].name);
 			return -ENOENT;
 		}
@@ -195,9 +195,9 @@ static void sup_done(supervisor_t *s)
 	state_remove(s);
 	/* Last, once its output has drained: the reason the operator must fix. */
 	if (s->failed)
-		log_error("%s failed with a permanent error (exit %d): %s", s->failed->name,
+		diag_error("%s failed with a permanent error (exit %d): %s", s->failed->name,
 		          EXIT_USAGE, sup_last_words(s->failed));
-	log_info("esbank stopped (exit %d)", s->exit_code);
+	diag_info("esbank stopped (exit %d)", s->exit_code);
 }
 
 static void sup_on_output_close(output_t *o)
@@ -245,7 +245,7 @@ static void sup_on_stop_timeout(uv_timer_t *t)
 		sup_child_t *c = &s->children[i];
 		if (!c->running || c->stop_phase != s->stop_phase)
 			continue;
-		log_warn("%s did not stop within %d ms: SIGKILL", c->name, SUP_STOP_TIMEOUT_MS);
+		diag_warn("%s did not stop within %d ms: SIGKILL", c->name, SUP_STOP_TIMEOUT_MS);
 		uv_process_kill(&c->proc, SIGKILL);
 	}
 }
@@ -259,7 +259,7 @@ static void sup_stop_phase(supervisor_t *s)
 		for (size_t i = 0; i < s->nchildren; i++) {
 			sup_child_t *c = &s->children[i];
 			if (c->running && c->stop_phase == s->stop_phase) {
-				log_info("stopping %s", c->name);
+				diag_info("stopping %s", c->name);
 				uv_process_kill(&c->proc, SIGTERM);
 			}
 		}
@@ -283,13 +283,13 @@ static void supervise_stop(supervisor_t *s, int exit_code)
 	sup_stop_phase(s);
 }
 
-static void sup_log_exit(const sup_child_t *c, int64_t status, int sig, log_level_t level)
+static void sup_log_exit(const sup_child_t *c, int64_t status, int sig, diag_level_t level)
 {
 	if (sig)
-		log_msg(level, "%s (pid %ld) was killed by signal %d (%s)", c->name, (long)c->pid,
+		diag_msg(level, "%s (pid %ld) was killed by signal %d (%s)", c->name, (long)c->pid,
 		        sig, strsignal(sig));
 	else
-		log_msg(level, "%s (pid %ld) exited with status %lld", c->name, (long)c->pid,
+		diag_msg(level, "%s (pid %ld) exited with status %lld", c->name, (long)c->pid,
 		        (long long)status);
 }
 
@@ -326,13 +326,13 @@ static void sup_on_child_death(supervisor_t *s, sup_child_t *c)
 	uint64_t now = uv_now(s->loop);
 	int64_t delay_ms = restart_on_death(&c->restart, now, now - c->started_ms);
 	if (delay_ms < 0) {
-		log_error("%s died more than %d times within %d s: stopping the whole group "
+		diag_error("%s died more than %d times within %d s: stopping the whole group "
 		          "(exit %d)", c->name, RESTART_INTENSITY_MAX, RESTART_PERIOD_MS / 1000,
 		          EXIT_TEMPORARY);
 		supervise_stop(s, EXIT_TEMPORARY);
 		return;
 	}
-	log_warn("restarting %s in %lld ms", c->name, (long long)delay_ms);
+	diag_warn("restarting %s in %lld ms", c->name, (long long)delay_ms);
 	uv_timer_start(&c->restart_timer, sup_on_restart_timer, (uint64_t)delay_ms, 0);
 	state_write(s);
 }
@@ -340,7 +340,7 @@ static void sup_on_child_death(supervisor_t *s, sup_child_t *c)
 /* A program that says its error is permanent (exit 100) is not restarted. */
 static void sup_on_permanent(supervisor_t *s, sup_child_t *c)
 {
-	log_error("%s (pid %ld) exited with status %d, a permanent error: not restarting it; "
+	diag_error("%s (pid %ld) exited with status %d, a permanent error: not restarting it; "
 	          "stopping the whole group (exit %d)", c->name, (long)c->pid, EXIT_USAGE,
 	          EXIT_USAGE);
 	s->failed = c;
@@ -365,11 +365,11 @@ static void sup_on_exit(uv_process_t *p, int64_t status, int sig)
 		return;
 	}
 	if (!s->stopping) {
-		sup_log_exit(c, status, sig, LOG_ERROR);
+		sup_log_exit(c, status, sig, DIAG_ERROR);
 		sup_on_child_death(s, c);
 		return;
 	}
-	sup_log_exit(c, status, sig, LOG_INFO);
+	sup_log_exit(c, status, sig, DIAG_INFO);
 	if (!sup_phase_running(s, s->stop_phase)) {
 		uv_timer_stop(&s->stop_timer);
 		s->stop_phase++;
@@ -403,11 +403,11 @@ static void sup_on_started(supervisor_t *s, sup_child_t *c)
 	output_start(&c->err);
 	int rc = rundir_pid_write(s->cfg->run_dir, c->name, c->pid);
 	if (rc < 0)
-		log_warn("cannot write %s/%s.pid: %s", s->cfg->run_dir, c->name, strerror(-rc));
+		diag_warn("cannot write %s/%s.pid: %s", s->cfg->run_dir, c->name, strerror(-rc));
 	if (c->restarts)
-		log_info("restarted %s (pid %ld, restart %u)", c->name, (long)c->pid, c->restarts);
+		diag_info("restarted %s (pid %ld, restart %u)", c->name, (long)c->pid, c->restarts);
 	else
-		log_info("started %s (pid %ld)", c->name, (long)c->pid);
+		diag_info("started %s (pid %ld)", c->name, (long)c->pid);
 	state_write(s);
 }
 
@@ -436,7 +436,7 @@ static int sup_spawn(supervisor_t *s, sup_child_t *c)
 	c->proc_open = true;
 	rc = uv_spawn(s->loop, &c->proc, &o);
 	if (rc < 0) {
-		log_error("cannot start %s: %s", c->path, uv_strerror(rc));
+		diag_error("cannot start %s: %s", c->path, uv_strerror(rc));
 		uv_close((uv_handle_t *)&c->proc, sup_on_proc_closed);
 		output_close(&c->out);
 		output_close(&c->err);
@@ -473,14 +473,14 @@ static void sup_on_ready(ready_t *r)
 	supervisor_t *s = r->data;
 	s->live = true;
 	state_write(s);
-	log_info("esbank is live");
+	diag_info("esbank is live");
 	int fd = s->cfg->ready_fd;
 	if (fd < 0)
 		return;
 	static const char msg[] = "READY=1\n";
 	signal(SIGPIPE, SIG_IGN); /* a caller that went away is no reason to die */
 	if (write(fd, msg, sizeof(msg) - 1) < 0)
-		log_warn("--ready-fd %d: %s", fd, strerror(errno));
+		diag_warn("--ready-fd %d: %s", fd, strerror(errno));
 	signal(SIGPIPE, SIG_DFL);
 	close(fd);
 }
@@ -488,7 +488,7 @@ static void sup_on_ready(ready_t *r)
 static void sup_on_signal(uv_signal_t *sig, int signum)
 {
 	supervisor_t *s = sig->data;
-	log_info("signal %d: stopping the group", signum);
+	diag_info("signal %d: stopping the group", signum);
 	supervise_stop(s, s->stopping ? s->exit_code : 0);
 }
 
@@ -498,12 +498,12 @@ static int sup_prepare_dirs(const sup_config_t *cfg)
 	if (rc == 0 && chmod(cfg->run_dir, 0700) < 0)
 		rc = -errno;
 	if (rc < 0) {
-		log_error("%s: %s", cfg->run_dir, strerror(-rc));
+		diag_error("%s: %s", cfg->run_dir, strerror(-rc));
 		return rc;
 	}
 	rc = config_mkdirs(cfg->data_dir, 0700);
 	if (rc < 0)
-		log_error("%s: %s", cfg->data_dir, strerror(-rc));
+		diag_error("%s: %s", cfg->data_dir, strerror(-rc));
 	return rc;
 }
 
@@ -516,7 +516,7 @@ static void sup_init_restarts(supervisor_t *s)
 		char *end;
 		unsigned long long v = strtoull(env, &end, 10);
 		if (*end || v == 0 || v > RESTART_DELAY_MAX_MS)
-			log_warn("%s=%s ignored (1 to %d)", SUP_DELAY_MAX_ENV, env,
+			diag_warn("%s=%s ignored (1 to %d)", SUP_DELAY_MAX_ENV, env,
 			         RESTART_DELAY_MAX_MS);
 		else
 			delay_max_ms = v;
@@ -549,7 +549,7 @@ static void sup_start_ready(supervisor_t *s)
 	                                    sup_on_ready) : -ENOMEM;
 	free(bus_sock);
 	if (rc < 0) {
-		log_error("cannot poll the bus: %s", strerror(-rc));
+		diag_error("cannot poll the bus: %s", strerror(-rc));
 		supervise_stop(s, EXIT_TEMPORARY);
 	}
 }
@@ -592,7 +592,7 @@ static int sup_rejoin(const supervisor_t *s)
 		return EXIT_USAGE; /* sup_find_all said so */
 	const char *argv[] = { path, "--rejoin", "--data", cfg->data_dir, "--nats", cfg->follow,
 		               "--stream", cfg->stream, NULL };
-	log_info("rejoining: %s --rejoin", path);
+	diag_info("rejoining: %s --rejoin", path);
 	int status = -1;
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -606,7 +606,7 @@ static int sup_rejoin(const supervisor_t *s)
 		return 0;
 	int code = pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	int sig = pid > 0 && WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-	log_error("esbank-replicator --rejoin failed (%s %d): not starting the group",
+	diag_error("esbank-replicator --rejoin failed (%s %d): not starting the group",
 	          code >= 0 ? "exit" : sig ? "signal" : "status", code >= 0 ? code : sig ? sig : status);
 	return code == EXIT_USAGE ? EXIT_USAGE : EXIT_TEMPORARY;
 }

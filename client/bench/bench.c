@@ -20,7 +20,7 @@
 #include "bench.h"
 
 #include "drive.h"
-#include "log.h"
+#include "diag.h"
 #include "options.h"
 #include "report.h"
 #include "setup.h"

@@ -5,7 +5,7 @@
 #include "drive.h"
 
 #include "conn.h"
-#include "log.h"
+#include "diag.h"
 #include "msg.h"
 #include "output.h"
 

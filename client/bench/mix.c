@@ -4,7 +4,7 @@
  */
 #include "mix.h"
 
-#include "log.h"
+#include "diag.h"
 
 #include <sodium.h>
 #include <stdio.h>

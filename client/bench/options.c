@@ -5,7 +5,7 @@
 #include "bench.h"
 #include "options.h"
 
-#include "log.h"
+#include "diag.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -14,7 +14,7 @@
  */
 #include "report.h"
 
-#include "log.h"
+#include "diag.h"
 #include "msg.h"
 
 #include <errno.h>

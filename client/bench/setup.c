@@ -13,7 +13,7 @@
 #include "setup.h"
 
 #include "event.h"
-#include "log.h"
+#include "diag.h"
 #include "mailname.h"
 #include "msg.h"
 #include "output.h"

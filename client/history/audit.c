@@ -30,7 +30,7 @@
 
 #include "currency.h"
 #include "event.h"
-#include "log.h"
+#include "diag.h"
 #include "msg.h"
 #include "output.h"
 #include "snapfile.h"

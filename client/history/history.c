@@ -4,7 +4,7 @@
  */
 #include "history.h"
 
-#include "log.h"
+#include "diag.h"
 
 #include <string.h>
 

@@ -4,7 +4,7 @@
  */
 #include "logrepair.h"
 
-#include "log.h"
+#include "diag.h"
 #include "logfile.h"
 #include "output.h"
 

@@ -15,7 +15,7 @@
 
 #include "currency.h"
 #include "event.h"
-#include "log.h"
+#include "diag.h"
 #include "output.h"
 #include "snapfile.h"
 

@@ -13,7 +13,7 @@
 #include "reading.h"
 
 #include "currency.h"
-#include "log.h"
+#include "diag.h"
 #include "output.h"
 
 #include <inttypes.h>

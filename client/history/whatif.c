@@ -50,7 +50,7 @@
 
 #include "currency.h"
 #include "event.h"
-#include "log.h"
+#include "diag.h"
 #include "msg.h"
 #include "output.h"
 #include "request.h"

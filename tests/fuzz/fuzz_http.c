@@ -21,7 +21,7 @@
 
 #include "frame.h"
 #include "fuzz.h"
-#include "log.h"
+#include "diag.h"
 #include "msg.h"
 
 #include <assert.h>
@@ -62,7 +62,7 @@ static void fz_init(void)
 	if (fz_gw)
 		return;
 	if (!getenv("ESBANK_LOG"))
-		log_set_level(LOG_ERROR + 1);
+		diag_set_level(DIAG_ERROR + 1);
 	fz_gw = calloc(1, sizeof(*fz_gw));
 	assert(fz_gw);
 	fz_gw->loop = uv_default_loop();
