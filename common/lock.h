@@ -7,10 +7,11 @@
  * flock() on an O_CLOEXEC descriptor: no child inherits it, so it goes with
  * esbankd (even a SIGKILLed one) and never outlives it in a child. The file
  * itself stays behind and is reused: only the lock counts, never the file's
- * existence.
+ * existence. esbank restore takes the same lock on the data directory while
+ * it writes there, so that no group starts on a half-restored directory.
  */
-#ifndef ESBANK_SUPERVISOR_LOCK_H
-#define ESBANK_SUPERVISOR_LOCK_H
+#ifndef ESBANK_COMMON_LOCK_H
+#define ESBANK_COMMON_LOCK_H
 
 #define LOCK_FILE "esbankd.lock"
 #define LOCK_PATH_BYTES_MAX 4096
