@@ -42,7 +42,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define AUDIT_WHAT_MAX 256
 #define AUDIT_FIELD_MAX 64
 
 const config_opt_t history_audit_opts[] = {
@@ -364,28 +363,62 @@ static void audit_print_human(const audit_t *a, const logfile_scan_report_t *rep
 		       "check out.\n");
 }
 
-int audit_run(const config_opt_t *opts, bool json)
+/*
+ * Runs the whole check of a.data_dir into *a (its ledger allocated here).
+ * Returns 0 (a->problem says whether it passed), or an exit code after
+ * saying why on stderr when the log cannot be read.
+ */
+static int audit_check(audit_t *a, logfile_scan_report_t *rep)
 {
-	audit_t a = { .data_dir = config_get(opts, "data"), .ledger = ledger_new() };
-	logfile_scan_report_t rep;
 	struct stat st;
 	char path[4096];
 
-	if (!a.ledger) {
+	a->ledger = ledger_new();
+	if (!a->ledger) {
 		fprintf(stderr, "esbank: out of memory\n");
 		return EXIT_TEMPORARY;
 	}
-	audit_list_snapshots(&a);
-	snprintf(path, sizeof(path), "%s/%s", a.data_dir, LOGFILE_NAME);
-	progress_start(&a.prog, "audit", stat(path, &st) == 0 ? (uint64_t)st.st_size : 0);
-	int rc = logfile_scan(a.data_dir, &rep, audit_record_cb, &a);
-	progress_end(&a.prog);
+	audit_list_snapshots(a);
+	snprintf(path, sizeof(path), "%s/%s", a->data_dir, LOGFILE_NAME);
+	progress_start(&a->prog, "audit", stat(path, &st) == 0 ? (uint64_t)st.st_size : 0);
+	int rc = logfile_scan(a->data_dir, rep, audit_record_cb, a);
+	progress_end(&a->prog);
 	if (rc < 0 && rc != -EBADMSG) {
 		fprintf(stderr, "esbank: cannot read %s: %s\n", path, strerror(-rc));
-		ledger_free(a.ledger);
 		return rc == -ENOENT ? EXIT_USAGE : EXIT_TEMPORARY;
 	}
-	audit_finish(&a, rc, &rep);
+	audit_finish(a, rc, rep);
+	return 0;
+}
+
+int audit_data(const char *data_dir, audit_summary_t *out)
+{
+	audit_t a = { .data_dir = data_dir };
+	logfile_scan_report_t rep;
+
+	int rc = audit_check(&a, &rep);
+	if (rc == 0) {
+		*out = (audit_summary_t){ .ok = !a.problem.found, .last_seq = a.head_seq,
+					  .problem_seq = a.problem.seq,
+					  .accounts = ledger_account_count(a.ledger),
+					  .balance = ledger_total_balance(a.ledger) };
+		memcpy(out->head_hash, a.head, LOGFILE_HASH_BYTES);
+		snprintf(out->what, sizeof(out->what), "%s", a.problem.what);
+	}
+	ledger_free(a.ledger);
+	return rc;
+}
+
+int audit_run(const config_opt_t *opts, bool json)
+{
+	audit_t a = { .data_dir = config_get(opts, "data") };
+	logfile_scan_report_t rep;
+
+	int rc = audit_check(&a, &rep);
+	if (rc) {
+		ledger_free(a.ledger);
+		return rc;
+	}
 	if (json)
 		audit_print_json(&a, &rep);
 	else

@@ -13,8 +13,11 @@
 #define ESBANK_CLIENT_HISTORY_H
 
 #include "config.h"
+#include "logfile.h"
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* Further help of the subcommands. */
 #define HISTORY_REPLAY_HELP                                                            \
@@ -41,6 +44,26 @@ int history_run(const char *name, const config_opt_t *opts);
 
 int replay_run(const config_opt_t *opts, bool json);
 int audit_run(const config_opt_t *opts, bool json);
+
+#define AUDIT_WHAT_MAX 256
+
+/* What audit_data() found: the audit as a library (esbank backup, restore). */
+typedef struct {
+	bool ok;                                /* every check passed */
+	uint64_t last_seq;                      /* the last record that passed */
+	uint8_t head_hash[LOGFILE_HASH_BYTES];  /* its chain hash */
+	uint64_t problem_seq;                   /* when not ok */
+	char what[AUDIT_WHAT_MAX];              /* when not ok: the first problem */
+	size_t accounts;
+	int64_t balance;                        /* the sum of every balance */
+} audit_summary_t;
+
+/*
+ * Runs every check of esbank audit on data_dir without printing (but a
+ * progress bar). Returns 0 with *out filled (out->ok says whether it
+ * passed), or an exit code after saying on stderr why the log cannot be read.
+ */
+int audit_data(const char *data_dir, audit_summary_t *out);
 int whatif_run(const config_opt_t *opts, bool json);
 
 #endif
