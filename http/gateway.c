@@ -8,6 +8,7 @@
 #include "routes.h"
 
 #include <errno.h>
+#include <http_parser.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,8 @@ static void gw_signal_cb(uv_signal_t *sig, int signum)
 	gateway_t *gw = sig->data;
 	diag_info("signal %d: stopping", signum);
 	http_server_stop(&gw->server);
+	if (gw->metrics_on)
+		http_server_stop(&gw->metrics_server);
 	buscall_stop(&gw->calls);
 	uv_stop(gw->loop);
 }
@@ -51,29 +54,51 @@ void gateway_free(gateway_t *gw)
 	buscall_free(&gw->calls);
 }
 
+/*
+ * The access log: one line per response, "http METHOD ROUTE STATUS MS
+ * PEER". ROUTE is the route's path as in the metrics (never the query,
+ * which may hold a verification code; never a header, which may hold a
+ * token): "invalid" for bad HTTP, "unmatched" for a 404.
+ */
 static void gw_response_cb(http_server_t *s, http_req_t *req, int status)
 {
 	gateway_t *gw = s->data;
-	metrics_observe(&gw->metrics, (size_t)req->route, status, uv_hrtime() - req->start_ns);
-	diag_debug("%s %s %d", req->peer, req->path, status);
+	uint64_t ns = uv_hrtime() - req->start_ns;
+	metrics_observe(&gw->metrics, (size_t)req->route, status, ns);
+	size_t nlabels;
+	const char *const *labels = routes_labels(&nlabels);
+	const char *route = (size_t)req->route < nlabels ? labels[req->route] : "invalid";
+	const char *method = req->route ? http_method_str((enum http_method)req->method) : "-";
+	diag_info("http %s %s %d %.3fms %s", method, route, status, (double)ns / 1e6,
+	          req->peer[0] ? req->peer : "-");
 }
 
-int gateway_listen(gateway_t *gw, const gateway_opts_t *o)
+/* Starts s on addr with the routes. 0, or an exit code (logged). */
+static int gw_listen_on(gateway_t *gw, http_server_t *s, const char *addr)
 {
-	gw->server.on_request = routes_dispatch;
-	gw->server.on_cancel = routes_cancel;
-	gw->server.on_response = gw_response_cb;
-	gw->server.data = gw;
-	int rc = http_server_start(&gw->server, gw->loop, o->http_addr);
+	s->on_request = routes_dispatch;
+	s->on_cancel = routes_cancel;
+	s->on_response = gw_response_cb;
+	s->data = gw;
+	int rc = http_server_start(s, gw->loop, addr);
 	if (rc < 0) {
-		diag_error("http %s: %s", o->http_addr,
-		          rc == -EINVAL ? "bad address" : uv_strerror(rc));
+		diag_error("http %s: %s", addr, rc == -EINVAL ? "bad address" : uv_strerror(rc));
 		/* Retrying cannot help: the operator must choose another address. */
 		bool permanent = rc == -EINVAL || rc == UV_EADDRINUSE || rc == UV_EACCES ||
 		                 rc == UV_EADDRNOTAVAIL;
 		return permanent ? EXIT_USAGE : EXIT_TEMPORARY;
 	}
 	return 0;
+}
+
+int gateway_listen(gateway_t *gw, const gateway_opts_t *o)
+{
+	int rc = gw_listen_on(gw, &gw->server, o->http_addr);
+	if (rc || !o->metrics_addr || !o->metrics_addr[0])
+		return rc;
+	rc = gw_listen_on(gw, &gw->metrics_server, o->metrics_addr);
+	gw->metrics_on = rc == 0;
+	return rc;
 }
 
 /* Starts the HTTP listener, the bus link and its tick, and the signals. */
@@ -95,6 +120,8 @@ static int gw_start_io(gateway_t *gw, const gateway_opts_t *o)
 	uv_signal_init(gw->loop, &gw->sigint);
 	uv_signal_start(&gw->sigint, gw_signal_cb, SIGINT);
 	diag_info("listening on http://%s; bus at %s/%s", o->http_addr, o->run_dir, GW_BUS_SOCKET);
+	if (gw->metrics_on)
+		diag_info("metrics on http://%s/metrics", o->metrics_addr);
 	return 0;
 }
 

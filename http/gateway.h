@@ -23,6 +23,7 @@
 
 typedef struct {
 	const char *http_addr;
+	const char *metrics_addr; /* NULL or "": no metrics listener */
 	const char *data_dir;
 	const char *run_dir;
 	uint64_t token_ttl_s;
@@ -38,6 +39,8 @@ typedef struct gateway {
 	login_limits_t logins;
 	metrics_t metrics;
 	http_server_t server;
+	http_server_t metrics_server; /* serves /metrics only; started when asked */
+	bool metrics_on;
 } gateway_t;
 
 /* Runs the gateway until SIGTERM/SIGINT. Returns the process exit code. */
@@ -47,8 +50,9 @@ int gateway_run(const gateway_opts_t *o);
  * The steps of gateway_run, for a test that drives the gateway on its own
  * loop: gateway_init loads the secret and allocates the tables of a zeroed
  * *gw on gw->loop (0 or an exit code; gateway_free undoes it);
- * gateway_listen starts the HTTP server on o->http_addr with the routes
- * (0 or an exit code, the error logged). The bus link is then started with
+ * gateway_listen starts the HTTP server on o->http_addr with the routes,
+ * and the metrics server on o->metrics_addr when set (0 or an exit code,
+ * the error logged). The bus link is then started with
  * buscall_start() or buscall_attach() on &gw->calls.
  */
 int gateway_init(gateway_t *gw, const gateway_opts_t *o);

@@ -11,17 +11,21 @@
 #include <stdio.h>
 
 static const char USAGE[] =
-	"usage: esbank-http [--http ADDR] [--data DIR] [--run DIR] [--token-ttl SECONDS]\n"
+	"usage: esbank-http [--http ADDR] [--metrics ADDR] [--data DIR] [--run DIR]\n"
+	"                   [--token-ttl SECONDS]\n"
 	"\n"
 	"The HTTP/JSON API of esbank. Serves the REST routes on ADDR and turns each\n"
 	"request into a protocol request on RUN/bus.sock. Keeps its token secret in\n"
-	"DATA/http.secret.";
+	"DATA/http.secret. Serves /metrics only on the --metrics address (none by\n"
+	"default), never on the public one. Logs one line per request.";
 
 int main(int argc, char **argv)
 {
 	config_opt_t opts[] = {
 		{ .name = "http", .env = "ESBANK_HTTP", .def = "127.0.0.1:4000",
 		  .help = "address to listen on, host:port" },
+		{ .name = "metrics", .env = "ESBANK_HTTP_METRICS", .def = "",
+		  .help = "address of the /metrics listener, host:port (empty: none)" },
 		{ .name = "data", .env = "ESBANK_DATA", .def = "./var/data",
 		  .help = "data directory (holds http.secret)" },
 		{ .name = "run", .env = "ESBANK_RUN", .def = "./var/run",
@@ -49,6 +53,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	gateway_opts_t o = {
 		.http_addr = config_get(opts, "http"),
+		.metrics_addr = config_get(opts, "metrics"),
 		.data_dir = config_get(opts, "data"),
 		.run_dir = config_get(opts, "run"),
 		.token_ttl_s = ttl_s,

@@ -1,21 +1,30 @@
 /*
  * routes.c - the REST API: each route checks its input, makes one protocol
  * request on the bus link, and turns the reply into an HTTP response.
+ * http/openapi.json describes it (OpenAPI 3.1, served at /api/openapi.json);
+ * success bodies are the protocol reply's fields (docs/protocol.md) but
+ * "id" and "ok". The account field is "account" everywhere (the older
+ * names "account_number" and "to_account_number" are still read).
  *
  *   POST /api/account {"email","password"}          open_account
- *        -> 200 {"account_number": "..."}
- *   GET  /api/verify ?account_number=&code=         verify_account
- *        -> 200 "ok", or a small HTML page when Accept names text/html
- *   POST /api/login {"account_number","password"}   authenticate
+ *        -> 201 {"seq","account"}, Location: /api/account
+ *   GET  /api/verify ?account=&code=  (also account_number=, the mailed link)
+ *        Accept: text/html -> 200 a page whose button POSTs the form below
+ *        (the GET changes nothing); otherwise verify_account -> 200 {"seq"}
+ *   POST /api/verify account=&code= (form)  verify_account -> a page, in words
+ *        or {"account","code"} (JSON)         verify_account -> 200 {"seq"}
+ *   POST /api/login {"account","password"}   authenticate
  *        -> 200 {"token": "..."}; 401 auth_failed; 429 rate_limited
- *   POST /api/money_transfer {"to_account_number","amount"}, bearer
- *        -> transfer from the token's account; 200 "ok"
- *   POST /api/withdraw {"amount"}, bearer           withdraw; 200 "ok"
- *   GET  /api/report/sum_transactions ?year=&month=&day=   -> 200 {"sum": n}
- *   GET  /api/report/inactive_users ?days=          -> 200 {"total": n}
- *   GET  /api/account, bearer                       get_account
- *        -> 200 {account, email, balance, verified, opened_at, last_activity}
- *   GET  /metrics                                   status; Prometheus text
+ *   POST /api/money_transfer {"to","amount"}, bearer
+ *        -> transfer from the token's account; 200 {"seq","balance"}
+ *   POST /api/withdraw {"amount"}, bearer    withdraw; 200 {"seq","balance"}
+ *   GET  /api/report/sum_transactions ?year=&month=&day=, bearer -> 200 {"sum"}
+ *   GET  /api/report/inactive_users ?days=, bearer               -> 200 {"total"}
+ *   GET  /api/account ?times=ms, bearer                          get_account
+ *        -> 200 {account, email, balance, verified, opened_at, last_activity};
+ *        times are RFC 3339 UTC with milliseconds, or integers (ms) with times=ms
+ *   GET  /api/openapi.json                   the OpenAPI document
+ *   GET  /metrics, on the --metrics listener only   status; Prometheus text
  *
  * Request bodies are JSON objects of at most HTTP_BODY_BYTES_MAX bytes;
  * amounts are JSON integers (cents).
@@ -39,19 +48,24 @@
  * (account, address) failures.
  *
  * Errors are {"error": code, "message": text}:
- *   400 bad_request (malformed JSON, missing field, wrong type), or the
- *       protocol's rejection code (insufficient_funds, not_verified, ...)
+ *   400 bad_request (malformed JSON, missing field, wrong type)
  *   401 unauthorized (missing, forged or expired token), auth_failed (login)
- *   404 no_route; 405 method_not_allowed (with Allow)
+ *   404 no_route, not_found (an unknown account); 405 method_not_allowed (Allow)
+ *   409 already_exists, already_verified, key_conflict
+ *   415 unsupported_media_type (a body whose Content-Type is not JSON)
+ *   422 insufficient_funds, same_account, invalid_amount, not_verified, wrong_code
  *   429 rate_limited (with Retry-After): failed logins, see login.h
- *   500 internal; 503 unavailable / overloaded (no bus, or the bus says so);
- *   504 timeout (no reply within BUSCALL_TIMEOUT_MS)
+ *   500 internal; 503 unavailable / overloaded (no bus, or the bus says so),
+ *       not_primary (a standby; "primary": the primary group or null, and
+ *       Retry-After); 504 timeout (no reply within BUSCALL_TIMEOUT_MS)
  */
 #include "routes.h"
 
 #include "idemkey.h"
 #include "diag.h"
 #include "msg.h"
+#include "openapi_json.h"
+#include "page.h"
 
 #include <errno.h>
 #include <http_parser.h>
@@ -67,13 +81,21 @@
 #define ROUTE_MESSAGE_MAX 512
 #define ROUTE_JSON_DEPTH_MAX 16
 #define ROUTE_METRICS_CTYPE "text/plain; version=0.0.4; charset=utf-8"
+#define ROUTE_HTML_CTYPE "text/html; charset=utf-8"
+#define ROUTE_FORM_TYPE "application/x-www-form-urlencoded"
+#define ROUTE_TIME_MAX 32 /* "2026-01-01T00:00:00.000Z" */
+#define ROUTE_NOT_PRIMARY_RETRY_S 1
 
 typedef void (*route_fn)(gateway_t *gw, http_req_t *req);
+
+/* Which listener serves a route: the public API, or the --metrics one. */
+typedef enum { ROUTE_PUBLIC, ROUTE_METRICS } route_where_t;
 
 typedef struct {
 	const char *path;
 	int method;
 	route_fn fn;
+	route_where_t where;
 } route_t;
 
 /* The gateway a server belongs to (gateway.c sets server.data). */
@@ -113,11 +135,6 @@ static void respond_error(http_req_t *req, int status, const char *code, const c
 	respond_error_n(req, status, code, strlen(code), msg, strlen(msg), NULL);
 }
 
-static void respond_ok(http_req_t *req)
-{
-	http_respond(req, 200, "application/json", "\"ok\"", 4, NULL);
-}
-
 static void respond_unauthorized(http_req_t *req, const char *msg)
 {
 	static const char code[] = "unauthorized";
@@ -130,31 +147,38 @@ static bool req_wants_html(const http_req_t *req)
 	return req->accept.present && strcasestr(req->accept.value, "text/html") != NULL;
 }
 
-/* The page for a click on the verification link; code is a protocol code. */
-static void respond_html(http_req_t *req, int status, const char *headline, const char *code)
+/* The verification result page (page.h); code is NULL or a protocol code. */
+static void respond_page(http_req_t *req, int status, const char *code)
 {
-	char page[1024];
-	char detail[ROUTE_ERROR_CODE_MAX + 32] = "";
-	if (code)
-		snprintf(detail, sizeof(detail), "<p>Reason: <code>%s</code></p>", code);
-	int n = snprintf(page, sizeof(page),
-	                 "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
-	                 "<title>esbank</title></head>\n<body><h1>%s</h1>%s</body></html>\n",
-	                 headline, detail);
-	http_respond(req, status, "text/html; charset=utf-8", page, (size_t)n, NULL);
+	char page[PAGE_BYTES_MAX];
+	int n = page_verify_result(page, code);
+	if (n < 0) {
+		respond_error(req, 500, "internal", "the page does not fit");
+		return;
+	}
+	http_respond(req, status, ROUTE_HTML_CTYPE, page, (size_t)n, NULL);
 }
 
 /* ---- protocol replies ---- */
 
-/* The HTTP status for a protocol error code. */
+/* The HTTP status for a protocol error code (the table at the top). */
 static int route_error_status(const char *code)
 {
-	if (strcmp(code, "unavailable") == 0 || strcmp(code, "overloaded") == 0)
-		return 503;
-	if (strcmp(code, "internal") == 0)
-		return 500;
-	if (strcmp(code, "auth_failed") == 0)
-		return 401;
+	static const struct {
+		const char *code;
+		int status;
+	} map[] = {
+		{ "unavailable", 503 },       { "overloaded", 503 },
+		{ "not_primary", 503 },       { "internal", 500 },
+		{ "auth_failed", 401 },       { "not_found", 404 },
+		{ "already_exists", 409 },    { "already_verified", 409 },
+		{ "key_conflict", 409 },      { "insufficient_funds", 422 },
+		{ "same_account", 422 },      { "invalid_amount", 422 },
+		{ "not_verified", 422 },      { "wrong_code", 422 },
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(code, map[i].code) == 0)
+			return map[i].status;
 	return 400;
 }
 
@@ -170,6 +194,22 @@ static bool reply_str(const msgpack_object *reply, const char *key, char *out, s
 	memcpy(out, s, n);
 	out[n] = '\0';
 	return true;
+}
+
+/* 503 not_primary, naming the primary group (a string, or null) as the bus did. */
+static void respond_not_primary(http_req_t *req, const msgpack_object *reply, const char *msg)
+{
+	char primary[ROUTE_MESSAGE_MAX];
+	json_t *j = json_object();
+	json_object_set_new(j, "error", json_string("not_primary"));
+	json_t *m = json_string(msg);
+	json_object_set_new(j, "message", m ? m : json_string("(not UTF-8)"));
+	json_t *p = reply_str(reply, "primary", primary, sizeof(primary)) ? json_string(primary)
+	                                                                  : NULL;
+	json_object_set_new(j, "primary", p ? p : json_null());
+	char extra[48];
+	snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", ROUTE_NOT_PRIMARY_RETRY_S);
+	respond_json(req, 503, j, extra);
 }
 
 /*
@@ -196,7 +236,9 @@ static bool reply_failed(http_req_t *req, int status, const msgpack_object *repl
 	}
 	int http = status == -ETIMEDOUT ? 504 : status < 0 ? 503 : route_error_status(code);
 	if (html)
-		respond_html(req, http, "Sorry, that did not work", code);
+		respond_page(req, http, code);
+	else if (status == 0 && strcmp(code, "not_primary") == 0)
+		respond_not_primary(req, reply, msg);
 	else
 		respond_error_n(req, http, code, strlen(code), msg, strlen(msg), NULL);
 	return true;
@@ -263,10 +305,33 @@ static json_t *reply_fields(const msgpack_object *reply)
 
 /* ---- input ---- */
 
-/* req's body as a JSON object; answers 400 and returns NULL otherwise. */
+/*
+ * Whether req's Content-Type is media ("application/json"), or a
+ * "+json" type when media is the JSON one. An absent header counts as JSON
+ * (clients that send none have always been read as JSON).
+ */
+static bool body_type_is(const http_req_t *req, const char *media)
+{
+	const http_header_t *h = &req->content_type;
+	if (!h->present)
+		return strcmp(media, "application/json") == 0;
+	size_t n = strcspn(h->value, "; \t");
+	size_t m = strlen(media);
+	if (n == m && strncasecmp(h->value, media, m) == 0)
+		return true;
+	return strcmp(media, "application/json") == 0 && n >= 5 &&
+	       strncasecmp(h->value + n - 5, "+json", 5) == 0;
+}
+
+/* req's body as a JSON object; answers 415 or 400 and returns NULL otherwise. */
 static json_t *body_object(http_req_t *req)
 {
 	json_error_t err;
+	if (!body_type_is(req, "application/json")) {
+		respond_error(req, 415, "unsupported_media_type",
+		              "the body must be JSON (Content-Type: application/json)");
+		return NULL;
+	}
 	if (req->body_len == 0) {
 		respond_error(req, 400, "bad_request", "a JSON object body is required");
 		return NULL;
@@ -286,10 +351,16 @@ static json_t *body_object(http_req_t *req)
 	return j;
 }
 
-/* A string member of obj; answers 400 and returns -EINVAL when it is not one. */
-static int body_str(http_req_t *req, json_t *obj, const char *name, const char **s, size_t *n)
+/*
+ * A string member of obj, name or else its older name (NULL: none);
+ * answers 400 and returns -EINVAL when it is not one.
+ */
+static int body_str_or(http_req_t *req, json_t *obj, const char *name, const char *old,
+                       const char **s, size_t *n)
 {
 	json_t *v = json_object_get(obj, name);
+	if (!v && old)
+		v = json_object_get(obj, old);
 	if (!json_is_string(v)) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "\"%s\" must be a string", name);
@@ -299,6 +370,11 @@ static int body_str(http_req_t *req, json_t *obj, const char *name, const char *
 	*s = json_string_value(v);
 	*n = json_string_length(v);
 	return 0;
+}
+
+static int body_str(http_req_t *req, json_t *obj, const char *name, const char **s, size_t *n)
+{
+	return body_str_or(req, obj, name, NULL, s, n);
 }
 
 /* An integer member of obj; answers 400 and returns -EINVAL when it is not one. */
@@ -499,15 +575,13 @@ static void reply_open_account(void *ctx, int status, const msgpack_object *repl
 	char code[ROUTE_ERROR_CODE_MAX];
 	if (reply_failed(req, status, reply, false, code))
 		return;
-	const char *acct;
-	size_t n;
-	if (msg_get_str(reply, "account", &acct, &n) < 0) {
+	char acct[HTTP_ACCOUNT_MAX];
+	if (!reply_str(reply, "account", acct, sizeof(acct))) {
 		respond_error(req, 500, "internal", "the reply has no account number");
 		return;
 	}
-	json_t *j = json_object();
-	json_object_set_new(j, "account_number", json_stringn(acct, n));
-	respond_json(req, 200, j, NULL);
+	/* The new account is the one GET /api/account shows once logged in. */
+	respond_json(req, 201, reply_fields(reply), "Location: /api/account\r\n");
 }
 
 static void route_open_account(gateway_t *gw, http_req_t *req)
@@ -533,32 +607,24 @@ static void route_open_account(gateway_t *gw, http_req_t *req)
 	json_decref(body);
 }
 
+/* A form's answer is a page (page.h); a JSON client's is the reply's fields. */
 static void reply_verify(void *ctx, int status, const msgpack_object *reply)
 {
 	http_req_t *req = ctx;
 	char code[ROUTE_ERROR_CODE_MAX];
-	bool html = req_wants_html(req);
+	bool html = req->method == HTTP_POST ? body_type_is(req, ROUTE_FORM_TYPE)
+	                                     : req_wants_html(req);
 	if (reply_failed(req, status, reply, html, code))
 		return;
 	if (html)
-		respond_html(req, 200, "Your account is verified. Welcome to esbank!", NULL);
+		respond_page(req, 200, NULL);
 	else
-		respond_ok(req);
+		respond_json(req, 200, reply_fields(reply), NULL);
 }
 
-static void route_verify(gateway_t *gw, http_req_t *req)
+/* Sends verify_account for acct and code; reply_verify answers. */
+static void verify_call(gateway_t *gw, http_req_t *req, const char *acct, const char *code)
 {
-	char acct[ROUTE_QUERY_VALUE_MAX], code[ROUTE_QUERY_VALUE_MAX];
-	if (query_get(req->query, "account_number", acct, sizeof(acct)) < 0 ||
-	    query_get(req->query, "code", code, sizeof(code)) < 0) {
-		if (req_wants_html(req))
-			respond_html(req, 400, "This verification link is incomplete",
-			             "bad_request");
-		else
-			respond_error(req, 400, "bad_request",
-			              "account_number and code are required");
-		return;
-	}
 	route_key_t key;
 	if (route_key(req, IDEMKEY_VERIFY, acct, strlen(acct), &key) < 0)
 		return;
@@ -570,6 +636,74 @@ static void route_verify(gateway_t *gw, http_req_t *req)
 	msg_pack_kv_str(pk, "code", code);
 	pack_key(pk, &key);
 	buscall_end(&gw->calls);
+}
+
+/* The account in q: "account", or the mailed links' older "account_number". */
+static int query_account(const char *q, char *out, size_t size)
+{
+	int rc = query_get(q, "account", out, size);
+	return rc == -ENOENT ? query_get(q, "account_number", out, size) : rc;
+}
+
+/*
+ * GET: a browser (Accept: text/html) gets the page whose button POSTs the
+ * verification; nothing changes on a GET from it, so a mail scanner that
+ * opens the link verifies nothing. Other clients verify as before.
+ */
+static void route_verify(gateway_t *gw, http_req_t *req)
+{
+	char acct[ROUTE_QUERY_VALUE_MAX], code[ROUTE_QUERY_VALUE_MAX];
+	bool html = req_wants_html(req);
+	if (query_account(req->query, acct, sizeof(acct)) < 0 ||
+	    query_get(req->query, "code", code, sizeof(code)) < 0) {
+		if (html)
+			respond_page(req, 400, "bad_request");
+		else
+			respond_error(req, 400, "bad_request", "account and code are required");
+		return;
+	}
+	if (!html) {
+		verify_call(gw, req, acct, code);
+		return;
+	}
+	char page[PAGE_BYTES_MAX];
+	int n = page_verify_form(page, acct, code);
+	if (n < 0)
+		respond_page(req, 400, "bad_request");
+	else
+		http_respond(req, 200, ROUTE_HTML_CTYPE, page, (size_t)n,
+		             "Cache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n");
+}
+
+/* POST: the page's form (urlencoded, answered with a page), or JSON. */
+static void route_verify_post(gateway_t *gw, http_req_t *req)
+{
+	char acct[ROUTE_QUERY_VALUE_MAX], code[ROUTE_QUERY_VALUE_MAX];
+	if (body_type_is(req, ROUTE_FORM_TYPE)) {
+		const char *b = req->body_len ? req->body : "";
+		if (query_get(b, "account", acct, sizeof(acct)) < 0 ||
+		    query_get(b, "code", code, sizeof(code)) < 0)
+			respond_page(req, 400, "bad_request");
+		else
+			verify_call(gw, req, acct, code);
+		return;
+	}
+	json_t *body = body_object(req);
+	const char *a, *c;
+	size_t an, cn;
+	if (!body)
+		return;
+	if (body_str(req, body, "account", &a, &an) == 0 &&
+	    body_str(req, body, "code", &c, &cn) == 0) {
+		if (an >= sizeof(acct) || cn >= sizeof(code) || memchr(a, 0, an) || memchr(c, 0, cn)) {
+			respond_error(req, 400, "bad_request", "account or code too long");
+		} else {
+			memcpy(acct, a, an + 1);
+			memcpy(code, c, cn + 1);
+			verify_call(gw, req, acct, code);
+		}
+	}
+	json_decref(body);
 }
 
 static void reply_login(void *ctx, int status, const msgpack_object *reply)
@@ -624,7 +758,7 @@ static void route_login(gateway_t *gw, http_req_t *req)
 	size_t an, pn;
 	if (!body)
 		return;
-	if (body_str(req, body, "account_number", &acct, &an) < 0 ||
+	if (body_str_or(req, body, "account", "account_number", &acct, &an) < 0 ||
 	    body_str(req, body, "password", &pw, &pn) < 0)
 		goto out;
 	if (an >= sizeof(req->account) || memchr(acct, '\0', an)) {
@@ -649,12 +783,13 @@ out:
 	json_decref(body);
 }
 
-static void reply_ok(void *ctx, int status, const msgpack_object *reply)
+/* Answers the reply's fields (seq, balance, ...) as JSON. */
+static void reply_json(void *ctx, int status, const msgpack_object *reply)
 {
 	http_req_t *req = ctx;
 	char code[ROUTE_ERROR_CODE_MAX];
 	if (!reply_failed(req, status, reply, false, code))
-		respond_ok(req);
+		respond_json(req, 200, reply_fields(reply), NULL);
 }
 
 static void route_transfer(gateway_t *gw, http_req_t *req)
@@ -668,11 +803,11 @@ static void route_transfer(gateway_t *gw, http_req_t *req)
 	if (!body)
 		return;
 	route_key_t key;
-	if (body_str(req, body, "to_account_number", &to, &tn) == 0 &&
+	if (body_str_or(req, body, "to", "to_account_number", &to, &tn) == 0 &&
 	    body_int(req, body, "amount", &amount) == 0 &&
 	    route_key(req, IDEMKEY_ACCOUNT, req->account, strlen(req->account), &key) == 0) {
 		msgpack_packer *pk = route_call(gw, req, "transfer", 3 + key_fields(&key),
-		                                BUSCALL_TIMEOUT_MS, reply_ok);
+		                                BUSCALL_TIMEOUT_MS, reply_json);
 		if (pk) {
 			msg_pack_kv_str(pk, "from", req->account);
 			msg_pack_kv_strn(pk, "to", to, tn);
@@ -696,7 +831,7 @@ static void route_withdraw(gateway_t *gw, http_req_t *req)
 	if (body_int(req, body, "amount", &amount) == 0 &&
 	    route_key(req, IDEMKEY_ACCOUNT, req->account, strlen(req->account), &key) == 0) {
 		msgpack_packer *pk = route_call(gw, req, "withdraw", 2 + key_fields(&key),
-		                                BUSCALL_TIMEOUT_MS, reply_ok);
+		                                BUSCALL_TIMEOUT_MS, reply_json);
 		if (pk) {
 			msg_pack_kv_str(pk, "account", req->account);
 			msg_pack_kv_i64(pk, "amount", amount);
@@ -740,6 +875,8 @@ static void route_sum(gateway_t *gw, http_req_t *req)
 	uint64_t vals[3];
 	int have[3];
 	uint32_t n = 0;
+	if (route_auth(gw, req) < 0)
+		return;
 	for (int i = 0; i < 3; i++) {
 		have[i] = query_u64(req, names[i], &vals[i]);
 		if (have[i] < 0)
@@ -759,6 +896,8 @@ static void route_sum(gateway_t *gw, http_req_t *req)
 static void route_inactive(gateway_t *gw, http_req_t *req)
 {
 	uint64_t days;
+	if (route_auth(gw, req) < 0)
+		return;
 	int have = query_u64(req, "days", &days);
 	if (have < 0)
 		return;
@@ -771,12 +910,36 @@ static void route_inactive(gateway_t *gw, http_req_t *req)
 	buscall_end(&gw->calls);
 }
 
+/* Replaces j's integer member name (ms since the epoch) by its RFC 3339 text. */
+static void json_time_rfc3339(json_t *j, const char *name)
+{
+	json_t *v = json_object_get(j, name);
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return;
+	int64_t ms = (int64_t)json_integer_value(v);
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+	char text[ROUTE_TIME_MAX];
+	if (!gmtime_r(&secs, &tm) || strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		return;
+	size_t n = strlen(text);
+	snprintf(text + n, sizeof(text) - n, ".%03dZ", (int)(ms % 1000));
+	json_object_set_new(j, name, json_string(text));
+}
+
+/* Times are RFC 3339 text, or milliseconds when the query says times=ms. */
 static void reply_account(void *ctx, int status, const msgpack_object *reply)
 {
 	http_req_t *req = ctx;
-	char code[ROUTE_ERROR_CODE_MAX];
-	if (!reply_failed(req, status, reply, false, code))
-		respond_json(req, 200, reply_fields(reply), NULL);
+	char code[ROUTE_ERROR_CODE_MAX], times[8];
+	if (reply_failed(req, status, reply, false, code))
+		return;
+	json_t *j = reply_fields(reply);
+	if (query_get(req->query, "times", times, sizeof(times)) < 0 || strcmp(times, "ms") != 0) {
+		json_time_rfc3339(j, "opened_at");
+		json_time_rfc3339(j, "last_activity");
+	}
+	respond_json(req, 200, j, NULL);
 }
 
 static void route_get_account(gateway_t *gw, http_req_t *req)
@@ -835,18 +998,27 @@ static void route_metrics(gateway_t *gw, http_req_t *req)
 	buscall_end(&gw->calls);
 }
 
+/* http/openapi.json, built in (openapi_json.h). */
+static void route_openapi(gateway_t *gw, http_req_t *req)
+{
+	(void)gw;
+	http_respond(req, 200, "application/json", OPENAPI_JSON, sizeof(OPENAPI_JSON) - 1, NULL);
+}
+
 /* ---- the table ---- */
 
 static const route_t routes[] = {
-	{ "/api/account", HTTP_POST, route_open_account },
-	{ "/api/account", HTTP_GET, route_get_account },
-	{ "/api/verify", HTTP_GET, route_verify },
-	{ "/api/login", HTTP_POST, route_login },
-	{ "/api/money_transfer", HTTP_POST, route_transfer },
-	{ "/api/withdraw", HTTP_POST, route_withdraw },
-	{ "/api/report/sum_transactions", HTTP_GET, route_sum },
-	{ "/api/report/inactive_users", HTTP_GET, route_inactive },
-	{ "/metrics", HTTP_GET, route_metrics },
+	{ "/api/account", HTTP_POST, route_open_account, ROUTE_PUBLIC },
+	{ "/api/account", HTTP_GET, route_get_account, ROUTE_PUBLIC },
+	{ "/api/verify", HTTP_GET, route_verify, ROUTE_PUBLIC },
+	{ "/api/verify", HTTP_POST, route_verify_post, ROUTE_PUBLIC },
+	{ "/api/login", HTTP_POST, route_login, ROUTE_PUBLIC },
+	{ "/api/money_transfer", HTTP_POST, route_transfer, ROUTE_PUBLIC },
+	{ "/api/withdraw", HTTP_POST, route_withdraw, ROUTE_PUBLIC },
+	{ "/api/report/sum_transactions", HTTP_GET, route_sum, ROUTE_PUBLIC },
+	{ "/api/report/inactive_users", HTTP_GET, route_inactive, ROUTE_PUBLIC },
+	{ "/api/openapi.json", HTTP_GET, route_openapi, ROUTE_PUBLIC },
+	{ "/metrics", HTTP_GET, route_metrics, ROUTE_METRICS },
 };
 
 #define ROUTES_COUNT (sizeof(routes) / sizeof(routes[0]))
@@ -882,10 +1054,11 @@ static int route_label_index(const char *path)
 void routes_dispatch(http_server_t *s, http_req_t *req)
 {
 	gateway_t *gw = routes_gateway(s);
+	route_where_t where = s == &gw->metrics_server ? ROUTE_METRICS : ROUTE_PUBLIC;
 	char allow[128] = "Allow: ";
 	bool path_known = false;
 	for (size_t i = 0; i < ROUTES_COUNT; i++) {
-		if (strcmp(routes[i].path, req->path) != 0)
+		if (routes[i].where != where || strcmp(routes[i].path, req->path) != 0)
 			continue;
 		path_known = true;
 		req->route = route_label_index(req->path);

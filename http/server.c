@@ -91,13 +91,17 @@ const char *http_reason(int status)
 	switch (status) {
 	case 100: return "Continue";
 	case 200: return "OK";
+	case 201: return "Created";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
 	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
@@ -126,6 +130,7 @@ static void conn_req_reset(http_conn_t *c)
 	header_reset(&r->accept);
 	header_reset(&r->authorization);
 	header_reset(&r->idempotency_key);
+	header_reset(&r->content_type);
 	header_reset(&c->expect);
 	r->body_len = 0;
 	r->route = 0;
@@ -203,6 +208,8 @@ static http_header_t *conn_pick_header(http_conn_t *c)
 		return &c->req.authorization;
 	if (strcasecmp(c->field, "idempotency-key") == 0)
 		return &c->req.idempotency_key;
+	if (strcasecmp(c->field, "content-type") == 0)
+		return &c->req.content_type;
 	if (strcasecmp(c->field, "expect") == 0)
 		return &c->expect;
 	return NULL;

@@ -50,6 +50,7 @@ typedef struct http_req {
 	http_header_t accept;
 	http_header_t authorization;
 	http_header_t idempotency_key;
+	http_header_t content_type;
 	char *body;                     /* body_len bytes, NUL-terminated */
 	size_t body_len;
 	size_t body_cap;

@@ -70,7 +70,9 @@ def curl(base, method, path, body=None, headers=(), token=None, raw_body=None):
     data = raw_body if raw_body is not None else (
         json.dumps(body).encode() if body is not None else None)
     if data is not None:
-        args += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
+        if not any(h.lower().startswith("content-type:") for h in headers):
+            args += ["-H", "Content-Type: application/json"]
+        args += ["--data-binary", "@-"]
     args.append(base + path)
     out = subprocess.run(args, input=data, capture_output=True, timeout=40, check=True).stdout
     head, _, rest = out.partition(b"\r\n\r\n")
@@ -141,11 +143,14 @@ class Group:
         self.run = tmp / "run"
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.metrics_base = f"http://127.0.0.1:{free_port()}"
         self.log = open(tmp / "esbankd.log", "wb")
+        # /metrics has its own listener (esbank-http --metrics, from the environment).
+        env = {**os.environ, "ESBANK_HTTP_METRICS": self.metrics_base[len("http://"):]}
         self.proc = subprocess.Popen(
             [str(ESBANKD), "--data", str(self.data), "--run", str(self.run),
              "--http", f"127.0.0.1:{self.port}", "--pwhash-cost", "min"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
     def status(self):
         out = subprocess.run([str(CLIENT), "--run", str(self.run), "status", "--json"],
@@ -154,8 +159,11 @@ class Group:
 
     def wait_ready(self):
         wait_for(lambda: self.status().get("state") == "live", what="bus live")
-        wait_for(lambda: "esbank_bus_connected 1" in curl(self.base, "GET", "/metrics").body,
+        wait_for(lambda: "esbank_bus_connected 1" in self.metrics(),
                  what="gateway linked to the bus")
+
+    def metrics(self):
+        return curl(self.metrics_base, "GET", "/metrics").body
 
     def get(self, path, **kw):
         return curl(self.base, "GET", path, **kw)
@@ -181,14 +189,17 @@ def alone(tmp_path):
     """esbank-http with no bus behind it."""
     need(GATEWAY)
     port = free_port()
+    mport = free_port()
     (tmp_path / "run").mkdir()
     log = open(tmp_path / "http.log", "wb")
     proc = subprocess.Popen([str(GATEWAY), "--http", f"127.0.0.1:{port}",
+                             "--metrics", f"127.0.0.1:{mport}",
                              "--data", str(tmp_path / "data"), "--run", str(tmp_path / "run")],
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+    METRICS[base] = f"http://127.0.0.1:{mport}"
     try:
-        wait_for(lambda: curl(base, "GET", "/metrics").status == 200, what="gateway up")
+        wait_for(lambda: metrics(base).status == 200, what="gateway up")
         yield base, port, tmp_path, proc
     finally:
         stop(proc)
@@ -196,6 +207,19 @@ def alone(tmp_path):
     text = (tmp_path / "http.log").read_text(errors="replace")
     assert "Sanitizer" not in text and "runtime error" not in text, text
     assert proc.returncode == 0, text
+
+
+METRICS = {}  # a gateway's base URL -> its --metrics base URL
+
+
+def metrics(base):
+    return curl(METRICS[base], "GET", "/metrics")
+
+
+def alone_token(tmp, account="1" * 16):
+    """A valid token for account, made with the alone gateway's secret."""
+    secret = (tmp / "data" / "http.secret").read_bytes()
+    return make_token(secret, account, int(time.time()) + 600)
 
 
 # ---------------------------------------------------------------- journey helpers
@@ -211,7 +235,7 @@ def verify_link(g, account, timeout=15):
                 msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
                 part = msg.get_body(preferencelist=("plain", "html")) or msg
                 text = part.get_content()
-                m = re.search(r"(https?://\S+/api/verify\?account_number=(\d+)&code=[\w\-%.~=]+)",
+                m = re.search(r"(https?://\S+/api/verify\?account(?:_number)?=(\d+)&code=[\w\-%.~=]+)",
                               text)
                 if m and m.group(2) == account:
                     return m.group(1)
@@ -221,20 +245,20 @@ def verify_link(g, account, timeout=15):
 
 def open_account(g, addr):
     r = g.post("/api/account", {"email": addr, "password": PASSWORD})
-    assert r.status == 200, r
-    acct = r.json()["account_number"]
-    assert re.fullmatch(r"[1-9]\d{15}", acct)
+    assert r.status == 201 and r.headers["location"] == "/api/account", r
+    acct = r.json()["account"]
+    assert re.fullmatch(r"[1-9]\d{15}", acct) and r.json()["seq"] > 0
     return acct
 
 
 def verify(g, acct):
     link = verify_link(g, acct)
     r = curl("", "GET", link)
-    assert (r.status, r.json()) == (200, "ok"), r
+    assert r.status == 200 and list(r.json()) == ["seq"], r
 
 
 def login(g, acct):
-    r = g.post("/api/login", {"account_number": acct, "password": PASSWORD})
+    r = g.post("/api/login", {"account": acct, "password": PASSWORD})
     assert r.status == 200, r
     return r.json()["token"]
 
@@ -274,12 +298,14 @@ def test_usage():
 
 
 def test_alone_api_is_503_without_bus(alone):
-    base, _, _, _ = alone
+    base, _, tmp, _ = alone
     r = curl(base, "POST", "/api/account", {"email": "a@b.cd", "password": PASSWORD})
     assert r.status == 503 and r.json()["error"] == "unavailable"
-    assert curl(base, "GET", "/api/report/sum_transactions").status == 503
+    assert curl(base, "GET", "/api/report/sum_transactions",
+                token=alone_token(tmp)).status == 503
     assert curl(base, "GET", "/api/verify?account_number=1&code=x").status == 503
-    m = curl(base, "GET", "/metrics")
+    assert curl(base, "GET", "/metrics").status == 404  # not on the public port
+    m = metrics(base)
     assert m.status == 200 and m.headers["content-type"].startswith("text/plain")
     assert "esbank_bus_connected 0" in m.body and "esbank_bus_up 0" in m.body
     assert 'esbank_http_requests_total{route="/api/account",status="503"} 1' in m.body
@@ -295,6 +321,9 @@ def test_alone_routing_and_limits(alone):
     assert r.status == 413 and r.json()["error"] == "too_large"
     r = curl(base, "POST", "/api/account", raw_body=b'{"email": ')
     assert r.status == 400 and r.json()["error"] == "bad_request"
+    r = curl(base, "POST", "/api/account", raw_body=b"email=a%40b.cd&password=x",
+             headers=["Content-Type: application/x-www-form-urlencoded"])
+    assert r.status == 415 and r.json()["error"] == "unsupported_media_type"
     r = curl(base, "POST", "/api/account", {"email": 5, "password": PASSWORD})
     assert r.status == 400 and "email" in r.json()["message"]
     r = curl(base, "GET", "/api/account")
@@ -313,7 +342,7 @@ def test_alone_secret_is_kept(alone):
                            str(tmp / "data"), "--run", str(tmp / "run")],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: curl(f"http://127.0.0.1:{port}", "GET", "/metrics").status == 200,
+        wait_for(lambda: curl(f"http://127.0.0.1:{port}", "GET", "/nope").status == 404,
                  what="restarted gateway")
         assert secret.read_bytes() == before
     finally:
@@ -324,7 +353,7 @@ def assert_bad_http_is_contained(port, base):
     """Garbage, oversized headers, short bodies: a 4xx or a close, and the gateway serves on."""
     out = raw(port, b"\x16\x03\x01garbage\r\n\r\n")
     assert out == b"" or out.startswith(b"HTTP/1.1 400")
-    out = raw(port, b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+    out = raw(port, b"GET /nope HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
     assert out == b"" or out.startswith(b"HTTP/1.1 431")
     out = raw(port, b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n")
     assert out == b"" or out.split(b" ")[1] in (b"414", b"431", b"400")
@@ -345,7 +374,7 @@ def assert_bad_http_is_contained(port, base):
                     b"GET /api/account HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     codes = re.findall(rb"HTTP/1\.1 (\d{3})", out)
     assert codes == [b"404", b"401"]
-    assert curl(base, "GET", "/metrics").status == 200
+    assert curl(base, "GET", "/nope").status == 404
 
 
 # ---------------------------------------------------------------- the real group
@@ -353,57 +382,73 @@ def assert_bad_http_is_contained(port, base):
 
 def test_journey(group):
     g = group
-    sum_before = g.get("/api/report/sum_transactions").json()["sum"]
-
     alice = open_account(g, fresh_email("alice"))
     bob = open_account(g, fresh_email("bob"))
+    tb = login(g, bob)  # an unverified account may log in and read reports
+    sum_before = g.get("/api/report/sum_transactions", token=tb).json()["sum"]
 
-    # Alice clicks the link in a browser: an HTML page.
+    # Alice opens the link in a browser: a page with a button; the GET verifies nothing.
     link = verify_link(g, alice)
     assert link.startswith(g.base + "/api/verify?")
     r = curl("", "GET", link, headers=["Accept: text/html,application/xhtml+xml"])
     assert r.status == 200 and r.headers["content-type"].startswith("text/html")
-    assert "verified" in r.body
-    r = curl("", "GET", link)  # the second click
-    assert (r.status, r.json()["error"]) == (400, "already_verified")
+    assert '<form method="post"' in r.body and "<script" not in r.body
+    form = "account=%s&code=%s" % (alice, re.search(r"code=([^&\s]+)", link).group(1))
+    html_form = ["Content-Type: application/x-www-form-urlencoded"]
+    r = curl(g.base, "POST", "/api/verify", raw_body=form.encode(), headers=html_form)
+    assert r.status == 200 and "Your account is verified" in r.body, r
+    r = curl(g.base, "POST", "/api/verify", raw_body=form.encode(), headers=html_form)
+    assert r.status == 409 and "already verified" in r.body, r  # the second click, in words
+    r = curl("", "GET", link)  # a JSON client
+    assert (r.status, r.json()["error"]) == (409, "already_verified")
     verify(g, bob)
 
     ta = login(g, alice)
-    tb = login(g, bob)
     acct = g.get("/api/account", token=ta).json()
     assert acct["account"] == alice and acct["balance"] == 100000
     assert acct["verified"] is True and acct["email"] == acct["email"].lower()
-    assert acct["last_activity"] is None and isinstance(acct["opened_at"], int)
+    assert acct["last_activity"] is None
+    opened = datetime.fromisoformat(acct["opened_at"].replace("Z", "+00:00"))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", acct["opened_at"])
+    ms = g.get("/api/account?times=ms", token=ta).json()["opened_at"]
+    assert ms == int(opened.timestamp() * 1000)
 
     key = [f"Idempotency-Key: journey-{os.getpid()}-{time.time()}"]
-    move = {"to_account_number": bob, "amount": 2500}
+    move = {"to": bob, "amount": 2500}
     r = g.post("/api/money_transfer", move, token=ta, headers=key)
-    assert (r.status, r.json()) == (200, "ok"), r
+    assert r.status == 200 and r.json()["balance"] == 100000 - 2500, r
+    first = r.json()
     r = g.post("/api/money_transfer", move, token=ta, headers=key)  # a retry: no new event
-    assert (r.status, r.json()) == (200, "ok"), r
+    assert (r.status, r.json()) == (200, first), r
     r = g.post("/api/money_transfer", {**move, "amount": 7}, token=ta, headers=key)
-    assert (r.status, r.json()["error"]) == (400, "key_conflict")
+    assert (r.status, r.json()["error"]) == (409, "key_conflict")
     r = g.post("/api/withdraw", {"amount": 1000}, token=ta)
-    assert (r.status, r.json()) == (200, "ok"), r
+    assert r.status == 200 and r.json()["balance"] == 100000 - 3500, r
+    assert r.json()["seq"] > first["seq"]
 
     assert balance(g, ta) == 100000 - 2500 - 1000
     assert balance(g, tb) == 100000 + 2500
-    assert g.get("/api/account", token=ta).json()["last_activity"] is not None
+    last = g.get("/api/account", token=ta).json()["last_activity"]
+    assert datetime.fromisoformat(last.replace("Z", "+00:00")) >= opened
 
-    assert g.get("/api/report/sum_transactions").json()["sum"] - sum_before == 3500
+    assert g.get("/api/report/sum_transactions").status == 401  # reports need a token
+    assert g.get("/api/report/sum_transactions", token=tb).json()["sum"] - sum_before == 3500
     today = datetime.now(timezone.utc)
     r = g.get(f"/api/report/sum_transactions?year={today.year}&month={today.month}"
-              f"&day={today.day}")
+              f"&day={today.day}", token=tb)
     assert r.status == 200 and r.json()["sum"] >= 3500
-    r = g.get("/api/report/sum_transactions?year=1999")
+    r = g.get("/api/report/sum_transactions?year=1999", token=tb)
     assert (r.status, r.json()) == (200, {"sum": 0})
 
-    inactive = g.get("/api/report/inactive_users")
+    assert g.get("/api/report/inactive_users").status == 401
+    inactive = g.get("/api/report/inactive_users", token=tb)
     assert inactive.status == 200 and isinstance(inactive.json()["total"], int)
     open_account(g, fresh_email("idle"))
-    assert g.get("/api/report/inactive_users").json()["total"] == inactive.json()["total"] + 1
+    after = g.get("/api/report/inactive_users", token=tb).json()["total"]
+    assert after == inactive.json()["total"] + 1
 
-    m = g.get("/metrics").body
+    assert g.get("/metrics").status == 404  # only on the --metrics address
+    m = g.metrics()
     assert 'esbank_http_requests_total{route="/api/login",status="200"}' in m
     assert 'esbank_bus_state{state="live"} 1' in m
     last_seq = int(re.search(r"^esbank_bus_last_seq (\d+)$", m, re.M).group(1))
@@ -416,16 +461,17 @@ def test_rejections_carry_protocol_codes(group):
     acct, tok = verified_account(g, "rej")
     other, _ = verified_account(g, "rej")
     cases = [
-        ("/api/withdraw", {"amount": 10**8}, "insufficient_funds"),
-        ("/api/withdraw", {"amount": 0}, "invalid_amount"),
-        ("/api/money_transfer", {"to_account_number": acct, "amount": 5}, "same_account"),
-        ("/api/money_transfer", {"to_account_number": "1234567890123456", "amount": 5},
-         "not_found"),
-        ("/api/money_transfer", {"to_account_number": other, "amount": -5}, "invalid_amount"),
+        ("/api/withdraw", {"amount": 10**8}, 422, "insufficient_funds"),
+        ("/api/withdraw", {"amount": 0}, 422, "invalid_amount"),
+        ("/api/money_transfer", {"to": acct, "amount": 5}, 422, "same_account"),
+        ("/api/money_transfer", {"to": "1234567890123456", "amount": 5}, 404, "not_found"),
+        ("/api/money_transfer", {"to": other, "amount": -5}, 422, "invalid_amount"),
+        # The older name of the field is still read.
+        ("/api/money_transfer", {"to_account_number": acct, "amount": 5}, 422, "same_account"),
     ]
-    for path, body, code in cases:
+    for path, body, status, code in cases:
         r = g.post(path, body, token=tok)
-        assert (r.status, r.json()["error"]) == (400, code), (path, body, r)
+        assert (r.status, r.json()["error"]) == (status, code), (path, body, r)
         assert r.json()["message"]
     # Wrong JSON types are the gateway's own 400.
     for body in ({"amount": "10"}, {"amount": 1.5}, {"amount": None}, [1], "x"):
@@ -436,14 +482,17 @@ def test_rejections_carry_protocol_codes(group):
     r = g.post("/api/account", {"email": "no-at-sign", "password": PASSWORD})
     assert (r.status, r.json()["error"]) == (400, "bad_request")
     r = g.get("/api/verify?account_number=" + acct + "&code=wrong")
-    assert (r.status, r.json()["error"]) == (400, "already_verified")
+    assert (r.status, r.json()["error"]) == (409, "already_verified")
+    r = g.post("/api/account", {"email": g.get("/api/account", token=tok).json()["email"],
+                                "password": PASSWORD})
+    assert (r.status, r.json()["error"]) == (409, "already_exists")
     # Not verified yet: money cannot move.
     fresh = open_account(g, fresh_email("unverified"))
     tf = login(g, fresh)
     r = g.post("/api/withdraw", {"amount": 5}, token=tf)
-    assert (r.status, r.json()["error"]) == (400, "not_verified")
-    r = g.get(f"/api/verify?account_number={fresh}&code=wrong")
-    assert (r.status, r.json()["error"]) == (400, "wrong_code")
+    assert (r.status, r.json()["error"]) == (422, "not_verified")
+    r = g.get(f"/api/verify?account={fresh}&code=wrong")
+    assert (r.status, r.json()["error"]) == (422, "wrong_code")
     assert balance(g, tok) == 100000
 
 
@@ -509,7 +558,7 @@ def test_failed_logins_are_rate_limited(group):
 def test_keep_alive(group):
     g = group
     out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-o", "/dev/null", "-w",
-                          "%{num_connects} ", g.base + "/metrics", g.base + "/nope"],
+                          "%{num_connects} ", g.base + "/api/openapi.json", g.base + "/nope"],
                          capture_output=True, timeout=20, check=True).stdout.split()
     assert out == [b"1", b"0"]  # the second request reused the connection
 
@@ -517,7 +566,8 @@ def test_keep_alive(group):
 def test_bad_http_never_stops_the_gateway(group):
     g = group
     assert_bad_http_is_contained(g.port, g.base)
-    r = g.get("/api/report/inactive_users")
+    _, tok = verified_account(g, "badhttp")
+    r = g.get("/api/report/inactive_users", token=tok)
     assert r.status == 200 and "total" in r.json()
 
 
@@ -580,27 +630,28 @@ class FakeBus:
 
 def test_link_loss_is_503_then_relinks(alone):
     base, _, tmp, _ = alone
+    tok = alone_token(tmp)
     bus = FakeBus(tmp / "run" / "bus.sock")
     try:
-        wait_for(lambda: curl(base, "GET", "/api/report/inactive_users").status == 200,
+        wait_for(lambda: curl(base, "GET", "/api/report/inactive_users", token=tok).status == 200,
                  what="gateway linked to the fake bus")
         req = bus.requests[-1]
         assert req["op"] == "inactive_users" and isinstance(req["id"], int) and req["id"] > 0
-        m = curl(base, "GET", "/metrics").body
+        m = metrics(base).body
         assert "esbank_bus_connected 1" in m and "esbank_bus_last_seq 5" in m
         # A request in flight when the link drops is answered 503 at once.
         bus.drop_on_op = "sum_transactions"
-        r = curl(base, "GET", "/api/report/sum_transactions?year=2024")
+        r = curl(base, "GET", "/api/report/sum_transactions?year=2024", token=tok)
         assert (r.status, r.json()["error"]) == (503, "unavailable")
         assert bus.requests[-1] == {"op": "sum_transactions", "id": bus.requests[-1]["id"],
                                     "year": 2024}
         bus.drop_on_op = None
         # No bus at all: 503; a new bus: the gateway relinks by itself.
         bus.stop()
-        wait_for(lambda: curl(base, "GET", "/api/report/inactive_users").status == 503,
+        wait_for(lambda: curl(base, "GET", "/api/report/inactive_users", token=tok).status == 503,
                  what="503 without a bus")
         bus = FakeBus(tmp / "run" / "bus.sock")
-        wait_for(lambda: curl(base, "GET", "/api/report/inactive_users").status == 200,
+        wait_for(lambda: curl(base, "GET", "/api/report/inactive_users", token=tok).status == 200,
                  what="relinked")
         ids = [q["id"] for q in bus.requests]
         assert len(set(ids)) == len(ids)
