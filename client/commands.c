@@ -8,6 +8,7 @@
  */
 #include "commands.h"
 
+#include "backup.h"
 #include "bench.h"
 #include "call.h"
 #include "config.h"
@@ -417,6 +418,22 @@ static int cmd_log_repair(cmd_t *c)
 	return logrepair_run(c->opts, c->call.json);
 }
 
+/* backup, restore, export: copies of DATA (client/backup/). */
+static int cmd_backup(cmd_t *c)
+{
+	return backup_run(c->opts, c->call.json);
+}
+
+static int cmd_restore(cmd_t *c)
+{
+	return restore_run(c->opts, c->call.json);
+}
+
+static int cmd_export(cmd_t *c)
+{
+	return export_run(c->opts, c->args[0]);
+}
+
 /* replay, audit, whatif: read DATA directly (history.c). */
 static int cmd_history(cmd_t *c)
 {
@@ -481,6 +498,12 @@ static const command_t cmd_table[] = {
 	  0, false, false, history_whatif_opts, cmd_history },
 	{ "log-repair", "", "cut DATA's damaged log, keeping a copy of every byte cut",
 	  LOGREPAIR_HELP, 0, false, false, logrepair_opts, cmd_log_repair },
+	{ "backup", "", "copy a running bank's DATA into a new directory, audited",
+	  BACKUP_HELP, 0, false, false, backup_opts, cmd_backup },
+	{ "restore", "", "put a backup into a data directory no group runs on",
+	  RESTORE_HELP, 0, false, false, restore_opts, cmd_restore },
+	{ "export", "events|accounts", "print DATA's events or accounts as JSON lines or CSV",
+	  EXPORT_HELP, 1, false, false, export_opts, cmd_export },
 	{ "bench", "", "load generator: throughput and latency of many requests",
 	  bench_details, 0, false, false, bench_opts, cmd_bench },
 	{ "promote", "", "make this standby group the primary (fenced takeover)", NULL, 0,
