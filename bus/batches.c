@@ -148,6 +148,20 @@ void batches_send_control(hub_t *h, peer_role_t role, const char *type, uint64_t
 	conn_pack_end(c);
 }
 
+void batches_send_seqs(hub_t *h, peer_role_t role, const char *type,
+                       const msgpack_object *seqs)
+{
+	conn_t *c = &h->peers.peer[role].link.conn;
+	msgpack_packer *pk = conn_pack_begin(c);
+	msgpack_pack_map(pk, 2);
+	msg_pack_kv_str(pk, PEER_T, type);
+	msg_pack_str(pk, PEER_F_SEQS);
+	msgpack_pack_array(pk, seqs->via.array.size);
+	for (uint32_t i = 0; i < seqs->via.array.size; i++)
+		msgpack_pack_uint64(pk, seqs->via.array.ptr[i].via.u64);
+	conn_pack_end(c);
+}
+
 void batches_forward(hub_t *h, peer_role_t role, const char *type, const msgpack_object *msg,
                      bool with_head)
 {

@@ -61,5 +61,8 @@ void batches_send_control(hub_t *h, peer_role_t role, const char *type, uint64_t
  */
 void batches_forward(hub_t *h, peer_role_t role, const char *type, const msgpack_object *msg,
                      bool with_head);
+/* Sends {"t":type,"seqs":[...]} to role's peer at once, seqs an array of integers. */
+void batches_send_seqs(hub_t *h, peer_role_t role, const char *type,
+                       const msgpack_object *seqs);
 
 #endif

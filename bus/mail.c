@@ -25,6 +25,10 @@
  * held is lost (its code is in no log; a warning says so, the holder can ask
  * for a new code): with a cap of 100,000 that takes 100,000 unacknowledged
  * mails. A fresh mailer (no spool) starts at boot_durable.
+ *
+ * Receipts: the mailer's {"t":"delivered","seqs":[...]} goes on to the
+ * replicator as {"t":"receipts","seqs":[...]} while this bus is primary
+ * (docs/replication.md, "Mail across failover"); otherwise it is dropped.
  */
 #include "hub.h"
 
@@ -117,6 +121,18 @@ void mail_ack(hub_t *h, const msgpack_object *msg)
 		bus_fifo_pop(&m->pending);
 	}
 	mail_assert(m);
+}
+
+void mail_delivered(hub_t *h, const msgpack_object *msg)
+{
+	const msgpack_object *seqs = msg_get(msg, PEER_F_SEQS);
+	if (!seqs || seqs->type != MSGPACK_OBJECT_ARRAY || seqs->via.array.size == 0)
+		return;
+	for (uint32_t i = 0; i < seqs->via.array.size; i++)
+		if (seqs->via.array.ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+			return;
+	if (h->recovery.role == BUS_ROLE_PRIMARY && peer_up(h, PEER_REPLICATOR))
+		batches_send_seqs(h, PEER_REPLICATOR, PEER_MSG_RECEIPTS, seqs);
 }
 
 void mail_up(hub_t *h, const msgpack_object *msg)

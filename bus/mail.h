@@ -37,6 +37,8 @@ void mail_durable(hub_t *h, pending_event_t *p);
 void mail_up(hub_t *h, const msgpack_object *msg);
 /* The mailer's ack (msg): every held mail up to its hwm is dropped. */
 void mail_ack(hub_t *h, const msgpack_object *msg);
+/* The mailer delivered mails (msg): a primary's replicator publishes them as receipts. */
+void mail_delivered(hub_t *h, const msgpack_object *msg);
 void mail_down(hub_t *h);
 /* The logger said hello with its hwm: the first one is where this bus began. */
 void mail_logger_up(hub_t *h, uint64_t hwm);

@@ -159,6 +159,12 @@ static void peers_on_ack(hub_t *h, peer_t *p, const msgpack_object *msg)
 		mail_ack(h, msg);
 }
 
+static void peers_on_delivered(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	if (p->role == PEER_MAILER)
+		mail_delivered(h, msg);
+}
+
 static void peers_on_replicated(hub_t *h, peer_t *p, const msgpack_object *msg)
 {
 	(void)p;
@@ -218,6 +224,7 @@ static const struct {
 	{ PEER_MSG_FAULT, peers_on_fault },
 	{ PEER_MSG_REFUSED, peers_on_refused },
 	{ PEER_MSG_ACK, peers_on_ack },
+	{ PEER_MSG_DELIVERED, peers_on_delivered },
 	{ PEER_MSG_REPLICATED, peers_on_replicated },
 	{ PEER_MSG_FENCED, peers_on_fenced },
 	{ PEER_MSG_FOLLOW, peers_on_follow },

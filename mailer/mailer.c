@@ -15,6 +15,11 @@
  *           "balance". "hwm": D, given to a fresh mailer, is where it starts.
  *           Items must come in increasing seq order.
  *   -> bus  {"t":"ack","hwm":N}                      after each mail batch
+ *   -> bus  {"t":"delivered","seqs":[S]}             each mail delivered (or dead)
+ *           once its queue/ entry is removed, when a bus session is bound;
+ *           the bus of a primary publishes it as a receipt (docs/replication.md,
+ *           "Mail across failover"); one given while no bus is bound is not
+ *           sent later (the window for a duplicate after a failover).
  * N is the highest seq whose mail is in the durable spool (or needs none),
  * kept in DATA/mail/hwm (maildir.c). Items at or below N are skipped. An
  * item that can never be mailed (bad event, bad address, no address known)
@@ -74,6 +79,22 @@ typedef struct {
 	mailer_config_t *cfg;
 	char msgid_domain[MESSAGE_DOMAIN_BYTES_MAX];
 } mailer_t;
+
+/* The queue finished a mail: tell the bus (a receipt, when replicated). */
+static void mailer_on_done(queue_t *q, uint64_t seq)
+{
+	mailer_t *m = q->data;
+	conn_t *c = peer_bus(&m->bus);
+	if (!c)
+		return;
+	msgpack_packer *pk = conn_pack_begin(c);
+	msgpack_pack_map(pk, 2);
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_DELIVERED);
+	msg_pack_str(pk, PEER_F_SEQS);
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_uint64(pk, seq);
+	conn_pack_end(c);
+}
 
 /* The details of one item, decoded. */
 typedef struct {
@@ -356,6 +377,7 @@ static int mailer_open_files(mailer_t *m)
 	if (rc < 0 && rc != -EINVAL)
 		diag_error("%s: %s", mail_dir ? mail_dir : "mail", strerror(-rc));
 	m->queue.data = m;
+	m->queue.on_done = mailer_on_done;
 	free(mail_dir);
 	return rc;
 }

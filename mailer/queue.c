@@ -187,7 +187,10 @@ static void queue_bury(queue_t *q, queue_job_t *job, spool_entry_t *e, const cha
 	}
 	diag_warn("mail %" PRIu64 " to %s is dead: %s", job->seq, e->to, e->reason);
 	q->dead++;
+	uint64_t seq = job->seq;
 	queue_forget(q, job);
+	if (q->on_done)
+		q->on_done(q, seq);
 }
 
 static void queue_retry(queue_t *q, queue_job_t *job, spool_entry_t *e, const char *reason)
@@ -215,6 +218,7 @@ static void queue_on_done(transport_job_t *tj, transport_status_t st, const char
 	queue_job_t *job = d->job;
 	q->inflight--;
 	job->attempts++;
+	uint64_t seq = job->seq;
 	if (st == TRANSPORT_SENT) {
 		int rc = spool_remove(q->spool, job->seq);
 		if (rc < 0)
@@ -222,6 +226,8 @@ static void queue_on_done(transport_job_t *tj, transport_status_t st, const char
 			          strerror(-rc));
 		q->sent++;
 		queue_forget(q, job);
+		if (q->on_done)
+			q->on_done(q, seq);
 	} else if (st == TRANSPORT_FAILED) {
 		queue_bury(q, job, &tj->entry, reason);
 	} else {

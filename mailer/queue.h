@@ -52,6 +52,8 @@ typedef struct {
 
 typedef struct queue queue_t;
 typedef void (*queue_cb)(queue_t *q);
+/* A mail is done: delivered, or moved to dead/ (it will not be tried again). */
+typedef void (*queue_done_cb)(queue_t *q, uint64_t seq);
 
 struct queue {
 	const queue_config_t *cfg;
@@ -66,6 +68,8 @@ struct queue {
 	uint64_t sent, dead;
 	bool stopping;
 	queue_cb on_drained;   /* after queue_stop(), once nothing is in flight */
+	queue_done_cb on_done; /* optional: each mail sent or dead, once its queue entry
+	                        * is removed (the mailer's receipts) */
 	void *data;
 };
 

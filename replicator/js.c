@@ -2,11 +2,16 @@
  * js.c - everything that calls nats.c (NATS and JetStream), and the inbox
  * through which nats.c's threads report to the loop.
  *
- * The stream (created when absent; an existing one is used as it is):
- *   name NAME (--stream), subjects NAME.log (log records, batch.c) and
- *   NAME.mail (mail receipts, later), file storage, replicas N (--replicas),
- *   deny_delete, deny_purge, no limits (nothing is ever discarded),
- *   max_msg_size 1 MiB.
+ * The streams (created when absent; an existing one is used as it is), both
+ * file storage, replicas N (--replicas), deny_delete, deny_purge, no limits
+ * (nothing is ever discarded), max_msg_size 1 MiB:
+ *   NAME (--stream), subject NAME.log: log records (batch.c). Nothing else
+ *     writes there: the replicator predicts its sequences (the fence).
+ *   NAME_MAIL, subject NAME.receipts: mail receipts, one message per bus
+ *     "receipts" message, the msgpack map {"seqs":[S,...]}: the seqs of the
+ *     events whose mail the primary's mailer delivered (or buried in dead/).
+ *     Published with core NATS (no ack awaited; docs/replication.md, "Mail
+ *     across failover", says what a lost one costs).
  * Each NAME.log message carries the headers
  *   Nats-Msg-Id: <first seq>-<last seq>            (de-duplication)
  *   Nats-Expected-Last-Sequence: <stream seq>      (the fence; 0 for an
@@ -236,22 +241,22 @@ static natsStatus js_options(repl_t *r, natsOptions **out)
 	return s;
 }
 
-static natsStatus js_ensure_stream(repl_t *r, jsErrCode *jerr)
+/* Creates stream name with its one subject when absent (an existing one is used as it is). */
+static natsStatus js_ensure_stream(repl_t *r, const char *name, const char *subject,
+                                   jsErrCode *jerr)
 {
 	jsStreamInfo *si = NULL;
-	natsStatus s = js_GetStreamInfo(&si, r->js, r->cfg.stream, NULL, jerr);
+	natsStatus s = js_GetStreamInfo(&si, r->js, name, NULL, jerr);
 	if (s == NATS_OK || *jerr != JSStreamNotFoundErr) {
 		jsStreamInfo_Destroy(si);
 		return s;
 	}
-	char mail[REPL_SUBJECT_BYTES_MAX];
-	snprintf(mail, sizeof(mail), "%s.mail", r->cfg.stream);
-	const char *subjects[] = { r->log_subject, mail };
+	const char *subjects[] = { subject };
 	jsStreamConfig sc;
 	jsStreamConfig_Init(&sc);
-	sc.Name = r->cfg.stream;
+	sc.Name = name;
 	sc.Subjects = subjects;
-	sc.SubjectsLen = 2;
+	sc.SubjectsLen = 1;
 	sc.Storage = js_FileStorage;
 	sc.Replicas = (int64_t)r->cfg.replicas;
 	sc.DenyDelete = true;
@@ -261,7 +266,7 @@ static natsStatus js_ensure_stream(repl_t *r, jsErrCode *jerr)
 	                             * added later refuses new messages, never drops old */
 	s = js_AddStream(&si, r->js, &sc, NULL, jerr);
 	if (s != NATS_OK && *jerr == JSStreamNameExistErr) /* another replicator made it */
-		s = js_GetStreamInfo(&si, r->js, r->cfg.stream, NULL, jerr);
+		s = js_GetStreamInfo(&si, r->js, name, NULL, jerr);
 	jsStreamInfo_Destroy(si);
 	return s;
 }
@@ -284,7 +289,9 @@ int js_connect(repl_t *r, char *text, size_t text_len)
 	jo.PublishAsync.MaxPending = 4 * REPL_INFLIGHT_MAX;
 	s = natsConnection_JetStream(&r->js, r->nc, &jo);
 	if (s == NATS_OK)
-		s = js_ensure_stream(r, &jerr);
+		s = js_ensure_stream(r, r->cfg.stream, r->log_subject, &jerr);
+	if (s == NATS_OK)
+		s = js_ensure_stream(r, r->mail_stream, r->receipts_subject, &jerr);
 	if (s == NATS_OK && r->cfg.mode == REPL_MODE_STANDBY)
 		s = natsConnection_Subscribe(&r->hb_sub, r->nc, r->hb_subject, js_hb_cb, r);
 	if (s != NATS_OK) {
@@ -458,6 +465,14 @@ int js_publish_sync(repl_t *r, const repl_msg_t *m, uint64_t *stream_seq, char *
 	}
 	jsPubAck_Destroy(pa);
 	return rc;
+}
+
+int js_receipts(repl_t *r, const char *buf, size_t len)
+{
+	if (!r->nc || len > INT32_MAX)
+		return -EINVAL;
+	natsStatus s = natsConnection_Publish(r->nc, r->receipts_subject, buf, (int)len);
+	return s == NATS_OK ? 0 : -EIO;
 }
 
 int js_heartbeat(repl_t *r, uint64_t seq)

@@ -121,6 +121,8 @@ int rejoin_run(const repl_config_t *cfg)
 	r.inbox.closing = true; /* no loop: what nats.c's threads report is dropped */
 	snprintf(r.log_subject, sizeof(r.log_subject), "%s.log", cfg->stream);
 	snprintf(r.hb_subject, sizeof(r.hb_subject), "%s.hb", cfg->stream);
+	snprintf(r.mail_stream, sizeof(r.mail_stream), "%s_MAIL", cfg->stream);
+	snprintf(r.receipts_subject, sizeof(r.receipts_subject), "%s.receipts", cfg->stream);
 	int rc = logfile_open(&lf, cfg->data_dir, true, &rep);
 	if (rc == -ENOENT)
 		return 0; /* nothing local: nothing to cut */

@@ -173,6 +173,8 @@ static int repl_setup(repl_t *r, const repl_config_t *cfg)
 	r->mode = cfg->mode;
 	snprintf(r->log_subject, sizeof(r->log_subject), "%s.log", cfg->stream);
 	snprintf(r->hb_subject, sizeof(r->hb_subject), "%s.hb", cfg->stream);
+	snprintf(r->mail_stream, sizeof(r->mail_stream), "%s_MAIL", cfg->stream);
+	snprintf(r->receipts_subject, sizeof(r->receipts_subject), "%s.receipts", cfg->stream);
 	const char *dirs[] = { cfg->data_dir, cfg->run_dir };
 	for (int i = 0; i < 2; i++) {
 		int rc = config_mkdirs(dirs[i], REPL_DIR_MODE);

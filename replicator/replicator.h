@@ -7,7 +7,8 @@
  *   replicator.c the process: the bus socket (common/peer.h), signals, the
  *                start-up (connect, stream, tail) off the loop, the inbox of
  *                what nats.c's threads report, shutdown
- *   serve.c      the bus session's messages in: append, from, promote
+ *   serve.c      the bus session's messages in: append, from, promote,
+ *                receipts (the mailer's deliveries, published as they come)
  *   publish.c    primary mode: records -> stream messages, pipelined async
  *                publishes fenced by the expected last stream sequence,
  *                acks, resync after an error, fenced; the heartbeat
@@ -56,7 +57,8 @@
 #define REPL_HEARTBEAT_MS 500        /* a primary's heartbeat on NAME.hb */
 #define REPL_NODE_BYTES_MAX 128      /* a group's name */
 #define REPL_NAME_BYTES_MAX 64       /* the stream's name */
-#define REPL_SUBJECT_BYTES_MAX (REPL_NAME_BYTES_MAX + 8)
+#define REPL_SUBJECT_BYTES_MAX (REPL_NAME_BYTES_MAX + 16) /* NAME.receipts, NAME_MAIL */
+#define REPL_RECEIPT_SEQS_MAX 4096   /* seqs in one receipts message from the bus */
 #define REPL_URLS_MAX 16             /* --nats URL,URL,... */
 #define REPL_HEX_BYTES (2 * LOGFILE_HASH_BYTES + 1)
 #define REPL_TEXT_BYTES_MAX 256      /* an error's text */
@@ -148,6 +150,8 @@ struct repl {
 	repl_config_t cfg;
 	char log_subject[REPL_SUBJECT_BYTES_MAX];
 	char hb_subject[REPL_SUBJECT_BYTES_MAX];
+	char mail_stream[REPL_SUBJECT_BYTES_MAX];      /* NAME_MAIL */
+	char receipts_subject[REPL_SUBJECT_BYTES_MAX]; /* NAME.receipts */
 	char *sock_path;
 	peer_server_t bus;
 	uv_signal_t sigterm, sigint;
@@ -277,6 +281,8 @@ int js_publish_sync(repl_t *r, const repl_msg_t *m, uint64_t *stream_seq, char *
 int js_follow_start(repl_t *r, uint64_t stream_seq, uint64_t gen); /* blocking */
 void js_follow_stop(repl_t *r);
 int js_heartbeat(repl_t *r, uint64_t seq);
+/* Publishes one receipts message (NAME.receipts in NAME_MAIL; does not wait). */
+int js_receipts(repl_t *r, const char *buf, size_t len);
 void js_close(repl_t *r);
 
 /* batch.c: the stream message (records back to back, as in events.log) */

@@ -6,6 +6,11 @@
  * In:  {"t":"append","first":S,"events":[bin,...],"prev":hex}   (primary)
  *      {"t":"from","seq":S}                                     (standby)
  *      {"t":"promote","c":cid}                                  (standby)
+ *      {"t":"receipts","seqs":[S,...]}                          (primary)
+ * receipts: the seqs whose mail this group's mailer delivered; published
+ * as {"seqs":[S,...]} on NAME.receipts (js.c) while primary and not fenced,
+ * else dropped. At most REPL_RECEIPT_SEQS_MAX seqs, each a positive integer:
+ * anything else is dropped whole.
  * An append whose events are not all bins of 1..LOGFILE_RECORD_BODY_MAX
  * bytes is dropped whole; events at or below the highest accepted seq are
  * skipped; a gap ends the session (the bus reconnects, the hello gives the
@@ -81,7 +86,46 @@ static void serve_on_promote(conn_t *bus, const msgpack_object *m)
 	promote_start(r, cid);
 }
 
+static int serve_check_seqs(const msgpack_object *seqs)
+{
+	if (!seqs || seqs->type != MSGPACK_OBJECT_ARRAY || seqs->via.array.size == 0 ||
+	    seqs->via.array.size > REPL_RECEIPT_SEQS_MAX)
+		return -EINVAL;
+	for (uint32_t i = 0; i < seqs->via.array.size; i++) {
+		const msgpack_object *q = &seqs->via.array.ptr[i];
+		if (q->type != MSGPACK_OBJECT_POSITIVE_INTEGER || q->via.u64 == 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static void serve_on_receipts(conn_t *bus, const msgpack_object *m)
+{
+	repl_t *r = bus->data;
+	const msgpack_object *seqs = msg_get(m, PEER_F_SEQS);
+	if (serve_check_seqs(seqs) < 0) {
+		diag_warn("receipts: malformed message ignored");
+		return;
+	}
+	if (r->mode != REPL_MODE_PRIMARY || r->fenced || !r->ready)
+		return; /* not the primary: its deliveries are no one's receipts */
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	msg_pack_str(&pk, PEER_F_SEQS);
+	msgpack_pack_array(&pk, seqs->via.array.size);
+	for (uint32_t i = 0; i < seqs->via.array.size; i++)
+		msgpack_pack_uint64(&pk, seqs->via.array.ptr[i].via.u64);
+	if (js_receipts(r, sb.data, sb.size) < 0)
+		diag_warn("receipts for %u mails not published (NATS unreachable)",
+		          seqs->via.array.size);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 const peer_handler_t repl_handlers[] = {
+	{ PEER_MSG_RECEIPTS, serve_on_receipts },
 	{ PEER_MSG_APPEND, serve_on_append },
 	{ PEER_MSG_FROM, serve_on_from },
 	{ PEER_MSG_PROMOTE, serve_on_promote },

@@ -1,0 +1,81 @@
+"""Mail across failover (issue 13 item 5), the part that has landed: a
+primary's mailer reports each delivered mail, the bus hands it to the
+replicator, and the replicator publishes it as a receipt on NAME.receipts in
+its own stream NAME_MAIL (never in the log stream, whose sequences the
+replicator predicts). docs/replication.md, "Mail across failover".
+
+Real nats-servers (a three-node cluster on loopback), a real esbank group,
+the Maildir transport (the outbox names carry the seq)."""
+
+import re
+import time
+
+import msgpack
+
+import crashkit
+from conftest import expect_ok, wait_for  # noqa: F401
+from natscluster import nats_cluster  # noqa: F401 (the fixture)
+from test_replication import (STREAM, LOG_SUBJECT, groups, needs_replicator,  # noqa: F401
+                              primary_group, start, status_of)
+
+MAIL_STREAM = STREAM + "_MAIL"
+RECEIPTS_SUBJECT = STREAM + ".receipts"
+SEQ_IN_NAME = re.compile(r"\.esbank-(\d+)\.")
+WITHDRAWALS = 12
+TIMEOUT_S = 20.0
+
+
+def outbox_seqs(g):
+    """The seqs of the mails delivered to the group's Maildir."""
+    seqs = set()
+    for d in (g.outbox, g.outbox.parent / "cur"):
+        for p in d.glob("*") if d.exists() else []:
+            m = SEQ_IN_NAME.search(p.name)
+            if m:
+                seqs.add(int(m.group(1)))
+    return seqs
+
+
+def receipts(cl):
+    """[seq, ...] of every receipt in the NAME_MAIL stream, in stream order."""
+    info = cl.stream_info(MAIL_STREAM)
+    last = info["state"]["last_seq"] if info else 0
+    out = []
+    for q in range(1, last + 1):
+        m = cl.stream_msg(MAIL_STREAM, q)
+        assert m["subject"] == RECEIPTS_SUBJECT, m
+        out.extend(msgpack.unpackb(m["data"], raw=False)["seqs"])
+    return out
+
+
+@needs_replicator
+def test_primary_publishes_a_receipt_per_delivered_mail(nats_cluster, groups, tmp_path):
+    """Every mail the primary's mailer delivers (verification mails and
+    withdrawal notices) has exactly one receipt in NAME_MAIL, naming its
+    event's seq; the log stream holds log records only, and its config lists
+    NAME.log alone."""
+    cl = nats_cluster
+    a = start(groups, primary_group(tmp_path / "a", cl, "node-a"))
+    ca = a.client()
+    x, y = crashkit.open_verified_many(a, ca, 2)
+    for i in range(WITHDRAWALS):
+        expect_ok(ca.withdraw(x if i % 2 else y, 100 + i, key="w%d" % i))
+    st = status_of(a)
+    assert st["role"] == "primary", st
+
+    mails = wait_for(lambda: len(outbox_seqs(a)) >= 2 + WITHDRAWALS and outbox_seqs(a),
+                     TIMEOUT_S, "every mail in the outbox")
+    got = wait_for(lambda: sorted(receipts(cl)) == sorted(mails) and receipts(cl),
+                   TIMEOUT_S, "a receipt per delivered mail; have %s, mails %s"
+                   % (receipts(cl), sorted(mails)))
+    assert len(got) == len(set(got)), "a receipt twice: %s" % got
+    time.sleep(0.5)  # nothing more comes: no receipt for a mail not delivered
+    assert sorted(receipts(cl)) == sorted(outbox_seqs(a))
+
+    log = cl.stream_info(STREAM)
+    assert log["config"]["subjects"] == [LOG_SUBJECT], log["config"]
+    for q in range(1, log["state"]["last_seq"] + 1):
+        assert cl.stream_msg(STREAM, q)["subject"] == LOG_SUBJECT
+    mail = cl.stream_info(MAIL_STREAM)["config"]
+    assert mail["storage"] == "file" and mail["num_replicas"] == 3, mail
+    assert mail["deny_delete"] and mail["deny_purge"], mail
