@@ -28,19 +28,6 @@
 #define REPL_DIR_MODE 0700
 #define REPL_TICK_MS 250 /* the heartbeat goes out every other tick */
 
-bool repl_job_start(repl_t *r, repl_job_t *j, uv_work_cb fn, uv_after_work_cb done)
-{
-	if (j->busy || r->stopping)
-		return false;
-	j->r = r;
-	j->work.data = j;
-	j->result = 0;
-	if (uv_queue_work(r->loop, &j->work, fn, done) < 0)
-		return false;
-	j->busy = true;
-	return true;
-}
-
 static void repl_wake_cb(uv_async_t *a)
 {
 	repl_t *r = a->data;

@@ -22,8 +22,9 @@
  *   batch.c      the stream message codec (pure): records <-> message
  *   rejoin.c     --rejoin: cut the local log after the last record the
  *                stream also has
+ *   jobs.c       the off-loop job runner (repl_job_start): a leaf
  * Calls run one way: main -> replicator -> serve -> publish, follow,
- * promote -> out, js, batch.
+ * promote -> out, js, batch, jobs.
  *
  * Threads: everything in repl_t is the loop thread's, except the inbox
  * (js.c, under its mutex) and what a uv_work_t's worker reads while its
@@ -210,6 +211,8 @@ struct repl {
 /* replicator.c */
 /* Runs the replicator until SIGTERM/SIGINT; returns the process exit code. */
 int repl_run(const repl_config_t *cfg);
+
+/* jobs.c */
 /* Runs fn on libuv's thread pool, then done on the loop; false if busy. */
 bool repl_job_start(repl_t *r, repl_job_t *j, uv_work_cb fn, uv_after_work_cb done);
 

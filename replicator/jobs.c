@@ -1,0 +1,19 @@
+/*
+ * jobs.c - the off-loop job runner: a blocking call (nats.c waits for a
+ * reply) run on libuv's thread pool, its result handed back on the loop.
+ * A leaf: the files that start jobs call it, it calls none of them.
+ */
+#include "replicator.h"
+
+bool repl_job_start(repl_t *r, repl_job_t *j, uv_work_cb fn, uv_after_work_cb done)
+{
+	if (j->busy || r->stopping)
+		return false;
+	j->r = r;
+	j->work.data = j;
+	j->result = 0;
+	if (uv_queue_work(r->loop, &j->work, fn, done) < 0)
+		return false;
+	j->busy = true;
+	return true;
+}
