@@ -3,6 +3,7 @@
  * subcommand per op of PROTOCOL.md, talking to RUN/bus.sock.
  */
 #include "commands.h"
+#include "config.h"
 #include "mail.h"
 #include "diag.h"
 
@@ -20,6 +21,7 @@
 	"  --run DIR   run directory holding bus.sock [env ESBANK_RUN] (default: ./var/run)\n" \
 	"  --json      print JSON, one object per reply or event per line; amounts in cents\n" \
 	"  --help      print this help (also after a subcommand)\n"                      \
+	"  --version   print the version and exit\n"                                     \
 	"\n"                                                                              \
 	"Subcommands:\n"
 
@@ -50,6 +52,10 @@ static int parse_global(int argc, char **argv, commands_global_t *g)
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
 			return -usage(stdout, 0);
+		if (strcmp(a, "--version") == 0) {
+			config_print_version(argv[0]);
+			return 0;
+		}
 		if (strcmp(a, "--json") == 0) {
 			g->json = true;
 		} else if (strncmp(a, "--run=", 6) == 0) {
@@ -84,6 +90,8 @@ static int finish(int exit_code)
 int main(int argc, char **argv)
 {
 	commands_global_t g = { 0 };
+	if (diag_init() < 0)
+		return EXIT_USAGE;
 
 	int first = parse_global(argc, argv, &g);
 	if (first <= 0)

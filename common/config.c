@@ -1,6 +1,7 @@
 /* config.c - flags, then environment, then defaults (see config.h). */
 #include "config.h"
 #include "diag.h"
+#include "version.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +31,16 @@ static void config_print_help(const config_opt_t *opts, const char *usage)
 		printf("\n");
 	}
 	printf("  %-24s %s\n", "--help", "print this help and exit");
+	printf("  %-24s %s\n", "--version", "print the version and exit");
+}
+
+void config_print_version(const char *argv0)
+{
+	const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
+	const char *name = slash ? slash + 1 : (argv0 && *argv0 ? argv0 : "esbank");
+	printf("%s (esbank) %s\n", name, ESBANK_VERSION);
+	if (*ESBANK_COMMIT)
+		printf("git commit %s\n", ESBANK_COMMIT);
 }
 
 /* Handles one "--name[=value]" at argv[*i]; advances *i past a separate value. */
@@ -73,12 +84,16 @@ int config_parse(config_opt_t *opts, int argc, char **argv, const char *usage, i
 {
 	int pos = 0;
 	bool only_positional = false;
+	const char *argv0 = argv[0]; /* positional arguments overwrite argv[0..] */
 	for (int i = 1; i < argc; i++) {
 		char *a = argv[i];
 		if (!only_positional && strcmp(a, "--") == 0) {
 			only_positional = true;
 		} else if (!only_positional && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
 			config_print_help(opts, usage);
+			return 1;
+		} else if (!only_positional && strcmp(a, "--version") == 0) {
+			config_print_version(argv0);
 			return 1;
 		} else if (!only_positional && strncmp(a, "--", 2) == 0) {
 			if (config_take(opts, argc, argv, &i) < 0)
@@ -87,6 +102,8 @@ int config_parse(config_opt_t *opts, int argc, char **argv, const char *usage, i
 			argv[pos++] = a;
 		}
 	}
+	if (diag_init() < 0)
+		return -EINVAL;
 	config_fill_defaults(opts);
 	*npos = pos;
 	return 0;

@@ -5,7 +5,9 @@
  * taken from the flag (--name VALUE or --name=VALUE), else from the
  * environment variable env (when not NULL), else from def. A boolean option
  * (is_flag) takes no value and is "1" when given. --help prints usage and the
- * table, and config_parse() returns 1 so that main can exit 0.
+ * table, --version the program's name, version and git commit; then
+ * config_parse() returns 1 so that main can exit 0. config_parse() also
+ * calls diag_init(): an unknown ESBANK_LOG is a usage error.
  */
 #ifndef ESBANK_CONFIG_H
 #define ESBANK_CONFIG_H
@@ -32,6 +34,12 @@ typedef struct {
 int config_parse(config_opt_t *opts, int argc, char **argv, const char *usage, int *npos);
 
 #define CONFIG_CONTINUE (-1)
+
+/*
+ * Prints "NAME (esbank) VERSION" (NAME: argv0's last component) and, when
+ * built from a git checkout, "git commit HASH" on stdout (--version).
+ */
+void config_print_version(const char *argv0);
 
 /*
  * config_parse() for a program that takes options only: returns

@@ -21,7 +21,8 @@ static const char USAGE[] =
 	"               [--replicas N] [--node NAME] [--auto-promote SECONDS]\n"
 	"\n"
 	"Starts the esbank group (logger, resolver, snapshotter, mailer, bus, http) in\n"
-	"the foreground, prints each program's lines prefixed with its name, restarts\n"
+	"the foreground, prints each program's lines prefixed with the UTC time and its\n"
+	"name (under systemd, JOURNAL_STREAM: with <N> priorities instead), restarts\n"
 	"one that dies (100 ms back-off doubling to 5 s; more than 10 deaths of one in\n"
 	"60 s stop the group, exit 111), and stops them in order on SIGTERM or SIGINT.\n"
 	"A program that exits 100 (a permanent error) is not restarted: the group\n"
@@ -29,7 +30,8 @@ static const char USAGE[] =
 	"One esbankd per data and per run directory (DATA/esbankd.lock,\n"
 	"RUN/esbankd.lock; a second one exits 100). It is ready when RUN/bus.sock\n"
 	"says live with every peer connected and http listens; with --ready-fd N it\n"
-	"then writes \"READY=1\\n\" to file descriptor N. See docs/supervision.md.\n"
+	"then writes \"READY=1\\n\" to file descriptor N, and sends READY=1 to\n"
+	"$NOTIFY_SOCKET (systemd's Type=notify). See docs/supervision.md.\n"
 	"Executables are looked up in ESBANK_BIN_DIR, beside esbankd, then in the\n"
 	"build tree's folders (../logger/esbank-logger, ...).\n"
 	"\n"
@@ -97,6 +99,7 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], CHILD_EXEC_FLAG) == 0)
 		return child_exec(argc, argv);
+	diag_set_timestamps(true); /* its own lines and its programs' (output.h) */
 	config_opt_t opts[] = {
 		{ .name = "data", .env = "ESBANK_DATA", .def = "./var/data",
 		  .help = "data directory" },

@@ -1,5 +1,6 @@
 /* output.c - prefixing children's output lines (see output.h). */
 #include "output.h"
+#include "diag.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -8,7 +9,9 @@
 
 void output_print(const char *name, const char *line, size_t n)
 {
-	fprintf(stderr, "%-*s | %.*s\n", OUTPUT_NAME_WIDTH, name, (int)n, line);
+	char prefix[DIAG_PREFIX_BYTES_MAX];
+	diag_prefix(diag_level_of_line(line, n), prefix, sizeof(prefix));
+	fprintf(stderr, "%s%-*s | %.*s\n", prefix, OUTPUT_NAME_WIDTH, name, (int)n, line);
 }
 
 #define OUTPUT_ERROR_PREFIX "error: "

@@ -1,7 +1,10 @@
 /*
  * output.h - a child's stdout or stderr, read through a pipe and copied to
  * esbankd's stderr one line at a time, each prefixed with the program's
- * name: "logger   | info: ...". A line longer than OUTPUT_LINE_MAX is cut
+ * name: "logger   | info: ...", after diag.h's prefix for the line's level
+ * (the UTC time, or "<N>" when esbankd's stderr is the systemd journal: the
+ * priority of the child's "error:", "warn:", "info:" or "debug:", else 6).
+ * A line longer than OUTPUT_LINE_MAX is cut
  * into several prefixed lines; a last line without "\n" is printed at EOF.
  *
  * It also keeps the child's last error line (one starting "error: ", as

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "listening.h"
 #include "lock.h"
+#include "notify.h"
 #include "diag.h"
 #include "rundir.h"
 #include "state.h"
@@ -474,6 +475,9 @@ static void sup_on_ready(ready_t *r)
 	s->live = true;
 	state_write(s);
 	diag_info("esbank is live");
+	int rc = notify_ready(); /* systemd's Type=notify */
+	if (rc < 0)
+		diag_warn("NOTIFY_SOCKET: %s", strerror(-rc));
 	int fd = s->cfg->ready_fd;
 	if (fd < 0)
 		return;

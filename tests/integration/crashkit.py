@@ -92,7 +92,7 @@ def wait_restarted(g, name, old, timeout=20.0):
     raise AssertionError("%s not restarted within %.0f s" % (name, timeout))
 
 
-DEATH_RE = re.compile(r"^(?:error|warn): (\w+) \(pid (\d+)\) "
+DEATH_RE = re.compile(r"^(?:\S+Z )?(?:error|warn): (\w+) \(pid (\d+)\) "
                       r"(was killed by signal (\d+)[^\n]*|exited with status \d+)", re.M)
 
 

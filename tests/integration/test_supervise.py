@@ -276,7 +276,7 @@ def test_logger_permanent_error_stops_group_with_100(tmp_path):
     assert "esbank is live" not in out, out
     assert "restarting logger" not in out and "restarted logger" not in out, out
     assert re.search(r"logger \(pid \d+\) exited with status 100, a permanent error", out), out
-    errors = [ln for ln in out.splitlines() if ln.startswith("error: ")]
+    errors = [ln for ln in out.splitlines() if re.match(r"(\S+Z )?error: ", ln)]
     assert "logger failed with a permanent error (exit 100):" in errors[-1], out
     assert "events.log is damaged at seq 0" in errors[-1], out
     assert not wait_gone(kids), "children left after esbankd stopped"
@@ -297,7 +297,7 @@ def test_http_port_in_use_stops_group_with_100(tmp_path):
     assert ready == b"", "READY while http could not listen: %r" % ready
     assert "esbank is live" not in out, out
     assert "restarting http" not in out, out
-    errors = [ln for ln in out.splitlines() if ln.startswith("error: ")]
+    errors = [ln for ln in out.splitlines() if re.match(r"(\S+Z )?error: ", ln)]
     assert "http failed with a permanent error (exit 100): http %s: address already in use" \
         % addr in errors[-1], out
     assert not wait_gone(kids), "children left after esbankd stopped"
