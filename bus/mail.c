@@ -29,6 +29,15 @@
  * Receipts: the mailer's {"t":"delivered","seqs":[...]} goes on to the
  * replicator as {"t":"receipts","seqs":[...]} while this bus is primary
  * (docs/replication.md, "Mail across failover"); otherwise it is dropped.
+ *
+ * Promotion: a standby's mailer gets nothing while it follows. A promoting
+ * replicator sends the old primary's receipts ({"t":"receipts"} from the
+ * replicator, kept in receipts); once the takeover record is applied
+ * (mail_promoted) the log's end for the catch-up is at least that record, a
+ * fresh mailer is not started at the end, and each event read with a
+ * receipt goes out marked {"sent":true}: the mailer learns from it and
+ * sends nothing. So every mail the old primary had not delivered goes out
+ * from the new primary's mailer (docs/replication.md has the window).
  */
 #include "hub.h"
 
@@ -51,12 +60,15 @@ static void mail_pack_item(hub_t *h, const pending_event_t *p)
 	msg_pack_kv_bin(pk, PEER_F_MAIL, p->mail.p, p->mail.n);
 }
 
-/* A catch-up item: the event alone, as read from the log. */
-static void mail_pack_event(hub_t *h, const char *ev, size_t n)
+/* A catch-up item: the event alone, as read from the log; sent: the old
+ * primary delivered its mail (the mailer only learns from it). */
+static void mail_pack_event(hub_t *h, const char *ev, size_t n, bool sent)
 {
 	msgpack_packer *pk = batches_add(h, PEER_MAILER, n + BUS_BATCH_ITEM_OVERHEAD);
-	msgpack_pack_map(pk, 1);
+	msgpack_pack_map(pk, sent ? 2 : 1);
 	msg_pack_kv_bin(pk, PEER_F_EV, ev, n);
+	if (sent)
+		msg_pack_kv_bool(pk, PEER_F_SENT, true);
 }
 
 /* How many mails are held at most (see the top of this file). */
@@ -135,6 +147,43 @@ void mail_delivered(hub_t *h, const msgpack_object *msg)
 		batches_send_seqs(h, PEER_REPLICATOR, PEER_MSG_RECEIPTS, seqs);
 }
 
+void mail_receipts(hub_t *h, const msgpack_object *msg)
+{
+	mail_t *m = &h->mail;
+	const msgpack_object *seqs = msg_get(msg, PEER_F_SEQS);
+	if (!seqs || seqs->type != MSGPACK_OBJECT_ARRAY || h->recovery.role != BUS_ROLE_STANDBY)
+		return;
+	uint32_t n = seqs->via.array.size;
+	if (m->receipts_n + n > m->receipts_cap) {
+		size_t cap = 2 * (m->receipts_n + n);
+		uint64_t *v = realloc(m->receipts, cap * sizeof(*v));
+		if (!v) {
+			diag_error("out of memory keeping mail receipts: their mails may go out twice");
+			return;
+		}
+		m->receipts = v;
+		m->receipts_cap = cap;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (seqs->via.array.ptr[i].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+			m->receipts[m->receipts_n++] = seqs->via.array.ptr[i].via.u64;
+}
+
+static int mail_seq_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void mail_promoted(hub_t *h, uint64_t seq)
+{
+	mail_t *m = &h->mail;
+	qsort(m->receipts, m->receipts_n, sizeof(*m->receipts), mail_seq_cmp);
+	m->promoted_end = seq;
+	diag_info("mail: the old primary's undelivered mail up to %llu goes out (%zu receipts)",
+	         (unsigned long long)seq, m->receipts_n);
+}
+
 void mail_up(hub_t *h, const msgpack_object *msg)
 {
 	mail_t *m = &h->mail;
@@ -181,7 +230,8 @@ static void mail_stream(hub_t *h)
 /* The last seq the mailer must read from the log: the held mails follow it. */
 static uint64_t mail_log_end(const mail_t *m)
 {
-	return m->boot_durable > m->unheld_last ? m->boot_durable : m->unheld_last;
+	uint64_t end = m->boot_durable > m->unheld_last ? m->boot_durable : m->unheld_last;
+	return end > m->promoted_end ? end : m->promoted_end;
 }
 
 static void mail_on_read(hub_t *h, const bus_read_t *rd, const msgpack_object *msg);
@@ -201,7 +251,7 @@ void mail_check(hub_t *h)
 	mail_t *m = &h->mail;
 	if (!peer_up(h, PEER_MAILER) || m->streaming || m->next || !m->boot_known)
 		return;
-	if (m->fresh && m->hwm < m->boot_durable)
+	if (m->fresh && m->hwm < m->boot_durable && !m->promoted_end)
 		m->hwm = m->boot_durable; /* a mailer with no spool starts at the end */
 	if (m->hwm >= mail_log_end(m))
 		mail_stream(h);
@@ -225,6 +275,20 @@ static size_t mail_held_from(const mail_t *m, uint64_t seq)
 	return lo;
 }
 
+/* True if the old primary's receipts name seq (sorted by mail_promoted). */
+static bool mail_has_receipt(const mail_t *m, uint64_t seq)
+{
+	size_t lo = 0, hi = m->promoted_end ? m->receipts_n : 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->receipts[mid] < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < m->receipts_n && m->promoted_end && m->receipts[lo] == seq;
+}
+
 /* Sends the n events read from first on, each with its held details if any. */
 static void mail_send_read(hub_t *h, const msgpack_object *evs, uint64_t first, uint32_t n)
 {
@@ -238,7 +302,8 @@ static void mail_send_read(hub_t *h, const msgpack_object *evs, uint64_t first, 
 			held++;
 		} else {
 			mail_pack_event(h, evs->via.array.ptr[i].via.bin.ptr,
-			                evs->via.array.ptr[i].via.bin.size);
+			                evs->via.array.ptr[i].via.bin.size,
+			                mail_has_receipt(m, first + i));
 		}
 	}
 }

@@ -22,6 +22,9 @@ typedef struct {
 	uint64_t next;          /* next seq to read for the mailer's catch-up, 0: none */
 	size_t pending_max;     /* the cap on pending, 0 until first asked */
 	uint64_t unheld_last;   /* newest mail past the cap, not held (0: none) */
+	uint64_t promoted_end;  /* after a promotion: the takeover record's seq (0: none) */
+	uint64_t *receipts;     /* the old primary's receipts, sorted once promoted */
+	size_t receipts_n, receipts_cap;
 } mail_t;
 
 static inline void mail_assert(const mail_t *m)
@@ -40,6 +43,12 @@ void mail_ack(hub_t *h, const msgpack_object *msg);
 /* The mailer delivered mails (msg): a primary's replicator publishes them as receipts. */
 void mail_delivered(hub_t *h, const msgpack_object *msg);
 void mail_down(hub_t *h);
+/* A standby's replicator read receipts (msg) for a promotion: their mails
+ * are not sent again. */
+void mail_receipts(hub_t *h, const msgpack_object *msg);
+/* The takeover record seq is applied: the mailer catches up from its hwm to
+ * seq from the log, each event with a receipt marked sent. */
+void mail_promoted(hub_t *h, uint64_t seq);
 /* The logger said hello with its hwm: the first one is where this bus began. */
 void mail_logger_up(hub_t *h, uint64_t hwm);
 void mail_logger_lost(hub_t *h);

@@ -95,6 +95,7 @@ static void peers_on_replayed(hub_t *h, peer_t *p, const msgpack_object *msg)
 	if (repl_promotion_applied(h, hwm)) { /* a standby's takeover record is applied */
 		recovery_set_role(h, BUS_ROLE_PRIMARY);
 		repl_now_primary(h, takeover);
+		mail_promoted(h, takeover);
 		recovery_check(h);
 	}
 }
@@ -202,6 +203,12 @@ static void peers_on_promoted(hub_t *h, peer_t *p, const msgpack_object *msg)
 	repl_promoted(h, msg);
 }
 
+static void peers_on_receipts(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	if (p->role == PEER_REPLICATOR)
+		mail_receipts(h, msg);
+}
+
 static void peers_on_primary(hub_t *h, peer_t *p, const msgpack_object *msg)
 {
 	(void)p;
@@ -230,6 +237,7 @@ static const struct {
 	{ PEER_MSG_FOLLOW, peers_on_follow },
 	{ PEER_MSG_PROMOTED, peers_on_promoted },
 	{ PEER_MSG_PRIMARY, peers_on_primary },
+	{ PEER_MSG_RECEIPTS, peers_on_receipts },
 };
 
 static void peers_message(hub_t *h, peer_t *p, const msgpack_object *msg)

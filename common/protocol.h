@@ -154,7 +154,7 @@ void proto_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra);
 #define PEER_MSG_PROMOTED "promoted"     /* replicator -> bus: takeover record written */
 #define PEER_MSG_PRIMARY "primary"       /* replicator -> bus: the primary's heartbeat */
 #define PEER_MSG_DELIVERED "delivered"   /* mailer -> bus: mails delivered */
-#define PEER_MSG_RECEIPTS "receipts"     /* bus -> replicator: mails delivered */
+#define PEER_MSG_RECEIPTS "receipts"     /* bus <-> replicator: mails delivered */
 
 /* Field names of peer messages (which message carries which: docs/peers.md). */
 #define PEER_F_ROLE "role"
@@ -183,6 +183,7 @@ void proto_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra);
 #define PEER_F_BYTES "bytes"
 #define PEER_F_SEQ "seq"
 #define PEER_F_SEQS "seqs"           /* delivered, receipts: the mails' event seqs */
+#define PEER_F_SENT "sent"           /* mail item: the old primary delivered it */
 /* fields of the replicator's messages */
 #define PEER_F_MODE "mode"             /* hello: PEER_MODE_PRIMARY or PEER_MODE_STANDBY */
 #define PEER_F_STREAM "stream"         /* hello: the stream's name */

@@ -12,7 +12,9 @@
  *           code_reissued), "balance" (int cents after; money_withdrawn).
  *           Catch-up items (from the log) have no "mail": a money_withdrawn
  *           one is addressed from the address book and uses the event's
- *           "balance". "hwm": D, given to a fresh mailer, is where it starts.
+ *           "balance"; one with "sent":true (its mail was delivered by the
+ *           old primary before a failover) only teaches addresses and moves
+ *           the hwm. "hwm": D, given to a fresh mailer, is where it starts.
  *           Items must come in increasing seq order.
  *   -> bus  {"t":"ack","hwm":N}                      after each mail batch
  *   -> bus  {"t":"delivered","seqs":[S]}             each mail delivered (or dead)
@@ -202,6 +204,17 @@ static int mailer_spool(mailer_t *m, const mailer_item_t *it)
 	return rc;
 }
 
+/* An item whose mail the old primary delivered: its address is learnt,
+ * nothing is sent; *hwm is advanced past it unless it returns -errno. */
+static int mailer_item_sent(mailer_t *m, const mailer_item_t *it, uint64_t *hwm)
+{
+	int rc = mailer_learn(m, it);
+	if (rc < 0)
+		return rc;
+	*hwm = it->ev.seq;
+	return 0;
+}
+
 /* Handles one item; *hwm is advanced past it unless it returns -errno. */
 static int mailer_item(mailer_t *m, const msgpack_object *item, uint64_t *hwm)
 {
@@ -216,6 +229,10 @@ static int mailer_item(mailer_t *m, const msgpack_object *item, uint64_t *hwm)
 	}
 	if (it.ev.seq <= *hwm)
 		return 0;
+	bool sent = false;
+	msg_get_bool(item, PEER_F_SENT, &sent);
+	if (sent)
+		return mailer_item_sent(m, &it, hwm);
 	int rc = 0;
 	if (msg_get_bin(item, PEER_F_MAIL, &mail, &mail_len) == 0)
 		rc = mailer_decode_mail(mail, mail_len, &it);

@@ -30,6 +30,8 @@
 #include "replicator.h"
 
 #include "diag.h"
+#include "msg.h"
+#include "protocol.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -411,6 +413,62 @@ int js_find(repl_t *r, uint64_t seq, uint64_t last_q, uint64_t *stream_seq)
 		}
 	}
 	*stream_seq = lo; /* past the end: the next message */
+	return 0;
+}
+
+/* --- receipts ------------------------------------------------------------ */
+
+/* Adds the seqs of one NAME_MAIL message ({"seqs":[S,...]}) to set. */
+static int js_receipts_add(const char *p, size_t n, repl_seqs_t *set)
+{
+	msgpack_zone zone;
+	msgpack_object map;
+	msgpack_zone_init(&zone, 1024);
+	int rc = msg_decode_map(p, n, &zone, &map);
+	const msgpack_object *seqs = rc == 0 ? msg_get(&map, PEER_F_SEQS) : NULL;
+	if (!seqs || seqs->type != MSGPACK_OBJECT_ARRAY)
+		rc = -EBADMSG;
+	for (uint32_t i = 0; rc == 0 && i < seqs->via.array.size; i++) {
+		if (seqs->via.array.ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+			continue;
+		if (set->n == set->cap) {
+			size_t cap = set->cap ? 2 * set->cap : 1024;
+			uint64_t *v = realloc(set->v, cap * sizeof(*v));
+			if (!v) {
+				rc = -ENOMEM;
+				break;
+			}
+			set->v = v;
+			set->cap = cap;
+		}
+		set->v[set->n++] = seqs->via.array.ptr[i].via.u64;
+	}
+	msgpack_zone_destroy(&zone);
+	return rc;
+}
+
+int js_read_receipts(repl_t *r, repl_seqs_t *set)
+{
+	jsErrCode jerr = 0;
+	jsStreamInfo *si = NULL;
+	if (js_GetStreamInfo(&si, r->js, r->mail_stream, NULL, &jerr) != NATS_OK)
+		return -EIO;
+	uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
+	jsStreamInfo_Destroy(si);
+	for (uint64_t q = first ? first : 1; q <= last; q++) {
+		natsMsg *m = NULL;
+		natsStatus s = js_GetMsg(&m, r->js, r->mail_stream, q, NULL, &jerr);
+		if (s != NATS_OK && jerr == JSNoMessageFoundErr)
+			continue;
+		if (s != NATS_OK)
+			return -EIO;
+		int rc = js_receipts_add(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), set);
+		natsMsg_Destroy(m);
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc < 0)
+			diag_warn("%s message %" PRIu64 " is not a receipt: skipped", r->mail_stream, q);
+	}
 	return 0;
 }
 

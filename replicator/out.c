@@ -138,6 +138,22 @@ void out_promoted(repl_t *r, uint64_t cid, uint64_t seq, const char *error,
 	conn_pack_end(bus);
 }
 
+void out_receipts(repl_t *r, const repl_seqs_t *set)
+{
+	conn_t *bus = out_bus(r);
+	for (size_t i = 0; bus && i < set->n; i += REPL_RECEIPT_SEQS_MAX) {
+		size_t n = set->n - i < REPL_RECEIPT_SEQS_MAX ? set->n - i : REPL_RECEIPT_SEQS_MAX;
+		msgpack_packer *pk = conn_pack_begin(bus);
+		msgpack_pack_map(pk, 2);
+		msg_pack_kv_str(pk, PEER_T, PEER_MSG_RECEIPTS);
+		msg_pack_str(pk, PEER_F_SEQS);
+		msgpack_pack_array(pk, (uint32_t)n);
+		for (size_t k = 0; k < n; k++)
+			msgpack_pack_uint64(pk, set->v[i + k]);
+		conn_pack_end(bus);
+	}
+}
+
 void out_primary(repl_t *r, const char *node, uint64_t seq)
 {
 	conn_t *bus = out_bus(r);

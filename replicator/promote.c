@@ -11,6 +11,13 @@
  * the record reaches the bus as a `follow` event like every record before
  * it, and `promoted` {"c":cid,"seq":L+1} is sent. The events before L+1 are
  * delivered by the follow subscription before the takeover record, in order.
+ *
+ * Mail: before the takeover record, every receipt in NAME_MAIL is read (the
+ * seqs whose mail the old primary delivered); on success they go to the bus
+ * as `receipts` messages just before `promoted`, and the bus's mail feed
+ * skips them (docs/replication.md, "Mail across failover"). A promotion that
+ * cannot read them fails ("unavailable"): without them every mail would go
+ * out again.
  */
 #include "replicator.h"
 
@@ -42,6 +49,13 @@ static void promote_work(uv_work_t *w)
 		snprintf(j->text, sizeof(j->text), "cannot read the stream's tail");
 		return;
 	}
+	j->seqs.n = 0;
+	j->result = js_read_receipts(r, &j->seqs);
+	if (j->result < 0) {
+		snprintf(j->text, sizeof(j->text), "cannot read the mail receipts in %s",
+		         r->mail_stream);
+		return;
+	}
 	uint64_t seq = j->tail.last + 1;
 	int len = batch_takeover_event(seq, promote_now_ms(), r->cfg.node, body, sizeof(body));
 	repl_msg_t m = { .first = seq, .last = seq, .expect = j->tail.stream_seq };
@@ -55,18 +69,27 @@ static void promote_work(uv_work_t *w)
 	memcpy(j->tail.head, m.head, LOGFILE_HASH_BYTES);
 }
 
+static void promote_free_seqs(repl_job_t *j)
+{
+	free(j->seqs.v);
+	j->seqs = (repl_seqs_t){ 0 };
+}
+
 static void promote_done(uv_work_t *w, int status)
 {
 	repl_job_t *j = w->data;
 	repl_t *r = j->r;
 	j->busy = false;
-	if (r->stopping)
+	if (r->stopping) {
+		promote_free_seqs(j);
 		return;
+	}
 	if (status < 0 || j->result < 0 || r->mode != REPL_MODE_STANDBY) {
 		const char *why = j->result == -EEXIST ? "another group wrote to the stream first"
 		                                       : j->text;
 		diag_warn("promote: failed: %s", why);
 		out_promoted(r, r->promote_cid, 0, "unavailable", why);
+		promote_free_seqs(j);
 		return;
 	}
 	diag_info("promoted: takeover record %" PRIu64 " at stream sequence %" PRIu64 "; primary",
@@ -74,7 +97,9 @@ static void promote_done(uv_work_t *w, int status)
 	r->takeover_seq = j->arg;
 	snprintf(r->primary, sizeof(r->primary), "%s", r->cfg.node);
 	publish_take_over(r, j->arg, j->tail.head, j->out);
+	out_receipts(r, &j->seqs);
 	out_promoted(r, r->promote_cid, j->arg, NULL, NULL);
+	promote_free_seqs(j);
 }
 
 void promote_start(repl_t *r, uint64_t cid)

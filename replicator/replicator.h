@@ -135,6 +135,12 @@ typedef struct {
 
 typedef struct repl repl_t;
 
+/* A set of event seqs (the mail receipts read by a promotion), unordered. */
+typedef struct {
+	uint64_t *v;
+	size_t n, cap;
+} repl_seqs_t;
+
 /* A blocking job run by libuv's thread pool, its result handed back on the loop. */
 typedef struct {
 	uv_work_t work;
@@ -143,6 +149,7 @@ typedef struct {
 	int result;
 	repl_tail_t tail;
 	uint64_t arg, out;
+	repl_seqs_t seqs;         /* promote: the receipts in NAME_MAIL */
 	char text[REPL_TEXT_BYTES_MAX];
 } repl_job_t;
 
@@ -262,6 +269,8 @@ void out_follow(repl_t *r, uint64_t first, const char *const *bodies, const size
 void out_promoted(repl_t *r, uint64_t cid, uint64_t seq, const char *error,
                   const char *message);
 void out_primary(repl_t *r, const char *node, uint64_t seq);
+/* The receipts a promotion read, in messages of at most REPL_RECEIPT_SEQS_MAX. */
+void out_receipts(repl_t *r, const repl_seqs_t *set);
 void out_hex(const uint8_t h[LOGFILE_HASH_BYTES], char out[REPL_HEX_BYTES]);
 
 /* js.c (the blocking calls run on a worker thread only) */
@@ -284,6 +293,8 @@ int js_publish_sync(repl_t *r, const repl_msg_t *m, uint64_t *stream_seq, char *
 int js_follow_start(repl_t *r, uint64_t stream_seq, uint64_t gen); /* blocking */
 void js_follow_stop(repl_t *r);
 int js_heartbeat(repl_t *r, uint64_t seq);
+/* Adds every seq of every receipt in NAME_MAIL to set (blocking): 0 or -errno. */
+int js_read_receipts(repl_t *r, repl_seqs_t *set);
 /* Publishes one receipts message (NAME.receipts in NAME_MAIL; does not wait). */
 int js_receipts(repl_t *r, const char *buf, size_t len);
 void js_close(repl_t *r);
