@@ -9,8 +9,9 @@
  *   POST /api/account {"email","password"}          open_account
  *        -> 201 {"seq","account"}, Location: /api/account
  *   GET  /api/verify ?account=&code=  (also account_number=, the mailed link)
- *        Accept: text/html -> 200 a page whose button POSTs the form below
- *        (the GET changes nothing); otherwise verify_account -> 200 {"seq"}
+ *        Accept: application/json (alone) -> verify_account -> 200 {"seq"};
+ *        otherwise (a browser, a mail scanner) 200 a page whose button
+ *        POSTs the form below, and the GET changes nothing
  *   POST /api/verify account=&code= (form)  verify_account -> a page, in words
  *        or {"account","code"} (JSON)         verify_account -> 200 {"seq"}
  *   POST /api/login {"account","password"}   authenticate
@@ -145,6 +146,14 @@ static void respond_unauthorized(http_req_t *req, const char *msg)
 static bool req_wants_html(const http_req_t *req)
 {
 	return req->accept.present && strcasestr(req->accept.value, "text/html") != NULL;
+}
+
+/* Only a client that asks for JSON alone: a mail scanner's or a browser's
+ * GET (no Accept, * / *, text/html) must not verify anything. */
+static bool req_wants_json_only(const http_req_t *req)
+{
+	return req->accept.present && strcasestr(req->accept.value, "application/json") &&
+	       !req_wants_html(req);
 }
 
 /* The verification result page (page.h); code is NULL or a protocol code. */
@@ -646,14 +655,15 @@ static int query_account(const char *q, char *out, size_t size)
 }
 
 /*
- * GET: a browser (Accept: text/html) gets the page whose button POSTs the
- * verification; nothing changes on a GET from it, so a mail scanner that
- * opens the link verifies nothing. Other clients verify as before.
+ * GET: only a client that asks for JSON alone (Accept: application/json)
+ * verifies; everyone else (a browser, a mail scanner that opens the link,
+ * no Accept at all) gets the page whose button POSTs the verification, and
+ * nothing changes.
  */
 static void route_verify(gateway_t *gw, http_req_t *req)
 {
 	char acct[ROUTE_QUERY_VALUE_MAX], code[ROUTE_QUERY_VALUE_MAX];
-	bool html = req_wants_html(req);
+	bool html = !req_wants_json_only(req);
 	if (query_account(req->query, acct, sizeof(acct)) < 0 ||
 	    query_get(req->query, "code", code, sizeof(code)) < 0) {
 		if (html)

@@ -60,9 +60,12 @@ class Response:
 
 
 def curl(base, method, path, body=None, headers=(), token=None, raw_body=None):
-    """One request with the real curl binary; returns a Response."""
+    """One request with the real curl binary, as a JSON client (Accept:
+    application/json unless headers name another); returns a Response."""
     args = ["curl", "-sS", "-X", method, "-D", "-", "--max-time", "30",
             "-H", "Expect:", "-w", "\n%{http_code}"]
+    if not any(h.lower().startswith("accept:") for h in headers):
+        args += ["-H", "Accept: application/json"]
     for h in headers:
         args += ["-H", h]
     if token:
@@ -657,3 +660,22 @@ def test_link_loss_is_503_then_relinks(alone):
         assert len(set(ids)) == len(ids)
     finally:
         bus.stop()
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "text/html", "application/json, text/html"])
+def test_a_mail_scanner_opening_the_link_verifies_nothing(group, accept):
+    """Scanners pre-open links with no Accept, */* or like a browser: each
+    gets the page, and the account stays unverified until a POST; only a
+    client asking for JSON alone verifies by GET."""
+    g = group
+    acct = open_account(g, fresh_email("scanner"))
+    link = verify_link(g, acct)
+    args = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{content_type}",
+            "-H", "Accept:" if accept is None else "Accept: " + accept, link]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True).stdout
+    assert out.startswith("200 text/html"), out
+    tok = login(g, acct)
+    assert g.get("/api/account", token=tok).json()["verified"] is False
+    r = curl("", "GET", link)  # Accept: application/json
+    assert r.status == 200 and isinstance(r.json()["seq"], int), r
+    assert g.get("/api/account", token=tok).json()["verified"] is True
