@@ -14,6 +14,10 @@
  * (peers.c passes route_durable the smaller seq); a standby's followed
  * events come from it.
  *
+ * A "transfers" request's events come as "evs" lists, in items of which
+ * only the last carries the reply (docs/peers.md): each event is queued as
+ * a single transfer's is; the reply is held until the last is durable.
+ *
  * Live: route_to_resolver() -> resolver ("req"); route_results() -> logger
  * ("append") and the hold queue; route_durable() -> client replies,
  * snapshotter ("events"), mailer ("mail"), subscribers. Replay rows are
@@ -191,6 +195,26 @@ void route_followed(hub_t *h, const msgpack_object *evs, uint32_t skip)
 	routes_assert(r);
 }
 
+/* A "transfers" item's events: "first":S,"evs":[bin,...]; false after a gap. */
+static bool route_events(hub_t *h, const msgpack_object *it)
+{
+	const msgpack_object *evs = msg_get(it, PEER_F_EVS);
+	uint64_t first;
+	if (!evs)
+		return true;
+	if (evs->type != MSGPACK_OBJECT_ARRAY || msg_get_u64(it, PEER_F_FIRST, &first) < 0) {
+		diag_error("malformed evs in a result item from the resolver");
+		return false;
+	}
+	for (uint32_t k = 0; k < evs->via.array.size; k++) {
+		const msgpack_object *ev = &evs->via.array.ptr[k];
+		if (ev->type != MSGPACK_OBJECT_BIN ||
+		    !route_event(h, first + k, ev->via.bin.ptr, ev->via.bin.size, NULL, 0))
+			return false;
+	}
+	return true;
+}
+
 int route_results(hub_t *h, const msgpack_object *items)
 {
 	for (uint32_t i = 0; items && i < items->via.array.size; i++) {
@@ -199,10 +223,16 @@ int route_results(hub_t *h, const msgpack_object *items)
 		const char *reply, *ev = NULL, *mail = NULL;
 		size_t reply_n, ev_n = 0, mail_n = 0;
 		if (msg_get_u64(it, PEER_F_CID, &cid) < 0 ||
-		    msg_get_u64(it, PEER_F_WAIT_SEQ, &w) < 0 ||
-		    msg_get_bin(it, PEER_F_REPLY, &reply, &reply_n) < 0) {
+		    msg_get_u64(it, PEER_F_WAIT_SEQ, &w) < 0) {
 			diag_error("malformed result item from the resolver");
 			continue;
+		}
+		if (!route_events(h, it))
+			return -EPROTO; /* its request and the rest get unavailable */
+		if (msg_get_bin(it, PEER_F_REPLY, &reply, &reply_n) < 0) {
+			if (!msg_get(it, PEER_F_EVS))
+				diag_error("result item from the resolver without a reply");
+			continue; /* a "transfers" item whose reply comes later */
 		}
 		if (msg_get_bin(it, PEER_F_EV, &ev, &ev_n) == 0) {
 			msg_get_bin(it, PEER_F_MAIL, &mail, &mail_n);

@@ -188,6 +188,18 @@ void ledger_event_from_cmd(const ledger_t *l, const ledger_cmd_t *cmd,
 			   const ledger_inputs_t *in, ledger_event_t *ev);
 
 /*
+ * Checks n transfers (op PROTO_OP_TRANSFER, as request_decode_transfers()
+ * makes them) as one all-or-none batch, each against the state with the
+ * ones before it applied (ledger_batch.c), without changing the state.
+ * PROTO_OK when every one would succeed (a keyed retry, of the state or of
+ * an item before it, succeeds), else the first failing item's error and its
+ * index in *bad (UINT32_MAX when none; PROTO_E_INTERNAL: out of memory).
+ */
+#define LEDGER_BATCH_MAX 8192 /* the "transfers" op's limit */
+proto_err_t ledger_check_batch(const ledger_t *l, const ledger_cmd_t *cmds, uint32_t n,
+                               uint32_t *bad);
+
+/*
  * Checks that an already-resolved event may be applied to the state (used in
  * replay and audit): seq is last_seq + 1, ts does not go back, the accounts
  * exist, funds suffice and so on. Returns PROTO_OK or the rule it breaks.

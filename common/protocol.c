@@ -77,6 +77,7 @@ static const char *const proto_op_names[] = {
 	[PROTO_OP_STATUS] = "status",
 	[PROTO_OP_PING] = "ping",
 	[PROTO_OP_PROMOTE] = "promote",
+	[PROTO_OP_TRANSFERS] = "transfers",
 };
 #define PROTO_OPS_N (sizeof(proto_op_names) / sizeof(proto_op_names[0]))
 
@@ -97,7 +98,7 @@ const char *proto_op_name(proto_op_t op)
 
 bool proto_op_is_command(proto_op_t op)
 {
-	return op >= PROTO_OP_OPEN_ACCOUNT && op <= PROTO_OP_WITHDRAW;
+	return (op >= PROTO_OP_OPEN_ACCOUNT && op <= PROTO_OP_WITHDRAW) || op == PROTO_OP_TRANSFERS;
 }
 
 proto_err_t proto_peek(const msgpack_object *map, uint64_t *id, proto_op_t *op)

@@ -67,6 +67,8 @@ typedef enum {
 	PROTO_OP_STATUS,
 	PROTO_OP_PING,
 	PROTO_OP_PROMOTE, /* served by the bus and the replicator: a standby takes over */
+	/* a command again: many transfers in one request (request.h) */
+	PROTO_OP_TRANSFERS,
 } proto_op_t;
 
 /* The protocol's error string ("not_found", ...) for an error code. */
@@ -81,7 +83,7 @@ proto_op_t proto_op_parse(const char *s, size_t n);
 /* The op's wire name ("transfer", ...); NULL for PROTO_OP_NONE or out of range. */
 const char *proto_op_name(proto_op_t op);
 
-/* True for the ops that change the state (open_account .. withdraw). */
+/* True for the ops that change the state (open_account .. withdraw, transfers). */
 bool proto_op_is_command(proto_op_t op);
 
 /*
@@ -171,6 +173,7 @@ void proto_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra);
 #define PEER_F_WAIT_SEQ "w"      /* res item: reply once durable >= w */
 #define PEER_F_REPLY "reply"     /* res item: the reply map, as bin */
 #define PEER_F_EV "ev"           /* res / mail item: the event, as bin */
+#define PEER_F_EVS "evs"         /* res item: a bulk request's events, each as bin */
 #define PEER_F_MAIL "mail"       /* res / mail item: the mail details, as bin */
 #define PEER_F_EVENTS "events"   /* list of events, each as bin */
 #define PEER_F_FIRST "first"

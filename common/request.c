@@ -33,11 +33,19 @@
  *   reissue_code   'a' account
  *   transfer       'a' from, 't' to, 'm' amount (int64, 8 bytes LE)
  *   withdraw       'a' account, 'm' amount
+ * Each item of "transfers" gets the fingerprint of a single transfer (op
+ * byte PROTO_OP_TRANSFER), so one key means the same thing in both ops.
+ *
+ * "transfers" (request_decode_transfers): "transfers" is an array of 1 to
+ * REQUEST_TRANSFERS_MAX maps, each decoded with the rules of a single
+ * transfer; "atomic" is absent, nil or a boolean. request_decode() answers
+ * bad_request for it: it is decoded whole, by request_decode_transfers().
  */
 #include "request.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -303,6 +311,10 @@ proto_err_t request_decode(const msgpack_object *map, ledger_cmd_t *cmd, const c
 		c.why = "a request is a map with an unsigned integer id and a string op";
 	else if (e == PROTO_E_UNKNOWN_OP)
 		c.why = "op names no operation of the protocol";
+	if (e == PROTO_OK && cmd->op == PROTO_OP_TRANSFERS) {
+		e = PROTO_E_BAD_REQUEST; /* decoded by request_decode_transfers() */
+		c.why = "transfers is decoded as a whole";
+	}
 	if (e == PROTO_OK)
 		e = request_fields(&c);
 	if (e == PROTO_OK && proto_op_is_command(cmd->op))
@@ -312,4 +324,82 @@ proto_err_t request_decode(const msgpack_object *map, ledger_cmd_t *cmd, const c
 	if (why)
 		*why = e == PROTO_OK ? NULL : c.why;
 	return e;
+}
+
+/* ---- transfers ---- */
+
+/* One item of "transfers" into *cmd, as a single transfer. */
+static proto_err_t request_transfer_item(const msgpack_object *item, uint64_t id,
+                                         ledger_cmd_t *cmd, const char **why)
+{
+	memset(cmd, 0, sizeof(*cmd));
+	cmd->op = PROTO_OP_TRANSFER;
+	cmd->id = id;
+	request_ctx_t c = { .map = item, .cmd = cmd };
+	proto_err_t e = PROTO_OK;
+	if (item->type != MSGPACK_OBJECT_MAP)
+		e = request_bad(&c, "each of transfers must be a map");
+	if (e == PROTO_OK)
+		e = request_transfer(&c);
+	if (e == PROTO_OK)
+		e = request_key(&c);
+	if (e == PROTO_OK)
+		request_fp(&c);
+	*why = c.why;
+	return e;
+}
+
+/* "atomic": absent or nil (false) or a boolean. */
+static int request_atomic(const msgpack_object *map, bool *atomic)
+{
+	const msgpack_object *o = msg_get(map, "atomic");
+	*atomic = false;
+	if (!o || o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	if (o->type != MSGPACK_OBJECT_BOOLEAN)
+		return -EINVAL;
+	*atomic = o->via.boolean;
+	return 0;
+}
+
+proto_err_t request_decode_transfers(const msgpack_object *map, request_transfers_t *out,
+                                     uint32_t *bad_index, const char **why)
+{
+	proto_op_t op;
+	const char *w = NULL;
+	uint32_t bad = UINT32_MAX;
+	memset(out, 0, sizeof(*out));
+	const msgpack_object *list = NULL;
+	if (proto_peek(map, &out->id, &op) != PROTO_OK || op != PROTO_OP_TRANSFERS)
+		w = "a request is a map with an unsigned integer id and the op transfers";
+	else if (request_atomic(map, &out->atomic) < 0)
+		w = "atomic must be a boolean";
+	else if (!(list = msg_get(map, "transfers")) || list->type != MSGPACK_OBJECT_ARRAY)
+		w = "transfers must be an array of transfers";
+	else if (list->via.array.size < 1 || list->via.array.size > REQUEST_TRANSFERS_MAX)
+		w = "transfers must hold 1 to 8192 transfers";
+	else if (!(out->items = calloc(list->via.array.size, sizeof(*out->items))))
+		w = "out of memory";
+	for (uint32_t i = 0; !w && i < list->via.array.size; i++) {
+		if (request_transfer_item(&list->via.array.ptr[i], out->id, &out->items[i], &w) !=
+		    PROTO_OK)
+			bad = i;
+	}
+	if (bad_index)
+		*bad_index = bad;
+	if (why)
+		*why = w;
+	if (w) {
+		request_transfers_free(out);
+		return PROTO_E_BAD_REQUEST;
+	}
+	out->count = list->via.array.size;
+	return PROTO_OK;
+}
+
+void request_transfers_free(request_transfers_t *t)
+{
+	free(t->items);
+	t->items = NULL;
+	t->count = 0;
 }

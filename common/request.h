@@ -31,4 +31,33 @@
  */
 proto_err_t request_decode(const msgpack_object *map, ledger_cmd_t *cmd, const char **why);
 
+/*
+ * The "transfers" op (docs/protocol.md): {"op":"transfers","id":N,
+ * "transfers":[{"from","to","amount","key"?}, ...],"atomic":bool?}. At most
+ * REQUEST_TRANSFERS_MAX items; an empty list, a longer one, a non-boolean
+ * "atomic" or any item that a single "transfer" would answer bad_request for
+ * is bad_request for the whole request (*bad_index, when not NULL, gets the
+ * item's index, or UINT32_MAX when the request itself is at fault).
+ */
+#define REQUEST_TRANSFERS_MAX LEDGER_BATCH_MAX
+
+typedef struct {
+	uint64_t id;
+	bool atomic;
+	uint32_t count;
+	ledger_cmd_t *items; /* count entries, malloc'd: request_transfers_free() */
+} request_transfers_t;
+
+/*
+ * Decodes a "transfers" request map into *out: each item becomes a
+ * ledger_cmd_t of op PROTO_OP_TRANSFER with the request's id, its own key
+ * and the fingerprint a single transfer with the same fields has (so a key
+ * is shared with single transfers). Strings point into map's memory.
+ * Returns PROTO_OK or PROTO_E_BAD_REQUEST (*why as above); out->items is
+ * NULL unless PROTO_OK.
+ */
+proto_err_t request_decode_transfers(const msgpack_object *map, request_transfers_t *out,
+                                     uint32_t *bad_index, const char **why);
+void request_transfers_free(request_transfers_t *t);
+
 #endif

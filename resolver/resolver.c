@@ -268,6 +268,10 @@ void resolver_handle_request(resolver_t *r, uint64_t cid, const char *req, size_
 		goto out;
 	}
 	proto_peek(&map, &id, &op);
+	if (op == PROTO_OP_TRANSFERS) {
+		resolver_run_transfers(r, cid, &map);
+		goto out;
+	}
 	ledger_cmd_t cmd;
 	const char *why = NULL;
 	proto_err_t e = request_decode(&map, &cmd, &why);

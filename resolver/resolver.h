@@ -12,6 +12,7 @@
  *               replay, reset, load; calls commands.c and queries.c
  *   commands.c  a command resolved into an event; queries.c a state query;
  *               both call pwhash.c and results.c
+ *   bulk.c      the "transfers" op: many transfers, one step; calls results.c
  *   pwhash.c    password work in the thread pool; what follows a hash or a
  *               check is commands.c's, reached through hashed_cb and
  *               duplicate_cb, which resolver.c registers
@@ -32,6 +33,7 @@
 #define RESOLVER_CODE_CHARS_MAX 48 /* its URL-safe base64 text */
 #define RESOLVER_RES_BYTES_MAX (FRAME_BODY_MAX - 256) /* items in one "res" frame */
 #define RESOLVER_ITEM_OVERHEAD 64  /* an item's map, keys, ids and bin headers */
+#define RESOLVER_BULK_EVS_BYTES_MAX (128 * 1024) /* events of "transfers" per res item */
 
 typedef struct {
 	unsigned long long opslimit;
@@ -80,6 +82,14 @@ void resolver_flush(resolver_t *r);
 void resolver_emit(resolver_t *r, uint64_t cid, uint64_t wait_seq, const msg_buf_t *reply,
                    const msg_buf_t *ev, const msg_buf_t *mail);
 
+/*
+ * results.c: adds one item carrying n consecutive events (evs: their packed
+ * bin values, the first of seq first) and, when reply is not NULL, the
+ * reply (wait: the state's last seq); without it, wait is the last event's.
+ */
+void resolver_emit_events(resolver_t *r, uint64_t cid, const msg_buf_t *reply, uint64_t first,
+                          const msg_buf_t *evs, uint32_t n);
+
 /* results.c: packs and emits an error reply. */
 void resolver_emit_error(resolver_t *r, uint64_t cid, uint64_t id, proto_err_t err,
                          const char *message);
@@ -92,6 +102,9 @@ void resolver_emit_duplicate(resolver_t *r, uint64_t cid, uint64_t id,
 /* Resolves and applies a new account (password already hashed). */
 void resolver_open_account(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
                            const char *pwhash);
+
+/* bulk.c: resolves a "transfers" request map (docs/protocol.md). */
+void resolver_run_transfers(resolver_t *r, uint64_t cid, const msgpack_object *map);
 
 /* queries.c: answer a state query. */
 void resolver_run_query(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);

@@ -3,6 +3,8 @@
  * Resolver): the "res" items that commands.c, queries.c and pwhash.c emit
  * are collected in r->items and sent as one frame
  *     {"t":"res","items":[{"c":cid,"w":seq,"reply":bin,"ev":bin?,"mail":bin?}, ...]}
+ * (a "transfers" request's items carry "first":S,"evs":[bin,...] instead of
+ * "ev", and all but its last item no reply)
  * when a "req" batch or a password job is done, or earlier when the next
  * item would take the frame past RESOLVER_RES_BYTES_MAX. Results produced
  * while no bus session is open are dropped (their clients retry). Also the
@@ -68,6 +70,27 @@ void resolver_emit(resolver_t *r, uint64_t cid, uint64_t wait_seq, const msg_buf
 		msg_pack_kv_bin(pk, PEER_F_EV, ev->sb.data, ev->sb.size);
 	if (mail)
 		msg_pack_kv_bin(pk, PEER_F_MAIL, mail->sb.data, mail->sb.size);
+	r->item_count++;
+}
+
+void resolver_emit_events(resolver_t *r, uint64_t cid, const msg_buf_t *reply, uint64_t first,
+                          const msg_buf_t *evs, uint32_t n)
+{
+	size_t item_bytes = (reply ? reply->sb.size : 0) + evs->sb.size;
+	if (r->items.sb.size + item_bytes + RESOLVER_ITEM_OVERHEAD > RESOLVER_RES_BYTES_MAX)
+		resolver_flush(r);
+	msgpack_packer *pk = &r->items.pk;
+	msgpack_pack_map(pk, 2 + (reply != NULL) + 2 * (n > 0));
+	msg_pack_kv_u64(pk, PEER_F_CID, cid);
+	msg_pack_kv_u64(pk, PEER_F_WAIT_SEQ, reply ? ledger_last_seq(r->ledger) : first + n - 1);
+	if (reply)
+		msg_pack_kv_bin(pk, PEER_F_REPLY, reply->sb.data, reply->sb.size);
+	if (n > 0) {
+		msg_pack_kv_u64(pk, PEER_F_FIRST, first);
+		msg_pack_str(pk, PEER_F_EVS);
+		msgpack_pack_array(pk, n);
+		msgpack_pack_str_body(pk, evs->sb.data, evs->sb.size); /* raw bins */
+	}
 	r->item_count++;
 }
 
