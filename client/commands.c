@@ -21,6 +21,7 @@
 #include "output.h"
 #include "supervision.h"
 #include "password.h"
+#include "transferfile.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -153,6 +154,23 @@ static int cmd_reissue(cmd_t *c)
 	return 0;
 }
 
+/* --file FILE [--batch N] [--atomic]: transferfile.c; 0 or EXIT_USAGE. */
+static int cmd_transfer_file(cmd_t *c, const char *path)
+{
+	const char *b = config_get(c->opts, "batch");
+	char *end = NULL;
+	unsigned long long batch = b ? strtoull(b, &end, 10) : TRANSFERFILE_BATCH_DEFAULT;
+	if (b && (*b == '\0' || *end != '\0' || batch < 1 || batch > LEDGER_BATCH_MAX)) {
+		fprintf(stderr, "esbank: --batch must be 1 to %d\n", LEDGER_BATCH_MAX);
+		return EXIT_USAGE;
+	}
+	if (c->call.key) {
+		fprintf(stderr, "esbank: with --file, keys are the file's fourth column\n");
+		return EXIT_USAGE;
+	}
+	return transferfile_run(&c->call, path, (size_t)batch, config_flag(c->opts, "atomic"));
+}
+
 static int cmd_transfer(cmd_t *c)
 {
 	char amount[CURRENCY_TEXT_MAX], balance[OUTPUT_FIELD_MAX];
@@ -160,6 +178,13 @@ static int cmd_transfer(cmd_t *c)
 	msgpack_object reply;
 	int64_t cents;
 
+	const char *file = config_get(c->opts, "file");
+	if (file)
+		return cmd_transfer_file(c, file);
+	if (config_get(c->opts, "batch") || config_flag(c->opts, "atomic")) {
+		fprintf(stderr, "esbank: --batch and --atomic go with --file\n");
+		return EXIT_USAGE;
+	}
 	int rc = cmd_amount(c->args[2], &cents);
 	if (rc == 0)
 		rc = call_begin(&c->call, "transfer", true, 3, &pk);
@@ -452,6 +477,15 @@ static const config_opt_t cmd_inactive_opts[] = {
 	{ 0 },
 };
 
+static const config_opt_t cmd_transfer_opts[] = {
+	{ .name = "file", .help = "the transfers of a CSV file (- for stdin), one a line: "
+	  "from,to,amount[,key]" },
+	{ .name = "batch", .help = "with --file: transfers per request, 1 to 8192 (default: 1000)" },
+	{ .name = "atomic", .is_flag = true,
+	  .help = "with --file: each request all or none (see docs/protocol.md, transfers)" },
+	{ 0 },
+};
+
 static const config_opt_t cmd_log_opts[] = {
 	{ .name = "from",
 	  .help = "first sequence number (default: 1; with --follow: the next new event)" },
@@ -470,8 +504,11 @@ static const command_t cmd_table[] = {
 	{ "reissue", "ACCOUNT", "email a new verification code (the old one stops working)",
 	  NULL, 1, true, false, NULL, cmd_reissue },
 	{ "transfer", "FROM TO AMOUNT", "move money between two verified accounts", "AMOUNT "
-	  "is in dollars: 100, 12.50, $1,000.00 (at most two decimals).", 3, true, false, NULL,
-	  cmd_transfer },
+	  "is in dollars: 100, 12.50, $1,000.00 (at most two decimals).\nWith --file FILE "
+	  "(no FROM TO AMOUNT): every line of FILE, from,to,amount[,key],\nsent in "
+	  "'transfers' requests; refused lines and a summary are printed\n(--json: one "
+	  "object per line, then the summary); exit 100 if any was refused.", 3, true, false,
+	  cmd_transfer_opts, cmd_transfer },
 	{ "withdraw", "ACCOUNT AMOUNT", "take money out of a verified account", "AMOUNT is in "
 	  "dollars: 100, 12.50, $1,000.00 (at most two decimals).", 2, true, false, NULL,
 	  cmd_withdraw },
@@ -605,7 +642,8 @@ static int cmd_setup_call(cmd_t *c, int npos)
 	const command_t *cmd = c->cmd;
 	const char *key = cmd->keyed ? config_get(c->opts, "key") : NULL;
 
-	if (npos != cmd->nargs) {
+	bool file_only = config_get(c->opts, "file") && npos == 0; /* transfer --file */
+	if (npos != cmd->nargs && !file_only) {
 		if (cmd->nargs == 0)
 			fprintf(stderr, "esbank: %s takes no arguments", cmd->name);
 		else

@@ -190,3 +190,42 @@ def test_reply_only_once_durable(group, accts):
     assert seqs <= logged, sorted(seqs - logged)[:5]
     wait_restarted(group, "logger", old)
     c.close()
+
+
+def esbank(group, *args):
+    argv = [str(build_dir() / "client" / "esbank"), "--run", str(group.run)] + list(args)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def test_cli_file(group, accts, tmp_path):
+    (_, _, _, a, b, cc, _, _), _ = accts
+    c = group.client()
+    bal = {x: expect_ok(c.get_account(x))["balance"] for x in (a, b, cc)}
+    lines = ["from,to,amount,key", "# payroll, December", ""]
+    lines += ["%s,%s,0.25,pay-%d" % (a, b if i % 2 else cc, i) for i in range(2500)]
+    lines += ["%s,%s,0.01" % (a, a), "%s,%s,$2" % (b, cc)]
+    path = tmp_path / "payroll.csv"
+    path.write_text("\n".join(lines) + "\n")
+    r = esbank(group, "transfer", "--file", str(path), "--batch", "1000")
+    assert r.returncode == 100, (r.stdout, r.stderr)  # one line was refused
+    assert "line 2504: %s -> %s $0.01: " % (a, a) in r.stdout, r.stdout
+    assert "(same_account)" in r.stdout, r.stdout
+    assert "2502 transfers: 2501 done ($627.00 moved), 1 refused." in r.stdout, r.stdout
+    assert expect_ok(c.get_account(a))["balance"] == bal[a] - 62500
+    assert expect_ok(c.get_account(cc))["balance"] == bal[cc] + 1250 * 25 + 200
+    # again, --json: the keyed lines are retries (nothing new), the rest new
+    last = st(c)["last_seq"]
+    r = esbank(group, "--json", "transfer", "--file", str(path), "--batch", "8192")
+    assert r.returncode == 100, r.stderr
+    objs = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(objs) == 2503 and objs[-1]["summary"] == {
+        "transfers": 2502, "sent": 2502, "done": 2501, "refused": 1, "amount": 62700}, objs[-1]
+    assert objs[0]["line"] == 4 and objs[0]["result"]["ok"] is True, objs[0]
+    assert objs[2500]["result"]["error"] == "same_account", objs[2500]
+    assert st(c)["last_seq"] == last + 1  # only the unkeyed $2 again
+    # a malformed line: nothing is sent
+    path.write_text("%s,%s,1\n%s,%s,lots\n" % (a, b, a, b))
+    r = esbank(group, "transfer", "--file", str(path))
+    assert r.returncode == 100 and ":2: " in r.stderr and "nothing was sent" in r.stderr, r.stderr
+    assert st(c)["last_seq"] == last + 1
+    c.close()
