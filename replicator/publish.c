@@ -171,7 +171,9 @@ int publish_append(repl_t *r, uint64_t first, const msgpack_object *evs, const c
 	return 0;
 }
 
-/* The acknowledged prefix leaves the list; reports replicated if it moved. */
+/* The acknowledged prefix leaves the list; reports replicated if it moved, or
+ * after a fault (a resync that found nothing to resend: the bus refuses
+ * commands until it hears `replicated`, so none would ever come). */
 static void publish_advance(repl_t *r)
 {
 	bool moved = false;
@@ -187,7 +189,7 @@ static void publish_advance(repl_t *r)
 		publish_msg_free(m);
 		moved = true;
 	}
-	if (moved && !r->fenced) {
+	if ((moved || r->fault_sent) && !r->fenced) {
 		r->fault_sent = false;
 		out_replicated(r);
 	}
