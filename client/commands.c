@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define COMMAND_OPTS_MAX 12
+#define COMMAND_OPTS_MAX 16
 #define COMMAND_HELP_WORDS_MAX 2
 #define COMMAND_USAGE_MAX 2048
 #define COMMAND_RUN_DEFAULT "./var/run"

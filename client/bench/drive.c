@@ -26,6 +26,7 @@ typedef struct {
 	uint64_t t0_ns; /* sent, or due (open loop) */
 	uint64_t gen;
 	uint32_t account;
+	uint32_t n; /* transfers in a "transfers" request (--batch); 0 otherwise */
 	uint8_t op;
 	bool busy;
 } drive_slot_t;
@@ -121,10 +122,40 @@ void drive_request_end(drive_conn_t *dc)
 	conn_pack_end(&dc->conn);
 }
 
+/* --batch: one "transfers" request of up to cfg->batch transfers. */
+static void drive_send_batch(drive_t *d, drive_conn_t *dc, uint64_t t0_ns)
+{
+	uint64_t n = d->cfg->batch;
+	if (d->cfg->count && d->cfg->count - d->issued < n)
+		n = d->cfg->count - d->issued;
+	uint64_t id = drive_slot_take(dc, BENCH_OP_TRANSFER, 0, t0_ns);
+	dc->slots[(id - 1) % d->cfg->inflight].n = (uint32_t)n;
+	msgpack_packer *pk = conn_pack_begin(&dc->conn);
+	msgpack_pack_map(pk, 3);
+	msg_pack_kv_str(pk, "op", "transfers");
+	msg_pack_kv_u64(pk, "id", id);
+	msg_pack_str(pk, "transfers");
+	msgpack_pack_array(pk, (uint32_t)n);
+	for (uint64_t i = 0; i < n; i++) {
+		mix_req_t r;
+		mix_next(&d->cfg->mix, &d->rng, d->cfg->accounts, &r);
+		msgpack_pack_map(pk, 3);
+		msg_pack_kv_str(pk, "from", d->numbers[r.from]);
+		msg_pack_kv_str(pk, "to", d->numbers[r.to]);
+		msg_pack_kv_i64(pk, "amount", r.amount);
+	}
+	conn_pack_end(&dc->conn);
+	d->issued += n;
+}
+
 static void drive_send_load(drive_t *d, drive_conn_t *dc, uint64_t t0_ns)
 {
 	mix_req_t r;
 
+	if (d->cfg->batch > 1) {
+		drive_send_batch(d, dc, t0_ns);
+		return;
+	}
 	mix_next(&d->cfg->mix, &d->rng, d->cfg->accounts, &r);
 	uint64_t id = drive_slot_take(dc, r.op, 0, t0_ns);
 	msgpack_packer *pk;
@@ -273,6 +304,18 @@ static drive_slot_t *drive_reply_slot(drive_conn_t *dc, const char *body, size_t
 	return s;
 }
 
+/* A "transfers" reply: each transfer's outcome, all with the request's latency. */
+static void drive_record_batch(drive_t *d, const drive_slot_t *done, const msgpack_object *reply,
+			       uint64_t lat_ns)
+{
+	const msgpack_object *res = msg_get(reply, "results");
+	bool each = res && res->type == MSGPACK_OBJECT_ARRAY && res->via.array.size == done->n;
+	size_t whole = report_outcome(reply); /* an error for the whole request */
+	for (uint32_t i = 0; i < done->n; i++)
+		report_record(d->report, BENCH_OP_TRANSFER,
+			      each ? report_outcome(&res->via.array.ptr[i]) : whole, lat_ns);
+}
+
 static void drive_on_frame(conn_t *c, const char *body, size_t len)
 {
 	drive_conn_t *dc = c->data;
@@ -291,7 +334,10 @@ static void drive_on_frame(conn_t *c, const char *body, size_t len)
 		d->cbs.reply_cb(d->cbs.ctx, (bench_op_t)done.op, done.account, &reply, outcome);
 	} else {
 		uint64_t lat_ns = now > done.t0_ns ? now - done.t0_ns : 0;
-		report_record(d->report, (bench_op_t)done.op, outcome, lat_ns);
+		if (done.n)
+			drive_record_batch(d, &done, &reply, lat_ns);
+		else
+			report_record(d->report, (bench_op_t)done.op, outcome, lat_ns);
 	}
 	drive_fill(d, dc);
 	drive_finish_if_drained(d);

@@ -21,6 +21,7 @@
 #define BENCH_DURATION_S_MAX     86400.0
 #define BENCH_DURATION_S_DEFAULT 10.0
 #define BENCH_RATE_MAX           10000000.0
+#define BENCH_BATCH_MAX          8192 /* the "transfers" op's limit */
 
 const char bench_details[] =
     "Prepares --accounts verified accounts (opened over bus.sock with the password\n"
@@ -32,6 +33,9 @@ const char bench_details[] =
     "the time a request was due (a request waits for a free slot when --inflight\n"
     "are outstanding). Prints throughput, counts by op and by outcome, and latency\n"
     "p50, p90, p99, p99.9 and max; --json prints one object with all figures.\n"
+    "With --batch N > 1 the load is transfers only, N per \"transfers\" request;\n"
+    "--count, --rate and every figure then count transfers (each transfer gets its\n"
+    "request's latency).\n"
     "Start the server with --pwhash-cost min, or setup takes a while (argon2id).\n"
     "Exit status: 0 when every request got an ok reply (insufficient_funds is\n"
     "counted but allowed), 111 when the server cannot be reached, stops answering\n"
@@ -47,6 +51,7 @@ const config_opt_t bench_opts[] = {
      .def = "transfer=90,withdraw=5,get_account=5",
      .help = "relative weights of the ops"},
     {.name = "rate", .help = "open loop: R requests/s in total, on a schedule"},
+    {.name = "batch", .def = "1", .help = "transfers per request (1 to 8192; > 1: transfers only)"},
     {.name = "setup-only",
      .is_flag = true,
      .help = "prepare the accounts, print their numbers, stop"},
@@ -89,6 +94,8 @@ static int options_limits(bench_config_t *cfg, const config_opt_t *opts)
 		rc = options_u64(opts, "inflight", 1, BENCH_INFLIGHT_MAX, &cfg->inflight);
 	if (rc == 0)
 		rc = options_u64(opts, "accounts", 1, BENCH_ACCOUNTS_MAX, &cfg->accounts);
+	if (rc == 0)
+		rc = options_u64(opts, "batch", 1, BENCH_BATCH_MAX, &cfg->batch);
 	if (rc == 0 && config_get(opts, "count"))
 		rc = options_u64(opts, "count", 1, BENCH_COUNT_MAX, &cfg->count);
 	if (rc == 0 && config_get(opts, "duration"))
@@ -113,6 +120,8 @@ int options_parse(bench_config_t *cfg, const config_opt_t *opts, const char *soc
 		rc = mix_parse(&cfg->mix, config_get(opts, "mix"));
 	if (rc)
 		return rc;
+	if (cfg->batch > 1) /* a "transfers" request carries transfers only */
+		cfg->mix = (mix_t){ .weights = { [BENCH_OP_TRANSFER] = 1 }, .weight_total = 1 };
 	if (cfg->mix.weights[BENCH_OP_TRANSFER] && cfg->accounts < 2) {
 		fprintf(stderr, "esbank: transfers need --accounts 2 or more\n");
 		return EXIT_USAGE;

@@ -17,6 +17,7 @@
 
 typedef struct {
 	uint64_t connections, inflight, count, accounts;
+	uint64_t batch; /* transfers per request; > 1: "transfers" requests, transfers only */
 	double duration_s, rate; /* rate 0: closed loop; count 0: run for duration_s */
 	mix_t mix;
 	bool setup_only, json;

@@ -229,3 +229,18 @@ def test_cli_file(group, accts, tmp_path):
     assert r.returncode == 100 and ":2: " in r.stderr and "nothing was sent" in r.stderr, r.stderr
     assert st(c)["last_seq"] == last + 1
     c.close()
+
+
+def test_bench_batch(group):
+    c = group.client()
+    before = st(c)["last_seq"]
+    r = esbank(group, "--json", "bench", "--data", str(group.data), "--batch", "300",
+               "--count", "1000", "--accounts", "10", "--connections", "2",
+               "--inflight", "2")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout.splitlines()[-1])
+    assert rep["requests"] == 1000 and rep["outcomes"] == {"ok": 1000}, rep
+    assert set(rep["ops"]) == {"transfer"} or all(
+        o["count"] == 0 for k, o in rep["ops"].items() if k != "transfer"), rep
+    assert st(c)["last_seq"] == before + 2 * 10 + 1000  # open + verify, then one each
+    c.close()
