@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#define CALL_WHY_BYTES_MAX 512
+
 typedef struct {
 	const char *code;
 	const char *meaning; /* shown when the reply carries no message */
@@ -72,20 +74,17 @@ int call_fail_protocol(call_t *c, const char *why)
 
 static int call_connect(call_t *c)
 {
-	int rc = rpc_open(&c->rpc, c->sock_path);
+	char why[CALL_WHY_BYTES_MAX];
+	int rc = rpc_open(&c->rpc, c->sock_path, why, sizeof(why));
 
 	c->connected = true; /* rpc_open() set up what rpc_close() frees */
 	if (rc == 0)
 		return 0;
-	fprintf(stderr, "esbank: cannot connect to %s: %s\n", c->sock_path,
-		rc == -ENAMETOOLONG ? "path too long for a socket" : strerror(-rc));
-	if (rc == -ENOENT || rc == -ECONNREFUSED)
-		fprintf(stderr, "esbank: is esbankd running? "
-				"(socket %s; see --run or ESBANK_RUN)\n",
-			c->sock_path);
-	else if (rc == -EACCES || rc == -EPERM)
-		fprintf(stderr, "esbank: bus.sock admits only the user that runs esbankd\n");
-	return rc == -ENAMETOOLONG ? EXIT_USAGE : EXIT_TEMPORARY;
+	fprintf(stderr, "esbank: %s\n", why);
+	/* Wrong usage or a user the bus does not admit: trying again will not help. */
+	if (rc == -ENAMETOOLONG || rc == -EACCES || rc == -EPERM)
+		return EXIT_USAGE;
+	return EXIT_TEMPORARY;
 }
 
 int call_begin(call_t *c, const char *op, bool command, uint32_t nfields, msgpack_packer **pk)
