@@ -167,3 +167,15 @@ def test_connect_errors_for_a_foreign_user(fresh_group):
     assert ("closed the connection without a reply: user %d is not admitted"
             % foreign.pw_uid) in r.stderr, r.stderr
     assert esbank("--run", str(g.run), "ping").returncode == 0
+
+
+def test_cli_speaks_through_the_library(fresh_group):
+    """The esbank CLI's link is the library's wire layer: ping, status and an
+    error reply (exit 100, the code named) work through it."""
+    g = fresh_group()
+    r = esbank("--run", str(g.run), "ping")
+    assert r.returncode == 0 and "pong from" in r.stdout, r
+    r = esbank("--run", str(g.run), "--json", "status")
+    assert r.returncode == 0 and '"state":"live"' in r.stdout.replace(" ", ""), r
+    r = esbank("--run", str(g.run), "show", "1234567890123456")
+    assert r.returncode == 100 and "(not_found)" in r.stderr, r
