@@ -21,6 +21,9 @@ test_reply_only_once_durable: right after the reply to a batch of 2,000 the
 logger is killed (SIGKILL): every event of the batch is already in
 events.log.
 
+test_no_reply_while_the_fsync_is_held: with the logger's fdatasync held
+(the fault shim), a batch gets no reply; once released, the reply comes.
+
 test_cli_file: `esbank transfer --file payroll.csv` (from,to,amount[,key])
 prints a summary, --json one result per line; a second run with the same
 keys applies nothing new.
@@ -32,7 +35,8 @@ import subprocess
 
 import pytest
 
-from conftest import build_dir, expect_err, expect_ok
+from conftest import Group, build_dir, expect_err, expect_ok
+from faultshim import Faults
 from crashkit import kill_child, log_records, open_verified_many, wait_restarted
 from esbank_proto import ConnectionClosed
 
@@ -190,6 +194,28 @@ def test_reply_only_once_durable(group, accts):
     assert seqs <= logged, sorted(seqs - logged)[:5]
     wait_restarted(group, "logger", old)
     c.close()
+
+
+def test_no_reply_while_the_fsync_is_held(tmp_path):
+    faults = Faults(tmp_path)
+    g = Group(tmp_path / "g", env=faults.env())
+    try:
+        g.start()
+        c = g.client()
+        a, b = open_verified_many(g, c, 2)
+        faults.set("fsync pause events.log")
+        rid = c.send("transfers", {"transfers": [item(a, b, 1), item(b, a, 1)] * 500})
+        faults.wait_paused()
+        with pytest.raises((TimeoutError, OSError)):
+            c.reply(rid, timeout=0.5)
+        faults.clear()
+        r = expect_ok(c.reply(rid, timeout=30))
+        assert len(r["results"]) == 1000 and all(x["ok"] for x in r["results"])
+        assert st(c)["durable_seq"] >= r["results"][-1]["seq"]
+        c.close()
+    finally:
+        faults.clear()
+        g.cleanup()
 
 
 def esbank(group, *args):

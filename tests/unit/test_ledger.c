@@ -1157,3 +1157,66 @@ Test(ledger, primary_changed_rules)
 	apply_ok(&ev, NULL);
 	cr_assert_eq(ledger_last_seq(l), 2, "two takeovers in a row");
 }
+
+/* ---- the atomic batch check (ledger_batch.c) ---- */
+
+static ledger_cmd_t batch_key(ledger_cmd_t c, const char *key, uint8_t fp_byte)
+{
+	c.has_key = true;
+	c.key = key;
+	c.key_len = strlen(key);
+	memset(c.fp, fp_byte, sizeof(c.fp));
+	return c;
+}
+
+Test(ledger, batch_checks_each_against_the_ones_before)
+{
+	three_accounts();
+	uint64_t last = ledger_last_seq(l);
+	int64_t b1 = ledger_find(l, A1)->balance, b2 = ledger_find(l, A2)->balance;
+	uint32_t bad;
+	/* A1's funds run out only because of the items before */
+	ledger_cmd_t funds[] = { cmd_transfer(A1, A2, b1 - 10), cmd_transfer(A1, A2, 10),
+				 cmd_transfer(A1, A2, 1) };
+	cr_assert_eq(ledger_check_batch(l, funds, 3, &bad), PROTO_E_INSUFFICIENT_FUNDS);
+	cr_assert_eq(bad, 2);
+	cr_assert_eq(ledger_check_batch(l, funds, 2, &bad), PROTO_OK);
+	cr_assert_eq(bad, UINT32_MAX);
+	/* A2 may pass on what the batch gave it */
+	ledger_cmd_t onward[] = { cmd_transfer(A1, A2, b1), cmd_transfer(A2, A1, b1 + b2) };
+	cr_assert_eq(ledger_check_batch(l, onward, 2, &bad), PROTO_OK);
+	/* the other rules, in a single transfer's order */
+	ledger_cmd_t rules[] = { cmd_transfer(A1, A2, 1), cmd_transfer(A1, A3, 1) };
+	cr_assert_eq(ledger_check_batch(l, rules, 2, &bad), PROTO_E_NOT_VERIFIED);
+	cr_assert_eq(bad, 1);
+	/* nothing was applied */
+	cr_assert_eq(ledger_last_seq(l), last);
+	cr_assert_eq(ledger_find(l, A1)->balance, b1);
+}
+
+Test(ledger, batch_keys_in_the_batch_and_in_the_state)
+{
+	three_accounts();
+	uint32_t bad;
+	/* the same key twice in the batch, same fingerprint: a retry, no funds needed twice */
+	int64_t b1 = ledger_find(l, A1)->balance;
+	ledger_cmd_t retry[] = { batch_key(cmd_transfer(A1, A2, b1), "k", 1),
+				 batch_key(cmd_transfer(A1, A2, b1), "k", 1) };
+	cr_assert_eq(ledger_check_batch(l, retry, 2, &bad), PROTO_OK);
+	ledger_cmd_t conflict[] = { batch_key(cmd_transfer(A1, A2, 5), "k", 1),
+				    batch_key(cmd_transfer(A1, A2, 6), "k", 2) };
+	cr_assert_eq(ledger_check_batch(l, conflict, 2, &bad), PROTO_E_KEY_CONFLICT);
+	cr_assert_eq(bad, 1);
+	/* a key the state holds: a retry passes whatever the funds, another is a conflict */
+	ledger_event_t ev = next_event(LEDGER_EV_MONEY_TRANSFERRED, T0);
+	ev.account = A1;
+	ev.to = A2;
+	ev.amount = b1;
+	set_key(&ev, "held", 3);
+	apply_ok(&ev, NULL);
+	ledger_cmd_t again[] = { batch_key(cmd_transfer(A1, A2, b1), "held", 3) };
+	cr_assert_eq(ledger_check_batch(l, again, 1, &bad), PROTO_OK);
+	ledger_cmd_t other[] = { cmd_transfer(A2, A1, 1), batch_key(cmd_transfer(A1, A2, 1), "held", 4) };
+	cr_assert_eq(ledger_check_batch(l, other, 2, &bad), PROTO_E_KEY_CONFLICT);
+	cr_assert_eq(bad, 1);
+}

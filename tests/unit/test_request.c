@@ -735,3 +735,104 @@ Test(request, pack_ok)
 	cr_assert_eq(msg_get_u64(m, "seq", &v), 0);
 	cr_assert_eq(v, 5);
 }
+
+/* ---- transfers (the bulk op) ---- */
+
+static request_transfers_t bulk;
+static uint32_t bulk_bad;
+
+static proto_err_t decode_bulk(void)
+{
+	size_t off = 0;
+	cr_assert_eq(msgpack_unpack(sb.data, sb.size, &off, &zone, &obj), MSGPACK_UNPACK_SUCCESS);
+	why = NULL;
+	proto_err_t e = request_decode_transfers(&obj, &bulk, &bulk_bad, &why);
+	if (e != PROTO_OK) {
+		cr_assert_not_null(why);
+		cr_assert_null(bulk.items);
+	}
+	return e;
+}
+
+/* One item: from 1000000000000001, to 2000000000000002, amount, key or NULL. */
+static void bulk_item(int64_t amount, const char *k)
+{
+	msgpack_pack_map(&pk, 3 + (k != NULL));
+	kv_str("from", "1000000000000001");
+	kv_str("to", "2000000000000002");
+	kv_i64("amount", amount);
+	if (k)
+		kv_str("key", k);
+}
+
+Test(request, transfers_items_are_single_transfers)
+{
+	req("transfers", 2);
+	key("transfers");
+	msgpack_pack_array(&pk, 2);
+	bulk_item(250, NULL);
+	bulk_item(250, "k-1");
+	msg_pack_kv_bool(&pk, "atomic", true);
+	cr_assert_eq(decode_bulk(), PROTO_OK);
+	cr_assert_eq(bulk.count, 2);
+	cr_assert(bulk.atomic);
+	cr_assert_eq(bulk.id, 7);
+	cr_assert_eq(bulk.items[0].op, PROTO_OP_TRANSFER);
+	cr_assert_eq(bulk.items[0].id, 7);
+	cr_assert_eq(bulk.items[0].amount, 250);
+	cr_assert(bulk.items[1].has_key && bulk.items[1].key_len == 3);
+	/* the fingerprint is a single transfer's: one key means the same in both ops */
+	uint8_t fp[LEDGER_FP_BYTES];
+	memcpy(fp, bulk.items[1].fp, sizeof(fp));
+	request_transfers_free(&bulk);
+	req("transfer", 4);
+	kv_str("from", "1000000000000001");
+	kv_str("to", "2000000000000002");
+	kv_i64("amount", 250);
+	kv_str("key", "k-1");
+	cr_assert_eq(decode(), PROTO_OK);
+	cr_assert_eq(memcmp(cmd.fp, fp, sizeof(fp)), 0);
+}
+
+Test(request, transfers_bad_request_for_the_whole)
+{
+	struct {
+		const char *what;
+		int items; /* -1: not an array */
+		int bad_at;
+		int atomic; /* 0 absent, 1 true, 2 an integer */
+	} cases[] = {
+		{ "empty", 0, -1, 0 },          { "8,193 items", 8193, -1, 0 },
+		{ "not an array", -1, -1, 0 },  { "a malformed item", 5, 3, 0 },
+		{ "atomic not a bool", 1, -1, 2 },
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		req("transfers", 1 + (cases[c].atomic != 0));
+		key("transfers");
+		if (cases[c].items < 0)
+			msg_pack_str(&pk, "nope");
+		else
+			msgpack_pack_array(&pk, (uint32_t)cases[c].items);
+		for (int i = 0; i < cases[c].items; i++) {
+			if (i == cases[c].bad_at)
+				bulk_item(1, ""); /* an empty key */
+			else
+				bulk_item(1, NULL);
+		}
+		if (cases[c].atomic == 2)
+			kv_u64("atomic", 1);
+		cr_assert_eq(decode_bulk(), PROTO_E_BAD_REQUEST, "%s", cases[c].what);
+		cr_assert_eq(bulk_bad, cases[c].bad_at < 0 ? UINT32_MAX : (uint32_t)cases[c].bad_at,
+			     "%s", cases[c].what);
+	}
+	/* 8,192 is allowed; request_decode() itself does not take the op */
+	req("transfers", 1);
+	key("transfers");
+	msgpack_pack_array(&pk, REQUEST_TRANSFERS_MAX);
+	for (int i = 0; i < REQUEST_TRANSFERS_MAX; i++)
+		bulk_item(1, NULL);
+	cr_assert_eq(decode_bulk(), PROTO_OK);
+	cr_assert_eq(bulk.count, REQUEST_TRANSFERS_MAX);
+	request_transfers_free(&bulk);
+	cr_assert_eq(decode(), PROTO_E_BAD_REQUEST);
+}
