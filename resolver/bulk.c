@@ -4,6 +4,9 @@
  * (commands.c) would be, in order, each its own event; one reply with a
  * result per transfer.
  *
+ * The clock is read once per request: its events share one ts. One buffer
+ * packs every event of the request.
+ *
  * atomic: ledger_check_batch() checks them all against a scratch view
  * first; if one fails, nothing is applied and the reply names it. The
  * events go to the bus as "evs" lists of at most RESOLVER_BULK_EVS_BYTES_MAX
@@ -23,8 +26,10 @@
 typedef struct {
 	msg_buf_t results; /* the packed result maps */
 	msg_buf_t evs;     /* the packed events (bin each) not yet emitted */
+	msg_buf_t one;     /* one event, before it is wrapped as bin */
 	uint32_t evs_n;
 	uint64_t evs_first;
+	int64_t ts_ms;     /* one clock reading for the batch */
 } resolver_bulk_t;
 
 static void resolver_bulk_error(msg_buf_t *b, proto_err_t e)
@@ -65,7 +70,7 @@ static bool resolver_bulk_one(resolver_t *r, uint64_t cid, const ledger_cmd_t *c
 		resolver_bulk_error(&k->results, e);
 		return true;
 	}
-	ledger_inputs_t in = { .ts_ms = resolver_now_ms(r) };
+	ledger_inputs_t in = { .ts_ms = k->ts_ms };
 	ledger_event_t ev;
 	ledger_result_t res = { 0 };
 	ledger_event_from_cmd(r->ledger, cmd, &in, &ev);
@@ -74,12 +79,10 @@ static bool resolver_bulk_one(resolver_t *r, uint64_t cid, const ledger_cmd_t *c
 	resolver_bulk_ok(&k->results, ev.seq, res.balance);
 	if (k->evs_n == 0)
 		k->evs_first = ev.seq;
-	msg_buf_t one;
-	msg_buf_init(&one);
-	event_pack(&one.pk, &ev);
-	msgpack_pack_bin(&k->evs.pk, one.sb.size);
-	msgpack_pack_bin_body(&k->evs.pk, one.sb.data, one.sb.size);
-	msg_buf_free(&one);
+	msg_buf_reset(&k->one);
+	event_pack(&k->one.pk, &ev);
+	msgpack_pack_bin(&k->evs.pk, k->one.sb.size);
+	msgpack_pack_bin_body(&k->evs.pk, k->one.sb.data, k->one.sb.size);
 	k->evs_n++;
 	if (k->evs.sb.size >= RESOLVER_BULK_EVS_BYTES_MAX)
 		resolver_bulk_send_evs(r, cid, k);
@@ -92,7 +95,9 @@ static void resolver_bulk_apply(resolver_t *r, uint64_t cid, const request_trans
 	resolver_bulk_t k;
 	msg_buf_init(&k.results);
 	msg_buf_init(&k.evs);
+	msg_buf_init(&k.one);
 	k.evs_n = 0;
+	k.ts_ms = resolver_now_ms(r);
 	uint32_t i = 0;
 	for (; i < t->count; i++)
 		if (!resolver_bulk_one(r, cid, &t->items[i], &k))
@@ -111,6 +116,7 @@ static void resolver_bulk_apply(resolver_t *r, uint64_t cid, const request_trans
 	msg_buf_free(&reply);
 	msg_buf_free(&k.results);
 	msg_buf_free(&k.evs);
+	msg_buf_free(&k.one);
 }
 
 /* atomic and an item fails: {"id","ok":false,"error","message","index"}. */
