@@ -1,6 +1,6 @@
 /*
  * hub.c - the top of esbank-bus: starts every part, routes each client
- * request by its op (ping and status here, events and subscribe to
+ * request by its op (ping and status here, metrics to gather.c, events and subscribe to
  * clientreads.c, promote to repl.c, the rest to the resolver, or to the hold queue while the
  * bus is recovering), and runs the loop's tick and per-iteration flush.
  */
@@ -53,6 +53,9 @@ static void hub_on_request(hub_t *h, client_t *c, uint64_t id, int op, const cha
 	case PROTO_OP_SUBSCRIBE:
 		clientreads_subscribe(h, c, id, req, n);
 		break;
+	case PROTO_OP_METRICS:
+		gather_request(h, clients_ref(c), id);
+		break;
 	case PROTO_OP_PROMOTE:
 		repl_promote(h, clients_ref(c), id);
 		break;
@@ -66,6 +69,7 @@ static void hub_on_request(hub_t *h, client_t *c, uint64_t id, int op, const cha
 static void hub_on_tick(uv_timer_t *t)
 {
 	hold_tick(t->data);
+	gather_tick(t->data);
 	hub_assert(t->data);
 }
 
@@ -86,7 +90,10 @@ int hub_start(hub_t *h, uv_loop_t *loop, const char *run_dir, long allow_gid,
 	mail_init(h);
 	hold_init(h);
 	recovery_init(h, role);
-	int rc = clients_start(h, run_dir, allow_gid, out_bytes_max, hub_on_request);
+	int rc = gather_init(h, run_dir);
+	if (rc < 0)
+		return rc;
+	rc = clients_start(h, run_dir, allow_gid, out_bytes_max, hub_on_request);
 	if (rc < 0)
 		return rc;
 	uv_check_init(loop, &h->batcher);

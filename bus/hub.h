@@ -11,6 +11,7 @@
  *   hub.c      starts every part; routes each client request by its op;
  *              the loop's tick and per-iteration flush
  *   status.c   the "status" reply (reads every part)
+ *   gather.c   the "metrics" op: every program's figures (reads every part)
  *   peers.c    the four links: hello, each peer message to its concern
  *   recovery.c the bus's state; the resolver rebuilt from the log
  *   hold.c     requests held while recovering
@@ -35,6 +36,7 @@
 #include "bus.h"
 #include "clientreads.h"
 #include "clients.h"
+#include "gather.h"
 #include "hold.h"
 #include "mail.h"
 #include "peers.h"
@@ -63,6 +65,7 @@ struct hub {
 	clientreads_t clientreads; /* clientreads.c */
 	reads_t reads;          /* reads.c */
 	batches_t batches;      /* batches.c */
+	gather_t gather;        /* gather.c */
 };
 
 /* True when role's peer is connected and said hello on this connection. */
@@ -82,6 +85,7 @@ static inline void hub_assert(const hub_t *h)
 	mail_assert(&h->mail);
 	repl_assert(&h->repl);
 	batches_assert(&h->batches);
+	gather_assert(&h->gather);
 }
 
 /*

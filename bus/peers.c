@@ -215,6 +215,11 @@ static void peers_on_primary(hub_t *h, peer_t *p, const msgpack_object *msg)
 	repl_primary(h, msg);
 }
 
+static void peers_on_figures(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	gather_figures(h, p->role, msg);
+}
+
 typedef void (*peers_msg_fn)(hub_t *h, peer_t *p, const msgpack_object *msg);
 
 /* The messages a peer may send the bus, by name (docs/peers.md). */
@@ -238,6 +243,7 @@ static const struct {
 	{ PEER_MSG_PROMOTED, peers_on_promoted },
 	{ PEER_MSG_PRIMARY, peers_on_primary },
 	{ PEER_MSG_RECEIPTS, peers_on_receipts },
+	{ PEER_MSG_FIGURES, peers_on_figures },
 };
 
 static void peers_message(hub_t *h, peer_t *p, const msgpack_object *msg)

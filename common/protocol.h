@@ -69,6 +69,8 @@ typedef enum {
 	PROTO_OP_PROMOTE, /* served by the bus and the replicator: a standby takes over */
 	/* a command again: many transfers in one request (request.h) */
 	PROTO_OP_TRANSFERS,
+	/* served by the bus: every program's figures (common/figures.h) */
+	PROTO_OP_METRICS,
 } proto_op_t;
 
 /* The protocol's error string ("not_found", ...) for an error code. */
@@ -157,6 +159,7 @@ void proto_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra);
 #define PEER_MSG_PRIMARY "primary"       /* replicator -> bus: the primary's heartbeat */
 #define PEER_MSG_DELIVERED "delivered"   /* mailer -> bus: mails delivered */
 #define PEER_MSG_RECEIPTS "receipts"     /* bus <-> replicator: mails delivered */
+#define PEER_MSG_FIGURES "figures"       /* bus <-> peers: a program's metrics (common/figures.h) */
 
 /* Field names of peer messages (which message carries which: docs/peers.md). */
 #define PEER_F_ROLE "role"
@@ -186,6 +189,7 @@ void proto_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra);
 #define PEER_F_BYTES "bytes"
 #define PEER_F_SEQ "seq"
 #define PEER_F_SEQS "seqs"           /* delivered, receipts: the mails' event seqs */
+#define PEER_F_TEXT "text"           /* figures: Prometheus text, as bin */
 #define PEER_F_SENT "sent"           /* mail item: the old primary delivered it */
 /* fields of the replicator's messages */
 #define PEER_F_MODE "mode"             /* hello: PEER_MODE_PRIMARY or PEER_MODE_STANDBY */

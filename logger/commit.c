@@ -22,8 +22,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Fixed buckets of the figures (common/figures.h): 50 us .. 1 s; 1 .. 8192 events. */
+static const uint64_t logger_fsync_bounds_us[] = {
+	50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
+};
+static const uint64_t logger_batch_bounds[] = {
+	1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192,
+};
+#define LOGGER_BOUNDS_N(a) (sizeof(a) / sizeof((a)[0]))
+
 int logger_commit_init(logger_t *lg, const logger_commit_cbs_t *cbs)
 {
+	figures_hist_init(&lg->fsync_us, logger_fsync_bounds_us,
+	                  LOGGER_BOUNDS_N(logger_fsync_bounds_us), 1e6);
+	figures_hist_init(&lg->batch_events, logger_batch_bounds,
+	                  LOGGER_BOUNDS_N(logger_batch_bounds), 1);
 	lg->commit_cbs = *cbs;
 	lg->accepted_seq = lg->lf.last_seq;
 	memcpy(lg->accepted_chain, lg->lf.head_hash, LOGFILE_HASH_BYTES);
@@ -121,6 +134,7 @@ static void logger_write_failed(logger_t *lg)
 	          lg->inflight.events, (unsigned long long)(lg->lf.last_seq + 1),
 	          (unsigned long long)lg->inflight.last_seq, strerror(-err),
 	          (unsigned long long)lg->retry_ms);
+	lg->stat_write_errors++;
 	if (logger_requeue(lg) < 0) {
 		diag_error("out of memory keeping unwritten events");
 		abort();
@@ -154,6 +168,8 @@ static void logger_write_done(logger_t *lg)
 	lg->stat_batches++;
 	lg->stat_events += in->events;
 	lg->stat_write_ns += lg->write_ns;
+	figures_hist_observe(&lg->fsync_us, lg->write_ns / 1000);
+	figures_hist_observe(&lg->batch_events, in->events);
 	diag_debug("batch: %zu events, %zu bytes, write+fdatasync %.3f ms, durable %llu",
 	          in->events, in->len, (double)lg->write_ns / 1e6,
 	          (unsigned long long)lg->lf.last_seq);

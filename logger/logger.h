@@ -23,6 +23,7 @@
 #define ESBANK_LOGGER_H
 
 #include "conn.h"
+#include "figures.h"
 #include "logfile.h"
 #include "peer.h"
 
@@ -92,6 +93,9 @@ struct logger {
 	uint64_t stat_batches;
 	uint64_t stat_events;
 	uint64_t stat_write_ns;
+	uint64_t stat_write_errors;
+	figures_hist_t fsync_us;     /* write + fdatasync of each batch written */
+	figures_hist_t batch_events; /* events per fdatasync */
 	msg_buf_t scratch;  /* read replies are assembled here */
 };
 

@@ -234,7 +234,35 @@ static void logger_on_read(conn_t *bus, const msgpack_object *m)
 	logger_reply_read(lg, bus, cid, from, &rd);
 }
 
+static void logger_write_figures(FILE *f, void *data)
+{
+	const logger_t *lg = data;
+	figures_counter(f, "esbank_logger_events_appended_total", "Events written and fsynced.",
+	                lg->stat_events);
+	figures_counter(f, "esbank_logger_batches_appended_total",
+	                "Batches written, one pwrite and one fdatasync each.", lg->stat_batches);
+	figures_counter(f, "esbank_logger_write_errors_total", "Batch writes that failed.",
+	                lg->stat_write_errors);
+	figures_histogram(f, "esbank_logger_fsync_seconds",
+	                  "Time of one batch's pwrite and fdatasync.", &lg->fsync_us);
+	figures_histogram(f, "esbank_logger_events_per_fsync", "Events in one fsynced batch.",
+	                  &lg->batch_events);
+	figures_gauge(f, "esbank_logger_durable_seq", "The last seq on disk.",
+	              (double)lg->lf.last_seq);
+	figures_gauge(f, "esbank_logger_fault", "1 while the log cannot be written (retrying).",
+	              lg->faulted);
+}
+
+/* {"t":"figures"}: the logger's figures (common/figures.h). */
+static void logger_on_figures(conn_t *bus, const msgpack_object *msg)
+{
+	(void)msg;
+	if (figures_send(bus, logger_write_figures, bus->data) < 0)
+		diag_warn("out of memory writing the figures");
+}
+
 const peer_handler_t logger_handlers[] = {
+	{ PEER_MSG_FIGURES, logger_on_figures },
 	{ PEER_MSG_APPEND, logger_on_append },
 	{ PEER_MSG_READ, logger_on_read },
 	{ NULL, NULL },
