@@ -46,6 +46,7 @@
 #include "conn.h"
 #include "event.h"
 #include "diag.h"
+#include "figures.h"
 #include "maildir.h"
 #include "message.h"
 #include "peer.h"
@@ -312,7 +313,31 @@ static void mailer_on_mail(conn_t *c, const msgpack_object *msg)
 		mailer_resync(m);
 }
 
+static void mailer_write_figures(FILE *f, void *data)
+{
+	const mailer_t *m = data;
+	const queue_t *q = &m->queue;
+	figures_counter(f, "esbank_mailer_queued_total", "Mails taken into the queue.", q->queued);
+	figures_counter(f, "esbank_mailer_sent_total", "Mails delivered.", q->sent);
+	figures_counter(f, "esbank_mailer_retried_total", "Failed attempts to be retried.",
+	                q->retried);
+	figures_counter(f, "esbank_mailer_dead_total", "Mails given up (moved to dead/).", q->dead);
+	figures_gauge(f, "esbank_mailer_queue", "Mails in the queue, not yet sent nor dead.",
+	              (double)q->jobs);
+	figures_gauge(f, "esbank_mailer_inflight", "Deliveries in flight.", (double)q->inflight);
+	figures_gauge(f, "esbank_mailer_hwm", "The last event the mailer took.", (double)m->hwm);
+}
+
+/* {"t":"figures"}: the mailer's figures (common/figures.h). */
+static void mailer_on_figures(conn_t *c, const msgpack_object *msg)
+{
+	(void)msg;
+	if (figures_send(c, mailer_write_figures, c->data) < 0)
+		diag_warn("out of memory writing the figures");
+}
+
 static const peer_handler_t mailer_handlers[] = {
+	{ PEER_MSG_FIGURES, mailer_on_figures },
 	{ PEER_MSG_MAIL, mailer_on_mail },
 	{ NULL, NULL },
 };

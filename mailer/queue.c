@@ -204,6 +204,7 @@ static void queue_retry(queue_t *q, queue_job_t *job, spool_entry_t *e, const ch
 		return;
 	}
 	uint64_t delay = queue_backoff(q->cfg, job->attempts);
+	q->retried++;
 	diag_info("mail %" PRIu64 ": %s; attempt %" PRIu32 " failed, next in %" PRIu64 " ms",
 	         job->seq, reason, job->attempts, delay);
 	job->next_ms = uv_now(q->loop) + delay;
@@ -252,6 +253,7 @@ int queue_add(queue_t *q, uint64_t seq, int64_t accepted_ms)
 	job->hnext = *b;
 	*b = job;
 	q->jobs++;
+	q->queued++;
 	queue_push(&q->ready, job);
 	queue_kick(q);
 	return 0;

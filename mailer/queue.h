@@ -66,6 +66,7 @@ struct queue {
 	queue_job_t **buckets;
 	size_t jobs, inflight;
 	uint64_t sent, dead;
+	uint64_t queued, retried; /* mails taken up, failed attempts to retry (figures) */
 	bool stopping;
 	queue_cb on_drained;   /* after queue_stop(), once nothing is in flight */
 	queue_done_cb on_done; /* optional: each mail sent or dead, once its queue entry

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "figures.h"
 #include "diag.h"
 #include "protocol.h"
 #include "request.h"
@@ -115,6 +116,7 @@ static void resolver_on_replay(conn_t *c, const msgpack_object *msg)
 			if (e->type != MSGPACK_OBJECT_BIN ||
 			    !resolver_replay_one(r, e->via.bin.ptr, e->via.bin.size))
 				break;
+			r->stat_replayed++;
 		}
 	}
 	resolver_send_replayed(r, c);
@@ -190,7 +192,39 @@ static void resolver_on_load(conn_t *c, const msgpack_object *msg)
 	malloc_trim(0); /* give back the snapshot's decoding memory (issue 7: B/account) */
 }
 
+static int resolver_count_key(const char *key, size_t n, const ledger_key_entry_t *e, void *arg)
+{
+	(void)key, (void)n, (void)e;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+static void resolver_write_figures(FILE *f, void *data)
+{
+	const resolver_t *r = data;
+	size_t keys = 0;
+	ledger_each_key(r->ledger, resolver_count_key, &keys);
+	figures_gauge(f, "esbank_resolver_accounts", "Accounts in the state.",
+	              (double)ledger_account_count(r->ledger));
+	figures_gauge(f, "esbank_resolver_keys", "Idempotency keys remembered.", (double)keys);
+	figures_gauge(f, "esbank_resolver_last_seq", "The last event applied to the state.",
+	              (double)ledger_last_seq(r->ledger));
+	figures_counter(f, "esbank_resolver_replayed_events_total",
+	                "Events applied by replay from the log.", r->stat_replayed);
+	figures_gauge(f, "esbank_resolver_password_jobs", "Password hashing jobs running.",
+	              r->jobs_running);
+}
+
+/* {"t":"figures"}: the resolver's figures (common/figures.h). */
+static void resolver_on_figures(conn_t *c, const msgpack_object *msg)
+{
+	(void)msg;
+	if (figures_send(c, resolver_write_figures, c->data) < 0)
+		diag_warn("out of memory writing the figures");
+}
+
 static const peer_handler_t resolver_handlers[] = {
+	{ PEER_MSG_FIGURES, resolver_on_figures },
 	{ PEER_MSG_REQ, resolver_on_req },
 	{ PEER_MSG_REPLAY, resolver_on_replay },
 	{ PEER_MSG_RESET, resolver_on_reset },

@@ -52,6 +52,7 @@ typedef struct resolver {
 	msg_buf_t items;          /* encoded "res" items not yet sent */
 	uint32_t item_count;
 	unsigned jobs_running;    /* password hashing jobs in the pool */
+	uint64_t stat_replayed;   /* events applied by replay (figures) */
 	/* pwhash.c's continuations, registered by resolver.c (commands.c's) */
 	void (*hashed_cb)(struct resolver *r, uint64_t cid, const ledger_cmd_t *cmd,
 	                  const char *pwhash);

@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <time.h>
 
 #define SNAPSHOT_NS_PER_MS 1e6
 
@@ -116,13 +117,24 @@ static void snapshot_written(snapshotter_t *s, snapshotter_job_t *j)
 	}
 	if (j->result < 0) {
 		diag_error("snapshot %" PRIu64 ": %s", j->seq, strerror(-j->result));
+		s->stat_failed++;
 		s->base_seq = s->snapshot_seq;
 		return;
 	}
 	s->snapshot_seq = j->seq;
+	s->stat_written++;
+	s->stat_last_written_ms = snapshot_wall_ms();
+	s->stat_last_ns = j->pack_ns + j->write_ns;
 	diag_info("snapshot %" PRIu64 ": %zu bytes, pack %.1f ms, write %.1f ms", j->seq,
 		 j->body.size, (double)j->pack_ns / SNAPSHOT_NS_PER_MS,
 		 (double)j->write_ns / SNAPSHOT_NS_PER_MS);
+}
+
+uint64_t snapshot_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void snapshot_after_work(uv_work_t *req, int status)

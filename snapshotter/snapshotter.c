@@ -33,6 +33,7 @@
 #include "snapshotter.h"
 #include "config.h"
 #include "event.h"
+#include "figures.h"
 #include "diag.h"
 #include "protocol.h"
 
@@ -177,7 +178,36 @@ static void snapshotter_on_reset(conn_t *c, const msgpack_object *msg)
 	snapshotter_send_ack(s, c);
 }
 
+static void snapshotter_write_figures(FILE *f, void *data)
+{
+	const snapshotter_t *s = data;
+	figures_counter(f, "esbank_snapshotter_snapshots_total", "Snapshots written.",
+	                s->stat_written);
+	figures_counter(f, "esbank_snapshotter_failures_total", "Snapshot writes that failed.",
+	                s->stat_failed);
+	figures_gauge(f, "esbank_snapshotter_snapshot_seq", "The newest snapshot's seq.",
+	              (double)s->snapshot_seq);
+	figures_gauge(f, "esbank_snapshotter_applied_seq", "The last event applied.",
+	              (double)ledger_last_seq(s->ledger));
+	if (!s->stat_written)
+		return; /* no age nor duration before the first snapshot of this process */
+	figures_gauge(f, "esbank_snapshotter_last_age_seconds",
+	              "Time since the last snapshot was written.",
+	              (double)(snapshot_wall_ms() - s->stat_last_written_ms) / 1000);
+	figures_gauge(f, "esbank_snapshotter_last_duration_seconds",
+	              "Time the last snapshot took to pack and write.", (double)s->stat_last_ns / 1e9);
+}
+
+/* {"t":"figures"}: the snapshotter's figures (common/figures.h). */
+static void snapshotter_on_figures(conn_t *c, const msgpack_object *msg)
+{
+	(void)msg;
+	if (figures_send(c, snapshotter_write_figures, c->data) < 0)
+		diag_warn("out of memory writing the figures");
+}
+
 static const peer_handler_t snapshotter_handlers[] = {
+	{ PEER_MSG_FIGURES, snapshotter_on_figures },
 	{ PEER_MSG_EVENTS, snapshotter_on_events },
 	{ PEER_MSG_RESET, snapshotter_on_reset },
 	{ NULL, NULL },

@@ -62,6 +62,8 @@ typedef struct snapshotter {
 	uint64_t epoch;        /* bumped by each reset */
 	bool writing;          /* job is with a worker */
 	uint64_t last_start_ms; /* loop time the last snapshot was packed */
+	/* figures: snapshots written and failed, the last one's wall time and duration */
+	uint64_t stat_written, stat_failed, stat_last_written_ms, stat_last_ns;
 	uv_timer_t interval_timer; /* retries a snapshot held back by interval_ms */
 	bool stopping;
 	snapshotter_job_t job;
@@ -89,5 +91,7 @@ int snapshot_load(snapshotter_t *s);
 /* Takes a snapshot if one is due, the chain hash is known and none is being
  * written. */
 void snapshot_maybe_take(snapshotter_t *s);
+/* Wall-clock milliseconds since 1970 (the figures' snapshot age). */
+uint64_t snapshot_wall_ms(void);
 
 #endif
