@@ -1,201 +1,167 @@
 /*
  * buscall.c - the gateway's calls in flight to the bus (see buscall.h).
  *
- * Wire format on the link (PROTOCOL.md): each request is one frame holding
- * {"op": string, "id": uint, ...fields}; each reply one frame holding
- * {"id": uint, "ok": bool, ...}. Ids start at 1 and grow; id n lives in
- * slot n % BUSCALLS_MAX of the table, and an id whose slot is taken is
- * skipped, so finding a reply's request is one array access. A reply whose
- * id is not in the table (timed out, cancelled, or id 0 for a frame the bus
- * could not read) is logged and dropped.
+ * The wire format (docs/protocol.md: frames of {"op", "id", ...fields},
+ * replies {"id", "ok", ...}) is coded once, in libesbank (client/lib/):
+ * this file only keeps one async link connected and bounds what it holds.
+ * Connecting is a non-blocking connect() on the Unix socket, which succeeds
+ * or fails at once; a failure or a loss waits BUSCALL_BACKOFF_MIN_MS,
+ * doubling up to BUSCALL_BACKOFF_MAX_MS, and a link that comes up resets it.
  */
 #include "buscall.h"
 
 #include "diag.h"
-#include "msg.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
-#define BUSCALL_ZONE_BYTES 4096
-#define BUSCALL_ERROR_TEXT_MAX 64
+static void buscall_retry_later(buscall_table_t *t);
 
-static buscall_table_t *buscall_of_link(link_t *k)
+static void buscall_lost_cb(esbank_async_t *a, int status, void *arg)
 {
-	return (buscall_table_t *)((char *)k - offsetof(buscall_table_t, bus));
+	buscall_table_t *t = arg;
+	assert(a == t->link);
+	diag_warn("lost the bus (%s); the requests in flight failed", strerror(-status));
+	esbank_async_close(a);
+	t->link = NULL;
+	buscall_retry_later(t);
 }
 
-static void buscall_check(const buscall_table_t *t)
+static void buscall_up_with(buscall_table_t *t, esbank_async_t *a)
 {
-	assert(t->n <= BUSCALLS_MAX);
+	t->link = a;
+	t->generation++;
+	t->backoff_ms = BUSCALL_BACKOFF_MIN_MS;
+	esbank_async_on_lost(a, buscall_lost_cb, t);
 }
 
-static buscall_t *buscall_find(buscall_table_t *t, uint64_t id)
+/* One connect() on a non-blocking socket: 0 and *fd, or -errno. */
+static int buscall_connect_fd(const char *path, int *fd)
 {
-	buscall_t *call = &t->slots[id % BUSCALLS_MAX];
-	return id != 0 && call->id == id ? call : NULL;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	strcpy(addr.sun_path, path);
+	*fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (*fd < 0)
+		return -errno;
+	if (connect(*fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+		return 0;
+	int rc = -errno;
+	close(*fd);
+	*fd = -1;
+	return rc;
 }
 
-/* Frees call's slot and runs its callback. */
-static void buscall_finish(buscall_table_t *t, buscall_t *call, int status,
-                           const msgpack_object *reply)
+static void buscall_connect(buscall_table_t *t)
 {
-	buscall_reply_cb cb = call->cb;
-	void *ctx = call->ctx;
-	call->id = 0;
-	t->n--;
-	cb(ctx, status, reply);
-}
-
-static void buscall_frame_cb(conn_t *c, const char *body, size_t len)
-{
-	buscall_table_t *t = buscall_of_link((link_t *)((char *)c - offsetof(link_t, conn)));
-	msgpack_zone zone;
-	msgpack_object map;
-	uint64_t id = 0;
-	msgpack_zone_init(&zone, BUSCALL_ZONE_BYTES);
-	if (msg_decode_map(body, len, &zone, &map) < 0 || msg_get_u64(&map, "id", &id) < 0) {
-		diag_warn("bus: a reply without an id (%zu bytes); dropped", len);
-		goto out;
+	esbank_async_t *a;
+	int fd;
+	int rc = buscall_connect_fd(t->path, &fd);
+	if (rc == 0)
+		rc = esbank_async_attach(t->loop, fd, &a);
+	if (rc < 0) {
+		diag_debug("bus at %s: %s; retrying", t->path, strerror(-rc));
+		buscall_retry_later(t);
+		return;
 	}
-	buscall_t *call = buscall_find(t, id);
-	if (!call) {
-		char err[BUSCALL_ERROR_TEXT_MAX] = "";
-		msg_get_strcpy(&map, "error", err, sizeof(err));
-		if (id == 0) /* the bus could not read one of our frames */
-			diag_warn("bus: reply to id 0: %s", err);
-		else /* its client left, or it timed out */
-			diag_debug("bus: reply to id %llu after its request ended",
-			          (unsigned long long)id);
-		goto out;
-	}
-	buscall_finish(t, call, 0, &map);
-out:
-	msgpack_zone_destroy(&zone);
-}
-
-/* Answers every request in flight whose deadline is before until_ms with status. */
-static void buscall_fail_all(buscall_table_t *t, int status, uint64_t until_ms)
-{
-	for (size_t i = 0; i < BUSCALLS_MAX && t->n > 0; i++) {
-		buscall_t *call = &t->slots[i];
-		if (call->id != 0 && call->deadline_ms <= until_ms)
-			buscall_finish(t, call, status, NULL);
-	}
-}
-
-static void buscall_up_cb(link_t *k)
-{
-	buscall_table_t *t = buscall_of_link(k);
-	t->up = true;
+	buscall_up_with(t, a);
 	diag_info("connected to the bus");
 }
 
-static void buscall_down_cb(link_t *k)
-{
-	buscall_table_t *t = buscall_of_link(k);
-	if (t->up && !t->stopping)
-		diag_warn("lost the bus; %zu requests in flight fail", t->n);
-	t->up = false;
-	buscall_fail_all(t, -ENOTCONN, UINT64_MAX);
-	buscall_check(t);
-}
-
-static void buscall_tick_cb(uv_timer_t *timer)
+static void buscall_retry_cb(uv_timer_t *timer)
 {
 	buscall_table_t *t = timer->data;
-	if (t->n > 0)
-		buscall_fail_all(t, -ETIMEDOUT, uv_now(t->loop));
-	buscall_check(t);
+	if (!t->stopping && !t->link)
+		buscall_connect(t);
+}
+
+static void buscall_retry_later(buscall_table_t *t)
+{
+	if (t->stopping || t->attached)
+		return;
+	uv_timer_start(&t->retry, buscall_retry_cb, t->backoff_ms, 0);
+	t->backoff_ms *= 2;
+	if (t->backoff_ms > BUSCALL_BACKOFF_MAX_MS)
+		t->backoff_ms = BUSCALL_BACKOFF_MAX_MS;
 }
 
 int buscall_init(buscall_table_t *t, uv_loop_t *loop)
 {
 	t->loop = loop;
-	t->next_id = 1;
-	t->slots = calloc(BUSCALLS_MAX, sizeof(*t->slots));
-	return t->slots ? 0 : -ENOMEM;
+	t->backoff_ms = BUSCALL_BACKOFF_MIN_MS;
+	uv_timer_init(loop, &t->retry);
+	t->retry.data = t;
+	return 0;
 }
 
 void buscall_free(buscall_table_t *t)
 {
-	free(t->slots);
-	t->slots = NULL;
+	(void)t;
 }
 
 int buscall_start(buscall_table_t *t, const char *sock_path)
 {
-	int rc = link_start(&t->bus, t->loop, sock_path, buscall_frame_cb, buscall_up_cb, buscall_down_cb);
-	if (rc < 0)
-		return rc;
-	t->tick.data = t;
-	uv_timer_init(t->loop, &t->tick);
-	uv_timer_start(&t->tick, buscall_tick_cb, BUSCALL_TICK_MS, BUSCALL_TICK_MS);
+	if (strlen(sock_path) >= sizeof(t->path))
+		return -ENAMETOOLONG;
+	strcpy(t->path, sock_path);
+	buscall_connect(t);
 	return 0;
 }
 
 int buscall_attach(buscall_table_t *t, int fd)
 {
-	link_t *k = &t->bus;
-	k->loop = t->loop;
-	k->conn.data = k;
-	conn_init(&k->conn, t->loop, buscall_frame_cb, NULL);
-	uv_pipe_init(t->loop, &k->conn.pipe, 0);
-	int rc = uv_pipe_open(&k->conn.pipe, fd);
+	esbank_async_t *a;
+	t->attached = true;
+	int rc = esbank_async_attach(t->loop, fd, &a);
 	if (rc == 0)
-		rc = conn_start(&k->conn);
-	if (rc < 0)
-		return rc;
-	k->up = true;
-	t->up = true;
-	return 0;
+		buscall_up_with(t, a);
+	return rc;
 }
 
 void buscall_stop(buscall_table_t *t)
 {
+	if (t->stopping)
+		return;
 	t->stopping = true;
-	link_stop(&t->bus);
+	uv_timer_stop(&t->retry);
+	uv_close((uv_handle_t *)&t->retry, NULL);
+	if (t->link)
+		esbank_async_close(t->link);
+	t->link = NULL;
 }
 
-int buscall_begin(buscall_table_t *t, const char *op, uint32_t nfields, uint64_t timeout_ms,
-               buscall_reply_cb cb, void *ctx, uint64_t *id, msgpack_packer **pk)
+bool buscall_up(const buscall_table_t *t)
 {
-	assert(cb && pk && id);
-	if (!t->up)
+	return t->link != NULL;
+}
+
+size_t buscall_inflight(const buscall_table_t *t)
+{
+	return t->link ? esbank_async_inflight(t->link) : 0;
+}
+
+int buscall_send(buscall_table_t *t, const esbank_request_t *req, int timeout_ms,
+                 buscall_reply_cb cb, void *ctx, uint64_t *id)
+{
+	assert(cb && id);
+	if (!t->link)
 		return -ENOTCONN;
-	if (t->n >= BUSCALLS_MAX || t->bus.conn.out_bytes > BUSCALL_OUT_BYTES_MAX)
+	if (esbank_async_inflight(t->link) >= BUSCALLS_MAX)
 		return -EBUSY;
-	while (t->slots[t->next_id % BUSCALLS_MAX].id != 0 || t->next_id == 0)
-		t->next_id++;
-	buscall_t *call = &t->slots[t->next_id % BUSCALLS_MAX];
-	call->id = t->next_id++;
-	call->deadline_ms = uv_now(t->loop) + timeout_ms;
-	call->cb = cb;
-	call->ctx = ctx;
-	t->n++;
-	msgpack_packer *p = conn_pack_begin(&t->bus.conn);
-	msgpack_pack_map(p, 2 + nfields);
-	msg_pack_kv_str(p, "op", op);
-	msg_pack_kv_u64(p, "id", call->id);
-	*id = call->id;
-	*pk = p;
-	buscall_check(t);
+	uint64_t lib_id;
+	int rc = esbank_async_call_timed(t->link, req, timeout_ms, cb, ctx, &lib_id);
+	if (rc < 0)
+		return rc == -ENOBUFS ? -EBUSY : rc;
+	assert(lib_id < (1ull << BUSCALL_ID_LINK_BITS));
+	*id = t->generation << BUSCALL_ID_LINK_BITS | lib_id;
 	return 0;
-}
-
-void buscall_end(buscall_table_t *t)
-{
-	conn_pack_end(&t->bus.conn);
 }
 
 void buscall_cancel(buscall_table_t *t, uint64_t id)
 {
-	buscall_t *call = buscall_find(t, id);
-	if (call) {
-		call->id = 0;
-		t->n--;
-	}
-	buscall_check(t);
+	if (t->link && id >> BUSCALL_ID_LINK_BITS == t->generation)
+		esbank_async_cancel(t->link, id & ((1ull << BUSCALL_ID_LINK_BITS) - 1));
 }

@@ -1,23 +1,26 @@
 /*
- * buscall.h - the gateway's calls in flight to the bus: its single shared link
- * to RUN/bus.sock and the table of requests waiting for their replies.
+ * buscall.h - the gateway's calls in flight to the bus: its single shared
+ * link to RUN/bus.sock, a libesbank async link (client/lib/esbank.h), kept
+ * connected.
  *
- * Every HTTP request that needs the bus becomes one protocol request,
- * {"op":..., "id":n, ...}, on that link, with an id the table allocates.
- * Replies are matched by id. A request that gets no reply within its timeout
- * is answered -ETIMEDOUT; when the link drops, every request in flight is
- * answered -ENOTCONN (its reply can never come on a new connection).
+ * Every HTTP request that needs the bus becomes one protocol request, built
+ * with the library's esbank_req_*() and sent with a deadline; the library
+ * frames it, gives it an id and matches the reply. A request that gets no
+ * reply within its timeout is answered -ETIMEDOUT; when the link drops,
+ * every request in flight is answered -ECONNRESET (its reply can never come
+ * on a new connection) and the link is made again after a back-off.
  *
- * Invariants: n == the slots whose id is not 0, n <= BUSCALLS_MAX; the call
- * with id k lives in slots[k % BUSCALLS_MAX]; up only between the link's
- * on_up and on_down.
+ * The library numbers a link's calls from 1; the ids handed out here carry
+ * the link's generation above BUSCALL_ID_LINK_BITS, so that cancelling a
+ * request of a dead link never cancels one of the next link.
+ *
+ * Invariants: link is not NULL exactly while up; inflight <= BUSCALLS_MAX.
  */
 #ifndef ESBANK_HTTP_BUSCALL_H
 #define ESBANK_HTTP_BUSCALL_H
 
-#include "conn.h"
+#include "esbank.h"
 
-#include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -25,66 +28,63 @@
 #define BUSCALLS_MAX 4096                 /* bus requests in flight; more get 503 */
 #define BUSCALL_TIMEOUT_MS 15000          /* a bus request unanswered this long: 504 */
 #define BUSCALL_STATUS_TIMEOUT_MS 2000    /* the status request of a /metrics scrape */
-#define BUSCALL_OUT_BYTES_MAX (8u << 20)  /* bytes queued to the bus; more get 503 */
-#define BUSCALL_TICK_MS 250               /* how often deadlines are checked */
+#define BUSCALL_BACKOFF_MIN_MS 50         /* first wait before connecting again */
+#define BUSCALL_BACKOFF_MAX_MS 2000       /* longest wait before connecting again */
+#define BUSCALL_PATH_BYTES_MAX 108        /* sizeof(sun_path) on Linux */
+#define BUSCALL_ID_LINK_BITS 40           /* bits of an id that are the library's */
 
 /*
- * Called once per request: status 0 with the reply map (valid during the
- * call only), -ETIMEDOUT, or -ENOTCONN with reply NULL.
+ * The library's reply callback, called once per request with ctx as arg:
+ * status 0 with the reply (valid during the call only), or -ETIMEDOUT,
+ * -ECONNRESET (the link dropped), -ECANCELED (buscall_stop) with reply NULL.
  */
-typedef void (*buscall_reply_cb)(void *ctx, int status, const msgpack_object *reply);
+typedef esbank_reply_cb buscall_reply_cb;
 
-typedef struct {
-	uint64_t id; /* 0: free slot */
-	uint64_t deadline_ms;
-	buscall_reply_cb cb;
-	void *ctx;
-} buscall_t;
-
-/* Written only by buscall.c; others may read up and n (the /metrics gauges). */
+/* Written only by buscall.c; others read it through buscall_up()/_inflight(). */
 typedef struct {
 	uv_loop_t *loop;
-	link_t bus;
-	bool up;       /* between the link's on_up and on_down */
-	bool stopping; /* buscall_stop() ran */
-	buscall_t *slots; /* BUSCALLS_MAX of them */
-	size_t n;      /* requests in flight */
-	uint64_t next_id;
-	uv_timer_t tick;
+	esbank_async_t *link; /* NULL while down */
+	bool stopping;        /* buscall_stop() ran */
+	bool attached;        /* a test's fd: no reconnection */
+	uint64_t generation;  /* links made so far: names a link in the ids */
+	char path[BUSCALL_PATH_BYTES_MAX];
+	uint64_t backoff_ms;
+	uv_timer_t retry;
 } buscall_table_t;
 
-/* Allocates the table of a zeroed *t on loop; 0 or -ENOMEM (buscall_free cleans up). */
+/* Readies a zeroed *t on loop; 0. */
 int buscall_init(buscall_table_t *t, uv_loop_t *loop);
 
-/* Frees the table (not the handles: the process exits after the loop). */
+/* Frees what the table holds (not the handles: the process exits after the loop). */
 void buscall_free(buscall_table_t *t);
 
 /*
- * Starts the link to the bus at sock_path (reconnecting after each loss)
- * and the deadline tick. Returns 0, or -ENAMETOOLONG for a path too long.
+ * Starts the link to the bus at sock_path (reconnecting after each loss).
+ * Returns 0, or -ENAMETOOLONG for a path too long.
  */
 int buscall_start(buscall_table_t *t, const char *sock_path);
 
 /*
  * Uses fd, a connected stream socket, as the link (a test's fake bus; no
- * reconnection, no tick). Returns 0 or a libuv error.
+ * reconnection). Returns 0 or a libuv error.
  */
 int buscall_attach(buscall_table_t *t, int fd);
 
-/* Stops the link for good; the requests in flight fail with -ENOTCONN. */
+/* Stops the link for good; the requests in flight fail with -ECANCELED. */
 void buscall_stop(buscall_table_t *t);
 
+/* Whether the link is up, and the requests waiting for replies (/metrics). */
+bool buscall_up(const buscall_table_t *t);
+size_t buscall_inflight(const buscall_table_t *t);
+
 /*
- * Starts a request: packs the map header for 2 + nfields entries, "op" and
- * "id", and sets *pk for the caller to pack exactly nfields key/value pairs,
- * then call buscall_end(). cb(ctx, ...) runs later, once, unless the request
- * is cancelled first. Returns 0 and sets *id; -ENOTCONN when the link is
- * down, -EBUSY when BUSCALLS_MAX requests or BUSCALL_OUT_BYTES_MAX bytes wait
- * (nothing is sent, cb never runs).
+ * Sends req; cb(ctx, ...) runs later, once, unless the request is cancelled
+ * first. Returns 0 and sets *id; -ENOTCONN when the link is down, -EBUSY
+ * when BUSCALLS_MAX requests or the library's queued-bytes limit wait,
+ * -EMSGSIZE or -ENOMEM (nothing is sent, cb never runs).
  */
-int buscall_begin(buscall_table_t *t, const char *op, uint32_t nfields, uint64_t timeout_ms,
-               buscall_reply_cb cb, void *ctx, uint64_t *id, msgpack_packer **pk);
-void buscall_end(buscall_table_t *t);
+int buscall_send(buscall_table_t *t, const esbank_request_t *req, int timeout_ms,
+                 buscall_reply_cb cb, void *ctx, uint64_t *id);
 
 /* Forgets request id: its callback will not run. No-op for an unknown id. */
 void buscall_cancel(buscall_table_t *t, uint64_t id);

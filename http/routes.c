@@ -191,22 +191,21 @@ static int route_error_status(const char *code)
 	return 400;
 }
 
-/* Copies a string field of reply into out (cut to fit); false when absent. */
-static bool reply_str(const msgpack_object *reply, const char *key, char *out, size_t size)
+/* Copies a string field of reply into out; false when absent or too long. */
+static bool reply_str(const esbank_reply_t *reply, const char *key, char *out, size_t size)
 {
-	const char *s;
-	size_t n;
-	if (msg_get_str(reply, key, &s, &n) < 0)
-		return false;
-	if (n >= size)
-		n = size - 1;
-	memcpy(out, s, n);
-	out[n] = '\0';
-	return true;
+	return esbank_reply_get_str(reply, key, out, size) == 0;
+}
+
+/* Whether reply says "ok": true (a reply without it is not ok). */
+static bool reply_ok(const esbank_reply_t *reply)
+{
+	bool ok = false;
+	return esbank_reply_get_bool(reply, "ok", &ok) == 0 && ok;
 }
 
 /* 503 not_primary, naming the primary group (a string, or null) as the bus did. */
-static void respond_not_primary(http_req_t *req, const msgpack_object *reply, const char *msg)
+static void respond_not_primary(http_req_t *req, const esbank_reply_t *reply, const char *msg)
 {
 	char primary[ROUTE_MESSAGE_MAX];
 	json_t *j = json_object();
@@ -225,18 +224,17 @@ static void respond_not_primary(http_req_t *req, const msgpack_object *reply, co
  * Answers a failed call or an error reply (as HTML when html) and returns
  * true; returns false, answering nothing, for an ok reply. Sets code.
  */
-static bool reply_failed(http_req_t *req, int status, const msgpack_object *reply, bool html,
+static bool reply_failed(http_req_t *req, int status, const esbank_reply_t *reply, bool html,
                          char code[ROUTE_ERROR_CODE_MAX])
 {
 	char msg[ROUTE_MESSAGE_MAX] = "";
-	bool ok = false;
 	if (status == -ETIMEDOUT) {
 		snprintf(code, ROUTE_ERROR_CODE_MAX, "timeout");
 		snprintf(msg, sizeof(msg), "the bank did not answer in time");
 	} else if (status < 0) {
 		snprintf(code, ROUTE_ERROR_CODE_MAX, "unavailable");
 		snprintf(msg, sizeof(msg), "lost the connection to the bank; retry");
-	} else if (msg_get_bool(reply, "ok", &ok) == 0 && ok) {
+	} else if (reply_ok(reply)) {
 		return false;
 	} else {
 		if (!reply_str(reply, "error", code, ROUTE_ERROR_CODE_MAX))
@@ -253,60 +251,27 @@ static bool reply_failed(http_req_t *req, int status, const msgpack_object *repl
 	return true;
 }
 
-static json_t *route_mp_to_json(const msgpack_object *o, int depth);
-
-static json_t *route_mp_map_to_json(const msgpack_object *o, int depth)
+/*
+ * The reply as a JSON object (libesbank's JSON text, read back by jansson),
+ * or an empty object when that text is not valid JSON (a string that is not
+ * UTF-8: a broken bus).
+ */
+static json_t *reply_to_json(const esbank_reply_t *reply)
 {
-	json_t *j = json_object();
-	for (uint32_t i = 0; j && i < o->via.map.size; i++) {
-		const msgpack_object_kv *kv = &o->via.map.ptr[i];
-		if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size >= 256)
-			continue;
-		char key[256];
-		memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
-		key[kv->key.via.str.size] = '\0';
-		json_object_set_new(j, key, route_mp_to_json(&kv->val, depth + 1));
+	char *text = esbank_reply_json(reply);
+	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		j = json_object();
 	}
 	return j;
 }
 
-/* Converts a msgpack value to JSON (bin and ext become null). */
-static json_t *route_mp_to_json(const msgpack_object *o, int depth)
-{
-	json_t *j = NULL;
-	if (depth > ROUTE_JSON_DEPTH_MAX)
-		return json_null();
-	switch (o->type) {
-	case MSGPACK_OBJECT_BOOLEAN:
-		return json_boolean(o->via.boolean);
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		return o->via.u64 > INT64_MAX ? json_real((double)o->via.u64)
-		                              : json_integer((json_int_t)o->via.u64);
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		return json_integer((json_int_t)o->via.i64);
-	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64:
-		return json_real(o->via.f64);
-	case MSGPACK_OBJECT_STR:
-		j = json_stringn(o->via.str.ptr, o->via.str.size);
-		return j ? j : json_null();
-	case MSGPACK_OBJECT_ARRAY:
-		j = json_array();
-		for (uint32_t i = 0; j && i < o->via.array.size; i++)
-			json_array_append_new(j,
-			                      route_mp_to_json(&o->via.array.ptr[i], depth + 1));
-		return j;
-	case MSGPACK_OBJECT_MAP:
-		return route_mp_map_to_json(o, depth);
-	default:
-		return json_null();
-	}
-}
-
 /* The reply's fields without "id" and "ok", as a JSON object. */
-static json_t *reply_fields(const msgpack_object *reply)
+static json_t *reply_fields(const esbank_reply_t *reply)
 {
-	json_t *j = route_mp_to_json(reply, 0);
+	json_t *j = reply_to_json(reply);
 	json_object_del(j, "id");
 	json_object_del(j, "ok");
 	return j;
@@ -521,41 +486,36 @@ static int route_key(http_req_t *req, idemkey_scope_t scope, const char *who, si
 	return 0;
 }
 
-static uint32_t key_fields(const route_key_t *k)
-{
-	return k->len > 0 ? 1 : 0;
-}
-
-static void pack_key(msgpack_packer *pk, const route_key_t *k)
+/* Adds the idempotency key, if there is one, to r. */
+static void add_key(esbank_request_t *r, const route_key_t *k)
 {
 	if (k->len > 0)
-		msg_pack_kv_strn(pk, "key", k->text, (size_t)k->len);
+		esbank_req_add_str(r, "key", k->text, (size_t)k->len);
 }
 
 /*
- * Starts the bus request op for req with nfields fields to pack, then
- * buscall_end(). On failure answers req (503) and returns NULL.
+ * Sends the bus request r for req; cb answers it. On failure answers req
+ * (400 or 503) and returns false.
  */
-static msgpack_packer *route_call(gateway_t *gw, http_req_t *req, const char *op,
-                                  uint32_t nfields, uint64_t timeout_ms, buscall_reply_cb cb)
+static bool route_call(gateway_t *gw, http_req_t *req, const esbank_request_t *r,
+                       int timeout_ms, buscall_reply_cb cb)
 {
 	if (req->idempotency_key.too_long) {
 		respond_error(req, 400, "bad_request", "Idempotency-Key is too long");
-		return NULL;
+		return false;
 	}
-	msgpack_packer *pk;
 	uint64_t id;
-	int rc = buscall_begin(&gw->calls, op, nfields, timeout_ms, cb, req, &id, &pk);
+	int rc = buscall_send(&gw->calls, r, timeout_ms, cb, req, &id);
 	if (rc == -ENOTCONN) {
 		respond_error(req, 503, "unavailable", "the bank is not reachable; retry later");
-		return NULL;
+		return false;
 	}
 	if (rc < 0) {
 		respond_error(req, 503, "overloaded", "too many requests in flight; retry later");
-		return NULL;
+		return false;
 	}
 	req->call_id = id;
-	return pk;
+	return true;
 }
 
 /* Ends req's login attempt, if it holds one (login.h). */
@@ -578,9 +538,11 @@ void routes_cancel(http_server_t *s, http_req_t *req)
 
 /* ---- routes ---- */
 
-static void reply_open_account(void *ctx, int status, const msgpack_object *reply)
+static void reply_open_account(esbank_async_t *a, int status, const esbank_reply_t *reply,
+                               void *ctx)
 {
 	http_req_t *req = ctx;
+	(void)a;
 	char code[ROUTE_ERROR_CODE_MAX];
 	if (reply_failed(req, status, reply, false, code))
 		return;
@@ -604,22 +566,22 @@ static void route_open_account(gateway_t *gw, http_req_t *req)
 	if (body_str(req, body, "email", &email, &en) == 0 &&
 	    body_str(req, body, "password", &pw, &pn) == 0 &&
 	    route_key(req, IDEMKEY_EMAIL, email, en, &key) == 0) {
-		msgpack_packer *pk = route_call(gw, req, "open_account", 2 + key_fields(&key),
-		                                BUSCALL_TIMEOUT_MS, reply_open_account);
-		if (pk) {
-			msg_pack_kv_strn(pk, "email", email, en);
-			msg_pack_kv_strn(pk, "password", pw, pn);
-			pack_key(pk, &key);
-			buscall_end(&gw->calls);
-		}
+		esbank_request_t r;
+		esbank_req_start(&r, "open_account");
+		esbank_req_add_str(&r, "email", email, en);
+		esbank_req_add_str(&r, "password", pw, pn);
+		add_key(&r, &key);
+		route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_open_account);
 	}
 	json_decref(body);
 }
 
 /* A form's answer is a page (page.h); a JSON client's is the reply's fields. */
-static void reply_verify(void *ctx, int status, const msgpack_object *reply)
+static void reply_verify(esbank_async_t *a, int status, const esbank_reply_t *reply,
+                         void *ctx)
 {
 	http_req_t *req = ctx;
+	(void)a;
 	char code[ROUTE_ERROR_CODE_MAX];
 	bool html = req->method == HTTP_POST ? body_type_is(req, ROUTE_FORM_TYPE)
 	                                     : req_wants_html(req);
@@ -637,14 +599,12 @@ static void verify_call(gateway_t *gw, http_req_t *req, const char *acct, const 
 	route_key_t key;
 	if (route_key(req, IDEMKEY_VERIFY, acct, strlen(acct), &key) < 0)
 		return;
-	msgpack_packer *pk = route_call(gw, req, "verify_account", 2 + key_fields(&key),
-	                                BUSCALL_TIMEOUT_MS, reply_verify);
-	if (!pk)
-		return;
-	msg_pack_kv_str(pk, "account", acct);
-	msg_pack_kv_str(pk, "code", code);
-	pack_key(pk, &key);
-	buscall_end(&gw->calls);
+	esbank_request_t r;
+	esbank_req_start(&r, "verify_account");
+	esbank_req_add_str(&r, "account", acct, 0);
+	esbank_req_add_str(&r, "code", code, 0);
+	add_key(&r, &key);
+	route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_verify);
 }
 
 /* The account in q: "account", or the mailed links' older "account_number". */
@@ -716,13 +676,14 @@ static void route_verify_post(gateway_t *gw, http_req_t *req)
 	json_decref(body);
 }
 
-static void reply_login(void *ctx, int status, const msgpack_object *reply)
+static void reply_login(esbank_async_t *a, int status, const esbank_reply_t *reply,
+                        void *ctx)
 {
 	http_req_t *req = ctx;
+	(void)a;
 	gateway_t *gw = routes_gateway(req->server);
 	char code[ROUTE_ERROR_CODE_MAX] = "";
-	bool ok = false;
-	if (status == 0 && msg_get_bool(reply, "ok", &ok) == 0 && ok)
+	if (status == 0 && reply_ok(reply))
 		login_done(gw, req, LOGIN_OK);
 	else if (status == 0 && reply_str(reply, "error", code, sizeof(code)) &&
 	         strcmp(code, "auth_failed") == 0)
@@ -780,13 +741,11 @@ static void route_login(gateway_t *gw, http_req_t *req)
 	req->account[an] = '\0';
 	if (login_limited(gw, req))
 		goto out;
-	msgpack_packer *pk = route_call(gw, req, "authenticate", 2, BUSCALL_TIMEOUT_MS,
-	                                reply_login);
-	if (pk) {
-		msg_pack_kv_strn(pk, "account", acct, an);
-		msg_pack_kv_strn(pk, "password", pw, pn);
-		buscall_end(&gw->calls);
-	} else {
+	esbank_request_t r;
+	esbank_req_start(&r, "authenticate");
+	esbank_req_add_str(&r, "account", acct, an);
+	esbank_req_add_str(&r, "password", pw, pn);
+	if (!route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_login)) {
 		login_done(gw, req, LOGIN_UNKNOWN); /* answered 503 or 400 */
 	}
 out:
@@ -794,9 +753,11 @@ out:
 }
 
 /* Answers the reply's fields (seq, balance, ...) as JSON. */
-static void reply_json(void *ctx, int status, const msgpack_object *reply)
+static void reply_json(esbank_async_t *a, int status, const esbank_reply_t *reply,
+                       void *ctx)
 {
 	http_req_t *req = ctx;
+	(void)a;
 	char code[ROUTE_ERROR_CODE_MAX];
 	if (!reply_failed(req, status, reply, false, code))
 		respond_json(req, 200, reply_fields(reply), NULL);
@@ -816,15 +777,13 @@ static void route_transfer(gateway_t *gw, http_req_t *req)
 	if (body_str_or(req, body, "to", "to_account_number", &to, &tn) == 0 &&
 	    body_int(req, body, "amount", &amount) == 0 &&
 	    route_key(req, IDEMKEY_ACCOUNT, req->account, strlen(req->account), &key) == 0) {
-		msgpack_packer *pk = route_call(gw, req, "transfer", 3 + key_fields(&key),
-		                                BUSCALL_TIMEOUT_MS, reply_json);
-		if (pk) {
-			msg_pack_kv_str(pk, "from", req->account);
-			msg_pack_kv_strn(pk, "to", to, tn);
-			msg_pack_kv_i64(pk, "amount", amount);
-			pack_key(pk, &key);
-			buscall_end(&gw->calls);
-		}
+		esbank_request_t r;
+		esbank_req_start(&r, "transfer");
+		esbank_req_add_str(&r, "from", req->account, 0);
+		esbank_req_add_str(&r, "to", to, tn);
+		esbank_req_add_int(&r, "amount", amount);
+		add_key(&r, &key);
+		route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_json);
 	}
 	json_decref(body);
 }
@@ -840,42 +799,47 @@ static void route_withdraw(gateway_t *gw, http_req_t *req)
 	route_key_t key;
 	if (body_int(req, body, "amount", &amount) == 0 &&
 	    route_key(req, IDEMKEY_ACCOUNT, req->account, strlen(req->account), &key) == 0) {
-		msgpack_packer *pk = route_call(gw, req, "withdraw", 2 + key_fields(&key),
-		                                BUSCALL_TIMEOUT_MS, reply_json);
-		if (pk) {
-			msg_pack_kv_str(pk, "account", req->account);
-			msg_pack_kv_i64(pk, "amount", amount);
-			pack_key(pk, &key);
-			buscall_end(&gw->calls);
-		}
+		esbank_request_t r;
+		esbank_req_start(&r, "withdraw");
+		esbank_req_add_str(&r, "account", req->account, 0);
+		esbank_req_add_int(&r, "amount", amount);
+		add_key(&r, &key);
+		route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_json);
 	}
 	json_decref(body);
 }
 
 /* Answers {name: value} with the reply's field name. */
-static void reply_one_field(http_req_t *req, int status, const msgpack_object *reply,
+static void reply_one_field(http_req_t *req, int status, const esbank_reply_t *reply,
                             const char *name)
 {
 	char code[ROUTE_ERROR_CODE_MAX];
 	if (reply_failed(req, status, reply, false, code))
 		return;
-	const msgpack_object *v = msg_get(reply, name);
+	json_t *all = reply_to_json(reply);
+	json_t *v = json_object_get(all, name);
 	if (!v) {
+		json_decref(all);
 		respond_error(req, 500, "internal", "the reply lacks its result");
 		return;
 	}
 	json_t *j = json_object();
-	json_object_set_new(j, name, route_mp_to_json(v, 1));
+	json_object_set(j, name, v);
+	json_decref(all);
 	respond_json(req, 200, j, NULL);
 }
 
-static void reply_sum(void *ctx, int status, const msgpack_object *reply)
+static void reply_sum(esbank_async_t *a, int status, const esbank_reply_t *reply,
+                      void *ctx)
 {
+	(void)a;
 	reply_one_field(ctx, status, reply, "sum");
 }
 
-static void reply_total(void *ctx, int status, const msgpack_object *reply)
+static void reply_total(esbank_async_t *a, int status, const esbank_reply_t *reply,
+                        void *ctx)
 {
+	(void)a;
 	reply_one_field(ctx, status, reply, "total");
 }
 
@@ -884,23 +848,19 @@ static void route_sum(gateway_t *gw, http_req_t *req)
 	static const char *const names[] = { "year", "month", "day" };
 	uint64_t vals[3];
 	int have[3];
-	uint32_t n = 0;
 	if (route_auth(gw, req) < 0)
 		return;
 	for (int i = 0; i < 3; i++) {
 		have[i] = query_u64(req, names[i], &vals[i]);
 		if (have[i] < 0)
 			return;
-		n += (uint32_t)have[i];
 	}
-	msgpack_packer *pk = route_call(gw, req, "sum_transactions", n, BUSCALL_TIMEOUT_MS,
-	                                reply_sum);
-	if (!pk)
-		return;
+	esbank_request_t r;
+	esbank_req_start(&r, "sum_transactions");
 	for (int i = 0; i < 3; i++)
 		if (have[i])
-			msg_pack_kv_u64(pk, names[i], vals[i]);
-	buscall_end(&gw->calls);
+			esbank_req_add_int(&r, names[i], (int64_t)vals[i]); /* <= 12 digits */
+	route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_sum);
 }
 
 static void route_inactive(gateway_t *gw, http_req_t *req)
@@ -911,13 +871,11 @@ static void route_inactive(gateway_t *gw, http_req_t *req)
 	int have = query_u64(req, "days", &days);
 	if (have < 0)
 		return;
-	msgpack_packer *pk = route_call(gw, req, "inactive_users", (uint32_t)have,
-	                                BUSCALL_TIMEOUT_MS, reply_total);
-	if (!pk)
-		return;
+	esbank_request_t r;
+	esbank_req_start(&r, "inactive_users");
 	if (have)
-		msg_pack_kv_u64(pk, "days", days);
-	buscall_end(&gw->calls);
+		esbank_req_add_int(&r, "days", (int64_t)days); /* <= 12 digits */
+	route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_total);
 }
 
 /* Replaces j's integer member name (ms since the epoch) by its RFC 3339 text. */
@@ -938,9 +896,11 @@ static void json_time_rfc3339(json_t *j, const char *name)
 }
 
 /* Times are RFC 3339 text, or milliseconds when the query says times=ms. */
-static void reply_account(void *ctx, int status, const msgpack_object *reply)
+static void reply_account(esbank_async_t *a, int status, const esbank_reply_t *reply,
+                          void *ctx)
 {
 	http_req_t *req = ctx;
+	(void)a;
 	char code[ROUTE_ERROR_CODE_MAX], times[8];
 	if (reply_failed(req, status, reply, false, code))
 		return;
@@ -956,27 +916,26 @@ static void route_get_account(gateway_t *gw, http_req_t *req)
 {
 	if (route_auth(gw, req) < 0)
 		return;
-	msgpack_packer *pk = route_call(gw, req, "get_account", 1, BUSCALL_TIMEOUT_MS,
-	                                reply_account);
-	if (!pk)
-		return;
-	msg_pack_kv_str(pk, "account", req->account);
-	buscall_end(&gw->calls);
+	esbank_request_t r;
+	esbank_req_get_account(&r, req->account);
+	route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_account);
 }
 
-static void metrics_respond(gateway_t *gw, http_req_t *req, const msgpack_object *status)
+static void metrics_respond(gateway_t *gw, http_req_t *req, const esbank_reply_t *status)
 {
 	metrics_gauges_t g = {
-		.bus_connected = gw->calls.up,
+		.bus_connected = buscall_up(&gw->calls),
 		.connections = gw->server.nconns,
-		.bus_pending = gw->calls.n,
+		.bus_pending = buscall_inflight(&gw->calls),
 	};
-	bool ok = false;
-	if (status && msg_get_bool(status, "ok", &ok) == 0 && ok) {
+	int64_t last = 0, durable = 0;
+	if (status && reply_ok(status)) {
 		g.have_status = true;
 		reply_str(status, "state", g.state, sizeof(g.state));
-		msg_get_u64(status, "last_seq", &g.last_seq);
-		msg_get_u64(status, "durable_seq", &g.durable_seq);
+		esbank_reply_get_int(status, "last_seq", &last);
+		esbank_reply_get_int(status, "durable_seq", &durable);
+		g.last_seq = last > 0 ? (uint64_t)last : 0;
+		g.durable_seq = durable > 0 ? (uint64_t)durable : 0;
 	}
 	char *text;
 	size_t n;
@@ -988,24 +947,25 @@ static void metrics_respond(gateway_t *gw, http_req_t *req, const msgpack_object
 	free(text);
 }
 
-static void reply_metrics(void *ctx, int status, const msgpack_object *reply)
+static void reply_metrics(esbank_async_t *a, int status, const esbank_reply_t *reply,
+                          void *ctx)
 {
 	http_req_t *req = ctx;
+	(void)a;
 	metrics_respond(routes_gateway(req->server), req, status == 0 ? reply : NULL);
 }
 
 static void route_metrics(gateway_t *gw, http_req_t *req)
 {
-	msgpack_packer *pk;
+	esbank_request_t r;
 	uint64_t id;
-	int rc = buscall_begin(&gw->calls, "status", 0, BUSCALL_STATUS_TIMEOUT_MS, reply_metrics, req,
-	                    &id, &pk);
+	esbank_req_status(&r);
+	int rc = buscall_send(&gw->calls, &r, BUSCALL_STATUS_TIMEOUT_MS, reply_metrics, req, &id);
 	if (rc < 0) {
 		metrics_respond(gw, req, NULL);
 		return;
 	}
 	req->call_id = id;
-	buscall_end(&gw->calls);
 }
 
 /* http/openapi.json, built in (openapi_json.h). */

@@ -45,6 +45,8 @@ extern "C" {
 #define ESBANK_WHY_BYTES_MAX 512      /* a connect explanation, NUL included */
 #define ESBANK_REQUEST_FIELDS_MAX 5   /* fields of the largest request */
 #define ESBANK_ASYNC_INFLIGHT_MAX 65536 /* calls in flight on one async link */
+#define ESBANK_ASYNC_QUEUED_BYTES_MAX (8u << 20) /* bytes waiting to be written */
+#define ESBANK_ASYNC_TICK_MS 250      /* how often call deadlines are checked */
 
 /*
  * One reply (or one event). The scalar fields are copies: seq is 0 and
@@ -95,6 +97,7 @@ typedef struct {
 	const char *name;
 	const char *str; /* NULL: an integer field */
 	int64_t num;
+	size_t len;      /* str's bytes (it may hold NULs); 0: strlen(str) */
 } esbank_field_t;
 
 typedef struct {
@@ -114,6 +117,17 @@ void esbank_req_withdraw(esbank_request_t *r, const char *account, int64_t amoun
 			 const char *key);
 void esbank_req_get_account(esbank_request_t *r, const char *account);
 void esbank_req_authenticate(esbank_request_t *r, const char *account, const char *password);
+/*
+ * The raw entry point, for a program that builds a request itself (any op,
+ * or strings given with their length): esbank_req_start() empties r and
+ * names its op; each esbank_req_add_*() appends one field (at most
+ * ESBANK_REQUEST_FIELDS_MAX; name and s are not copied). _str takes len
+ * bytes of s (which may hold NULs; 0 means strlen(s)).
+ */
+void esbank_req_start(esbank_request_t *r, const char *op);
+void esbank_req_add_str(esbank_request_t *r, const char *name, const char *s, size_t len);
+void esbank_req_add_int(esbank_request_t *r, const char *name, int64_t value);
+
 /* year, month, day: 0 leaves the field out (all time, a year, a month). */
 void esbank_req_sum_transactions(esbank_request_t *r, int year, int month, int day);
 /* days < 0 leaves the field out (the server's default, 30). */
@@ -217,13 +231,47 @@ int esbank_async_connect(uv_loop_t *loop, const char *where, esbank_async_t **ou
 			 char *why, size_t why_size);
 
 /*
+ * Attaches fd, a stream socket already connected to a bus (or a test's
+ * fake bus), to loop without a ping; the link owns fd from then on, even
+ * on failure. Returns 0 and *out, -ENOMEM, or a libuv error.
+ */
+int esbank_async_attach(uv_loop_t *loop, int fd, esbank_async_t **out);
+
+/*
+ * Called once when the link drops (the server closed it, a read failed, a
+ * frame broke the protocol), after every call in flight got its status;
+ * not after esbank_async_close(). status is -ECONNRESET, -EBADMSG,
+ * -EMSGSIZE or a libuv error. The link takes no more calls: close it (the
+ * callback may) and connect again.
+ */
+typedef void (*esbank_lost_cb)(esbank_async_t *a, int status, void *arg);
+void esbank_async_on_lost(esbank_async_t *a, esbank_lost_cb cb, void *arg);
+
+/*
  * Queues req on the link (written in order, without waiting for replies)
  * and calls cb with its reply. Returns 0, -ENOTCONN after the link dropped
- * or was closed, -ENOBUFS with ESBANK_ASYNC_INFLIGHT_MAX calls in flight,
- * -EMSGSIZE, -ENOMEM, or a libuv error; cb is then not called.
+ * or was closed, -ENOBUFS with ESBANK_ASYNC_INFLIGHT_MAX calls in flight
+ * or ESBANK_ASYNC_QUEUED_BYTES_MAX bytes not yet written, -EMSGSIZE,
+ * -ENOMEM, or a libuv error; cb is then not called.
  */
 int esbank_async_call(esbank_async_t *a, const esbank_request_t *req, esbank_reply_cb cb,
 		      void *arg);
+
+/*
+ * As esbank_async_call(), with a deadline and the call's id: when no reply
+ * came within timeout_ms (-1: none), cb gets -ETIMEDOUT (checked every
+ * ESBANK_ASYNC_TICK_MS) and a late reply is dropped. *id (may be NULL)
+ * names the call for esbank_async_cancel().
+ */
+int esbank_async_call_timed(esbank_async_t *a, const esbank_request_t *req, int timeout_ms,
+			    esbank_reply_cb cb, void *arg, uint64_t *id);
+
+/*
+ * Forgets the call id: its callback will not run and its reply, if one
+ * comes, is dropped (a command may still take effect). No-op for an id not
+ * in flight.
+ */
+void esbank_async_cancel(esbank_async_t *a, uint64_t id);
 
 /*
  * Subscribes from seq from (0: the next durable event): cb gets the

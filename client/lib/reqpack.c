@@ -17,15 +17,30 @@ static void req_start(esbank_request_t *r, const char *op)
 
 static void req_str(esbank_request_t *r, const char *name, const char *s)
 {
-	assert(r->nfields < ESBANK_REQUEST_FIELDS_MAX);
-	assert(s);
-	r->fields[r->nfields++] = (esbank_field_t){ .name = name, .str = s };
+	esbank_req_add_str(r, name, s, 0);
 }
 
 static void req_num(esbank_request_t *r, const char *name, int64_t v)
 {
+	esbank_req_add_int(r, name, v);
+}
+
+void esbank_req_start(esbank_request_t *r, const char *op)
+{
+	req_start(r, op);
+}
+
+void esbank_req_add_str(esbank_request_t *r, const char *name, const char *s, size_t len)
+{
 	assert(r->nfields < ESBANK_REQUEST_FIELDS_MAX);
-	r->fields[r->nfields++] = (esbank_field_t){ .name = name, .num = v };
+	assert(s);
+	r->fields[r->nfields++] = (esbank_field_t){ .name = name, .str = s, .len = len };
+}
+
+void esbank_req_add_int(esbank_request_t *r, const char *name, int64_t value)
+{
+	assert(r->nfields < ESBANK_REQUEST_FIELDS_MAX);
+	r->fields[r->nfields++] = (esbank_field_t){ .name = name, .num = value };
 }
 
 static void req_key(esbank_request_t *r, const char *key)
@@ -138,7 +153,7 @@ void libreq_pack_fields(msgpack_packer *pk, const esbank_request_t *req)
 	for (unsigned i = 0; i < req->nfields; i++) {
 		const esbank_field_t *f = &req->fields[i];
 		if (f->str)
-			msg_pack_kv_str(pk, f->name, f->str);
+			msg_pack_kv_strn(pk, f->name, f->str, f->len ? f->len : strlen(f->str));
 		else if (f->num < 0)
 			msg_pack_kv_i64(pk, f->name, f->num);
 		else
