@@ -18,6 +18,7 @@
 #include "ledger.h"
 #include "diag.h"
 #include "logrepair.h"
+#include "metricscmd.h"
 #include "output.h"
 #include "supervision.h"
 #include "password.h"
@@ -391,6 +392,11 @@ static int cmd_status(cmd_t *c)
 	return 0;
 }
 
+static int cmd_metrics(cmd_t *c)
+{
+	return metrics_run(&c->call);
+}
+
 static int64_t cmd_now_us(void)
 {
 	struct timespec ts;
@@ -527,6 +533,8 @@ static const command_t cmd_table[] = {
 	{ "status", "", "show the server's state, sequence numbers and peers", NULL, 0, false,
 	  false, NULL, cmd_status },
 	{ "ping", "", "check that the server answers", NULL, 0, false, false, NULL, cmd_ping },
+	{ "metrics", "", "every program's figures, in the Prometheus text format", NULL, 0,
+	  false, false, NULL, cmd_metrics },
 	{ "replay", "", "the state at a point of history, read from DATA", HISTORY_REPLAY_HELP,
 	  0, false, false, history_replay_opts, cmd_history },
 	{ "audit", "", "check DATA's log and snapshots; print the head hash", HISTORY_AUDIT_HELP,

@@ -55,11 +55,11 @@ void figures_histogram(FILE *f, const char *name, const char *help, const figure
 	uint64_t cum = 0;
 	for (size_t i = 0; i < h->nbounds; i++) {
 		cum += h->counts[i];
-		fprintf(f, "%s_bucket{le=\"%.17g\"} %" PRIu64 "\n", name,
+		fprintf(f, "%s_bucket{le=\"%.6g\"} %" PRIu64 "\n", name,
 		        (double)h->bounds[i] / h->scale, cum);
 	}
 	fprintf(f, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->count);
-	fprintf(f, "%s_sum %.17g\n", name, (double)h->sum / h->scale);
+	fprintf(f, "%s_sum %.9g\n", name, (double)h->sum / h->scale);
 	fprintf(f, "%s_count %" PRIu64 "\n", name, h->count);
 }
 
