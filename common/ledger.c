@@ -800,6 +800,15 @@ static void ledger_apply_opened(ledger_t *l, const ledger_event_t *ev)
 	ledger_account_add(l, &o);
 }
 
+void ledger_preview(const ledger_t *l, const ledger_event_t *ev, ledger_result_t *out)
+{
+	const ledger_account_t *a = ledger_find(l, ev->account);
+	bool money = ev->type == LEDGER_EV_MONEY_TRANSFERRED || ev->type == LEDGER_EV_MONEY_WITHDRAWN;
+	out->balance = ev->type == LEDGER_EV_ACCOUNT_OPENED ? ev->amount : a ? a->balance : 0;
+	if (money)
+		out->balance -= ev->amount;
+}
+
 /* Applies a checked event whose memory is reserved; returns the balance after. */
 static int64_t ledger_apply_rules(ledger_t *l, const ledger_event_t *ev)
 {

@@ -100,6 +100,7 @@ typedef struct {
 	bool has_key;
 	const char *key;      size_t key_len;
 	uint8_t fp[LEDGER_FP_BYTES];    /* fingerprint of op + arguments */
+	bool dry_run;                   /* commands: answer, apply nothing */
 	/* queries */
 	int64_t year, month, day;       /* 0 when absent */
 	int64_t days;                   /* inactive_users */
@@ -211,6 +212,12 @@ proto_err_t ledger_check_event(const ledger_t *l, const ledger_event_t *ev);
  * *out (may be NULL). Remembers its key, if any. Returns 0, or -ENOMEM.
  */
 int ledger_apply(ledger_t *l, const ledger_event_t *ev, ledger_result_t *out);
+
+/*
+ * What ledger_apply() would fill *out with for ev (checked, not applied):
+ * the dry run's answer (docs/protocol.md, "Dry runs"). Changes nothing.
+ */
+void ledger_preview(const ledger_t *l, const ledger_event_t *ev, ledger_result_t *out);
 
 /* Lookups; NULL when absent. email is compared lower-cased. */
 const ledger_account_t *ledger_find(const ledger_t *l, uint64_t number);

@@ -21,6 +21,11 @@
  *     limit 0 asks for no events (only last_seq); above
  *     REQUEST_EVENTS_LIMIT_MAX it counts as the maximum.
  *   - emails: ledger_email_valid() (common/ledger_email.c) decides.
+ *   - "dry_run" (commands only; on a query it is an unknown key): absent
+ *     means false; any value but a boolean, nil included, is bad_request.
+ *     It is not part of the fingerprint: a dry run with a used key answers
+ *     what the real command would (a duplicate or key_conflict).
+ *     "transfers" refuses any "dry_run" with bad_request.
  *
  * The fingerprint cmd->fp is the first LEDGER_FP_BYTES (16) of BLAKE2b over
  * a canonical encoding of the command (it is stored in the log, so it must
@@ -115,6 +120,18 @@ static proto_err_t request_key(request_ctx_t *c)
 	c->cmd->has_key = true;
 	c->cmd->key = s;
 	c->cmd->key_len = n;
+	return PROTO_OK;
+}
+
+/* "dry_run" on a command: absent (false) or a boolean; anything else, nil too, is bad. */
+static proto_err_t request_dry_run(request_ctx_t *c)
+{
+	const msgpack_object *o = msg_get(c->map, "dry_run");
+	if (!o)
+		return PROTO_OK;
+	if (o->type != MSGPACK_OBJECT_BOOLEAN)
+		return request_bad(c, "dry_run must be a boolean");
+	c->cmd->dry_run = o->via.boolean;
 	return PROTO_OK;
 }
 
@@ -320,6 +337,8 @@ proto_err_t request_decode(const msgpack_object *map, ledger_cmd_t *cmd, const c
 	if (e == PROTO_OK && proto_op_is_command(cmd->op))
 		e = request_key(&c);
 	if (e == PROTO_OK && proto_op_is_command(cmd->op))
+		e = request_dry_run(&c);
+	if (e == PROTO_OK && proto_op_is_command(cmd->op))
 		request_fp(&c);
 	if (why)
 		*why = e == PROTO_OK ? NULL : c.why;
@@ -374,6 +393,8 @@ proto_err_t request_decode_transfers(const msgpack_object *map, request_transfer
 		w = "a request is a map with an unsigned integer id and the op transfers";
 	else if (request_atomic(map, &out->atomic) < 0)
 		w = "atomic must be a boolean";
+	else if (msg_get(map, "dry_run"))
+		w = "transfers takes no dry_run: send each as a transfer with dry_run";
 	else if (!(list = msg_get(map, "transfers")) || list->type != MSGPACK_OBJECT_ARRAY)
 		w = "transfers must be an array of transfers";
 	else if (list->via.array.size < 1 || list->via.array.size > REQUEST_TRANSFERS_MAX)

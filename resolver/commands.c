@@ -23,7 +23,7 @@
 #define RESOLVER_ACCOUNT_SPAN 9000000000000000ULL
 
 /* A uniformly random 16-digit number, first digit not zero, not yet in use. */
-static uint64_t resolver_new_account_number(const ledger_t *l)
+uint64_t resolver_new_account_number(const ledger_t *l)
 {
 	const uint64_t limit = UINT64_MAX - UINT64_MAX % RESOLVER_ACCOUNT_SPAN;
 	for (;;) {

@@ -79,6 +79,13 @@ static void pw_job_work(uv_work_t *w)
 static void pw_job_verified(pw_job_t *j)
 {
 	resolver_t *r = j->r;
+	if (j->has_prior && j->cmd.dry_run) {
+		if (j->rc == 0)
+			resolver_dry_duplicate(r, j->cid, j->cmd.id, &j->prior);
+		else
+			resolver_dry_error(r, j->cid, j->cmd.id, PROTO_E_KEY_CONFLICT);
+		return;
+	}
 	if (j->has_prior) {
 		if (j->rc == 0)
 			r->duplicate_cb(r, j->cid, j->cmd.id, &j->prior);

@@ -313,7 +313,9 @@ void resolver_handle_request(resolver_t *r, uint64_t cid, const char *req, size_
 		resolver_emit_error(r, cid, id, e, why ? why : "invalid request");
 		goto out;
 	}
-	if (proto_op_is_command(cmd.op))
+	if (proto_op_is_command(cmd.op) && cmd.dry_run)
+		resolver_dry_run(r, cid, &cmd);
+	else if (proto_op_is_command(cmd.op))
 		resolver_run_command(r, cid, &cmd);
 	else
 		resolver_run_query(r, cid, &cmd);

@@ -13,6 +13,9 @@
  *   commands.c  a command resolved into an event; queries.c a state query;
  *               both call pwhash.c and results.c
  *   bulk.c      the "transfers" op: many transfers, one step; calls results.c
+ *   dryrun.c    a command with "dry_run": checked and answered, nothing
+ *               applied; calls commands.c (the account draw), pwhash.c
+ *               and results.c
  *   pwhash.c    password work in the thread pool; what follows a hash or a
  *               check is commands.c's, reached through hashed_cb and
  *               duplicate_cb, which resolver.c registers
@@ -103,6 +106,16 @@ void resolver_emit_duplicate(resolver_t *r, uint64_t cid, uint64_t id,
 /* Resolves and applies a new account (password already hashed). */
 void resolver_open_account(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
                            const char *pwhash);
+
+/* commands.c: a uniformly random 16-digit account number not in use. */
+uint64_t resolver_new_account_number(const ledger_t *l);
+
+/* dryrun.c: answers a command with "dry_run": true; changes nothing. */
+void resolver_dry_run(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);
+/* The dry-run forms of resolver_emit_duplicate and an error reply. */
+void resolver_dry_duplicate(resolver_t *r, uint64_t cid, uint64_t id,
+                            const ledger_key_entry_t *prior);
+void resolver_dry_error(resolver_t *r, uint64_t cid, uint64_t id, proto_err_t err);
 
 /* bulk.c: resolves a "transfers" request map (docs/protocol.md). */
 void resolver_run_transfers(resolver_t *r, uint64_t cid, const msgpack_object *map);
