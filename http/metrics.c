@@ -6,9 +6,12 @@
  *   esbank_http_request_duration_seconds_bucket{le="0.005"} 17   (cumulative)
  *   esbank_http_request_duration_seconds_sum / _count
  *   esbank_http_connections, esbank_bus_pending_requests (gauges)
- *   esbank_bus_connected 0|1, esbank_bus_up 0|1 (a status reply came),
+ *   esbank_bus_connected 0|1, esbank_bus_up 0|1 (the bus answered this scrape),
  *   esbank_bus_state{state="live"} 1, esbank_bus_last_seq, esbank_bus_durable_seq
- * Only counters that are not zero are printed.
+ *     (from a status reply, only when the group's text is missing)
+ * then the group's text (the bus's metrics reply: esbank_build_info,
+ * esbank_bus_*, esbank_logger_*, ...), which names none of the families
+ * above but those three. Only counters that are not zero are printed.
  */
 #include "metrics.h"
 
@@ -109,10 +112,10 @@ static void metrics_put_gauges(const metrics_gauges_t *g, FILE *f)
 	              g->bus_pending);
 	metrics_gauge(f, "esbank_bus_connected", "1 when the link to bus.sock is up.",
 	              g->bus_connected);
-	metrics_gauge(f, "esbank_bus_up", "1 when the bus answered this scrape's status request.",
-	              g->have_status);
-	if (!g->have_status)
-		return;
+	metrics_gauge(f, "esbank_bus_up", "1 when the bus answered this scrape.",
+	              g->have_status || g->group);
+	if (!g->have_status || g->group)
+		return; /* the group's text has them */
 	fprintf(f, "# HELP esbank_bus_state The bus's state from its status reply.\n"
 	           "# TYPE esbank_bus_state gauge\n");
 	fprintf(f, "esbank_bus_state{state=\"live\"} %d\n", strcmp(g->state, "live") == 0);
@@ -134,6 +137,8 @@ int metrics_render(const metrics_t *m, const metrics_gauges_t *g, char **out, si
 	metrics_put_requests(m, f);
 	metrics_put_latency(m, f);
 	metrics_put_gauges(g, f);
+	if (g->group)
+		fwrite(g->group, 1, g->group_len, f);
 	if (fclose(f) != 0) {
 		free(buf);
 		return -ENOMEM;

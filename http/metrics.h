@@ -27,10 +27,17 @@ typedef struct {
 	uint64_t latency_sum_us;
 } metrics_t;
 
-/* What a status request said about the bus, plus the gateway's gauges. */
+/*
+ * What the bus said for this scrape, plus the gateway's gauges. group is
+ * the group's own text (the bus's metrics reply), or NULL when the bus did
+ * not give it; it carries esbank_bus_state / _last_seq / _durable_seq, so
+ * those are printed from a status reply (have_status) only without it.
+ */
 typedef struct {
 	bool bus_connected;       /* the link to bus.sock is up */
 	bool have_status;         /* a status reply arrived for this scrape */
+	const char *group;        /* group_len bytes of Prometheus text, or NULL */
+	size_t group_len;
 	char state[METRICS_STATE_MAX]; /* "live", "recovering" */
 	uint64_t last_seq;
 	uint64_t durable_seq;
@@ -45,8 +52,8 @@ void metrics_init(metrics_t *m, const char *const *labels, size_t n);
 void metrics_observe(metrics_t *m, size_t route, int status, uint64_t latency_ns);
 
 /*
- * Renders everything into a new malloc'd buffer (*out, *len; the caller
- * frees it). Returns 0 or -ENOMEM.
+ * Renders the gateway's families, then g->group as it came, into a new
+ * malloc'd buffer (*out, *len; the caller frees it). Returns 0 or -ENOMEM.
  */
 int metrics_render(const metrics_t *m, const metrics_gauges_t *g, char **out, size_t *len);
 

@@ -25,7 +25,8 @@
  *        -> 200 {account, email, balance, verified, opened_at, last_activity};
  *        times are RFC 3339 UTC with milliseconds, or integers (ms) with times=ms
  *   GET  /api/openapi.json                   the OpenAPI document
- *   GET  /metrics, on the --metrics listener only   status; Prometheus text
+ *   GET  /metrics, on the --metrics listener only   metrics (else status);
+ *        Prometheus text: the gateway's families, then the group's
  *
  * Request bodies are JSON objects of at most HTTP_BODY_BYTES_MAX bytes;
  * amounts are JSON integers (cents).
@@ -86,6 +87,8 @@
 #define ROUTE_FORM_TYPE "application/x-www-form-urlencoded"
 #define ROUTE_TIME_MAX 32 /* "2026-01-01T00:00:00.000Z" */
 #define ROUTE_NOT_PRIMARY_RETRY_S 1
+#define ROUTE_GROUP_TEXT_BYTES_MIN (64 * 1024)  /* first buffer for the group's metrics */
+#define ROUTE_GROUP_TEXT_BYTES_MAX (4 << 20)    /* larger group metrics are left out */
 
 typedef void (*route_fn)(gateway_t *gw, http_req_t *req);
 
@@ -921,12 +924,19 @@ static void route_get_account(gateway_t *gw, http_req_t *req)
 	route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_account);
 }
 
-static void metrics_respond(gateway_t *gw, http_req_t *req, const esbank_reply_t *status)
+/*
+ * Answers a scrape: the gateway's figures, the bus's status gauges from
+ * status (or NULL), and group[0..group_len), the group's text (or NULL).
+ */
+static void metrics_respond(gateway_t *gw, http_req_t *req, const esbank_reply_t *status,
+                            const char *group, size_t group_len)
 {
 	metrics_gauges_t g = {
 		.bus_connected = buscall_up(&gw->calls),
 		.connections = gw->server.nconns,
 		.bus_pending = buscall_inflight(&gw->calls),
+		.group = group,
+		.group_len = group_len,
 	};
 	int64_t last = 0, durable = 0;
 	if (status && reply_ok(status)) {
@@ -947,22 +957,86 @@ static void metrics_respond(gateway_t *gw, http_req_t *req, const esbank_reply_t
 	free(text);
 }
 
-static void reply_metrics(esbank_async_t *a, int status, const esbank_reply_t *reply,
-                          void *ctx)
+static void reply_metrics_status(esbank_async_t *a, int status, const esbank_reply_t *reply,
+                                 void *ctx)
 {
 	http_req_t *req = ctx;
 	(void)a;
-	metrics_respond(routes_gateway(req->server), req, status == 0 ? reply : NULL);
+	metrics_respond(routes_gateway(req->server), req, status == 0 ? reply : NULL, NULL, 0);
 }
 
+/*
+ * The "text" of a metrics reply in a new malloc'd string (*text, its
+ * length *n). Returns 0, -ENOENT (no text: an error reply), -ENOSPC (longer
+ * than ROUTE_GROUP_TEXT_BYTES_MAX), -ENOMEM, -EINVAL (not a string).
+ */
+static int reply_group_text(const esbank_reply_t *reply, char **text, size_t *n)
+{
+	for (size_t size = ROUTE_GROUP_TEXT_BYTES_MIN; size <= ROUTE_GROUP_TEXT_BYTES_MAX;
+	     size *= 2) {
+		char *buf = malloc(size);
+		if (!buf)
+			return -ENOMEM;
+		int rc = esbank_reply_get_str(reply, "text", buf, size);
+		if (rc == 0) {
+			*text = buf;
+			*n = strlen(buf);
+			return 0;
+		}
+		free(buf);
+		if (rc != -ENOSPC)
+			return rc;
+	}
+	return -ENOSPC;
+}
+
+/*
+ * The bus's metrics reply: its text follows the gateway's. A bus that
+ * answered without text (an error; a bus that predates the op) is asked
+ * for its status instead; a bus that did not answer is reported down.
+ */
+static void reply_metrics_group(esbank_async_t *a, int status, const esbank_reply_t *reply,
+                                void *ctx)
+{
+	http_req_t *req = ctx;
+	gateway_t *gw = routes_gateway(req->server);
+	(void)a;
+	char *text;
+	size_t n;
+	int rc = status < 0 ? status : reply_group_text(reply, &text, &n);
+	if (rc == 0) {
+		metrics_respond(gw, req, NULL, text, n);
+		free(text);
+		return;
+	}
+	if (rc == -ENOSPC)
+		diag_warn("http: the group's metrics exceed %d bytes; left out",
+		          ROUTE_GROUP_TEXT_BYTES_MAX);
+	if (status < 0) {
+		metrics_respond(gw, req, NULL, NULL, 0);
+		return;
+	}
+	esbank_request_t r;
+	uint64_t id;
+	esbank_req_status(&r);
+	if (buscall_send(&gw->calls, &r, BUSCALL_STATUS_TIMEOUT_MS, reply_metrics_status, req,
+	                 &id) < 0) {
+		metrics_respond(gw, req, NULL, NULL, 0);
+		return;
+	}
+	req->call_id = id;
+}
+
+/* A scrape asks the bus for the group's figures (the op metrics, docs/protocol.md). */
 static void route_metrics(gateway_t *gw, http_req_t *req)
 {
 	esbank_request_t r;
 	uint64_t id;
-	esbank_req_status(&r);
-	int rc = buscall_send(&gw->calls, &r, BUSCALL_STATUS_TIMEOUT_MS, reply_metrics, req, &id);
+	esbank_req_start(&r, "metrics");
+	int rc = buscall_send(&gw->calls, &r, BUSCALL_STATUS_TIMEOUT_MS, reply_metrics_group, req,
+	                      &id);
 	if (rc < 0) {
-		metrics_respond(gw, req, NULL);
+		metrics_respond(gw, req, NULL, NULL, 0);
 		return;
 	}
 	req->call_id = id;

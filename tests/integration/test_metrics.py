@@ -110,3 +110,37 @@ def test_esbank_metrics_shows_every_program(loaded):
     check_figures(text, durable)
     promtool_check(text)
 
+
+
+def type_lines(text):
+    return re.findall(r"^# TYPE (\S+) ", text, re.M)
+
+
+def test_gateway_metrics_carry_the_groups(loaded, tmp_path):
+    """esbank-http's /metrics (--metrics address): its own families, then the
+    group's (the op metrics), no family twice, and promtool accepts the page."""
+    g, durable = loaded
+    from test_http import curl, free_port, need, stop, wait_for
+    gateway = build_dir() / "http" / "esbank-http"
+    need(gateway)
+    mbase = "127.0.0.1:%d" % free_port()
+    log = open(tmp_path / "http.log", "wb")
+    p = subprocess.Popen([str(gateway), "--http", "127.0.0.1:%d" % free_port(),
+                          "--metrics", mbase, "--data", str(tmp_path / "data"),
+                          "--run", str(g.run)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "esbank_bus_up 1" in curl("http://" + mbase, "GET", "/metrics").body,
+                 what="the gateway's scrape reaching the bus")
+        text = curl("http://" + mbase, "GET", "/metrics").body
+    finally:
+        stop(p)
+        log.close()
+    check_figures(text, durable)
+    samples, families = parse(text)
+    for f in ("esbank_http_request_duration_seconds", "esbank_http_connections",
+              "esbank_bus_connected", "esbank_bus_up", "esbank_bus_pending_requests"):
+        assert f in families, f
+    assert samples["esbank_bus_up"] == 1
+    types = type_lines(text)
+    assert len(types) == len(set(types)), sorted(t for t in types if types.count(t) > 1)
+    promtool_check(text)
