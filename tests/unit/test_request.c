@@ -836,3 +836,79 @@ Test(request, transfers_bad_request_for_the_whole)
 	request_transfers_free(&bulk);
 	cr_assert_eq(decode(), PROTO_E_BAD_REQUEST);
 }
+
+/* ---- dry_run (issue 16, item 3) ---- */
+
+/* A withdraw with "dry_run" packed by pack (NULL: absent). */
+static void withdraw_dry(void (*pack)(void))
+{
+	req("withdraw", 2 + (pack != NULL));
+	kv_str("account", "1000000000000001");
+	kv_i64("amount", 5);
+	if (pack) {
+		key("dry_run");
+		pack();
+	}
+}
+
+static void dry_true(void) { msgpack_pack_true(&pk); }
+static void dry_false(void) { msgpack_pack_false(&pk); }
+static void dry_int(void) { msgpack_pack_uint8(&pk, 1); }
+static void dry_str(void) { msg_pack_str(&pk, "yes"); }
+static void dry_nil(void) { msgpack_pack_nil(&pk); }
+
+Test(request, dry_run_is_a_boolean)
+{
+	withdraw_dry(NULL);
+	cr_assert_eq(decode(), PROTO_OK);
+	cr_assert_not(cmd.dry_run);
+	uint8_t fp[LEDGER_FP_BYTES];
+	memcpy(fp, cmd.fp, sizeof(fp));
+	withdraw_dry(dry_false);
+	cr_assert_eq(decode(), PROTO_OK);
+	cr_assert_not(cmd.dry_run);
+	withdraw_dry(dry_true);
+	cr_assert_eq(decode(), PROTO_OK);
+	cr_assert(cmd.dry_run);
+	/* not in the fingerprint: a dry run with a used key is a retry of it */
+	cr_assert_eq(memcmp(cmd.fp, fp, sizeof(fp)), 0);
+	withdraw_dry(dry_int);
+	expect_bad("dry_run 1");
+	cr_assert(strstr(why, "dry_run") != NULL, "message: %s", why);
+	withdraw_dry(dry_str);
+	expect_bad("dry_run \"yes\"");
+	withdraw_dry(dry_nil);
+	expect_bad("dry_run nil");
+}
+
+Test(request, dry_run_on_every_command)
+{
+	const char *ops[] = { "open_account", "verify_account", "reissue_code", "transfer" };
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		req(ops[i], 5);
+		kv_str("email", "a@example.com");
+		kv_str("password", "password-1");
+		kv_str("account", "1000000000000001");
+		kv_str("code", "c");
+		msg_pack_kv_bool(&pk, "dry_run", true);
+		if (strcmp(ops[i], "transfer") == 0) {
+			req(ops[i], 4);
+			kv_str("from", "1000000000000001");
+			kv_str("to", "2000000000000002");
+			kv_i64("amount", 1);
+			msg_pack_kv_bool(&pk, "dry_run", true);
+		}
+		cr_assert_eq(decode(), PROTO_OK, "%s: %s", ops[i], why ? why : "");
+		cr_assert(cmd.dry_run, "%s", ops[i]);
+	}
+}
+
+Test(request, transfers_refuses_dry_run)
+{
+	req("transfers", 2);
+	key("transfers");
+	msgpack_pack_array(&pk, 1);
+	bulk_item(250, NULL);
+	msg_pack_kv_bool(&pk, "dry_run", true);
+	cr_assert_eq(decode_bulk(), PROTO_E_BAD_REQUEST);
+}
