@@ -10,6 +10,16 @@
 #include "diag.h"
 #include "protocol.h"
 
+/* Every slot's flag agrees with the count (a full scan: not on the live path). */
+static void clientreads_assert_count(const clientreads_t *cr)
+{
+	int n = 0;
+	for (int i = 0; i < BUS_SUBSCRIBERS_MAX; i++)
+		n += cr->subs[i].active;
+	assert(n == cr->active);
+	clientreads_assert(cr);
+}
+
 /* Decodes the fields of events / subscribe (bad_request checks included). */
 static bool clientreads_decode(hub_t *h, client_t *c, uint64_t id, const char *req, size_t n,
                                proto_read_args_t *cmd)
@@ -126,7 +136,9 @@ void clientreads_subscribe(hub_t *h, client_t *c, uint64_t id, const char *req, 
 		return;
 	}
 	uint64_t durable = h->routes.durable_seq;
+	h->clientreads.active += !s->active; /* a slot whose client left stays counted */
 	*s = (subscriber_t){ .to = to, .req_id = id, .active = true };
+	clientreads_assert_count(&h->clientreads);
 	s->next_seq = cmd.has_from ? (cmd.from_seq ? cmd.from_seq : 1) : durable + 1;
 	msg_buf_t b;
 	msg_buf_init(&b);
@@ -142,6 +154,8 @@ static void clientreads_send_one(hub_t *h, subscriber_t *s, const char *ev, size
 	client_t *c = clients_get(h, s->to);
 	if (!c) {
 		s->active = false;
+		h->clientreads.active--;
+		clientreads_assert(&h->clientreads);
 		return;
 	}
 	msgpack_packer *pk = conn_pack_begin(&c->conn);
@@ -154,13 +168,22 @@ static void clientreads_send_one(hub_t *h, subscriber_t *s, const char *ev, size
 	clients_check_backlog(c);
 }
 
+/*
+ * Live events: the scan stops once every active slot was seen (subscribe
+ * fills the lowest free slots first), and does not start without subscribers.
+ */
 void clientreads_live(hub_t *h, uint64_t seq, const bus_bytes_t *ev)
 {
-	for (int i = 0; i < BUS_SUBSCRIBERS_MAX; i++) {
-		subscriber_t *s = &h->clientreads.subs[i];
-		if (s->active && !s->reading && s->next_seq == seq)
+	clientreads_t *cr = &h->clientreads;
+	for (int i = 0, left = cr->active; i < BUS_SUBSCRIBERS_MAX && left > 0; i++) {
+		subscriber_t *s = &cr->subs[i];
+		if (!s->active)
+			continue;
+		left--;
+		if (!s->reading && s->next_seq == seq)
 			clientreads_send_one(h, s, ev->p, ev->n);
 	}
+	clientreads_assert(cr);
 }
 
 /* A subscriber's read answered: the events it has not seen, then more. */
@@ -186,6 +209,7 @@ static void clientreads_on_sub(hub_t *h, const bus_read_t *rd, const msgpack_obj
 
 void clientreads_logger_back(hub_t *h)
 {
+	clientreads_assert_count(&h->clientreads);
 	for (int i = 0; i < BUS_SUBSCRIBERS_MAX; i++) {
 		subscriber_t *s = &h->clientreads.subs[i];
 		if (s->active && !s->reading && s->next_seq <= h->routes.durable_seq)
