@@ -8,6 +8,13 @@
  *   replay (recovery) | apply only        | -      | apply, if behind     | -
  *   follow (standby)  | apply, after      | append | apply, after durable | -
  *                     | durable (replay)  |        |                      |
+ *   dry run           | check, answer;    | -      | -                    | -
+ *                     | apply nothing     |        |                      |
+ *
+ * A dry run ("dry_run": true, resolver/dryrun.c) needs no code of its own
+ * here: its result item has a reply and no "ev", so route_results() holds
+ * the reply until its "w" (the seq of the state it saw) is durable, as for
+ * a query, and nothing reaches the logger or the other peers.
  *
  * And the replicator's column (repl.c): a primary's live events go to it in
  * the same iteration as to the logger, and "durable" means durable in both
