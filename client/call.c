@@ -90,6 +90,7 @@ static int call_connect(call_t *c)
 int call_begin(call_t *c, const char *op, bool command, uint32_t nfields, msgpack_packer **pk)
 {
 	bool keyed = command && c->key;
+	bool dry = command && c->dry_run;
 
 	c->op = op;
 	c->command = command;
@@ -98,9 +99,11 @@ int call_begin(call_t *c, const char *op, bool command, uint32_t nfields, msgpac
 		if (rc)
 			return rc;
 	}
-	*pk = rpc_request(&c->rpc, op, nfields + keyed, &c->id);
+	*pk = rpc_request(&c->rpc, op, nfields + keyed + dry, &c->id);
 	if (keyed)
 		msg_pack_kv_str(*pk, "key", c->key);
+	if (dry)
+		msg_pack_kv_bool(*pk, "dry_run", true);
 	return 0;
 }
 

@@ -23,6 +23,7 @@ typedef struct {
 	const char *sock_path; /* RUN/bus.sock */
 	const char *key;       /* idempotency key for commands, or NULL */
 	bool json;             /* --json */
+	bool dry_run;          /* --dry-run: commands carry "dry_run": true */
 	bool connected;        /* rpc holds an open connection */
 	const char *op;        /* op of the request in flight, for messages */
 	bool command;          /* that op changes state */

@@ -60,12 +60,17 @@ struct command {
 	int (*run)(cmd_t *c);
 };
 
-/* Prints a success reply as JSON; true when --json asked for that. */
+/*
+ * Prints a success reply as JSON; true when --json asked for that. A dry
+ * run's reply is always printed so (with "dry_run": true): the sentences
+ * below tell of things done.
+ */
 static bool cmd_json(cmd_t *c, const msgpack_object *reply)
 {
-	if (c->call.json)
+	bool json = c->call.json || c->call.dry_run;
+	if (json)
 		output_json_line(reply, "id");
-	return c->call.json;
+	return json;
 }
 
 static uint64_t cmd_seq(const msgpack_object *reply)
@@ -622,6 +627,11 @@ static void cmd_setup_opts(cmd_t *c, const commands_global_t *g)
 		*o++ = (config_opt_t){ .name = "key",
 				       .help = "idempotency key, 1 to 64 bytes: a retry with it "
 					       "is done at most once" };
+	if (cmd->keyed)
+		*o++ = (config_opt_t){ .name = "dry-run", .is_flag = true,
+				       .help = "check the command against the live state and print "
+					       "what it would answer (JSON, \"dry_run\": true); change "
+					       "nothing" };
 	if (cmd->password)
 		*o++ = (config_opt_t){ .name = "password-stdin", .is_flag = true,
 				       .help = "read the password as one line from stdin" };
@@ -635,7 +645,7 @@ static void cmd_usage(const command_t *cmd, char *buf, size_t size)
 {
 	int n = snprintf(buf, size, "usage: esbank [--run DIR] [--json] %s%s%s%s%s%s\n\n%s.%s%s\n",
 			 cmd->name, *cmd->args ? " " : "", cmd->args,
-			 cmd->keyed ? " [--key KEY]" : "",
+			 cmd->keyed ? " [--key KEY] [--dry-run]" : "",
 			 cmd->password ? " [--password-stdin]" : "",
 			 cmd->extra ? " [OPTIONS]" : "",
 			 cmd->summary, cmd->details ? "\n" : "", cmd->details ? cmd->details : "");
@@ -664,6 +674,12 @@ static int cmd_setup_call(cmd_t *c, int npos)
 		return EXIT_USAGE;
 	}
 	c->call.key = key;
+	c->call.dry_run = cmd->keyed && config_flag(c->opts, "dry-run");
+	if (c->call.dry_run && file_only) {
+		fprintf(stderr, "esbank: --dry-run does not go with --file (transfers takes no "
+				"dry_run)\n");
+		return EXIT_USAGE;
+	}
 	c->call.json = config_flag(c->opts, "json");
 	c->call.sock_path = config_path(config_get(c->opts, "run"), "bus.sock");
 	if (!c->call.sock_path) {

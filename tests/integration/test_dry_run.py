@@ -15,11 +15,17 @@ open_account retry checks the password as the real one does.
 
 test_bad_dry_run: dry_run that is not a boolean (1, "yes", nil) is
 bad_request; "transfers" with dry_run is bad_request; nothing applied.
+
+test_cli_dry_run: `esbank transfer --dry-run` and `esbank withdraw --dry-run`
+print the would-be reply as JSON with "dry_run": true and change nothing;
+a refused dry run exits 100; --dry-run with --file is a usage error.
 """
 
+import json
+import subprocess
 import time
 
-from conftest import expect_err, expect_ok, new_email, new_password, open_verified
+from conftest import build_dir, expect_err, expect_ok, new_email, new_password, open_verified
 
 MAIL_SETTLE_S = 0.3
 
@@ -142,4 +148,27 @@ def test_bad_dry_run(group):
     ok = expect_ok(c.call("transfer", {"from": a, "to": b, "amount": 1, "dry_run": False}))
     assert "dry_run" not in ok
     assert state(c, [a, b])[0] == before[0] + 1
+    c.close()
+
+
+def cli(group, *args):
+    argv = [str(build_dir() / "client" / "esbank"), "--run", str(group.run)] + list(args)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=20)
+
+
+def test_cli_dry_run(group):
+    c = group.client()
+    a = open_verified(c)
+    b = open_verified(c)
+    before = state(c, [a, b])
+    p = cli(group, "transfer", a, b, "1.25", "--dry-run")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["dry_run"] is True and out["seq"] == before[0] + 1, out
+    assert out["balance"] == before[2][0]["balance"] - 125, out
+    p = cli(group, "withdraw", a, "--dry-run", str(10 ** 9))
+    assert p.returncode == 100, (p.stdout, p.stderr)
+    p = cli(group, "transfer", "--dry-run", "--file", "/dev/null")
+    assert p.returncode == 100, (p.stdout, p.stderr)
+    assert state(c, [a, b]) == before
     c.close()
