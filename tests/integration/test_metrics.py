@@ -135,6 +135,9 @@ def test_gateway_metrics_carry_the_groups(loaded, tmp_path):
     finally:
         stop(p)
         log.close()
+    out = (tmp_path / "http.log").read_text(errors="replace")
+    assert "Sanitizer" not in out and "runtime error" not in out, out
+    assert p.returncode == 0, out
     check_figures(text, durable)
     samples, families = parse(text)
     for f in ("esbank_http_request_duration_seconds", "esbank_http_connections",
