@@ -14,14 +14,10 @@ import subprocess
 import time
 import urllib.request
 
+from conftest import free_port
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 START_TIMEOUT_S = 30
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _WebSocket:
@@ -80,7 +76,7 @@ class _WebSocket:
 class Browser:
     def __init__(self, tmp):
         self.tmp = tmp
-        self.port = _free_port()
+        self.port = free_port()
         self.log = open(tmp / "chromium.log", "wb")
         self.proc = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

@@ -15,6 +15,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,13 @@ _active_groups = []
 # Tests count on a snapshot at every --snapshot-every events, however fast they
 # come: no minimum time between two snapshots (the default is 1 s).
 os.environ.setdefault("ESBANK_SNAPSHOT_INTERVAL_MS", "0")
+
+
+def free_port():
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def build_dir():

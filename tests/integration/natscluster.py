@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
+
 NATS_SERVER = os.environ.get("ESBANK_NATS_SERVER", "/usr/sbin/nats-server")
 NODES_DEFAULT = 3
 START_TIMEOUT_S = 15.0
@@ -45,13 +47,6 @@ LINE_BYTES_MAX = 4096  # a protocol line of the NATS server (INFO is the longest
 
 def nats_server_available():
     return os.access(NATS_SERVER, os.X_OK)
-
-
-def free_port():
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _alive(pid):
@@ -376,3 +371,36 @@ def nats_cluster(tmp_path):
         yield cl
     finally:
         cl.stop()
+
+
+@pytest.fixture
+def nats_one(tmp_path):
+    """A one-node JetStream nats-server on a free loopback port (its URL),
+    stopped by pid after the test: for tests of one group or one
+    replicator, where the cluster's elections are not what is tested."""
+    if not nats_server_available():
+        pytest.skip("nats-server not installed (%s): scripts/deps installs it" % NATS_SERVER)
+    port = free_port()
+    log = open(tmp_path / "nats-one.log", "ab")
+    proc = subprocess.Popen([NATS_SERVER, "-js", "-sd", str(tmp_path / "nats-one"),
+                             "-a", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=log, start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("nats-server did not listen on %d" % port)
+                time.sleep(0.05)
+        yield "nats://127.0.0.1:%d" % port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

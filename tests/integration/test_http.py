@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port  # noqa: F401 (other test files import it from here)
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("ESBANK_BUILD", REPO / "build"))
 ESBANKD = BUILD / "supervisor" / "esbankd"
@@ -38,12 +40,6 @@ PASSWORD = "correct horse battery"
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Response:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import _drop_group, _make_group, open_verified
+from conftest import _drop_group, _make_group, free_port, open_verified
 
 PW = "correct horse battery"
 WRONG = "wrong password"
@@ -22,12 +22,6 @@ PAIR_MAX = 5        # LOGIN_FAILS_PER_PAIR_MAX (http/login.h)
 ACCOUNT_MAX = 10    # LOGIN_FAILS_PER_ACCOUNT_MAX
 ADDR_MAX = 100      # LOGIN_FAILS_PER_ADDR_MAX
 PARALLEL = 40
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Http:

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import msgpack
 import pytest
 
-from conftest import (LINK_RE, build_dir, cmdline, descendants, expect_ok, new_email,
+from conftest import (LINK_RE, build_dir, free_port, cmdline, descendants, expect_ok, new_email,
                       new_password, wait_for)
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
@@ -34,14 +34,6 @@ MG_DOMAIN = "mg.bank.test"
 FAST_RETRY = {"ESBANK_MAIL_RETRY_MIN_MS": "100", "ESBANK_MAIL_RETRY_MAX_MS": "400",
               "ESBANK_MAIL_RESCAN_MS": "300", "ESBANK_MAIL_FROM": FROM}
 MSGID_RE = re.compile(r"<esbank-(\d+)-(\d+)@bank\.test>")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # -- a real SMTP server ------------------------------------------------------

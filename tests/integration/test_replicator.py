@@ -23,44 +23,22 @@ batches of 1000 events, or ESBANK_REPL_BENCH_BATCH (test_bench_batches).
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 
 from conftest import build_dir
+from natscluster import nats_one  # noqa: F401 (a fixture)
 from test_stray import Lone, Peer, bus_session, event
 
 NATS = shutil.which("nats-server")
 pytestmark = pytest.mark.skipif(NATS is None, reason="nats-server is not installed")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.fixture
-def nats(tmp_path):
-    port = free_port()
-    log = open(tmp_path / "nats.log", "ab")
-    proc = subprocess.Popen([NATS, "-js", "-sd", str(tmp_path / "js"), "-a", "127.0.0.1",
-                             "-p", str(port)], stdout=log, stderr=log)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield "nats://127.0.0.1:%d" % port
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+def nats(nats_one):
+    return nats_one
 
 
 @pytest.fixture

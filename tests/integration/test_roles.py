@@ -3,15 +3,11 @@ status's role, the op promote on a group that is not a standby, esbankd's
 replication flags, and a primary replicating to a real one-node JetStream
 nats-server (skipped while the build has no esbank-replicator)."""
 
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import time
 
 import pytest
 
+from natscluster import nats_one  # noqa: F401 (a fixture)
 from conftest import Group, build_dir, esbankd_path, expect_err, expect_ok, open_account, wait_for
 
 
@@ -41,40 +37,12 @@ def _replicator():
     return build_dir() / "replicator" / "esbank-replicator"
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.fixture
-def nats(tmp_path):
-    """A one-node JetStream nats-server on a free loopback port, stopped by pid."""
-    if not _replicator().exists() or not shutil.which("nats-server"):
-        pytest.skip("no esbank-replicator in this build, or no nats-server")
-    port = _free_port()
-    store = tmp_path / "js"
-    proc = subprocess.Popen(["nats-server", "-js", "-sd", str(store), "-p", str(port),
-                             "-a", "127.0.0.1"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-
-    def up():
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
-
-    wait_for(up, timeout=10, what="nats-server listening")
-    yield "nats://127.0.0.1:%d" % port
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+def nats(nats_one):
+    """A one-node JetStream nats-server; skipped without a replicator build."""
+    if not _replicator().exists():
+        pytest.skip("no esbank-replicator in this build")
+    return nats_one
 
 
 def test_primary_replicates_before_answering(nats, fresh_group):
