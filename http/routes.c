@@ -31,6 +31,17 @@
  * Request bodies are JSON objects of at most HTTP_BODY_BYTES_MAX bytes;
  * amounts are JSON integers (cents).
  *
+ * Dry runs (docs/protocol.md "Dry runs"): ?dry_run=1 (or true) or the header
+ * Prefer: dry-run on a command (POST /api/account, /api/verify as JSON,
+ * /api/money_transfer, /api/withdraw) sends it with "dry_run": true: the
+ * answer is the real call's status and body with "dry_run": true (errors
+ * too), and nothing changes; with Prefer, it carries Preference-Applied:
+ * dry-run; a dry POST /api/account has no Location. dry_run=0 or false is
+ * a real call; another dry_run value, or a Prefer header too long to read,
+ * is 400 bad_request; so is a dry run of the verification form (a dry run
+ * answers JSON). Queries (every GET but /api/verify as JSON) and the page
+ * GET /api/verify shows ignore dry_run and Prefer: they change nothing.
+ *
  * Idempotency-Key (1 to IDEMKEY_BYTES_MAX = 64 bytes, else 400) on a command
  * makes a retry safe, for the user who sends it: the bank sees the key
  * scoped to the logged-in account (transfer, withdraw), the email (open),
@@ -223,6 +234,91 @@ static void respond_not_primary(http_req_t *req, const esbank_reply_t *reply, co
 	respond_json(req, 503, j, extra);
 }
 
+/* ---- dry runs ---- */
+
+static int query_get(const char *q, const char *name, char *out, size_t size);
+
+/* How a command asks to be a dry run (bits): ?dry_run=1, Prefer: dry-run. */
+#define ROUTE_DRY_QUERY 1
+#define ROUTE_DRY_PREFER 2
+#define ROUTE_PREFERENCE_APPLIED "Preference-Applied: dry-run\r\n"
+
+/*
+ * Whether h, a Prefer header (RFC 7240: preferences separated by commas,
+ * each a token with an optional "=value" and ";parameters"), holds dry-run.
+ */
+static bool prefer_dry_run(const http_header_t *h)
+{
+	const char *p = h->value;
+	if (!h->present)
+		return false;
+	while (*p) {
+		p += strspn(p, " \t,");
+		size_t n = strcspn(p, ",;= \t");
+		if (n == 7 && strncasecmp(p, "dry-run", 7) == 0)
+			return true;
+		p += strcspn(p, ",");
+	}
+	return false;
+}
+
+/*
+ * req's dry-run bits (0: a real command), or -EINVAL: a dry_run query
+ * parameter that is not 1, true, 0 or false, or a Prefer header cut short
+ * (it may have asked for a dry run: the command must not run for real).
+ */
+static int dry_mode(const http_req_t *req)
+{
+	char v[8];
+	int bits = 0;
+	int rc = query_get(req->query, "dry_run", v, sizeof(v));
+	if (rc == 0 && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0))
+		bits |= ROUTE_DRY_QUERY;
+	else if (rc != -ENOENT && (rc < 0 || (strcmp(v, "0") != 0 && strcmp(v, "false") != 0)))
+		return -EINVAL;
+	if (req->prefer.too_long)
+		return -EINVAL;
+	if (prefer_dry_run(&req->prefer))
+		bits |= ROUTE_DRY_PREFER;
+	return bits;
+}
+
+/* req's dry-run bits, or answers 400 and returns -EINVAL (dry_mode). */
+static int route_dry(http_req_t *req)
+{
+	int bits = dry_mode(req);
+	if (bits < 0)
+		respond_error(req, 400, "bad_request",
+		              req->prefer.too_long ? "the Prefer header is too long"
+		                                   : "query parameter dry_run must be 1, true, 0 or false");
+	return bits;
+}
+
+/* The extra header of an answer the bank gave to req (NULL: none). */
+static const char *dry_header(const http_req_t *req)
+{
+	int bits = dry_mode(req);
+	return bits > 0 && (bits & ROUTE_DRY_PREFER) ? ROUTE_PREFERENCE_APPLIED : NULL;
+}
+
+/* Adds "dry_run": true to r when bits ask for a dry run. */
+static void add_dry(esbank_request_t *r, int bits)
+{
+	if (bits > 0)
+		esbank_req_add_bool(r, "dry_run", true);
+}
+
+/* The bank's error reply to a dry run: {"error","message","dry_run": true}. */
+static void respond_dry_error(http_req_t *req, int status, const char *code, const char *msg)
+{
+	json_t *m = json_string(msg);
+	json_t *j = json_object();
+	json_object_set_new(j, "error", json_string(code));
+	json_object_set_new(j, "message", m ? m : json_string("(not UTF-8)"));
+	json_object_set_new(j, "dry_run", json_true());
+	respond_json(req, status, j, dry_header(req));
+}
+
 /*
  * Answers a failed call or an error reply (as HTML when html) and returns
  * true; returns false, answering nothing, for an ok reply. Sets code.
@@ -249,6 +345,8 @@ static bool reply_failed(http_req_t *req, int status, const esbank_reply_t *repl
 		respond_page(req, http, code);
 	else if (status == 0 && strcmp(code, "not_primary") == 0)
 		respond_not_primary(req, reply, msg);
+	else if (status == 0 && dry_mode(req) > 0)
+		respond_dry_error(req, http, code, msg);
 	else
 		respond_error_n(req, http, code, strlen(code), msg, strlen(msg), NULL);
 	return true;
@@ -554,8 +652,10 @@ static void reply_open_account(esbank_async_t *a, int status, const esbank_reply
 		respond_error(req, 500, "internal", "the reply has no account number");
 		return;
 	}
-	/* The new account is the one GET /api/account shows once logged in. */
-	respond_json(req, 201, reply_fields(reply), "Location: /api/account\r\n");
+	/* The new account is the one GET /api/account shows once logged in;
+	 * a dry run's names no account, and gets no Location. */
+	const char *extra = dry_mode(req) > 0 ? dry_header(req) : "Location: /api/account\r\n";
+	respond_json(req, 201, reply_fields(reply), extra);
 }
 
 static void route_open_account(gateway_t *gw, http_req_t *req)
@@ -566,14 +666,16 @@ static void route_open_account(gateway_t *gw, http_req_t *req)
 	if (!body)
 		return;
 	route_key_t key;
+	int dry;
 	if (body_str(req, body, "email", &email, &en) == 0 &&
 	    body_str(req, body, "password", &pw, &pn) == 0 &&
-	    route_key(req, IDEMKEY_EMAIL, email, en, &key) == 0) {
+	    route_key(req, IDEMKEY_EMAIL, email, en, &key) == 0 && (dry = route_dry(req)) >= 0) {
 		esbank_request_t r;
 		esbank_req_start(&r, "open_account");
 		esbank_req_add_str(&r, "email", email, en);
 		esbank_req_add_str(&r, "password", pw, pn);
 		add_key(&r, &key);
+		add_dry(&r, dry);
 		route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_open_account);
 	}
 	json_decref(body);
@@ -593,20 +695,23 @@ static void reply_verify(esbank_async_t *a, int status, const esbank_reply_t *re
 	if (html)
 		respond_page(req, 200, NULL);
 	else
-		respond_json(req, 200, reply_fields(reply), NULL);
+		respond_json(req, 200, reply_fields(reply), dry_header(req));
 }
 
 /* Sends verify_account for acct and code; reply_verify answers. */
 static void verify_call(gateway_t *gw, http_req_t *req, const char *acct, const char *code)
 {
 	route_key_t key;
-	if (route_key(req, IDEMKEY_VERIFY, acct, strlen(acct), &key) < 0)
+	int dry;
+	if (route_key(req, IDEMKEY_VERIFY, acct, strlen(acct), &key) < 0 ||
+	    (dry = route_dry(req)) < 0)
 		return;
 	esbank_request_t r;
 	esbank_req_start(&r, "verify_account");
 	esbank_req_add_str(&r, "account", acct, 0);
 	esbank_req_add_str(&r, "code", code, 0);
 	add_key(&r, &key);
+	add_dry(&r, dry);
 	route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_verify);
 }
 
@@ -648,10 +753,17 @@ static void route_verify(gateway_t *gw, http_req_t *req)
 		             "Cache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n");
 }
 
-/* POST: the page's form (urlencoded, answered with a page), or JSON. */
+/*
+ * POST: the page's form (urlencoded, answered with a page), or JSON. A
+ * dry run answers JSON only: the form cannot ask for one.
+ */
 static void route_verify_post(gateway_t *gw, http_req_t *req)
 {
 	char acct[ROUTE_QUERY_VALUE_MAX], code[ROUTE_QUERY_VALUE_MAX];
+	if (body_type_is(req, ROUTE_FORM_TYPE) && dry_mode(req) != 0) {
+		respond_error(req, 400, "bad_request", "a dry run takes a JSON body, not the form");
+		return;
+	}
 	if (body_type_is(req, ROUTE_FORM_TYPE)) {
 		const char *b = req->body_len ? req->body : "";
 		if (query_get(b, "account", acct, sizeof(acct)) < 0 ||
@@ -763,7 +875,7 @@ static void reply_json(esbank_async_t *a, int status, const esbank_reply_t *repl
 	(void)a;
 	char code[ROUTE_ERROR_CODE_MAX];
 	if (!reply_failed(req, status, reply, false, code))
-		respond_json(req, 200, reply_fields(reply), NULL);
+		respond_json(req, 200, reply_fields(reply), dry_header(req));
 }
 
 static void route_transfer(gateway_t *gw, http_req_t *req)
@@ -777,15 +889,18 @@ static void route_transfer(gateway_t *gw, http_req_t *req)
 	if (!body)
 		return;
 	route_key_t key;
+	int dry;
 	if (body_str_or(req, body, "to", "to_account_number", &to, &tn) == 0 &&
 	    body_int(req, body, "amount", &amount) == 0 &&
-	    route_key(req, IDEMKEY_ACCOUNT, req->account, strlen(req->account), &key) == 0) {
+	    route_key(req, IDEMKEY_ACCOUNT, req->account, strlen(req->account), &key) == 0 &&
+	    (dry = route_dry(req)) >= 0) {
 		esbank_request_t r;
 		esbank_req_start(&r, "transfer");
 		esbank_req_add_str(&r, "from", req->account, 0);
 		esbank_req_add_str(&r, "to", to, tn);
 		esbank_req_add_int(&r, "amount", amount);
 		add_key(&r, &key);
+		add_dry(&r, dry);
 		route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_json);
 	}
 	json_decref(body);
@@ -800,13 +915,16 @@ static void route_withdraw(gateway_t *gw, http_req_t *req)
 	if (!body)
 		return;
 	route_key_t key;
+	int dry;
 	if (body_int(req, body, "amount", &amount) == 0 &&
-	    route_key(req, IDEMKEY_ACCOUNT, req->account, strlen(req->account), &key) == 0) {
+	    route_key(req, IDEMKEY_ACCOUNT, req->account, strlen(req->account), &key) == 0 &&
+	    (dry = route_dry(req)) >= 0) {
 		esbank_request_t r;
 		esbank_req_start(&r, "withdraw");
 		esbank_req_add_str(&r, "account", req->account, 0);
 		esbank_req_add_int(&r, "amount", amount);
 		add_key(&r, &key);
+		add_dry(&r, dry);
 		route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_json);
 	}
 	json_decref(body);

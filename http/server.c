@@ -131,6 +131,7 @@ static void conn_req_reset(http_conn_t *c)
 	header_reset(&r->authorization);
 	header_reset(&r->idempotency_key);
 	header_reset(&r->content_type);
+	header_reset(&r->prefer);
 	header_reset(&c->expect);
 	r->body_len = 0;
 	r->route = 0;
@@ -210,6 +211,8 @@ static http_header_t *conn_pick_header(http_conn_t *c)
 		return &c->req.idempotency_key;
 	if (strcasecmp(c->field, "content-type") == 0)
 		return &c->req.content_type;
+	if (strcasecmp(c->field, "prefer") == 0)
+		return &c->req.prefer;
 	if (strcasecmp(c->field, "expect") == 0)
 		return &c->expect;
 	return NULL;

@@ -51,6 +51,7 @@ typedef struct http_req {
 	http_header_t authorization;
 	http_header_t idempotency_key;
 	http_header_t content_type;
+	http_header_t prefer;           /* RFC 7240 (the routes read dry-run) */
 	char *body;                     /* body_len bytes, NUL-terminated */
 	size_t body_len;
 	size_t body_cap;

@@ -95,10 +95,13 @@ char *esbank_reply_json(const esbank_reply_t *reply);
  */
 typedef struct {
 	const char *name;
-	const char *str; /* NULL: an integer field */
+	const char *str; /* NULL: an integer field (or a boolean one) */
 	int64_t num;
-	size_t len;      /* str's bytes (it may hold NULs); 0: strlen(str) */
+	size_t len;      /* str's bytes (it may hold NULs); 0: strlen(str); with str
+	                  * NULL, ESBANK_FIELD_BOOL: num (0 or 1) is sent as a boolean */
 } esbank_field_t;
+
+#define ESBANK_FIELD_BOOL 1
 
 typedef struct {
 	const char *op;
@@ -127,6 +130,7 @@ void esbank_req_authenticate(esbank_request_t *r, const char *account, const cha
 void esbank_req_start(esbank_request_t *r, const char *op);
 void esbank_req_add_str(esbank_request_t *r, const char *name, const char *s, size_t len);
 void esbank_req_add_int(esbank_request_t *r, const char *name, int64_t value);
+void esbank_req_add_bool(esbank_request_t *r, const char *name, bool value);
 
 /* year, month, day: 0 leaves the field out (all time, a year, a month). */
 void esbank_req_sum_transactions(esbank_request_t *r, int year, int month, int day);

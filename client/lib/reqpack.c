@@ -43,6 +43,13 @@ void esbank_req_add_int(esbank_request_t *r, const char *name, int64_t value)
 	r->fields[r->nfields++] = (esbank_field_t){ .name = name, .num = value };
 }
 
+void esbank_req_add_bool(esbank_request_t *r, const char *name, bool value)
+{
+	assert(r->nfields < ESBANK_REQUEST_FIELDS_MAX);
+	r->fields[r->nfields++] =
+		(esbank_field_t){ .name = name, .num = value, .len = ESBANK_FIELD_BOOL };
+}
+
 static void req_key(esbank_request_t *r, const char *key)
 {
 	if (key)
@@ -154,6 +161,8 @@ void libreq_pack_fields(msgpack_packer *pk, const esbank_request_t *req)
 		const esbank_field_t *f = &req->fields[i];
 		if (f->str)
 			msg_pack_kv_strn(pk, f->name, f->str, f->len ? f->len : strlen(f->str));
+		else if (f->len == ESBANK_FIELD_BOOL)
+			msg_pack_kv_bool(pk, f->name, f->num != 0);
 		else if (f->num < 0)
 			msg_pack_kv_i64(pk, f->name, f->num);
 		else
