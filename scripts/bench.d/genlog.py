@@ -1,6 +1,9 @@
 #!/usr/bin/python3
-"""genlog.py DATA N: writes DATA/events.log holding N account_opened events
-(seq 1..N), in the format of common/logfile.c, for scripts/bench.
+"""genlog.py DATA N [T]: writes DATA/events.log holding N account_opened events
+(seq 1..N), in the format of common/logfile.c (version 1), for scripts/bench.
+With T: then N account_verified events and T money_transferred events
+between those accounts (1 cent to $1, never more than the sender holds), as
+the resolver writes a transfer without a key: a log of transfers to replay.
 
 Each event looks like one the resolver writes for a real open_account: a
 16-digit account number, an e-mail address like esbank bench's, the opening
@@ -23,8 +26,44 @@ OPEN_BALANCE = 100000  # cents, LEDGER_OPEN_BALANCE
 ACCOUNT_MIN = 10**15
 
 
+class Log:
+    """Appends hash-chained records to an open file, seq 1, 2, ..."""
+
+    def __init__(self, f):
+        self.f, self.seq, self.prev = f, 0, bytes(32)
+
+    def add(self, event):
+        self.seq += 1
+        event["seq"] = self.seq
+        body = msgpack.packb(event)
+        h = hashlib.blake2b(self.prev + struct.pack(">QI", self.seq, len(body)) + body,
+                            digest_size=32).digest()
+        self.f.write(struct.pack(">IQ", len(body), self.seq) + body + h)
+        self.prev = h
+
+
+def transfers(log, numbers, t, ts):
+    """N account_verified events, then t transfers, timestamps from ts on."""
+    rnd = random.Random(20260102)
+    n = len(numbers)
+    balance = [OPEN_BALANCE] * n
+    for a in numbers:
+        log.add({"ts": ts, "type": "account_verified", "account": str(a)})
+    for i in range(t):
+        a, b = rnd.randrange(n), rnd.randrange(n - 1)
+        b += b >= a
+        amount = min(rnd.randint(1, 100), balance[a])
+        if amount == 0:
+            a, b, amount = b, a, 1
+        balance[a] -= amount
+        balance[b] += amount
+        log.add({"ts": ts + i // 1000, "type": "money_transferred",
+                 "from": str(numbers[a]), "to": str(numbers[b]), "amount": amount})
+
+
 def main():
     data, n = sys.argv[1], int(sys.argv[2])
+    t = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     os.makedirs(data, exist_ok=True)
     path = os.path.join(data, "events.log")
     rnd = random.Random(20260101)
@@ -34,7 +73,7 @@ def main():
         numbers.add(rnd.randrange(ACCOUNT_MIN, 10 * ACCOUNT_MIN))
     numbers = list(numbers)
     rnd.shuffle(numbers)
-    ts = int(time.time() * 1000) - n  # never decreasing, ending about now
+    ts = int(time.time() * 1000) - n - t // 1000  # never decreasing, ending about now
     prev = bytes(32)
     blake2b = hashlib.blake2b
     pack = msgpack.packb
@@ -63,6 +102,10 @@ def main():
             f.write(body)
             f.write(h)
             prev = h
+        if t:
+            log = Log(f)
+            log.seq, log.prev = n, prev
+            transfers(log, numbers, t, ts + n)
         f.flush()
         os.fsync(f.fileno())
     print(os.path.getsize(path))

@@ -3,7 +3,8 @@
 
 Reads scripts/bench's results directory (esbank bench --json outputs, the
 timestamped esbankd logs written by group.py, pgbench's outputs and
-per-transaction latencies, resident memory samples, the commands run),
+per-transaction latencies, redis.sh's figures, resident memory samples, the
+commands run),
 prints one table and, with --doc, rewrites the part of docs/performance.md
 between the markers below with the same figures, the machine, the date and
 the exact commands.
@@ -60,6 +61,8 @@ def percentile(values, p):
 
 
 # ---- figures -----------------------------------------------------------------
+
+RUNS = ("closed", "open", "single", "bulk")  # the esbank bench runs, results/NAME.json
 
 def bench_json(res, name):
     try:
@@ -242,6 +245,7 @@ def build_rows(a, r):
     if fs:
         rows.append(("(context) the disk: 4 KiB append + fdatasync, p50 / p99",
                      "%.0f us / %.0f us" % (fs["p50"], fs["p99"]), "", "", ["fsync"]))
+    rows.extend(issue15_rows(a, r, tps))
     rp = r["replay"]
     if rp.get("start_live_s"):
         rate = rp["log_events"] / rp["start_live_s"] if rp.get("log_events") else None
@@ -297,11 +301,60 @@ def build_rows(a, r):
     return rows
 
 
+def issue15_rows(a, r, tps):
+    """The figures of issue 15 that the rows of issue 7 do not hold."""
+    rows = []
+    bulk, rd, single, fs = r["bulk"], r["redis"], r["single"], r.get("fsync") or {}
+    if bulk:
+        rows.append(("esbank: bulk transfers/s, \"transfers\" of %s, %d conn x %d requests in flight"
+                     % (fmt_int(a.batch), a.connections, a.bulk_inflight),
+                     "%s (p99 %s)" % (fmt_int(bulk["ops_per_s"]), fmt_ms(bulk["latency_us"]["p99"])),
+                     ">= 1,000,000", verdict(bulk["ops_per_s"], 1e6, True), ["group-bulk", "bulk"]))
+    if rd:
+        rows.append(("Redis %s AOF always: Lua transfers/s, %d clients, pipeline %d"
+                     % (rd["version"], rd["clients"], rd["pipeline"]),
+                     "%s (p99 %.3f ms)" % (fmt_int(rd["rps"]), rd["p99_ms"]), "", "", ["redis"]))
+        ratio = tps / rd["rps"] if tps and rd["rps"] else None
+        rows.append(("ratio esbank closed loop / Redis",
+                     "-" if ratio is None else "%.2f x" % ratio, ">= 2.5 x", verdict(ratio, 2.5, True), []))
+    b128 = fs.get("b128")
+    if b128:
+        rows.append(("(context) the disk: 128-byte append + fdatasync, p50 / p99",
+                     "%.0f us / %.0f us" % (b128["p50"], b128["p99"]), "", "", ["fsync"]))
+        pre = fs.get("b128_prealloc")
+        if pre:
+            rows.append(("(context) the disk: 128 B into a preallocated, zeroed file + fdatasync, p50 / p99",
+                         "%.0f us / %.0f us" % (pre["p50"], pre["p99"]), "", "", ["fsync"]))
+        if single:
+            ratio = single["latency_us"]["p50"] / b128["p50"]
+            rows.append(("esbank: median latency one at a time / 128-byte append + fdatasync median",
+                         "%.2f x (%.0f us / %.0f us)" % (ratio, single["latency_us"]["p50"], b128["p50"]),
+                         "<= 1.25 x", verdict(ratio, 1.25, False), ["single", "fsync"]))
+    rt = r["replay_t"]
+    if rt.get("start_live_s") and rt.get("log_events"):
+        rate = rt["log_events"] / rt["start_live_s"]
+        rows.append(("replay, generated log of %s transfers (%s events), no snapshot: start -> live"
+                     % (fmt_int(a.replay_transfers), fmt_int(rt["log_events"])),
+                     "%.2f s = %s events/s" % (rt["start_live_s"], fmt_int(rate)),
+                     ">= 2,000,000/s", verdict(rate, 2e6, True), ["genlog-transfers", "replay-transfers"]))
+    if rt.get("replay_s"):
+        rate = rt["replayed"] / rt["replay_s"] if rt["replay_s"] > 0 else None
+        rows.append(("replay, the same: bus -> resolver part only",
+                     "%.2f s = %s events/s" % (rt["replay_s"], fmt_int(rate)),
+                     "", "", ["replay-transfers"]))
+    return rows
+
+
 def gather(a):
     res = a.results
-    r = {name: bench_json(res, name) for name in ("closed", "open", "single")}
+    r = {name: bench_json(res, name) for name in RUNS}
     r["cpu"] = {name: cpu_split(res, name, r[name]["elapsed_s"] if r[name] else None)
-                for name in ("closed", "open", "single")}
+                for name in RUNS}
+    try:
+        r["redis"] = json.loads(read(os.path.join(res, "redis.json")))
+    except ValueError:
+        r["redis"] = None
+    r["replay_t"] = replay_figures(os.path.join(res, "replay-transfers.log"))
     r["pg"] = pgbench(res, a.connections)
     r["pg_max"] = None
     for f in sorted(os.listdir(res)):
@@ -312,7 +365,7 @@ def gather(a):
     r["replay"] = replay_figures(os.path.join(res, "replay.log"))
     r["big"] = replay_figures(os.path.join(res, "big.log"))
     r["logger"] = {name: logger_stats(os.path.join(res, "group-%s.log" % name))
-                   for name in ("closed", "open", "single")}
+                   for name in RUNS}
     try:
         r["fsync"] = json.loads(read(os.path.join(res, "fsync.json")))
     except ValueError:
@@ -404,7 +457,8 @@ def details(a, r):
         out.append("- In the second before the start, the machine's CPUs were %s%% busy with "
                    "other processes%s." % (busy, " (figures below are skewed by them)"
                                            if int(busy) >= 20 else ""))
-    for name, what in (("closed", "closed loop"), ("open", "open loop"), ("single", "one at a time")):
+    for name, what in (("closed", "closed loop"), ("open", "open loop"), ("single", "one at a time"),
+                       ("bulk", "bulk")):
         cpu = r["cpu"].get(name)
         if cpu:
             parts = ", ".join("%s %.0f%%" % (k, v) for k, v in
@@ -414,14 +468,14 @@ def details(a, r):
                        "processes outside the benchmark %.0f%%; idle %.0f%%." %
                        (what, os.cpu_count(), 100 * os.cpu_count(), parts,
                         cpu.get("other processes", 0), cpu.get("idle", 0)))
-    for name in ("closed", "open", "single"):
+    for name in RUNS:
         lg = r["logger"].get(name)
         if lg:
             out.append("- The logger in the `%s` group (setup included): %s events in %s batches, "
                        "%.1f events per fdatasync, %.3f ms per write + fdatasync." %
                        (name, fmt_int(lg["events"]), fmt_int(lg["batches"]), lg["per_fsync"],
                         lg["ms_per_fsync"]))
-    for k in ("closed", "open", "single"):
+    for k in RUNS:
         j = r[k]
         if j:
             lat = j["latency_us"]
@@ -435,9 +489,16 @@ def details(a, r):
             out.append("- pgbench, %d clients: %s transactions logged, p50 %s, p99 %s, %d failed." %
                        (pg["clients"], fmt_int(pg["n"]), fmt_ms(pg["p50_us"]), fmt_ms(pg["p99_us"]),
                         pg["failed"]))
+    rd = r["redis"]
+    if rd:
+        out.append("- Redis %s: %s EVALSHA transfers, p50 %.3f ms, p99 %.3f ms (redis-benchmark's, "
+                   "from each call's send); the balances summed the same after; server `%s`, "
+                   "load `%s`." % (rd["version"], fmt_int(rd["requests"]), rd["p50_ms"], rd["p99_ms"],
+                                   rd["server"], rd["bench"]))
     if r["pg_settings"]:
         out.append("- PostgreSQL settings: %s." % ", ".join("`%s`" % s for s in r["pg_settings"]))
-    for key, what in (("replay", "recovery of the load runs' log"), ("big", "replay of the generated log")):
+    for key, what in (("replay", "recovery of the load runs' log"), ("big", "replay of the generated log"),
+                      ("replay_t", "replay of the generated log of transfers")):
         rp = r[key]
         if rp.get("logger_open_s") is not None:
             out.append("- %s: the logger had opened and checked the log (%s events) %.2f s after "
@@ -473,6 +534,9 @@ def main():
     p.add_argument("--accounts", type=int, required=True)
     p.add_argument("--big", type=int, required=True)
     p.add_argument("--pg-scale", type=int, required=True)
+    p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--bulk-inflight", type=int, default=8)
+    p.add_argument("--replay-transfers", type=int, default=4000000)
     p.add_argument("--doc")
     a = p.parse_args()
     r = gather(a)
