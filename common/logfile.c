@@ -658,6 +658,19 @@ static int logfile_reserve(char **out, size_t *out_len, size_t *out_cap, size_t 
 	return 0;
 }
 
+int logfile_check_bodies(const msgpack_object *evs)
+{
+	if (!evs || evs->type != MSGPACK_OBJECT_ARRAY)
+		return -EINVAL;
+	for (uint32_t i = 0; i < evs->via.array.size; i++) {
+		const msgpack_object *e = &evs->via.array.ptr[i];
+		if (e->type != MSGPACK_OBJECT_BIN || e->via.bin.size == 0 ||
+		    e->via.bin.size > LOGFILE_RECORD_BODY_MAX)
+			return -EINVAL;
+	}
+	return 0;
+}
+
 int logfile_encode(uint64_t seq, const char *body, size_t body_len,
                    uint8_t chain[LOGFILE_HASH_BYTES],
                    char **out, size_t *out_len, size_t *out_cap)

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
 #define LOGFILE_NAME "events.log"
 #define LOGFILE_HASH_BYTES 32
 #define LOGFILE_RECORD_BODY_MAX (64 * 1024) /* one event, encoded */
@@ -81,6 +83,13 @@ void logfile_close(logfile_t *lf);
 int logfile_encode(uint64_t seq, const char *body, size_t body_len,
                    uint8_t chain[LOGFILE_HASH_BYTES],
                    char **out, size_t *out_len, size_t *out_cap);
+
+/*
+ * Checks a peer message's "events": an array whose every item is a msgpack
+ * bin of 1..LOGFILE_RECORD_BODY_MAX bytes, so each can become a record body
+ * (the logger's and the replicator's appends). 0, or -EINVAL.
+ */
+int logfile_check_bodies(const msgpack_object *evs);
 
 /*
  * Writes encoded records (one batch: whole records, in seq order) at offset

@@ -79,20 +79,6 @@ void logger_broadcast_fault(logger_t *lg, const char *message)
 	conn_pack_end(bus);
 }
 
-/* Every item a bin that can be a record body: 0, or -EINVAL. */
-static int logger_check_events(const msgpack_object *evs)
-{
-	if (!evs || evs->type != MSGPACK_OBJECT_ARRAY)
-		return -EINVAL;
-	for (uint32_t i = 0; i < evs->via.array.size; i++) {
-		const msgpack_object *e = &evs->via.array.ptr[i];
-		if (e->type != MSGPACK_OBJECT_BIN || e->via.bin.size == 0 ||
-		    e->via.bin.size > LOGFILE_RECORD_BODY_MAX)
-			return -EINVAL;
-	}
-	return 0;
-}
-
 /* Accepts events first.. in order; returns how many were new. */
 static uint32_t logger_accept_events(logger_t *lg, uint64_t first, const msgpack_object *evs)
 {
@@ -125,7 +111,7 @@ static void logger_on_append(conn_t *bus, const msgpack_object *m)
 	logger_t *lg = bus->data;
 	uint64_t first;
 	const msgpack_object *evs = msg_get(m, PEER_F_EVENTS);
-	if (msg_get_u64(m, PEER_F_FIRST, &first) < 0 || first == 0 || logger_check_events(evs) < 0 ||
+	if (msg_get_u64(m, PEER_F_FIRST, &first) < 0 || first == 0 || logfile_check_bodies(evs) < 0 ||
 	    first > UINT64_MAX - evs->via.array.size) {
 		diag_warn("append: malformed message ignored");
 		return;

@@ -24,26 +24,13 @@
 #include <errno.h>
 #include <stdint.h>
 
-static int serve_check_events(const msgpack_object *evs)
-{
-	if (!evs || evs->type != MSGPACK_OBJECT_ARRAY)
-		return -EINVAL;
-	for (uint32_t i = 0; i < evs->via.array.size; i++) {
-		const msgpack_object *e = &evs->via.array.ptr[i];
-		if (e->type != MSGPACK_OBJECT_BIN || e->via.bin.size == 0 ||
-		    e->via.bin.size > LOGFILE_RECORD_BODY_MAX)
-			return -EINVAL;
-	}
-	return 0;
-}
-
 static void serve_on_append(conn_t *bus, const msgpack_object *m)
 {
 	repl_t *r = bus->data;
 	uint64_t first;
 	char prev[REPL_HEX_BYTES];
 	const msgpack_object *evs = msg_get(m, PEER_F_EVENTS);
-	if (msg_get_u64(m, PEER_F_FIRST, &first) < 0 || first == 0 || serve_check_events(evs) < 0 ||
+	if (msg_get_u64(m, PEER_F_FIRST, &first) < 0 || first == 0 || logfile_check_bodies(evs) < 0 ||
 	    first > UINT64_MAX - evs->via.array.size) {
 		diag_warn("append: malformed message ignored");
 		return;

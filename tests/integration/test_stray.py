@@ -39,6 +39,7 @@ from esbank_proto import Client
 
 PEERS = ("resolver", "logger", "snapshotter", "mailer")
 HELLO_TIMEOUT_S = 2.0  # PEER_HELLO_MS_MAX in common/peer.h
+CONNECT_RETRY_S = 1.0
 
 
 def pack(obj):
@@ -53,9 +54,20 @@ class Peer:
     """A raw framed connection to a socket, speaking as whoever the test likes."""
 
     def __init__(self, path, timeout=5.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
+        # A listener's socket file appears at bind(), a moment before its
+        # listen(): a connect in between is refused, so it is tried again.
+        deadline = time.monotonic() + CONNECT_RETRY_S
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            try:
+                self.sock.connect(str(path))
+                break
+            except ConnectionRefusedError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         self.buf = b""
 
     def send(self, obj):
