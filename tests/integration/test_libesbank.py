@@ -10,6 +10,7 @@ for a missing group, a stale socket, a user who may not reach the socket
 and a user the bus refuses by SO_PEERCRED.
 """
 
+import json
 import os
 import re
 import shutil
@@ -80,6 +81,18 @@ def check_tour(out, g):
     assert st["balance"] == 101250
 
 
+def sanitize_flags():
+    """-fsanitize=... when the build under test is a sanitizer build (its
+    objects, in libesbank.a too, call the sanitizers' runtime)."""
+    info = build_dir() / "meson-info" / "intro-buildoptions.json"
+    try:
+        opts = {o["name"]: o["value"] for o in json.loads(info.read_text())}
+    except (OSError, ValueError, KeyError):
+        return []
+    san = opts.get("b_sanitize", "none")
+    return [] if san in ("none", "", None) else ["-fsanitize=" + san]
+
+
 def test_example_built_against_the_installed_library(installed, fresh_group, tmp_path):
     dest, libdir, env = installed
     if not shutil.which("pkg-config") or not shutil.which("cc"):
@@ -94,16 +107,18 @@ def test_example_built_against_the_installed_library(installed, fresh_group, tmp
     assert "esbank_transfer" in names and "esbank_async_call" in names
     assert [n for n in names if not n.startswith("esbank_") and n != "ESBANK_1"] == []
     # build the example with the installed header and library, shared and static
+    san = sanitize_flags()  # a sanitized build's library needs its runtime
     shared_exe = tmp_path / "bank_tour"
     r = subprocess.run(["cc", "-std=c11", "-Wall", "-Werror", str(EXAMPLE), "-o", str(shared_exe)]
-                       + pkg_config(env, "--cflags", "--libs"), capture_output=True, text=True)
+                       + san + pkg_config(env, "--cflags", "--libs"),
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     static_exe = tmp_path / "bank_tour_static"
-    r = subprocess.run(["cc", "-std=c11", "-Wall", "-Werror", str(EXAMPLE), "-o", str(static_exe),
-                        "-Wl,-Bstatic"] + pkg_config(env, "--static", "--cflags", "--libs")
+    r = subprocess.run(["cc", "-std=c11", "-Wall", "-Werror", str(EXAMPLE), "-o", str(static_exe)]
+                       + san + ["-Wl,-Bstatic"] + pkg_config(env, "--static", "--cflags", "--libs")
                        + ["-Wl,-Bdynamic"], capture_output=True, text=True)
     if r.returncode != 0:  # libuv/msgpack may have no static archive: then only ours
-        r = subprocess.run(["cc", "-std=c11", str(EXAMPLE), "-o", str(static_exe),
+        r = subprocess.run(["cc", "-std=c11", str(EXAMPLE), "-o", str(static_exe)] + san + [
                             "-I%s" % header[0].parent, str(libdir / "libesbank.a"),
                             "-luv", "-lmsgpackc"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
