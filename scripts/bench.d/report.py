@@ -413,6 +413,7 @@ def shorten(cmd, a):
     cmd = cmd.replace(a.data, "$W").strip()
     cmd = re.sub(r"/usr/lib/postgresql/\d+/bin/", "", cmd)
     cmd = re.sub(r"/usr/bin/python3 \S*/scripts/bench.d/", "scripts/bench.d/", cmd)
+    cmd = re.sub(r"^\S*/scripts/bench.d/", "scripts/bench.d/", cmd)
     return cmd
 
 
