@@ -428,7 +428,10 @@ static void link_retry_later(link_t *k)
 {
 	if (k->stopping)
 		return;
-	uv_timer_start(&k->timer, link_timer_cb, k->backoff_ms, 0);
+	uint64_t wait_ms = k->backoff_ms;
+	if (k->nobody_listens && wait_ms > CONN_LISTEN_WAIT_MAX_MS)
+		wait_ms = CONN_LISTEN_WAIT_MAX_MS;
+	uv_timer_start(&k->timer, link_timer_cb, wait_ms, 0);
 	k->backoff_ms *= 2;
 	if (k->backoff_ms > CONN_BACKOFF_MAX_MS)
 		k->backoff_ms = CONN_BACKOFF_MAX_MS;
@@ -449,6 +452,7 @@ static void link_conn_closed(conn_t *c)
 static void link_connect_cb(uv_connect_t *req, int status)
 {
 	link_t *k = req->data;
+	k->nobody_listens = status == UV_ENOENT || status == UV_ECONNREFUSED;
 	if (status == 0)
 		status = conn_check_peer(&k->conn, -1);
 	if (status == 0)
@@ -489,6 +493,7 @@ int link_start(link_t *k, uv_loop_t *loop, const char *path, conn_frame_cb on_fr
 	k->backoff_ms = CONN_BACKOFF_MIN_MS;
 	k->up = false;
 	k->stopping = false;
+	k->nobody_listens = false;
 	uv_timer_init(loop, &k->timer);
 	k->timer.data = k;
 	link_connect(k);

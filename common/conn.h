@@ -26,6 +26,11 @@
 
 #define CONN_BACKOFF_MIN_MS 50
 #define CONN_BACKOFF_MAX_MS 2000
+/* While nobody listens on a link's path yet (ENOENT, ECONNREFUSED: a peer
+ * still starting, say a logger checking a long log), it is tried again at
+ * least this often: such a connect costs microseconds, and a long back-off
+ * there only delays start-up (it cost 1.6 s of a 6 s replay). */
+#define CONN_LISTEN_WAIT_MAX_MS 100
 #define CONN_LISTEN_BACKLOG 512
 #define CONN_PATH_BYTES_MAX 108 /* sun_path */
 
@@ -131,8 +136,9 @@ int conn_accept(listener_t *l, conn_t *c);
  * An outgoing link that keeps itself connected: connects to path, and after
  * a failure or a close retries with back-off (CONN_BACKOFF_MIN_MS doubling to
  * CONN_BACKOFF_MAX_MS; back to the minimum only after a connection that
- * lasted CONN_BACKOFF_MAX_MS, so a peer that refuses at once is not hammered). on_up runs after each successful connect; on_down
- * after each loss. Frames go to on_frame as for any conn_t (link->conn).
+ * lasted CONN_BACKOFF_MAX_MS, so a peer that refuses at once is not
+ * hammered; while nobody listens at path, at most CONN_LISTEN_WAIT_MAX_MS).
+ * on_up runs after each successful connect; on_down after each loss. Frames go to on_frame as for any conn_t (link->conn).
  */
 typedef struct link link_t;
 typedef void (*link_cb)(link_t *k);
@@ -144,6 +150,7 @@ struct link {
 	char path[CONN_PATH_BYTES_MAX];
 	bool up;
 	bool stopping;
+	bool nobody_listens; /* the last connect found no listener at path */
 	uint64_t backoff_ms;
 	uint64_t up_since_ms; /* loop time of the last successful connect */
 	link_cb on_up;
