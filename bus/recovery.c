@@ -62,7 +62,8 @@ static void recovery_on_read(hub_t *h, const bus_read_t *rd, const msgpack_objec
 
 static void recovery_read_more(hub_t *h)
 {
-	bus_read_t rd = { .on_result = recovery_on_read };
+	bus_read_t rd = { .on_result = recovery_on_read,
+		          .arg = (void *)(uintptr_t)h->recovery.replay_gen };
 	if (reads_send(h, h->recovery.replay_next, BUS_READ_EVENTS_MAX, &rd) < 0)
 		h->recovery.phase = REC_IDLE;
 }
@@ -85,6 +86,7 @@ static void recovery_start_replay(hub_t *h, uint64_t from)
 	         (unsigned long long)h->routes.durable_seq);
 	h->recovery.phase = REC_REPLAY;
 	h->recovery.replay_next = from;
+	h->recovery.replay_gen++;
 	recovery_read_more(h);
 }
 
@@ -205,19 +207,21 @@ static bool recovery_check_prev(hub_t *h, const msgpack_object *msg, uint32_t n)
 /* One batch of the resolver's replay read: forwarded, then the next read. */
 static void recovery_on_read(hub_t *h, const bus_read_t *rd, const msgpack_object *msg)
 {
-	(void)rd;
 	recovery_t *r = &h->recovery;
 	if (!msg || r->phase != REC_REPLAY || !peer_up(h, PEER_RESOLVER))
 		return; /* the logger went away: recovery_logger_lost */
+	if ((uintptr_t)rd->arg != r->replay_gen)
+		return; /* a read of an earlier replay (the resolver came back meanwhile) */
 	uint64_t first;
 	const msgpack_object *evs = reads_events(msg, &first);
 	uint32_t n = evs->via.array.size;
 	if (r->expect_prev && !recovery_check_prev(h, msg, n))
 		return;
 	if (n == 0 || first != r->replay_next) {
-		diag_error("replay read from %llu returned nothing usable",
+		diag_error("replay read from %llu returned nothing usable: replaying again",
 		          (unsigned long long)r->replay_next);
 		r->phase = REC_IDLE;
+		recovery_check(h); /* never stay recovering with nothing under way */
 		return;
 	}
 	batches_forward(h, PEER_RESOLVER, PEER_MSG_REPLAY, msg, false);

@@ -30,6 +30,7 @@ typedef struct {
 	bus_role_t role;
 	rec_phase_t phase;
 	uint64_t replay_next;   /* next seq to read for the resolver */
+	uint64_t replay_gen;    /* bumped by each replay: a read of an older one is stale */
 	bool expect_prev;       /* check the log's hash before replay_next */
 	char prev_hash[BUS_HASH_HEX_BYTES]; /* the loaded snapshot's chain hash */
 	bool no_snapshots;      /* a snapshot was tried: replay from the log */
