@@ -138,40 +138,116 @@ void event_pack(msgpack_packer *pk, const ledger_event_t *ev)
 
 /* ---- decoding: each helper returns 0 or -EINVAL ---- */
 
-static int event_get_account(const msgpack_object *map, const char *name, uint64_t *number)
+/*
+ * The keys decoding reads, found in one walk over the map (event_fields):
+ * the first occurrence of each key counts, as with msg_get().
+ */
+typedef enum {
+	EVENT_F_SEQ, EVENT_F_TS, EVENT_F_TYPE, EVENT_F_ACCOUNT, EVENT_F_FROM, EVENT_F_TO,
+	EVENT_F_AMOUNT, EVENT_F_BALANCE, EVENT_F_EMAIL, EVENT_F_PWHASH, EVENT_F_CODE_HASH,
+	EVENT_F_NODE, EVENT_F_KEY, EVENT_F_FP, EVENT_F_COUNT_MAX
+} event_field_t;
+
+typedef struct {
+	const msgpack_object *v[EVENT_F_COUNT_MAX];
+} event_fields_t;
+
+/* The names of the fields, by event_field_t. */
+static const struct {
+	const char *name;
+	size_t len;
+} event_field_names[EVENT_F_COUNT_MAX] = {
+#define EVENT_FIELD(f, lit) [f] = { lit, sizeof(lit) - 1 }
+	EVENT_FIELD(EVENT_F_SEQ, "seq"),	 EVENT_FIELD(EVENT_F_TS, "ts"),
+	EVENT_FIELD(EVENT_F_TYPE, "type"),	 EVENT_FIELD(EVENT_F_ACCOUNT, "account"),
+	EVENT_FIELD(EVENT_F_FROM, "from"),	 EVENT_FIELD(EVENT_F_TO, "to"),
+	EVENT_FIELD(EVENT_F_AMOUNT, "amount"),	 EVENT_FIELD(EVENT_F_BALANCE, "balance"),
+	EVENT_FIELD(EVENT_F_EMAIL, "email"),	 EVENT_FIELD(EVENT_F_PWHASH, "pwhash"),
+	EVENT_FIELD(EVENT_F_CODE_HASH, "code_hash"), EVENT_FIELD(EVENT_F_NODE, "node"),
+	EVENT_FIELD(EVENT_F_KEY, "key"),	 EVENT_FIELD(EVENT_F_FP, "fp"),
+#undef EVENT_FIELD
+};
+
+/* The field a key names, or EVENT_F_COUNT_MAX for one decoding ignores. */
+static event_field_t event_field_of(const char *s, size_t n)
+{
+	for (unsigned f = 0; f < EVENT_F_COUNT_MAX; f++)
+		if (event_field_names[f].len == n && event_field_names[f].name[0] == s[0] &&
+		    memcmp(event_field_names[f].name, s, n) == 0)
+			return (event_field_t)f;
+	return EVENT_F_COUNT_MAX;
+}
+
+/* One walk over the map: each known key's first value (NULL when absent). */
+static void event_fields(const msgpack_object *map, event_fields_t *f)
+{
+	memset(f, 0, sizeof(*f));
+	for (uint32_t i = 0; i < map->via.map.size; i++) {
+		const msgpack_object *k = &map->via.map.ptr[i].key;
+		if (k->type != MSGPACK_OBJECT_STR)
+			continue;
+		event_field_t which = event_field_of(k->via.str.ptr, k->via.str.size);
+		if (which != EVENT_F_COUNT_MAX && !f->v[which])
+			f->v[which] = &map->via.map.ptr[i].val;
+	}
+}
+
+/* A string field: 0, -ENOENT when absent, -EINVAL when not a string. */
+static int event_str(const event_fields_t *f, event_field_t which, const char **s, size_t *n)
+{
+	const msgpack_object *o = f->v[which];
+	if (!o)
+		return -ENOENT;
+	if (o->type != MSGPACK_OBJECT_STR)
+		return -EINVAL;
+	*s = o->via.str.ptr;
+	*n = o->via.str.size;
+	return 0;
+}
+
+static int event_u64(const event_fields_t *f, event_field_t which, uint64_t *v)
+{
+	const msgpack_object *o = f->v[which];
+	if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return -EINVAL;
+	*v = o->via.u64;
+	return 0;
+}
+
+static int event_get_account(const event_fields_t *f, event_field_t which, uint64_t *number)
 {
 	const char *s;
 	size_t n;
-	if (msg_get_str(map, name, &s, &n) < 0 || !ledger_account_parse(s, n, number))
+	if (event_str(f, which, &s, &n) < 0 || !ledger_account_parse(s, n, number))
 		return -EINVAL;
 	return 0;
 }
 
-static int event_get_amount(const msgpack_object *map, const char *name, int64_t *v)
+static int event_get_amount(const event_fields_t *f, event_field_t which, int64_t *v)
 {
 	uint64_t u;
-	if (msg_get_u64(map, name, &u) < 0 || u > INT64_MAX)
+	if (event_u64(f, which, &u) < 0 || u > INT64_MAX)
 		return -EINVAL;
 	*v = (int64_t)u;
 	return 0;
 }
 
-static int event_get_hex(const msgpack_object *map, const char *name, uint8_t *out, size_t n)
+static int event_get_hex(const event_fields_t *f, event_field_t which, uint8_t *out, size_t n)
 {
 	const char *s;
 	size_t len;
-	if (msg_get_str(map, name, &s, &len) < 0 || !event_unhex(s, len, out, n))
+	if (event_str(f, which, &s, &len) < 0 || !event_unhex(s, len, out, n))
 		return -EINVAL;
 	return 0;
 }
 
 /* A string of 1 to dst_size - 1 bytes without NUL, copied NUL-terminated. */
-static int event_get_text(const msgpack_object *map, const char *name, char *dst,
+static int event_get_text(const event_fields_t *f, event_field_t which, char *dst,
 			  size_t dst_size)
 {
 	const char *s;
 	size_t n;
-	if (msg_get_str(map, name, &s, &n) < 0 || n == 0 || n >= dst_size ||
+	if (event_str(f, which, &s, &n) < 0 || n == 0 || n >= dst_size ||
 	    memchr(s, '\0', n) != NULL)
 		return -EINVAL;
 	memcpy(dst, s, n);
@@ -180,60 +256,60 @@ static int event_get_text(const msgpack_object *map, const char *name, char *dst
 }
 
 /* money_withdrawn's optional "balance" (older logs lack it). */
-static int event_get_balance(const msgpack_object *map, ledger_event_t *ev)
+static int event_get_balance(const event_fields_t *f, ledger_event_t *ev)
 {
-	if (!msg_get(map, "balance"))
+	if (!f->v[EVENT_F_BALANCE])
 		return 0;
 	ev->has_balance = true;
-	return event_get_amount(map, "balance", &ev->balance);
+	return event_get_amount(f, EVENT_F_BALANCE, &ev->balance);
 }
 
-static int event_decode_fields(const msgpack_object *map, ledger_event_t *ev)
+static int event_decode_fields(const event_fields_t *f, ledger_event_t *ev)
 {
 	switch (ev->type) {
 	case LEDGER_EV_ACCOUNT_OPENED:
-		if (event_get_account(map, "account", &ev->account) ||
-		    event_get_text(map, "email", ev->email, sizeof(ev->email)) ||
-		    event_get_amount(map, "balance", &ev->amount) ||
-		    event_get_text(map, "pwhash", ev->pwhash, sizeof(ev->pwhash)))
+		if (event_get_account(f, EVENT_F_ACCOUNT, &ev->account) ||
+		    event_get_text(f, EVENT_F_EMAIL, ev->email, sizeof(ev->email)) ||
+		    event_get_amount(f, EVENT_F_BALANCE, &ev->amount) ||
+		    event_get_text(f, EVENT_F_PWHASH, ev->pwhash, sizeof(ev->pwhash)))
 			return -EINVAL;
-		return event_get_hex(map, "code_hash", ev->code_hash, LEDGER_CODE_HASH_BYTES);
+		return event_get_hex(f, EVENT_F_CODE_HASH, ev->code_hash, LEDGER_CODE_HASH_BYTES);
 	case LEDGER_EV_ACCOUNT_VERIFIED:
-		return event_get_account(map, "account", &ev->account);
+		return event_get_account(f, EVENT_F_ACCOUNT, &ev->account);
 	case LEDGER_EV_CODE_REISSUED:
-		if (event_get_account(map, "account", &ev->account))
+		if (event_get_account(f, EVENT_F_ACCOUNT, &ev->account))
 			return -EINVAL;
-		return event_get_hex(map, "code_hash", ev->code_hash, LEDGER_CODE_HASH_BYTES);
+		return event_get_hex(f, EVENT_F_CODE_HASH, ev->code_hash, LEDGER_CODE_HASH_BYTES);
 	case LEDGER_EV_MONEY_TRANSFERRED:
-		if (event_get_account(map, "from", &ev->account) ||
-		    event_get_account(map, "to", &ev->to))
+		if (event_get_account(f, EVENT_F_FROM, &ev->account) ||
+		    event_get_account(f, EVENT_F_TO, &ev->to))
 			return -EINVAL;
-		return event_get_amount(map, "amount", &ev->amount);
+		return event_get_amount(f, EVENT_F_AMOUNT, &ev->amount);
 	case LEDGER_EV_MONEY_WITHDRAWN:
-		if (event_get_account(map, "account", &ev->account) ||
-		    event_get_amount(map, "amount", &ev->amount))
+		if (event_get_account(f, EVENT_F_ACCOUNT, &ev->account) ||
+		    event_get_amount(f, EVENT_F_AMOUNT, &ev->amount))
 			return -EINVAL;
-		return event_get_balance(map, ev);
+		return event_get_balance(f, ev);
 	case LEDGER_EV_PRIMARY_CHANGED:
-		return event_get_text(map, "node", ev->node, sizeof(ev->node));
+		return event_get_text(f, EVENT_F_NODE, ev->node, sizeof(ev->node));
 	}
 	return -EINVAL;
 }
 
-static int event_decode_key(const msgpack_object *map, ledger_event_t *ev)
+static int event_decode_key(const event_fields_t *f, ledger_event_t *ev)
 {
 	const char *s;
 	size_t n;
-	int rc = msg_get_str(map, "key", &s, &n);
+	int rc = event_str(f, EVENT_F_KEY, &s, &n);
 	if (rc == -ENOENT)
-		return msg_get(map, "fp") ? -EINVAL : 0;
+		return f->v[EVENT_F_FP] ? -EINVAL : 0;
 	if (rc < 0 || n < 1 || n > LEDGER_KEY_BYTES_MAX)
 		return -EINVAL;
 	memcpy(ev->key, s, n);
 	ev->key[n] = '\0';
 	ev->key_len = n;
 	ev->has_key = true;
-	return event_get_hex(map, "fp", ev->fp, LEDGER_FP_BYTES);
+	return event_get_hex(f, EVENT_F_FP, ev->fp, LEDGER_FP_BYTES);
 }
 
 int event_decode(const msgpack_object *map, ledger_event_t *ev)
@@ -242,18 +318,20 @@ int event_decode(const msgpack_object *map, ledger_event_t *ev)
 	memset(ev, 0, sizeof(*ev));
 	if (!map || map->type != MSGPACK_OBJECT_MAP)
 		return -EINVAL;
+	event_fields_t f;
+	event_fields(map, &f);
 	uint64_t ts;
 	const char *s;
 	size_t n;
-	if (msg_get_u64(map, "seq", &ev->seq) < 0 || ev->seq == 0)
+	if (event_u64(&f, EVENT_F_SEQ, &ev->seq) < 0 || ev->seq == 0)
 		return -EINVAL;
-	if (msg_get_u64(map, "ts", &ts) < 0 || ts > INT64_MAX)
+	if (event_u64(&f, EVENT_F_TS, &ts) < 0 || ts > INT64_MAX)
 		return -EINVAL;
 	ev->ts_ms = (int64_t)ts;
-	if (msg_get_str(map, "type", &s, &n) < 0)
+	if (event_str(&f, EVENT_F_TYPE, &s, &n) < 0)
 		return -EINVAL;
 	ev->type = ledger_event_type_parse(s, n);
-	if (ev->type == 0 || event_decode_fields(map, ev) < 0 || event_decode_key(map, ev) < 0)
+	if (ev->type == 0 || event_decode_fields(&f, ev) < 0 || event_decode_key(&f, ev) < 0)
 		return -EINVAL;
 	return 0;
 }
