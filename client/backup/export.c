@@ -15,6 +15,9 @@
  * JSON lines: one object per row; numbers and booleans unquoted, the rest
  * strings. CSV (RFC 4180): a header line, then one line per row, CRLF line
  * ends; a cell holding a comma, quote, CR or LF is quoted with quotes doubled.
+ * A text cell (an email, a key) that begins with =, +, -, @, TAB or CR gets
+ * a leading ' so that a spreadsheet opening the file shows it as text
+ * instead of running it as a formula (CSV injection); numbers never do.
  */
 #include "backup.h"
 
@@ -72,13 +75,21 @@ typedef struct {
 
 /* --- writing rows ----------------------------------------------------------- */
 
-static void export_csv_cell(const char *s)
+/* A spreadsheet runs a cell that starts with one of these as a formula. */
+#define EXPORT_CSV_FORMULA_LEADS "=+-@\t\r"
+
+static void export_csv_cell(const char *s, bool text)
 {
+	bool guard = text && *s && strchr(EXPORT_CSV_FORMULA_LEADS, *s);
 	if (!strpbrk(s, ",\"\r\n")) {
+		if (guard)
+			putchar('\'');
 		fputs(s, stdout);
 		return;
 	}
 	putchar('"');
+	if (guard)
+		putchar('\'');
 	for (; *s; s++) {
 		if (*s == '"')
 			putchar('"');
@@ -108,7 +119,7 @@ static void export_row(export_t *x)
 			if (i)
 				putchar(',');
 			if (v)
-				export_csv_cell(v);
+				export_csv_cell(v, x->cols[i].quoted);
 			continue;
 		}
 		if (!v)

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import Group, build_dir, expect_ok, open_verified
+from conftest import Group, build_dir, expect_ok, open_account, open_verified
 
 EXIT_PERMANENT = 100
 EXIT_TEMPORARY = 111
@@ -163,3 +163,18 @@ def test_export_events_and_accounts_without_secrets(bank):
                               "--with-secrets").stdout.splitlines()[0]
     p = esbank("export", "accounts", "--data", g.data, "--format", "xml", check=False)
     assert p.returncode == EXIT_PERMANENT
+
+
+def test_csv_export_is_safe_to_open_in_a_spreadsheet(bank):
+    """An email is the user's own text: one that starts like a formula
+    (=, +, -, @) is written with a leading ' in CSV, so a spreadsheet shows
+    it instead of running it; JSON keeps it exact."""
+    g, _ = bank
+    hostile = "=hyperlink(1)@example.com"
+    acct = open_account(g.client(), hostile)
+    text = esbank("export", "accounts", "--data", g.data, "--format", "csv").stdout
+    by = {r["number"]: r for r in csv.DictReader(io.StringIO(text))}
+    assert by[acct]["email"] == "'" + hostile, by[acct]
+    assert not any(c.startswith(("=", "+", "-", "@")) for r in by.values() for c in r.values())
+    lines = esbank("export", "accounts", "--data", g.data).stdout.splitlines()
+    assert {json.loads(x)["number"]: json.loads(x) for x in lines}[acct]["email"] == hostile
