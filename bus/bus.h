@@ -5,6 +5,7 @@
 #ifndef ESBANK_BUS_BUS_H
 #define ESBANK_BUS_BUS_H
 
+#include "protocol.h"
 #include "fifo.h"
 #include "frame.h"
 
@@ -51,6 +52,19 @@ typedef enum {
 	PEER_REPLICATOR,
 	PEER_COUNT
 } peer_role_t;
+
+/* A peer's name: its socket is RUN/<name>.sock; log lines and figures use it. */
+static inline const char *peer_name(peer_role_t role)
+{
+	switch (role) {
+	case PEER_RESOLVER: return PEER_ROLE_RESOLVER;
+	case PEER_LOGGER: return PEER_ROLE_LOGGER;
+	case PEER_SNAPSHOTTER: return PEER_ROLE_SNAPSHOTTER;
+	case PEER_MAILER: return PEER_ROLE_MAILER;
+	case PEER_REPLICATOR: return PEER_ROLE_REPLICATOR;
+	default: return "?";
+	}
+}
 
 /* A client reference that survives the client: slot + generation. */
 typedef struct {

@@ -17,18 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static const char *const peer_names[PEER_COUNT] = {
-	[PEER_RESOLVER] = PEER_ROLE_RESOLVER,
-	[PEER_LOGGER] = PEER_ROLE_LOGGER,
-	[PEER_SNAPSHOTTER] = PEER_ROLE_SNAPSHOTTER,
-	[PEER_MAILER] = PEER_ROLE_MAILER,
-	[PEER_REPLICATOR] = PEER_ROLE_REPLICATOR,
-};
-
-const char *peer_name(peer_role_t role)
-{
-	return peer_names[role];
-}
 
 /* The logger's hello: a new logger session, maybe a restarted logger. */
 static void peers_logger_hello(hub_t *h, const msgpack_object *msg)
@@ -313,7 +301,7 @@ int peers_start(hub_t *h, const char *run_dir)
 		p->role = (peer_role_t)r;
 		p->link.data = p;
 		char name[32];
-		snprintf(name, sizeof(name), "%s.sock", peer_names[r]);
+		snprintf(name, sizeof(name), "%s.sock", peer_name((peer_role_t)r));
 		char *path = config_path(run_dir, name);
 		if (!path)
 			return -ENOMEM;

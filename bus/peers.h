@@ -46,6 +46,5 @@ static inline void peers_assert(const peers_t *ps)
 /* Starts the four links and the replicator's unless the role is single
  * (sockets in run_dir). Returns 0 or -errno. */
 int peers_start(hub_t *h, const char *run_dir);
-const char *peer_name(peer_role_t role);
 
 #endif

@@ -11,7 +11,8 @@
  * open_account is answered without hashing the password (nothing is stored,
  * and its rules do not depend on the hash); a keyed retry of it still
  * compares the password with the account's hash in the thread pool
- * (pwhash.c calls resolver_dry_duplicate or resolver_dry_error back), as
+ * (pwhash.c calls resolver_dry_duplicate or resolver_dry_error back through
+ * r->dry_duplicate_cb / r->dry_error_cb, which resolver.c registers), as
  * the real command does, so both answer the same.
  */
 #include "resolver.h"

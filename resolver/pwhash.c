@@ -81,9 +81,9 @@ static void pw_job_verified(pw_job_t *j)
 	resolver_t *r = j->r;
 	if (j->has_prior && j->cmd.dry_run) {
 		if (j->rc == 0)
-			resolver_dry_duplicate(r, j->cid, j->cmd.id, &j->prior);
+			r->dry_duplicate_cb(r, j->cid, j->cmd.id, &j->prior);
 		else
-			resolver_dry_error(r, j->cid, j->cmd.id, PROTO_E_KEY_CONFLICT);
+			r->dry_error_cb(r, j->cid, j->cmd.id, PROTO_E_KEY_CONFLICT);
 		return;
 	}
 	if (j->has_prior) {

@@ -274,6 +274,8 @@ int resolver_start(resolver_t *r, uv_loop_t *loop, const char *run_dir)
 		return -ENOMEM;
 	r->hashed_cb = resolver_open_account;
 	r->duplicate_cb = resolver_emit_duplicate;
+	r->dry_duplicate_cb = resolver_dry_duplicate;
+	r->dry_error_cb = resolver_dry_error;
 	r->session.data = r;
 	r->session.handlers = resolver_handlers;
 	r->session.on_open = resolver_session_opened;

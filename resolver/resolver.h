@@ -61,6 +61,10 @@ typedef struct resolver {
 	                  const char *pwhash);
 	void (*duplicate_cb)(struct resolver *r, uint64_t cid, uint64_t id,
 	                     const ledger_key_entry_t *prior);
+	/* and dryrun.c's, for a keyed dry run whose password was checked */
+	void (*dry_duplicate_cb)(struct resolver *r, uint64_t cid, uint64_t id,
+	                         const ledger_key_entry_t *prior);
+	void (*dry_error_cb)(struct resolver *r, uint64_t cid, uint64_t id, proto_err_t err);
 } resolver_t;
 
 /* Parses "interactive", "moderate" or "min"; -EINVAL otherwise. */
