@@ -1,6 +1,6 @@
 /*
  * rpc.h - the CLI's names for its link to bus.sock. The link itself is
- * libesbank's wire layer (client/lib/wire.h): the framing, the request
+ * libesbank's wire layer (libesbank/wire.h): the framing, the request
  * envelope and the reply matching are coded there once, for the library's
  * users and for this CLI alike. The CLI packs each op's fields itself
  * (commands.c) and prints replies as msgpack objects (output.c), so it uses

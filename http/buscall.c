@@ -2,7 +2,7 @@
  * buscall.c - the gateway's calls in flight to the bus (see buscall.h).
  *
  * The wire format (docs/protocol.md: frames of {"op", "id", ...fields},
- * replies {"id", "ok", ...}) is coded once, in libesbank (client/lib/):
+ * replies {"id", "ok", ...}) is coded once, in libesbank (libesbank/):
  * this file only keeps one async link connected and bounds what it holds.
  * Connecting is a non-blocking connect() on the Unix socket, which succeeds
  * or fails at once; a failure or a loss waits BUSCALL_BACKOFF_MIN_MS,

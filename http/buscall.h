@@ -1,6 +1,6 @@
 /*
  * buscall.h - the gateway's calls in flight to the bus: its single shared
- * link to RUN/bus.sock, a libesbank async link (client/lib/esbank.h), kept
+ * link to RUN/bus.sock, a libesbank async link (libesbank/esbank.h), kept
  * connected.
  *
  * Every HTTP request that needs the bus becomes one protocol request, built

@@ -1,6 +1,6 @@
 """libesbank (issue 14 item 2, docs/libesbank.md): the C client library.
 
-The example program client/lib/examples/bank_tour.c is built against the
+The example program examples/bank_tour.c is built against the
 *installed* library (meson install --destdir, found with pkg-config, the
 shared and the static one) and run against a real group: two accounts
 opened and verified with the Maildir codes, a keyed transfer, a rule error,
@@ -24,7 +24,7 @@ import pytest
 from conftest import REPO, build_dir
 from test_foreign_user import ensure_user, open_path_to_run
 
-EXAMPLE = REPO / "client" / "lib" / "examples" / "bank_tour.c"
+EXAMPLE = REPO / "examples" / "bank_tour.c"
 FOREIGN = "esbforeign"
 
 
