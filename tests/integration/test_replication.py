@@ -420,7 +420,7 @@ def fence_old_primary(cl, groups, tmp_path):
     try:
         rids = [ca.send("transfer", {"from": x, "to": y, "amount": 7, "key": "held-%d" % i})
                 for i in range(20)]
-        promoted = expect_ok(b.client().call("promote", timeout=20))
+        promoted = expect_ok(b.client().call("promote", timeout=45))  # reads the tail and the receipts, on a loaded machine
     finally:
         os.kill(bus, signal.SIGCONT)
     held = [ca.reply(rid, timeout=20) for rid in rids]

@@ -126,7 +126,7 @@ def test_withdrawal_notices_across_a_failover(nats_cluster, groups, tmp_path):
     late = withdrawals - delivered
     assert len(late) == WITHDRAWALS, (sorted(late), sorted(delivered))
 
-    promoted = expect_ok(b.client().call("promote", timeout=20))
+    promoted = expect_ok(b.client().call("promote", timeout=45))  # reads the tail and the receipts, on a loaded machine
     assert promoted["seq"] > max(withdrawals)
     got = wait_for(lambda: outbox_seqs(b) >= late and outbox_seqs(b), TIMEOUT_S,
                    "b sends the notices a had not delivered; b has %s, want %s"
