@@ -48,6 +48,8 @@ void out_hello(repl_t *r, conn_t *bus)
 	         (unsigned long long)hwm);
 	if (!primary && *r->primary) /* the primary known before this session */
 		out_primary(r, r->primary, r->primary_seq);
+	if (primary && r->fault_sent && !r->fenced) /* a hello clears the bus's fault */
+		out_fault(r, "the stream has not taken events since before this bus session");
 }
 
 void out_maybe_hello(repl_t *r)
