@@ -162,6 +162,16 @@ void batches_send_seqs(hub_t *h, peer_role_t role, const char *type,
 	conn_pack_end(c);
 }
 
+void batches_pack_events(msgpack_packer *pk, const msgpack_object *evs)
+{
+	msg_pack_str(pk, PEER_F_EVENTS);
+	msgpack_pack_array(pk, evs->via.array.size);
+	for (uint32_t i = 0; i < evs->via.array.size; i++) {
+		const msgpack_object_bin *ev = &evs->via.array.ptr[i].via.bin;
+		msg_pack_binn(pk, ev->ptr, ev->size);
+	}
+}
+
 void batches_forward(hub_t *h, peer_role_t role, const char *type, const msgpack_object *msg,
                      bool with_head)
 {
@@ -175,11 +185,6 @@ void batches_forward(hub_t *h, peer_role_t role, const char *type, const msgpack
 	msg_pack_kv_str(pk, PEER_T, type);
 	if (with_head)
 		msg_pack_kv_strn(pk, PEER_F_HEAD, head, head_n);
-	msg_pack_str(pk, PEER_F_EVENTS);
-	msgpack_pack_array(pk, evs->via.array.size);
-	for (uint32_t i = 0; i < evs->via.array.size; i++) {
-		const msgpack_object_bin *ev = &evs->via.array.ptr[i].via.bin;
-		msg_pack_binn(pk, ev->ptr, ev->size);
-	}
+	batches_pack_events(pk, evs);
 	conn_pack_end(c);
 }

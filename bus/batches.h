@@ -55,6 +55,10 @@ void batches_discard(hub_t *h, peer_role_t role);
 void batches_flush(hub_t *h);
 /* Sends {"t":type} (with "max" when max > 0) to role's peer at once. */
 void batches_send_control(hub_t *h, peer_role_t role, const char *type, uint64_t max);
+/* Packs "events": [bin, ...] from a logger read's events array (every item
+ * a bin, as the logger sends it), as forwarded messages carry it. */
+void batches_pack_events(msgpack_packer *pk, const msgpack_object *evs);
+
 /*
  * Sends {"t":type,"events":[bin...]} to role's peer at once, the events of a
  * log read result (msg), with the read's "head" when with_head and it has one.

@@ -115,12 +115,7 @@ static void repl_forward(hub_t *h, uint64_t first, const msgpack_object *msg)
 	msg_pack_kv_u64(pk, PEER_F_FIRST, first);
 	if (with_prev)
 		msg_pack_kv_strn(pk, PEER_F_PREV, prev, prev_n);
-	msg_pack_str(pk, PEER_F_EVENTS);
-	msgpack_pack_array(pk, evs->via.array.size);
-	for (uint32_t i = 0; i < evs->via.array.size; i++) {
-		const msgpack_object_bin *ev = &evs->via.array.ptr[i].via.bin;
-		msg_pack_binn(pk, ev->ptr, ev->size);
-	}
+	batches_pack_events(pk, evs);
 	conn_pack_end(c);
 }
 

@@ -1089,20 +1089,28 @@ static int logfile_scan_fd(int fd, logfile_scan_report_t *rep,
 	return r;
 }
 
-int logfile_scan(const char *dir, logfile_scan_report_t *rep,
-                 int (*record_cb)(const logfile_record_t *r, void *arg), void *arg)
+/* Opens DIR/events.log for the offline tools (flags: O_RDONLY or O_RDWR),
+ * close-on-exec, with libsodium ready for the hashes: an fd or -errno. */
+static int logfile_open_dir(const char *dir, int flags)
 {
-	assert(dir && rep && record_cb);
-	memset(rep, 0, sizeof(*rep));
 	if (sodium_init() < 0)
 		return -ENOSYS;
 	char *path = logfile_path(dir);
 	if (!path)
 		return -ENOMEM;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, flags | O_CLOEXEC);
 	free(path);
+	return fd < 0 ? -errno : fd;
+}
+
+int logfile_scan(const char *dir, logfile_scan_report_t *rep,
+                 int (*record_cb)(const logfile_record_t *r, void *arg), void *arg)
+{
+	assert(dir && rep && record_cb);
+	memset(rep, 0, sizeof(*rep));
+	int fd = logfile_open_dir(dir, O_RDONLY);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	int r = logfile_scan_fd(fd, rep, record_cb, arg);
 	close(fd);
 	return r;
@@ -1191,15 +1199,9 @@ static int logfile_cut_scan_cb(const logfile_record_t *r, void *arg)
 /* Opens DIR/events.log for a cut, holding the writer's lock: an fd or a negative errno. */
 static int logfile_open_locked(const char *dir)
 {
-	if (sodium_init() < 0)
-		return -ENOSYS;
-	char *path = logfile_path(dir);
-	if (!path)
-		return -ENOMEM;
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	free(path);
+	int fd = logfile_open_dir(dir, O_RDWR);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int r = errno == EWOULDBLOCK ? -EAGAIN : -errno;
 		close(fd);
@@ -1237,18 +1239,10 @@ int logfile_repair(const char *dir, bool dry_run, logfile_repair_t *out)
 {
 	assert(dir && out);
 	memset(out, 0, sizeof(*out));
-	if (sodium_init() < 0)
-		return -ENOSYS;
-	char *path = logfile_path(dir);
-	if (!path)
-		return -ENOMEM;
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	free(path);
+	int fd = logfile_open_locked(dir);
 	if (fd < 0)
-		return -errno;
-	int r = flock(fd, LOCK_EX | LOCK_NB) < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : -errno) : 0;
-	if (r == 0)
-		r = logfile_scan_fd(fd, &out->scan, logfile_repair_scan_cb, NULL);
+		return fd;
+	int r = logfile_scan_fd(fd, &out->scan, logfile_repair_scan_cb, NULL);
 	if (r == -EBADMSG && out->scan.problem != LOGFILE_PROBLEM_HEADER) {
 		logfile_repair_plan(out);
 		r = dry_run ? 0 : logfile_repair_copy(fd, dir, out);
