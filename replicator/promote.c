@@ -31,6 +31,7 @@
 #include <time.h>
 
 #define PROMOTE_EVENT_BYTES_MAX 512
+#define PROMOTE_READ_DEADLINE_MS 20000 /* reading the tail and receipts: tried again until then */
 
 static uint64_t promote_now_ms(void)
 {
@@ -39,23 +40,41 @@ static uint64_t promote_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Reads the stream's tail and every mail receipt. Right after a node of the
+ * cluster died or came back, a stream may have no leader for a few seconds and
+ * its API calls time out: both reads change nothing, so they are tried again
+ * until PROMOTE_READ_DEADLINE_MS has passed. */
+static int promote_read(repl_t *r, repl_job_t *j)
+{
+	uint64_t deadline = promote_now_ms() + PROMOTE_READ_DEADLINE_MS;
+	for (;;) {
+		j->seqs.n = 0;
+		j->result = js_read_tail(r, &j->tail);
+		const char *what = "the tail of", *stream = r->cfg.stream;
+		if (j->result == 0) {
+			j->result = js_read_receipts(r, &j->seqs);
+			what = "the mail receipts in";
+			stream = r->mail_stream;
+		}
+		if (j->result == 0 || j->result == -ENOMEM || promote_now_ms() >= deadline) {
+			if (j->result < 0)
+				snprintf(j->text, sizeof(j->text), "cannot read %s %s: %s", what, stream,
+				         nats_GetLastError(NULL));
+			return j->result;
+		}
+		diag_warn("promote: cannot read %s %s yet (%s): trying again", what, stream,
+		          nats_GetLastError(NULL));
+		uv_sleep(REPL_RETRY_MS);
+	}
+}
+
 static void promote_work(uv_work_t *w)
 {
 	repl_job_t *j = w->data;
 	repl_t *r = j->r;
 	char body[PROMOTE_EVENT_BYTES_MAX];
-	j->result = js_read_tail(r, &j->tail);
-	if (j->result < 0) {
-		snprintf(j->text, sizeof(j->text), "cannot read the stream's tail");
+	if (promote_read(r, j) < 0)
 		return;
-	}
-	j->seqs.n = 0;
-	j->result = js_read_receipts(r, &j->seqs);
-	if (j->result < 0) {
-		snprintf(j->text, sizeof(j->text), "cannot read the mail receipts in %s",
-		         r->mail_stream);
-		return;
-	}
 	uint64_t seq = j->tail.last + 1;
 	int len = batch_takeover_event(seq, promote_now_ms(), r->cfg.node, body, sizeof(body));
 	repl_msg_t m = { .first = seq, .last = seq, .expect = j->tail.stream_seq };

@@ -376,7 +376,7 @@ def test_failover_under_load(nats_cluster, groups, tmp_path):
     crashkit.check_state_is_replay(cb)  # the standby's state is a replay of its log
 
     t0 = time.monotonic()
-    r = expect_ok(cb.call("promote"))
+    r = expect_ok(cb.call("promote", timeout=45))
     assert r["seq"] == last + 1, (r, last)
     target.g = b
     wait_for(lambda: sum(len(w.acked) for w in workers) > acked + 100, 30,
