@@ -82,7 +82,7 @@ void respond_page(http_req_t *req, int status, const char *code)
 /* ---- protocol replies ---- */
 
 /* The HTTP status for a protocol error code (the table at the top). */
-static int route_error_status(const char *code)
+int route_error_status(const char *code)
 {
 	static const struct {
 		const char *code;

@@ -56,6 +56,9 @@ bool req_wants_json_only(const http_req_t *req);
 /* The verification result page (page.h); code is NULL or a protocol code. */
 void respond_page(http_req_t *req, int status, const char *code);
 
+/* The HTTP status for a protocol error code (the table at the top of routes.c). */
+int route_error_status(const char *code);
+
 /* Copies a string field of reply into out; false when absent or too long. */
 bool reply_str(const esbank_reply_t *reply, const char *key, char *out, size_t size);
 

@@ -19,6 +19,9 @@
  *   POST /api/money_transfer {"to","amount"}, bearer
  *        -> transfer from the token's account; 200 {"seq","balance"}
  *   POST /api/withdraw {"amount"}, bearer    withdraw; 200 {"seq","balance"}
+ *   POST /api/money_transfers {"transfers":[{"to","amount","key"?}],"atomic"?},
+ *        bearer -> transfers from the token's account; 200 {"results"}
+ *        (bulkroute.c)
  *   GET  /api/report/sum_transactions ?year=&month=&day=, bearer -> 200 {"sum"}
  *   GET  /api/report/inactive_users ?days=, bearer               -> 200 {"total"}
  *   GET  /api/account ?times=ms, bearer                          get_account
@@ -74,6 +77,7 @@
  */
 #include "routes.h"
 #include "routekit.h"
+#include "bulkroute.h"
 
 #include "idemkey.h"
 #include "diag.h"
@@ -666,6 +670,7 @@ static const route_t routes[] = {
 	{ "/api/login", HTTP_POST, route_login, ROUTE_PUBLIC },
 	{ "/api/money_transfer", HTTP_POST, route_transfer, ROUTE_PUBLIC },
 	{ "/api/withdraw", HTTP_POST, route_withdraw, ROUTE_PUBLIC },
+	{ "/api/money_transfers", HTTP_POST, route_transfers, ROUTE_PUBLIC },
 	{ "/api/report/sum_transactions", HTTP_GET, route_sum, ROUTE_PUBLIC },
 	{ "/api/report/inactive_users", HTTP_GET, route_inactive, ROUTE_PUBLIC },
 	{ "/api/openapi.json", HTTP_GET, route_openapi, ROUTE_PUBLIC },

@@ -98,10 +98,23 @@ typedef struct {
 	const char *str; /* NULL: an integer field (or a boolean one) */
 	int64_t num;
 	size_t len;      /* str's bytes (it may hold NULs); 0: strlen(str); with str
-	                  * NULL, ESBANK_FIELD_BOOL: num (0 or 1) is sent as a boolean */
+	                  * NULL, ESBANK_FIELD_BOOL: num (0 or 1) is sent as a boolean,
+	                  * ESBANK_FIELD_TRANSFERS: items, num of them, as an array */
+	const void *items;
 } esbank_field_t;
 
 #define ESBANK_FIELD_BOOL 1
+#define ESBANK_FIELD_TRANSFERS 2
+
+/* One transfer of a bulk "transfers" request; key may be NULL. */
+typedef struct {
+	const char *from;
+	const char *to;
+	int64_t amount_cents;
+	const char *key;
+} esbank_transfer_t;
+
+#define ESBANK_TRANSFERS_MAX 8192 /* transfers in one request (protocol limit) */
 
 typedef struct {
 	const char *op;
@@ -120,6 +133,14 @@ void esbank_req_withdraw(esbank_request_t *r, const char *account, int64_t amoun
 			 const char *key);
 void esbank_req_get_account(esbank_request_t *r, const char *account);
 void esbank_req_authenticate(esbank_request_t *r, const char *account, const char *password);
+/*
+ * Bulk transfers: items[0..n) (1 to ESBANK_TRANSFERS_MAX; not copied: they
+ * must live until the request is sent), all or none when atomic. The reply's
+ * "results" array (one per item, in order) is read with esbank_reply_json();
+ * an atomic failure is an error reply with "index".
+ */
+void esbank_req_transfers(esbank_request_t *r, const esbank_transfer_t *items, size_t n,
+			  bool atomic);
 /*
  * The raw entry point, for a program that builds a request itself (any op,
  * or strings given with their length): esbank_req_start() empties r and

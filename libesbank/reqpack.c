@@ -100,6 +100,18 @@ void esbank_req_withdraw(esbank_request_t *r, const char *account, int64_t amoun
 	req_key(r, key);
 }
 
+void esbank_req_transfers(esbank_request_t *r, const esbank_transfer_t *items, size_t n,
+			  bool atomic)
+{
+	req_start(r, "transfers");
+	assert(r->nfields < ESBANK_REQUEST_FIELDS_MAX);
+	r->fields[r->nfields++] = (esbank_field_t){
+		.name = "transfers", .items = items, .num = (int64_t)n, .len = ESBANK_FIELD_TRANSFERS
+	};
+	if (atomic)
+		esbank_req_add_bool(r, "atomic", true);
+}
+
 void esbank_req_get_account(esbank_request_t *r, const char *account)
 {
 	req_start(r, "get_account");
@@ -155,11 +167,32 @@ void esbank_req_promote(esbank_request_t *r)
 	req_start(r, "promote");
 }
 
+/* The array of a bulk request: one map per transfer (key only when given). */
+static void req_pack_transfers(msgpack_packer *pk, const esbank_field_t *f)
+{
+	const esbank_transfer_t *t = f->items;
+	msg_pack_str(pk, f->name);
+	msgpack_pack_array(pk, (uint32_t)f->num);
+	for (int64_t i = 0; i < f->num; i++) {
+		msgpack_pack_map(pk, t[i].key ? 4 : 3);
+		msg_pack_kv_str(pk, "from", t[i].from);
+		msg_pack_kv_str(pk, "to", t[i].to);
+		if (t[i].amount_cents < 0)
+			msg_pack_kv_i64(pk, "amount", t[i].amount_cents);
+		else
+			msg_pack_kv_u64(pk, "amount", (uint64_t)t[i].amount_cents);
+		if (t[i].key)
+			msg_pack_kv_str(pk, "key", t[i].key);
+	}
+}
+
 void libreq_pack_fields(msgpack_packer *pk, const esbank_request_t *req)
 {
 	for (unsigned i = 0; i < req->nfields; i++) {
 		const esbank_field_t *f = &req->fields[i];
-		if (f->str)
+		if (f->len == ESBANK_FIELD_TRANSFERS && !f->str)
+			req_pack_transfers(pk, f);
+		else if (f->str)
 			msg_pack_kv_strn(pk, f->name, f->str, f->len ? f->len : strlen(f->str));
 		else if (f->len == ESBANK_FIELD_BOOL)
 			msg_pack_kv_bool(pk, f->name, f->num != 0);
