@@ -60,6 +60,8 @@ static void peers_on_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
 	case PEER_REPLICATOR:
 		repl_up(h, msg);
 		route_durable(h, repl_bound(h, h->peers.logger_hwm));
+		if (repl_stalled(h))
+			route_refuse_held_queries(h);
 		break;
 	default:
 		break;
@@ -121,6 +123,8 @@ static void peers_on_fault(hub_t *h, peer_t *p, const msgpack_object *msg)
 {
 	if (p->role == PEER_REPLICATOR) {
 		repl_fault(h, msg);
+		if (repl_stalled(h))
+			route_refuse_held_queries(h);
 		return;
 	}
 	const char *m = "";

@@ -70,6 +70,13 @@ void repl_up(hub_t *h, const msgpack_object *msg)
 	r->sent = r->stream_hwm;
 	if (h->recovery.role != BUS_ROLE_PRIMARY)
 		return;
+	const char *fault;
+	size_t fault_n;
+	if (msg_get_str(msg, PEER_F_FAULT, &fault, &fault_n) == 0) { /* it cannot publish now */
+		diag_warn("the replicator cannot publish: %.*s; commands get unavailable until it "
+		         "replicates again", (int)fault_n, fault);
+		repl_set_fault(r, fault, fault_n);
+	}
 	uint64_t mine = h->routes.last_seq > h->peers.logger_hwm ? h->routes.last_seq
 	                                                          : h->peers.logger_hwm;
 	if (r->stream_hwm > mine) {
@@ -415,10 +422,16 @@ uint64_t repl_bound(const hub_t *h, uint64_t logger_seq)
 	return logger_seq < h->repl.replicated ? logger_seq : h->repl.replicated;
 }
 
+bool repl_stalled(const hub_t *h)
+{
+	return h->recovery.role == BUS_ROLE_PRIMARY && h->repl.fault;
+}
+
 bool repl_caught_up(const hub_t *h)
 {
-	return peer_up(h, PEER_REPLICATOR) && !h->repl.fault &&
-	       h->repl.replicated >= h->peers.logger_hwm;
+	/* a fault says nothing more can be replicated now, not that the stream
+	 * lacks what it acknowledged: a bus restarted during an outage recovers */
+	return peer_up(h, PEER_REPLICATOR) && h->repl.replicated >= h->peers.logger_hwm;
 }
 
 void repl_send_not_primary(hub_t *h, client_ref_t to, uint64_t id)

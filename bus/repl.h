@@ -94,7 +94,11 @@ void repl_now_primary(hub_t *h, uint64_t seq);
  * and replicated when the role is primary or fenced, else logger_seq.
  */
 uint64_t repl_bound(const hub_t *h, uint64_t logger_seq);
-/* Primary: true when the replicator is up and holds every event of the log. */
+/* Primary: true while the replicator says it cannot publish (a fault): a
+ * reply that waits for replication would wait until NATS is back. */
+bool repl_stalled(const hub_t *h);
+/* Primary: true when the replicator is up and the stream holds every event of
+ * the log (even while it faults: then commands get unavailable, reads work). */
 bool repl_caught_up(const hub_t *h);
 /*
  * A command from to (id): true when it was answered here (not_primary on a

@@ -120,8 +120,8 @@ static bool route_out_take(routes_t *r, uint64_t cid, outstanding_t *out)
 	return true;
 }
 
-/* A held reply (p, n) whose event will not be replicated: not_primary instead. */
-static void route_refuse_reply(hub_t *h, client_ref_t to, const char *p, size_t n)
+/* The request id of a reply (p, n); 0 if it has none. */
+static uint64_t route_reply_id(const char *p, size_t n)
 {
 	msgpack_zone zone;
 	msgpack_zone_init(&zone, 256);
@@ -130,12 +130,29 @@ static void route_refuse_reply(hub_t *h, client_ref_t to, const char *p, size_t 
 	if (msg_decode_map(p, n, &zone, &reply) == 0)
 		msg_get_u64(&reply, "id", &id);
 	msgpack_zone_destroy(&zone);
-	repl_send_not_primary(h, to, id);
+	return id;
+}
+
+/* A held reply (p, n) whose event will not be replicated: not_primary instead. */
+static void route_refuse_reply(hub_t *h, client_ref_t to, const char *p, size_t n)
+{
+	repl_send_not_primary(h, to, route_reply_id(p, n));
 	clients_done(h, to);
 }
 
-static void route_hold_reply(hub_t *h, client_ref_t to, uint64_t wait_seq, const char *p,
-                             size_t n)
+/* A query's reply (p, n) that shows events the stream does not hold while
+ * replication is down: unavailable instead. */
+static void route_refuse_query(hub_t *h, client_ref_t to, const char *p, size_t n)
+{
+	clients_send_error(h, to, route_reply_id(p, n), PROTO_E_UNAVAILABLE,
+	                   "the answer includes events not yet replicated, and the stream "
+	                   "takes none now; retry later");
+	clients_done(h, to);
+}
+
+/* query: a reply without an event (a query, a dry run). */
+static void route_hold_reply(hub_t *h, client_ref_t to, uint64_t wait_seq, bool query,
+                             const char *p, size_t n)
 {
 	routes_t *r = &h->routes;
 	if (wait_seq <= r->durable_seq && r->held_replies.count == 0) {
@@ -147,6 +164,10 @@ static void route_hold_reply(hub_t *h, client_ref_t to, uint64_t wait_seq, const
 		route_refuse_reply(h, to, p, n);
 		return;
 	}
+	if (query && wait_seq > r->durable_seq && repl_stalled(h)) {
+		route_refuse_query(h, to, p, n);
+		return;
+	}
 	held_reply_t *hr = bus_fifo_push(&r->held_replies);
 	if (!hr) {
 		diag_error("out of memory holding a reply");
@@ -154,6 +175,7 @@ static void route_hold_reply(hub_t *h, client_ref_t to, uint64_t wait_seq, const
 	}
 	hr->to = to;
 	hr->wait_seq = wait_seq;
+	hr->query = query;
 	bus_bytes_copy(&hr->reply, p, n);
 }
 
@@ -247,8 +269,9 @@ int route_results(hub_t *h, const msgpack_object *items)
 				return -EPROTO; /* its request and the rest get unavailable */
 		}
 		outstanding_t o;
+		bool query = !ev && !msg_get(it, PEER_F_EVS);
 		if (route_out_take(&h->routes, cid, &o))
-			route_hold_reply(h, o.from, w, reply, reply_n);
+			route_hold_reply(h, o.from, w, query, reply, reply_n);
 	}
 	routes_assert(&h->routes);
 	return 0;
@@ -328,6 +351,27 @@ void route_refuse_held(hub_t *h)
 		route_refuse_reply(h, hr->to, hr->reply.p, hr->reply.n);
 		bus_bytes_free(&hr->reply);
 		bus_fifo_pop(&r->held_replies);
+	}
+	routes_assert(r);
+}
+
+void route_refuse_held_queries(hub_t *h)
+{
+	routes_t *r = &h->routes;
+	for (size_t n = r->held_replies.count; n > 0; n--) { /* each once, order kept */
+		held_reply_t hr = *(held_reply_t *)bus_fifo_peek(&r->held_replies, 0);
+		bus_fifo_pop(&r->held_replies);
+		if (hr.query) {
+			route_refuse_query(h, hr.to, hr.reply.p, hr.reply.n);
+			bus_bytes_free(&hr.reply);
+			continue;
+		}
+		held_reply_t *back = bus_fifo_push(&r->held_replies);
+		if (!back) {
+			diag_error("out of memory holding a reply");
+			abort();
+		}
+		*back = hr;
 	}
 	routes_assert(r);
 }

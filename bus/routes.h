@@ -23,6 +23,7 @@
 typedef struct {
 	client_ref_t to;
 	uint64_t wait_seq;
+	bool query;        /* no event of its own: a query or a dry run */
 	bus_bytes_t reply;
 } held_reply_t;
 
@@ -74,6 +75,9 @@ int route_results(hub_t *h, const msgpack_object *items);
 void route_followed(hub_t *h, const msgpack_object *evs, uint32_t skip);
 /* Fenced: every held reply gets not_primary (its event is not replicated). */
 void route_refuse_held(hub_t *h);
+/* Replication stalled (repl_stalled): every held query's reply gets
+ * unavailable (it shows events the stream lacks); commands stay held. */
+void route_refuse_held_queries(hub_t *h);
 /* The log is durable up to seq: replies and durable events go out. */
 void route_durable(hub_t *h, uint64_t seq);
 /* A new logger holds every event up to hwm: the later pending ones are sent again. */

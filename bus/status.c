@@ -30,16 +30,37 @@ static void status_stream(const hub_t *h, msgpack_packer *pk)
 	msg_pack_kv_u64(pk, "replicas", h->repl.replicas);
 }
 
+/* "replication": {"state": ok|fault|down, "fault": text-or-nil, "lag": N-or-nil}. */
+static void status_replication(const hub_t *h, msgpack_packer *pk)
+{
+	bool up = peer_up(h, PEER_REPLICATOR);
+	bool fault = up && h->repl.fault;
+	bool primary = h->recovery.role == BUS_ROLE_PRIMARY || h->recovery.role == BUS_ROLE_FENCED;
+	msg_pack_str(pk, "replication");
+	msgpack_pack_map(pk, 3);
+	msg_pack_kv_str(pk, "state", !up ? "down" : fault ? "fault" : "ok");
+	if (fault)
+		msg_pack_kv_str(pk, "fault", h->repl.why);
+	else
+		msg_pack_kv_nil(pk, "fault");
+	uint64_t last = h->routes.last_seq, done = h->repl.replicated;
+	if (primary)
+		msg_pack_kv_u64(pk, "lag", last > done ? last - done : 0);
+	else
+		msg_pack_kv_nil(pk, "lag");
+}
+
 void status_reply(hub_t *h, client_t *c, uint64_t id)
 {
 	bool live = h->recovery.state == BUS_LIVE;
 	bool replicated = h->recovery.role != BUS_ROLE_SINGLE;
 	int peers = replicated ? PEER_COUNT : PEER_REPLICATOR;
 	msgpack_packer *pk = conn_pack_begin(&c->conn);
-	proto_pack_ok(pk, id, 8 + 3 * replicated);
+	proto_pack_ok(pk, id, 8 + 4 * replicated);
 	msg_pack_kv_str(pk, "role", recovery_role_name(h->recovery.role));
 	if (replicated) {
 		msg_pack_kv_u64(pk, "replicated_seq", h->repl.replicated);
+		status_replication(h, pk);
 		status_stream(h, pk);
 		if (h->repl.primary[0])
 			msg_pack_kv_str(pk, "primary", h->repl.primary);

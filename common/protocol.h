@@ -199,6 +199,7 @@ void proto_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra);
 #define PEER_F_NODE "node"             /* hello, primary: a group's name */
 #define PEER_F_PRIMARY "primary"       /* fenced: the other primary's name or nil */
 #define PEER_F_ERROR "error"           /* promoted: "not_standby" or "unavailable" */
+#define PEER_F_FAULT "fault"           /* hello: why a primary cannot publish now */
 /* fields of the mail details map */
 #define PEER_F_TO "to"
 #define PEER_F_ACCOUNT "account"

@@ -1,7 +1,10 @@
 /*
  * out.c - the replicator's messages to the bus (docs/peers.md, Replicator):
  *   {"t":"hello","role":"replicator","hwm":N,"pid":P,"head":hex,"mode":M,
- *    "stream":NAME,"stream_seq":Q,"replicas":R,"node":NAME}
+ *    "stream":NAME,"stream_seq":Q,"replicas":R,"node":NAME,"fault":text?}
+ *   ("fault" when a primary cannot publish now: the fault not yet cleared
+ *   by a replication, or fenced; a fenced one's hello is followed by
+ *   "fenced" again)
  *   {"t":"replicated","seq":N,"stream_seq":Q}
  *   {"t":"fault","message":text}
  *   {"t":"fenced","primary":NAME-or-nil,"message":text}
@@ -17,6 +20,7 @@
 #include "protocol.h"
 
 #include <sodium.h>
+#include <stdio.h>
 
 void out_hex(const uint8_t h[LOGFILE_HASH_BYTES], char out[REPL_HEX_BYTES])
 {
@@ -33,23 +37,26 @@ void out_hello(repl_t *r, conn_t *bus)
 {
 	char hex[REPL_HEX_BYTES];
 	bool primary = r->mode == REPL_MODE_PRIMARY;
+	bool fault = primary && (r->fault_sent || r->fenced);
 	uint64_t hwm = primary ? r->acked_seq : r->tail.last;
 	out_hex(primary ? r->acked_chain : r->tail.head, hex);
-	msgpack_packer *pk = peer_hello_begin(&r->bus, bus, hwm, 6);
+	msgpack_packer *pk = peer_hello_begin(&r->bus, bus, hwm, 6 + fault);
 	msg_pack_kv_str(pk, PEER_F_HEAD, hex);
 	msg_pack_kv_str(pk, PEER_F_MODE, primary ? PEER_MODE_PRIMARY : PEER_MODE_STANDBY);
 	msg_pack_kv_str(pk, PEER_F_STREAM, r->cfg.stream);
 	msg_pack_kv_u64(pk, PEER_F_STREAM_SEQ, primary ? r->stream_seq : r->stream_last_seen);
 	msg_pack_kv_u64(pk, PEER_F_REPLICAS, r->cfg.replicas);
 	msg_pack_kv_str(pk, PEER_F_NODE, r->cfg.node);
+	if (fault)
+		msg_pack_kv_str(pk, PEER_F_FAULT, r->fault_why);
 	conn_pack_end(bus);
 	r->greeted = true;
-	diag_info("bus connected; hello (%s) with hwm %llu", primary ? "primary" : "standby",
-	         (unsigned long long)hwm);
+	diag_info("bus connected; hello (%s) with hwm %llu%s%s", primary ? "primary" : "standby",
+	         (unsigned long long)hwm, fault ? "; fault: " : "", fault ? r->fault_why : "");
 	if (!primary && *r->primary) /* the primary known before this session */
 		out_primary(r, r->primary, r->primary_seq);
-	if (primary && r->fault_sent && !r->fenced) /* a hello clears the bus's fault */
-		out_fault(r, "the stream has not taken events since before this bus session");
+	if (primary && r->fenced)
+		out_fenced(r, r->primary, r->fault_why);
 }
 
 void out_maybe_hello(repl_t *r)
@@ -77,6 +84,8 @@ void out_replicated(repl_t *r)
 
 void out_fault(repl_t *r, const char *message)
 {
+	r->fault_sent = true;
+	snprintf(r->fault_why, sizeof(r->fault_why), "%s", message);
 	conn_t *bus = out_bus(r);
 	if (!bus)
 		return;
@@ -89,6 +98,10 @@ void out_fault(repl_t *r, const char *message)
 
 void out_fenced(repl_t *r, const char *primary, const char *message)
 {
+	if (message != r->fault_why)
+		snprintf(r->fault_why, sizeof(r->fault_why), "%s", message);
+	if (primary != r->primary)
+		snprintf(r->primary, sizeof(r->primary), "%s", primary ? primary : "");
 	conn_t *bus = out_bus(r);
 	if (!bus)
 		return;

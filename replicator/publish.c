@@ -70,7 +70,6 @@ static void publish_fault(repl_t *r, const char *message)
 		return;
 	diag_warn("replication fault: %s", message);
 	out_fault(r, message);
-	r->fault_sent = true;
 }
 
 /* The message to add a record of rec_len bytes to (a new one when needed). */
@@ -156,7 +155,6 @@ int publish_append(repl_t *r, uint64_t first, const msgpack_object *evs, const c
 			         PRIu64 " (another history is in the stream)", seq);
 			diag_error("%s", why);
 			out_fault(r, why);
-			r->fault_sent = true;
 			return 0;
 		}
 		const msgpack_object_bin *b = &evs->via.array.ptr[i].via.bin;
@@ -392,6 +390,7 @@ void publish_take_over(repl_t *r, uint64_t seq, const uint8_t chain[LOGFILE_HASH
                        uint64_t q)
 {
 	r->mode = REPL_MODE_PRIMARY;
+	r->fault_sent = false; /* a standby's fault is not the primary's */
 	r->accepted_seq = r->acked_seq = seq;
 	memcpy(r->accepted_chain, chain, LOGFILE_HASH_BYTES);
 	memcpy(r->acked_chain, chain, LOGFILE_HASH_BYTES);

@@ -170,7 +170,8 @@ struct repl {
 	bool greeted;             /* hello sent in this session */
 	repl_mode_t mode;
 	bool fenced;
-	bool fault_sent;          /* fault reported, no replicated since */
+	bool fault_sent;          /* fault reported, no replicated since (out.c) */
+	char fault_why[REPL_TEXT_BYTES_MAX]; /* its text, or the fence's (the next hello's "fault") */
 	repl_job_t start_job;
 
 	/* js.c */
@@ -262,6 +263,8 @@ void out_hello(repl_t *r, conn_t *bus);
  * connected, and (primary) no publish waiting for its ack. */
 void out_maybe_hello(repl_t *r);
 void out_replicated(repl_t *r);
+/* Both remember what they said (fault_sent, fault_why; fenced: primary) for
+ * the next session's hello, then send it to the bus if one is greeted. */
 void out_fault(repl_t *r, const char *message);
 void out_fenced(repl_t *r, const char *primary, const char *message);
 void out_follow(repl_t *r, uint64_t first, const char *const *bodies, const size_t *lens,

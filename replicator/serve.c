@@ -136,10 +136,8 @@ static void serve_note(repl_t *r, js_note_t *n)
 		break;
 	case JS_NOTE_DISCONNECTED:
 		diag_warn("disconnected from NATS");
-		if (r->mode == REPL_MODE_PRIMARY && !r->fenced && !r->fault_sent) {
+		if (r->mode == REPL_MODE_PRIMARY && !r->fenced && !r->fault_sent)
 			out_fault(r, "the connection to NATS is lost");
-			r->fault_sent = true;
-		}
 		break;
 	case JS_NOTE_RECONNECTED:
 		diag_info("reconnected to NATS");
