@@ -24,10 +24,18 @@
  *     16 8  bytes      the length of its records, so the batch ends at
  *                      offset + 40 + bytes
  *     24 16 check      BLAKE2b-128 of offset (8 bytes BE, where this header
- *                      starts) || the 24 bytes above
- *   The header is outside the chain: the records and their hashes are the
+ *                      starts) || the 24 bytes above *   The header is outside the chain: the records and their hashes are the
  *   same as in version 1, so the head hash of a history does not depend on
  *   how it was batched.
+ *   Preallocated space (version 2 only): the file may go on past its last
+ *   batch with zero bytes. A writer zero-fills space ahead of the end and
+ *   fdatasyncs it before any batch is written there (logfile_zero_fill), so
+ *   that a batch's fdatasync commits no change of size or block map; a
+ *   writer's clean stop cuts the zeros off (logfile_trim). Where a batch
+ *   header would start, zero bytes to the end of the file are the end of
+ *   the log. A batch header's first_seq is never 0, so a batch is never all
+ *   zero; zeros followed by anything else are a bad batch header, judged
+ *   by the rules below. Writers before this rule cut such a tail as torn.
  *
  * A record is valid when it is complete, its len is in range, its seq is the
  * one expected and its hash matches; a batch header when it is complete, its
@@ -40,10 +48,11 @@
  * seq and offset, nothing changed; the logger names `esbank log-repair`).
  *
  * Version 2, the bad spot in the batch starting at B:
- *   - The header at B is valid, so the batch's end E is known. If the file
- *     goes on past E, damage: a batch is written only after the one before
- *     it was fdatasync'd, so this one was acknowledged. Otherwise it is the
- *     file's last batch and torn: cut at B.
+ *   - The header at B is valid, so the batch's end E is known. If a
+ *     non-zero byte follows E, damage: a batch is written only after the
+ *     one before it was fdatasync'd, so this one was acknowledged.
+ *     Otherwise (the file ends by E, or only preallocated zeros follow) it
+ *     is the file's last batch and torn: cut at B.
  *   - The header at B is not valid. Walk the records that would follow it
  *     (chained from the last valid one) to the first that is not valid; if a
  *     valid batch header for the next seq stands there, a later batch
@@ -71,7 +80,7 @@
  *   and a log written in two versions would need rules for both at once. A
  *   new file is version 2.
  *
- * A torn tail is cut with ftruncate. In read_only mode the cut is only
+ * A torn tail is cut with ftruncate (preallocated space after it goes too). In read_only mode the cut is only
  * reported and the log ends at the cut. A file shorter than the header whose
  * bytes are a prefix of the header (a crash while creating it) is a torn
  * tail at 0 and a version 2 header is written; any other bad magic is damage
@@ -135,6 +144,7 @@
 #define LOGFILE_SCAN_CHUNK_BYTES (1024 * 1024)
 #define LOGFILE_READ_CHUNK_BYTES (256 * 1024)
 #define LOGFILE_INDEX_MIN 1024
+#define LOGFILE_ZERO_WRITE_BYTES (256 * 1024) /* one pwrite of logfile_zero_fill() */
 
 _Static_assert(LOGFILE_SCAN_CHUNK_BYTES >= LOGFILE_RESYNC_BYTES, "scan chunk too small");
 _Static_assert(LOGFILE_READ_CHUNK_BYTES >= LOGFILE_RECORD_BYTES_MAX, "read chunk too small");
@@ -434,6 +444,28 @@ typedef struct {
 	uint64_t end;       /* v2: where that batch ends */
 } logfile_stop_t;
 
+/*
+ * True when every byte from off to the end of the file is zero (v2: space
+ * preallocated ahead of the log's end, or nothing at all). Stops reading at
+ * the first non-zero byte, so a batch header (whose first_seq is non-zero)
+ * costs a few bytes' look.
+ */
+static bool logfile_zero_from(logfile_scan_t *s, uint64_t off)
+{
+	while (off < s->size) {
+		size_t n = s->size - off < LOGFILE_SCAN_CHUNK_BYTES ? (size_t)(s->size - off)
+		                                                     : LOGFILE_SCAN_CHUNK_BYTES;
+		const unsigned char *p = logfile_scan_get(s, off, n);
+		if (!p)
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (p[i] != 0)
+				return false;
+		off += n;
+	}
+	return true;
+}
+
 /* Version 1: reads every record, building the index; stops at the first bad one. */
 static int logfile_scan_v1(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *st)
 {
@@ -486,6 +518,10 @@ static int logfile_scan_v2(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *st)
 	uint64_t off = LOGFILE_HEADER_BYTES;
 	while (off < s->size) {
 		logfile_batch_t b;
+		if (logfile_zero_from(s, off)) {
+			s->size = off; /* preallocated space: the end of the log */
+			break;
+		}
 		const unsigned char *p = logfile_scan_get(s, off, LOGFILE_BATCH_HEAD_BYTES);
 		if (s->err)
 			return s->err;
@@ -513,7 +549,7 @@ static int logfile_scan_v2(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *st)
 static bool logfile_v2_followed(const logfile_t *lf, logfile_scan_t *s, const logfile_stop_t *st)
 {
 	if (st->head_ok)
-		return s->size > st->end;
+		return !logfile_zero_from(s, st->end);
 	uint64_t off = st->batch_off + LOGFILE_BATCH_HEAD_BYTES;
 	uint64_t seq = lf->last_seq + 1;
 	uint8_t prev[LOGFILE_HASH_BYTES], h[LOGFILE_HASH_BYTES];
@@ -591,6 +627,9 @@ static int logfile_verify(logfile_t *lf, const char *dir, bool read_only, logfil
 			r = logfile_settle_tail(lf, &s, read_only, &stop, rep);
 	}
 	lf->size_bytes = s.size;
+	lf->file_bytes = s.size;
+	if (r == 0 && !rep->torn_tail_cut && (uint64_t)st.st_size > s.size)
+		lf->file_bytes = (uint64_t)st.st_size; /* the zeroed tail stays */
 	free(s.buf);
 	if (r == 0 && !read_only)
 		r = logfile_make_durable(lf, dir, rep);
@@ -752,6 +791,37 @@ int logfile_write(const logfile_t *lf, uint64_t at, const char *buf, size_t len)
 			;
 	}
 	return r;
+}
+
+int logfile_zero_fill(const logfile_t *lf, uint64_t from, uint64_t to)
+{
+	assert(lf && lf->fd >= 0 && lf->version == LOGFILE_VERSION_2 && from <= to);
+	static const char zeros[LOGFILE_ZERO_WRITE_BYTES];
+	/* Reserve the blocks first (one extent, no ENOSPC half way); a file
+	 * system without fallocate still gets the zeros written. */
+	if (fallocate(lf->fd, 0, (off_t)from, (off_t)(to - from)) < 0 && errno != EOPNOTSUPP)
+		return -errno;
+	for (uint64_t at = from; at < to;) {
+		size_t n = to - at < sizeof(zeros) ? (size_t)(to - at) : sizeof(zeros);
+		int r = logfile_write_all(lf->fd, at, zeros, n);
+		if (r < 0)
+			return r;
+		at += n;
+	}
+	return fdatasync(lf->fd) < 0 ? -errno : 0;
+}
+
+int logfile_trim(const logfile_t *lf)
+{
+	assert(lf && lf->fd >= 0);
+	struct stat st;
+	if (fstat(lf->fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size <= lf->size_bytes)
+		return 0;
+	if (ftruncate(lf->fd, (off_t)lf->size_bytes) < 0 || fdatasync(lf->fd) < 0)
+		return -errno;
+	return 0;
 }
 
 int logfile_commit(logfile_t *lf, const char *buf, size_t len, uint64_t last_seq,
@@ -1019,6 +1089,11 @@ static int logfile_scan_next(logfile_scan_t *s, uint64_t *off, logfile_scan_repo
                              logfile_batch_t *b, uint64_t *batch_end)
 {
 	if (rep->version == LOGFILE_VERSION_2 && *off == *batch_end) {
+		if (logfile_zero_from(s, *off)) { /* preallocated space: the end */
+			rep->seq = rep->batch_seq = rep->last_seq + 1;
+			rep->offset = rep->batch_offset = *off;
+			return s->err ? s->err : 0;
+		}
 		int r = logfile_scan_batch_head(s, *off, rep, b);
 		if (r <= 0)
 			return s->err ? s->err : r;
@@ -1046,6 +1121,40 @@ static int logfile_scan_next(logfile_scan_t *s, uint64_t *off, logfile_scan_repo
 	return r;
 }
 
+/* True when the file ends in a zero byte: preallocated space, which a
+ * writer may be filling right now (a v2 log ends in a hash otherwise). */
+static bool logfile_ends_zeroed(logfile_scan_t *s)
+{
+	const unsigned char *p = s->size > 0 ? logfile_scan_get(s, s->size - 1, 1) : NULL;
+	return p && *p == 0;
+}
+
+/*
+ * logfile_scan_next(), looked at again when it finds a problem in a v2 file
+ * that ends in preallocated space: a writer's batch lands there page by
+ * page, so a reader may see part of it. A few looks over
+ * LOGFILE_TAIL_WAIT_MS, each from the same place, before the problem counts.
+ */
+static int logfile_scan_next_settled(logfile_scan_t *s, uint64_t *off, logfile_scan_report_t *rep,
+                                     logfile_record_t *rec, uint8_t hash[LOGFILE_HASH_BYTES],
+                                     logfile_batch_t *b, uint64_t *batch_end)
+{
+	const uint64_t off0 = *off, end0 = *batch_end;
+	const logfile_batch_t b0 = *b;
+	int r = logfile_scan_next(s, off, rep, rec, hash, b, batch_end);
+	for (int i = 0; i < LOGFILE_TAIL_WAITS && r == -EBADMSG &&
+	                rep->version == LOGFILE_VERSION_2 && logfile_ends_zeroed(s); i++) {
+		struct timespec ts = { 0, LOGFILE_TAIL_WAIT_MS / LOGFILE_TAIL_WAITS * 1000000L };
+		nanosleep(&ts, NULL);
+		s->buf_len = 0;
+		*off = off0;
+		*batch_end = end0;
+		*b = b0;
+		r = logfile_scan_next(s, off, rep, rec, hash, b, batch_end);
+	}
+	return r;
+}
+
 static int logfile_scan_records(logfile_scan_t *s, logfile_scan_report_t *rep,
                                 int (*record_cb)(const logfile_record_t *r, void *arg),
                                 void *arg)
@@ -1056,7 +1165,7 @@ static int logfile_scan_records(logfile_scan_t *s, logfile_scan_report_t *rep,
 	for (;;) {
 		logfile_record_t rec;
 		uint8_t hash[LOGFILE_HASH_BYTES];
-		int r = logfile_scan_next(s, &off, rep, &rec, hash, &b, &batch_end);
+		int r = logfile_scan_next_settled(s, &off, rep, &rec, hash, &b, &batch_end);
 		if (r <= 0)
 			return r;
 		off += LOGFILE_RECORD_OVERHEAD + rec.len;

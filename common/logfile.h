@@ -32,6 +32,8 @@ typedef struct {
 	uint64_t last_seq;
 	uint64_t size_bytes;
 	uint8_t head_hash[LOGFILE_HASH_BYTES];
+	uint64_t file_bytes; /* the file's length at open: bytes size_bytes..file_bytes
+	                      * are zero (v2: preallocated space, see logfile.c) */
 	uint64_t *offsets; /* offsets[i] = byte offset of record seq i + 1 */
 	size_t offsets_cap;
 	int version;       /* LOGFILE_VERSION_1 or LOGFILE_VERSION_2 */
@@ -101,6 +103,25 @@ int logfile_check_bodies(const msgpack_object *evs);
  * negative errno is returned.
  */
 int logfile_write(const logfile_t *lf, uint64_t at, const char *buf, size_t len);
+
+/*
+ * Writes zeros over [from, to) of a version 2 log (space ahead of its end,
+ * which must be beyond every byte a logfile_write() may be writing now), with
+ * the blocks reserved by fallocate first, then fdatasyncs: a later
+ * logfile_write() into that space changes neither the file's size nor its
+ * block map, so its fdatasync has no metadata to commit. Readers take zeros
+ * where a batch header would start as the end of the log. Safe from a
+ * worker thread while another writes below from. 0 or a negative errno
+ * (the space may then be partly zeroed, which is as valid).
+ */
+int logfile_zero_fill(const logfile_t *lf, uint64_t from, uint64_t to);
+
+/*
+ * Cuts the preallocated zeros after the log's last record (lf->size_bytes)
+ * and fdatasyncs: a writer's clean stop leaves the file exactly its records.
+ * 0 or a negative errno.
+ */
+int logfile_trim(const logfile_t *lf);
 
 /*
  * Records, after a successful logfile_write(), that records up to last_seq

@@ -278,6 +278,14 @@ static char *test_make_log(uint64_t n, size_t *size, uint64_t *last_off, uint64_
 	return test_file_bytes(size);
 }
 
+static bool test_all_zero(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
 Test(logfile, torn_tail_cut_at_every_byte_of_the_last_batch)
 {
 	const uint64_t n = 5;
@@ -289,14 +297,17 @@ Test(logfile, torn_tail_cut_at_every_byte_of_the_last_batch)
 		logfile_t lf;
 		logfile_report_t rep;
 		test_open(&lf, false, &rep);
-		cr_assert_eq(rep.torn_tail_cut, cut > 0, "cut %lu", cut);
-		if (cut > 0) {
+		/* the header's first bytes (first_seq's high bytes) are zero: a
+		 * tail of only those is preallocated space, kept, not a torn batch */
+		bool zeros = cut > 0 && test_all_zero(orig + last_off, cut);
+		cr_assert_eq(rep.torn_tail_cut, cut > 0 && !zeros, "cut %lu", cut);
+		if (cut > 0 && !zeros) {
 			cr_assert_eq(rep.torn_offset, last_off);
 			cr_assert_eq(rep.torn_bytes, cut);
 		}
 		cr_assert_eq(lf.last_seq, n - 1, "cut %lu", cut);
 		cr_assert_eq(lf.size_bytes, last_off);
-		cr_assert_eq(test_file_size(), last_off, "file trimmed, cut %lu", cut);
+		cr_assert_eq(test_file_size(), last_off + (zeros ? cut : 0), "file trimmed, cut %lu", cut);
 		test_append(&lf, 1, 0);
 		cr_assert_eq(test_read(&lf, 1, 100, 1 << 20), (long)n);
 		logfile_close(&lf);
@@ -776,4 +787,140 @@ Test(logfile, repair_is_refused_while_a_writer_holds_the_log)
 	logfile_close(&lf);
 	cr_assert_eq(logfile_repair(test_dir, false, &rp), 0);
 	cr_assert_not(rp.cut);
+}
+
+/* --- preallocated space (issue 15 item 3) ------------------------------- */
+
+#define TEST_PREALLOC_BYTES (256 * 1024)
+
+/* The same tests' files, with zeros after the last batch as the logger
+ * leaves them when killed: n batches of sizes[], then zero-filled space. */
+static char *test_make_prealloc(const uint64_t *sizes, size_t nb, size_t *size, logfile_t *idx)
+{
+	char *b = test_make_batches(sizes, nb, size, idx);
+	b = realloc(b, *size + TEST_PREALLOC_BYTES);
+	memset(b + *size, 0, TEST_PREALLOC_BYTES);
+	*size += TEST_PREALLOC_BYTES;
+	return b;
+}
+
+static int test_count_records_cb(const logfile_record_t *r, void *arg)
+{
+	(void)r;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+Test(logfile, zero_fill_ahead_is_the_end_of_the_log)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	test_append(&lf, 3, 0);
+	uint64_t end = lf.size_bytes;
+	uint64_t phys = end + TEST_PREALLOC_BYTES;
+	cr_assert_eq(logfile_zero_fill(&lf, end, phys), 0);
+	cr_assert_eq(test_file_size(), phys);
+	test_append(&lf, 2, 0); /* written in place, in the zeroed space */
+	end = lf.size_bytes;
+	cr_assert_eq(test_file_size(), phys, "no size change");
+	logfile_close(&lf); /* as if killed: the zeros stay */
+
+	test_open(&lf, false, &rep);
+	cr_assert_not(rep.torn_tail_cut, "zeros are not a torn tail");
+	cr_assert_eq(lf.last_seq, 5);
+	cr_assert_eq(lf.size_bytes, end);
+	cr_assert_gt(lf.file_bytes, end);
+	cr_assert_eq(test_read(&lf, 1, 100, 1 << 20), 5);
+	test_append(&lf, 1, 0);
+	logfile_close(&lf);
+
+	logfile_scan_report_t srep;
+	uint64_t count = 0;
+	cr_assert_eq(logfile_scan(test_dir, &srep, test_count_records_cb, &count), 0);
+	cr_assert_eq(count, 6);
+	cr_assert_eq(srep.problem, LOGFILE_PROBLEM_NONE);
+
+	logfile_repair_t rp;
+	cr_assert_eq(logfile_repair(test_dir, true, &rp), 0);
+	cr_assert_not(rp.cut, "nothing to repair in a zeroed tail");
+
+	test_open(&lf, false, &rep);
+	cr_assert_eq(logfile_trim(&lf), 0);
+	cr_assert_eq(test_file_size(), lf.size_bytes, "a clean stop cuts the zeros");
+	logfile_close(&lf);
+	test_open(&lf, true, &rep);
+	cr_assert_eq(lf.last_seq, 6);
+	logfile_close(&lf);
+}
+
+/* A crash while a batch was written into zeroed space: any of its pages may
+ * be missing (still zero). The batch is cut, and so are the zeros after it. */
+Test(logfile, torn_batch_in_zeroed_space_is_cut)
+{
+	const uint64_t sizes[] = { 3, 5 };
+	size_t size;
+	logfile_t idx;
+	char *orig = test_make_prealloc(sizes, 2, &size, &idx);
+	uint64_t batch_off = idx.offsets[3] - TEST_BATCH_HEAD;
+	uint64_t batch_end = idx.size_bytes;
+	/* each 16-byte piece of the last batch missing, one at a time */
+	for (uint64_t at = batch_off; at < batch_end; at += 16) {
+		char *b = malloc(size);
+		memcpy(b, orig, size);
+		memset(b + at, 0, 16);
+		test_file_put(b, size);
+		logfile_t lf;
+		logfile_report_t rep;
+		test_open(&lf, false, &rep);
+		cr_assert_eq(lf.last_seq, 3, "zeros at %lu", at);
+		cr_assert_eq(lf.size_bytes, batch_off);
+		cr_assert(rep.torn_tail_cut, "zeros at %lu", at);
+		cr_assert_eq(rep.torn_offset, batch_off);
+		cr_assert_eq(test_file_size(), batch_off);
+		test_append(&lf, 1, 0);
+		cr_assert_eq(test_read(&lf, 1, 100, 1 << 20), 4);
+		logfile_close(&lf);
+		free(b);
+	}
+	free(idx.offsets);
+	free(orig);
+}
+
+/* Zeros where a batch should stand, then a later batch: acknowledged
+ * history is missing, whatever the zeros look like. */
+Test(logfile, zeroed_batch_before_another_is_damage)
+{
+	const uint64_t sizes[] = { 2, 3, 1 };
+	size_t size;
+	logfile_t idx;
+	char *orig = test_make_prealloc(sizes, 3, &size, &idx);
+	uint64_t head = idx.offsets[2] - TEST_BATCH_HEAD;
+	/* the second batch's records lost their first bytes: damage */
+	char *b = malloc(size);
+	memcpy(b, orig, size);
+	memset(b + idx.offsets[3], 0, 30);
+	test_file_put(b, size);
+	logfile_t lf;
+	logfile_report_t rep;
+	cr_assert_eq(logfile_open(&lf, test_dir, false, &rep), -EBADMSG);
+	cr_assert_eq(rep.damage_seq, 4);
+	cr_assert_eq(test_file_size(), size, "nothing cut");
+	/* the second batch's header zeroed: its records and the next batch
+	 * still chain, so damage too */
+	memcpy(b, orig, size);
+	memset(b + head, 0, TEST_BATCH_HEAD);
+	test_file_put(b, size);
+	cr_assert_eq(logfile_open(&lf, test_dir, false, &rep), -EBADMSG);
+	cr_assert_eq(rep.damage_seq, 3);
+	cr_assert_eq(rep.damage_offset, head);
+	/* the offline scan names it too, without cutting */
+	logfile_scan_report_t srep;
+	uint64_t count = 0;
+	cr_assert_eq(logfile_scan(test_dir, &srep, test_count_records_cb, &count), -EBADMSG);
+	cr_assert_eq(count, 2);
+	cr_assert_eq(srep.seq, 3);
+	free(b);
+	free(idx.offsets);
+	free(orig);
 }
