@@ -156,6 +156,71 @@ proto_err_t proto_decode_read_args(const msgpack_object *map, proto_op_t op,
 	return PROTO_OK;
 }
 
+/* An optional integer field that fits int64: PROTO_OK (absent or valid). */
+static proto_err_t proto_opt_int(const msgpack_object *map, const char *key, int64_t *v,
+                                 bool *present)
+{
+	const msgpack_object *o = msg_get(map, key);
+	*present = false;
+	if (!o)
+		return PROTO_OK;
+	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+		*v = o->via.i64;
+	else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
+		*v = (int64_t)o->via.u64;
+	else
+		return PROTO_E_BAD_REQUEST;
+	*present = true;
+	return PROTO_OK;
+}
+
+/* 16 decimal digits, the first not zero, as a number; false otherwise. */
+static bool proto_account_number(const char *s, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (n != 16 || s[0] < '1' || s[0] > '9')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+proto_err_t proto_decode_statement_args(const msgpack_object *map, proto_statement_args_t *out,
+                                        const char **why)
+{
+	const char *s;
+	size_t n;
+	bool has_after, has_limit;
+	memset(out, 0, sizeof(*out));
+	out->since_ms = INT64_MIN;
+	out->until_ms = INT64_MAX;
+	out->limit = PROTO_STATEMENT_LIMIT_MAX;
+	if (msg_get_str(map, "account", &s, &n) < 0)
+		*why = "account must be a string";
+	else if (proto_opt_int(map, "since", &out->since_ms, &out->has_since) != PROTO_OK ||
+	         proto_opt_int(map, "until", &out->until_ms, &out->has_until) != PROTO_OK)
+		*why = "since and until must be times in ms since the epoch (integers)";
+	else if (out->since_ms > out->until_ms)
+		*why = "since must not be after until";
+	else if (proto_opt_uint(map, "after_seq", &out->after_seq, &has_after) != PROTO_OK)
+		*why = "after_seq must be a sequence number (a non-negative integer)";
+	else if (proto_opt_uint(map, "limit", &out->limit, &has_limit) != PROTO_OK ||
+	         out->limit == 0)
+		*why = "limit must be a positive integer";
+	else
+		*why = NULL;
+	if (*why)
+		return PROTO_E_BAD_REQUEST;
+	out->account_valid = proto_account_number(s, n, &out->account);
+	if (out->limit > PROTO_STATEMENT_LIMIT_MAX)
+		out->limit = PROTO_STATEMENT_LIMIT_MAX;
+	return PROTO_OK;
+}
+
 void proto_pack_error(msgpack_packer *pk, uint64_t id, proto_err_t err, const char *message)
 {
 	assert(pk && err != PROTO_OK && err != PROTO_DUPLICATE);

@@ -120,6 +120,27 @@ typedef struct {
 proto_err_t proto_decode_read_args(const msgpack_object *map, proto_op_t op,
                                    proto_read_args_t *out, const char **why);
 
+/* The fields of "statement" (docs/protocol.md), served by the logger from
+ * its account index: account (a string; account_valid false when it is not
+ * 16 digits with a first digit not zero: not_found), since / until (ms,
+ * since inclusive, until exclusive), after_seq, limit (default and largest
+ * PROTO_STATEMENT_LIMIT_MAX; 0 is bad_request). */
+#define PROTO_STATEMENT_LIMIT_MAX 10000
+
+typedef struct {
+	uint64_t account;
+	bool account_valid;
+	int64_t since_ms, until_ms; /* INT64_MIN / INT64_MAX when absent */
+	bool has_since, has_until;
+	uint64_t after_seq;
+	uint64_t limit;
+} proto_statement_args_t;
+
+/* Decodes a statement request map into *out: PROTO_OK, or
+ * PROTO_E_BAD_REQUEST with *why (static text) naming the field. */
+proto_err_t proto_decode_statement_args(const msgpack_object *map, proto_statement_args_t *out,
+                                        const char **why);
+
 void proto_pack_error(msgpack_packer *pk, uint64_t id, proto_err_t err, const char *message);
 
 /*
@@ -160,6 +181,7 @@ void proto_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra);
 #define PEER_MSG_DELIVERED "delivered"   /* mailer -> bus: mails delivered */
 #define PEER_MSG_RECEIPTS "receipts"     /* bus <-> replicator: mails delivered */
 #define PEER_MSG_FIGURES "figures"       /* bus <-> peers: a program's metrics (common/figures.h) */
+#define PEER_MSG_STATEMENT "statement"   /* bus <-> logger: an account's statement */
 
 /* Field names of peer messages (which message carries which: docs/peers.md). */
 #define PEER_F_ROLE "role"
@@ -191,6 +213,12 @@ void proto_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra);
 #define PEER_F_SEQS "seqs"           /* delivered, receipts: the mails' event seqs */
 #define PEER_F_TEXT "text"           /* figures: Prometheus text, as bin */
 #define PEER_F_SENT "sent"           /* mail item: the old primary delivered it */
+/* fields of the statement messages (logger/statement.c) */
+#define PEER_F_SINCE "since"
+#define PEER_F_UNTIL "until"
+#define PEER_F_AFTER_SEQ "after_seq"
+#define PEER_F_N "n"                 /* statement: key/value pairs packed in body */
+#define PEER_F_BODY "body"           /* statement: the reply's pairs, as bin */
 /* fields of the replicator's messages */
 #define PEER_F_MODE "mode"             /* hello: PEER_MODE_PRIMARY or PEER_MODE_STANDBY */
 #define PEER_F_STREAM "stream"         /* hello: the stream's name */

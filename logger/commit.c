@@ -160,6 +160,7 @@ static void logger_write_done(logger_t *lg)
 		diag_error("out of memory indexing the log");
 		abort();
 	}
+	lg->commit_cbs.batch_cb(lg, in->buf, in->len);
 	if (lg->fault_sent)
 		diag_info("the event log is writable again; durable up to %llu",
 		         (unsigned long long)lg->lf.last_seq);

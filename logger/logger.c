@@ -190,7 +190,9 @@ int logger_run(const logger_config_t *cfg)
 		.durable_cb = logger_broadcast_durable,
 		.fault_cb = logger_broadcast_fault,
 		.written_cb = logger_after_write,
+		.batch_cb = logger_index_batch,
 	};
+	logger_index_open(&lg, cfg->data_dir);
 	r = logger_commit_init(&lg, &cbs);
 	if (r == 0)
 		r = logger_listen(&lg, cfg->run_dir);
@@ -203,6 +205,7 @@ int logger_run(const logger_config_t *cfg)
 	uv_run(lg.loop, UV_RUN_DEFAULT);
 	unlink(lg.sock_path); /* we still hold the log's lock: no other logger is up */
 	logger_report_stats(&lg);
+	logger_index_close(&lg);
 	logger_commit_free(&lg);
 	msg_buf_free(&lg.scratch);
 	free(lg.sock_path);

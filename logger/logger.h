@@ -8,7 +8,11 @@
  *   serve.c   the peer messages: append, read, hello / durable / fault out
  *   commit.c  group commit: pending events, one pwrite + fdatasync per batch
  *             in libuv's thread pool, retry with back-off on failure
- * Calls run one way: main -> logger -> serve -> commit. commit.c tells the
+ *   statement.c  the account index kept up with each durable batch, and the
+ *             bus's statements answered from it in the thread pool
+ *   index.c   the account index file, DATA/account.idx (no event loop)
+ * Calls run one way: main -> logger -> serve -> statement -> index, and
+ * serve -> commit. commit.c tells the
  * files above it what became of a write through logger_commit_cbs_t, which
  * logger.c registers.
  *
@@ -24,6 +28,7 @@
 
 #include "conn.h"
 #include "figures.h"
+#include "index.h"
 #include "logfile.h"
 #include "peer.h"
 
@@ -42,6 +47,10 @@
 #define LOGGER_READ_ITEM_OVERHEAD 5 /* msgpack bin32 header */
 #define LOGGER_CID_BYTES_MAX 64     /* a read's correlation id, if a string */
 #define LOGGER_HEX_BYTES (2 * LOGFILE_HASH_BYTES + 1)
+/* Statements walking the index at once; more are answered overloaded. */
+#define LOGGER_STATEMENTS_MAX 8
+/* A statement reply's packed entries stay below this (the frame: 1 MiB). */
+#define LOGGER_STATEMENT_BYTES_MAX 1000000
 
 typedef struct logger logger_t;
 
@@ -50,6 +59,8 @@ typedef struct {
 	void (*durable_cb)(logger_t *lg);                    /* a batch is on disk */
 	void (*fault_cb)(logger_t *lg, const char *message); /* first failed write */
 	void (*written_cb)(logger_t *lg);                    /* after every write */
+	/* a batch is on disk: its encoded records, before durable_cb */
+	void (*batch_cb)(logger_t *lg, const char *buf, size_t len);
 } logger_commit_cbs_t;
 
 /* A batch of encoded records: the one being filled or the one in flight. */
@@ -97,6 +108,9 @@ struct logger {
 	figures_hist_t fsync_us;     /* write + fdatasync of each batch written */
 	figures_hist_t batch_events; /* events per fdatasync */
 	msg_buf_t scratch;  /* read replies are assembled here */
+	index_t index;      /* statement.c: the account index, durable events only */
+	bool index_ok;      /* it opened; statements are answered */
+	int statements;     /* statement walks in the thread pool */
 };
 
 typedef struct {
@@ -113,6 +127,17 @@ extern const peer_handler_t logger_handlers[];
 void logger_send_hello(logger_t *lg, conn_t *bus);
 void logger_broadcast_durable(logger_t *lg);
 void logger_broadcast_fault(logger_t *lg, const char *message);
+
+/* statement.c */
+/* Opens (checks, catches up) DATA/account.idx: 0, or a negative errno
+ * (logged; the logger runs on and statements answer unavailable). */
+int logger_index_open(logger_t *lg, const char *dir);
+/* Saves the index's table and closes it. */
+void logger_index_close(logger_t *lg);
+/* A durable batch's encoded records: folded into the index, written. */
+void logger_index_batch(logger_t *lg, const char *buf, size_t len);
+/* {"t":"statement"}: the bus asks for an account's statement. */
+void logger_on_statement(conn_t *bus, const msgpack_object *m);
 
 /* commit.c */
 /* Sets up group commit; cbs is copied. 0 or a libuv error. */

@@ -3,6 +3,7 @@
  *
  * In:  {"t":"append","first":S,"events":[bin, ...]}
  *      {"t":"read","c":cid,"from":S,"limit":K,"bytes":B}
+ *      {"t":"statement",...} (statement.c)
  * Out: {"t":"hello","role":"logger","hwm":N,"pid":P,"head":hex}
  *      {"t":"durable","seq":N,"head":hex}
  *      {"t":"read","c":cid,"first":S,"events":[bin, ...],"last":D,
@@ -251,5 +252,6 @@ const peer_handler_t logger_handlers[] = {
 	{ PEER_MSG_FIGURES, logger_on_figures },
 	{ PEER_MSG_APPEND, logger_on_append },
 	{ PEER_MSG_READ, logger_on_read },
+	{ PEER_MSG_STATEMENT, logger_on_statement },
 	{ NULL, NULL },
 };
