@@ -67,6 +67,13 @@ static void gather_put_bus(const hub_t *h, FILE *f)
 	              (double)h->clients.count);
 	figures_gauge(f, "esbank_bus_uptime_seconds", "Time since the bus started.",
 	              (double)(bus_now_ms() - h->started_ms) / 1000);
+	if (h->recovery.role != BUS_ROLE_SINGLE) { /* docs/protocol.md, status "replication" */
+		figures_gauge(f, "esbank_bus_replicated_seq", "Every event up to it is in the stream.",
+		              (double)h->repl.replicated);
+		figures_gauge(f, "esbank_bus_replication_fault",
+		              "1 while the replicator cannot publish (commands get unavailable).",
+		              repl_stalled(h));
+	}
 	gather_put_per_peer(h, f, "esbank_bus_peer_connected", "1 when the peer's link is up.",
 	                    false);
 	gather_put_per_peer(h, f, "esbank_bus_figures_answered",

@@ -64,7 +64,10 @@ static void recovery_read_more(hub_t *h)
 {
 	bus_read_t rd = { .on_result = recovery_on_read,
 		          .arg = (void *)(uintptr_t)h->recovery.replay_gen };
-	if (reads_send(h, h->recovery.replay_next, BUS_READ_EVENTS_MAX, &rd) < 0)
+	/* up to durable_seq only: a fenced group's log goes on past it */
+	uint64_t left = h->routes.durable_seq - h->recovery.replay_next + 1;
+	uint64_t limit = left < BUS_READ_EVENTS_MAX ? left : BUS_READ_EVENTS_MAX;
+	if (reads_send(h, h->recovery.replay_next, limit, &rd) < 0)
 		h->recovery.phase = REC_IDLE;
 }
 
@@ -123,6 +126,8 @@ void recovery_check(hub_t *h)
 		repl_check(h);
 	if (r->state == BUS_LIVE || r->phase != REC_IDLE)
 		return;
+	if (r->role == BUS_ROLE_FENCED) /* its events past the stream's are never durable */
+		route_drop_pending(h);
 	if (!peer_up(h, PEER_RESOLVER) || !peer_up(h, PEER_LOGGER) || h->routes.pending.count)
 		return;
 	/* a primary replays only what the stream holds too (repl.c catches it up) */

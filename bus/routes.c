@@ -376,6 +376,19 @@ void route_refuse_held_queries(hub_t *h)
 	routes_assert(r);
 }
 
+void route_drop_pending(hub_t *h)
+{
+	routes_t *r = &h->routes;
+	while (r->pending.count) {
+		pending_event_t *p = bus_fifo_peek(&r->pending, 0);
+		bus_bytes_free(&p->ev);
+		bus_bytes_free(&p->mail);
+		bus_fifo_pop(&r->pending);
+	}
+	r->last_seq = r->durable_seq;
+	routes_assert(r);
+}
+
 void route_resolver_at(hub_t *h, uint64_t hwm)
 {
 	h->routes.resolver_hwm = hwm;

@@ -78,6 +78,9 @@ void route_refuse_held(hub_t *h);
 /* Replication stalled (repl_stalled): every held query's reply gets
  * unavailable (it shows events the stream lacks); commands stay held. */
 void route_refuse_held_queries(hub_t *h);
+/* Fenced and recovering: the events not durable (not in the stream, never
+ * acknowledged; a rejoin cuts them) are forgotten; last_seq = durable_seq. */
+void route_drop_pending(hub_t *h);
 /* The log is durable up to seq: replies and durable events go out. */
 void route_durable(hub_t *h, uint64_t seq);
 /* A new logger holds every event up to hwm: the later pending ones are sent again. */

@@ -452,6 +452,26 @@ def test_stopped_primary_is_fenced(nats_cluster, groups, tmp_path):
 
 
 @needs_replicator
+def test_fenced_group_recovers_after_resolver_restart(nats_cluster, groups, tmp_path):
+    """A fenced group whose resolver is killed recovers to live, still
+    fenced: its state is rebuilt from what the stream holds (the events it
+    logged but never acknowledged are left out), queries are answered,
+    commands get not_primary."""
+    a, b, promoted, held, (x, y) = fence_old_primary(nats_cluster, groups, tmp_path)
+    sa = wait_role(a, "fenced")
+    old = crashkit.kill_child(a, "resolver")
+    crashkit.wait_restarted(a, "resolver", old)
+    st = wait_for(lambda: (lambda s: s if s and s["state"] == "live" else None)(
+        crashkit.status(a)), 30, "the fenced group live again")
+    assert st["role"] == "fenced" and st["last_seq"] == st["durable_seq"], st
+    assert st["durable_seq"] == sa["replicated_seq"] < promoted["seq"], (st, sa)
+    ca = a.client()
+    got = expect_ok(ca.get_account(y))
+    assert got["balance"] == OPENING_BALANCE + sum(1 + i for i in range(5)), got
+    expect_err(ca.transfer(x, y, 3, key="after"), "not_primary")
+
+
+@needs_replicator
 def test_rejoined_primary_follows_with_the_same_head(nats_cluster, groups, tmp_path):
     """An old, fenced primary restarted with --follow on its data directory
     cuts the events the stream does not have (keeping a copy beside the log)
