@@ -234,6 +234,19 @@ class NatsConn:
             raise NatsError("no responders for %s" % subject)
         return data
 
+    def publish(self, subject, payload, headers):
+        """Sends one message with headers ({name: value}) and a reply subject;
+        read its JetStream ack with next_reply()."""
+        hdr = ("NATS/1.0\r\n" + "".join("%s: %s\r\n" % kv for kv in headers.items())
+               + "\r\n").encode()
+        reply = "%s.%s" % (self.inbox, uuid.uuid4().hex[:8])
+        self._send(b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
+            subject.encode(), reply.encode(), len(hdr), len(hdr) + len(payload), hdr, payload))
+
+    def next_reply(self):
+        """The next reply's payload (a publish's ack as JSON text)."""
+        return self._next_msg()[1]
+
     def js(self, api, req=None):
         """A JetStream API call ($JS.API.<api>): the decoded JSON answer."""
         body = json.dumps(req).encode() if req is not None else b""

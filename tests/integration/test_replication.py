@@ -26,7 +26,7 @@ import crashkit
 from conftest import (OPENING_BALANCE, Group, build_dir, expect_err, expect_ok,  # noqa: F401
                       wait_for)
 from esbank_proto import Client
-from natscluster import nats_cluster  # noqa: F401 (the fixture)
+from natscluster import NatsConn, nats_cluster  # noqa: F401 (the fixture)
 
 LONG = os.environ.get("ESBANK_TEST_LONG") == "1"
 STREAM = "ESBTEST"
@@ -304,6 +304,36 @@ def test_nats_cluster_survives_its_stream_leader(nats_cluster):
 
 
 # -- replication -----------------------------------------------------------------
+
+
+def test_empty_stream_fence_lets_one_writer_in(nats_cluster):
+    """The fence on an empty stream (Nats-Expected-Last-Sequence: 0, what a
+    first primary and a takeover on an empty stream send) on this
+    nats-server (Debian's 2.9.10): two writers race, each publishing before
+    reading its ack, over and over on new replicated streams; exactly one
+    wins each race and the other gets wrong last sequence (10071)."""
+    cl = nats_cluster
+    conns = [NatsConn(n.url) for n in cl.nodes[:2]]
+    try:
+        for race in range(5):
+            name = "FENCE%d" % race
+            r = conns[0].js("STREAM.CREATE." + name, {
+                "name": name, "subjects": [name + ".log"], "storage": "file",
+                "num_replicas": 3})
+            assert "error" not in r, r
+            cl.stream_leader(name)
+            for i, c in enumerate(conns):
+                c.publish(name + ".log", b"writer %d" % i,
+                          {"Nats-Expected-Last-Sequence": "0", "Nats-Msg-Id": "w%d" % i})
+            acks = [json.loads(c.next_reply()) for c in conns]
+            won = [a for a in acks if "error" not in a]
+            lost = [a for a in acks if "error" in a]
+            assert len(won) == 1 and won[0]["seq"] == 1, acks
+            assert len(lost) == 1 and lost[0]["error"]["err_code"] == 10071, acks
+            assert cl.stream_info(name, timeout=5)["state"]["messages"] == 1
+    finally:
+        for c in conns:
+            c.close()
 
 
 @needs_replicator
