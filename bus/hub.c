@@ -1,8 +1,9 @@
 /*
  * hub.c - the top of esbank-bus: starts every part, routes each client
  * request by its op (ping and status here, metrics to gather.c, events and subscribe to
- * clientreads.c, promote to repl.c, the rest to the resolver, or to the hold queue while the
- * bus is recovering), and runs the loop's tick and per-iteration flush.
+ * clientreads.c, statement to statement.c (the logger answers), promote to repl.c, the
+ * rest to the resolver, or to the hold queue while the bus is recovering), and runs the
+ * loop's tick and per-iteration flush.
  */
 #include "hub.h"
 
@@ -52,6 +53,9 @@ static void hub_on_request(hub_t *h, client_t *c, uint64_t id, int op, const cha
 		break;
 	case PROTO_OP_SUBSCRIBE:
 		clientreads_subscribe(h, c, id, req, n);
+		break;
+	case PROTO_OP_STATEMENT:
+		statement_request(h, c, id, req, n);
 		break;
 	case PROTO_OP_METRICS:
 		gather_request(h, clients_ref(c), id);

@@ -45,6 +45,7 @@
 #include "repl.h"
 #include "routes.h"
 #include "snapfeed.h"
+#include "statement.h"
 #include "status.h"
 
 #include <uv.h>
@@ -64,6 +65,7 @@ struct hub {
 	repl_t repl;            /* repl.c */
 	clientreads_t clientreads; /* clientreads.c */
 	reads_t reads;          /* reads.c */
+	statements_t statements; /* statement.c */
 	batches_t batches;      /* batches.c */
 	gather_t gather;        /* gather.c */
 };
@@ -86,6 +88,7 @@ static inline void hub_assert(const hub_t *h)
 	repl_assert(&h->repl);
 	batches_assert(&h->batches);
 	gather_assert(&h->gather);
+	statements_assert(&h->statements);
 }
 
 /*

@@ -20,6 +20,7 @@
 #include "logrepair.h"
 #include "metricscmd.h"
 #include "output.h"
+#include "statementcmd.h"
 #include "supervision.h"
 #include "password.h"
 #include "transferfile.h"
@@ -381,6 +382,11 @@ static int cmd_log(cmd_t *c)
 	return logcmd_list(&c->call, from, limit, &filter);
 }
 
+static int cmd_statement(cmd_t *c)
+{
+	return statementcmd_run(&c->call, c->opts, c->args[0]);
+}
+
 static int cmd_status(cmd_t *c)
 {
 	msgpack_packer *pk;
@@ -506,6 +512,11 @@ static const config_opt_t cmd_log_opts[] = {
 	{ 0 },
 };
 
+static const config_opt_t cmd_statement_opts[] = {
+	STATEMENTCMD_OPTS,
+	{ 0 },
+};
+
 static const command_t cmd_table[] = {
 	{ "open", "EMAIL", "open an account; prints its number", "The password is asked "
 	  "twice on the terminal, or read as one line from stdin with\n--password-stdin. "
@@ -535,6 +546,8 @@ static const command_t cmd_table[] = {
 	{ "log", "", "print the events (the audit log)", "With --json, one JSON object per "
 	  "event per line. --follow prints events as\nthey become durable until interrupted.",
 	  0, false, false, cmd_log_opts, cmd_log },
+	{ "statement", "ACCOUNT", "an account's transactions and running balance",
+	  STATEMENTCMD_HELP, 1, false, false, cmd_statement_opts, cmd_statement },
 	{ "status", "", "show the server's state, sequence numbers and peers", NULL, 0, false,
 	  false, NULL, cmd_status },
 	{ "ping", "", "check that the server answers", NULL, 0, false, false, NULL, cmd_ping },

@@ -793,6 +793,11 @@ int logfile_write(const logfile_t *lf, uint64_t at, const char *buf, size_t len)
 	return r;
 }
 
+uint64_t logfile_batch_end(const logfile_t *lf, uint64_t at, size_t len)
+{
+	return at + len + (lf->version == LOGFILE_VERSION_2 ? LOGFILE_BATCH_HEAD_BYTES : 0);
+}
+
 int logfile_zero_fill(const logfile_t *lf, uint64_t from, uint64_t to)
 {
 	assert(lf && lf->fd >= 0 && lf->version == LOGFILE_VERSION_2 && from <= to);

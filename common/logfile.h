@@ -104,6 +104,10 @@ int logfile_check_bodies(const msgpack_object *evs);
  */
 int logfile_write(const logfile_t *lf, uint64_t at, const char *buf, size_t len);
 
+/* Where a logfile_write() of len bytes of records at at ends (v2: with
+ * its batch header). */
+uint64_t logfile_batch_end(const logfile_t *lf, uint64_t at, size_t len);
+
 /*
  * Writes zeros over [from, to) of a version 2 log (space ahead of its end,
  * which must be beyond every byte a logfile_write() may be writing now), with

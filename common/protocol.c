@@ -79,6 +79,7 @@ static const char *const proto_op_names[] = {
 	[PROTO_OP_PROMOTE] = "promote",
 	[PROTO_OP_TRANSFERS] = "transfers",
 	[PROTO_OP_METRICS] = "metrics",
+	[PROTO_OP_STATEMENT] = "statement",
 };
 #define PROTO_OPS_N (sizeof(proto_op_names) / sizeof(proto_op_names[0]))
 

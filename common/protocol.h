@@ -71,6 +71,8 @@ typedef enum {
 	PROTO_OP_TRANSFERS,
 	/* served by the bus: every program's figures (common/figures.h) */
 	PROTO_OP_METRICS,
+	/* served by the logger, from its account index (docs/protocol.md) */
+	PROTO_OP_STATEMENT,
 } proto_op_t;
 
 /* The protocol's error string ("not_found", ...) for an error code. */

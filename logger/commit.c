@@ -31,6 +31,12 @@ static const uint64_t logger_batch_bounds[] = {
 };
 #define LOGGER_BOUNDS_N(a) (sizeof(a) / sizeof((a)[0]))
 
+/* A fill ahead of the log's end finished: a batch may have waited for it. */
+static void logger_prealloc_done_cb(logger_prealloc_t *pa)
+{
+	logger_commit_kick(pa->data);
+}
+
 int logger_commit_init(logger_t *lg, const logger_commit_cbs_t *cbs)
 {
 	figures_hist_init(&lg->fsync_us, logger_fsync_bounds_us,
@@ -41,11 +47,13 @@ int logger_commit_init(logger_t *lg, const logger_commit_cbs_t *cbs)
 	lg->accepted_seq = lg->lf.last_seq;
 	memcpy(lg->accepted_chain, lg->lf.head_hash, LOGFILE_HASH_BYTES);
 	lg->retry_ms = LOGGER_RETRY_MIN_MS;
+	logger_prealloc_init(&lg->prealloc, lg->loop, &lg->lf, logger_prealloc_done_cb, lg);
 	return uv_timer_init(lg->loop, &lg->retry_timer);
 }
 
 void logger_commit_free(logger_t *lg)
 {
+	logger_prealloc_free(&lg->prealloc);
 	free(lg->pending.buf);
 	free(lg->inflight.buf);
 	memset(&lg->pending, 0, sizeof(lg->pending));
@@ -196,6 +204,10 @@ void logger_commit_kick(logger_t *lg)
 {
 	if (lg->busy || lg->faulted || lg->stopping || lg->pending.len == 0)
 		return;
+	uint64_t end = logfile_batch_end(&lg->lf, lg->lf.size_bytes, lg->pending.len);
+	if (logger_prealloc_blocks(&lg->prealloc, end))
+		return; /* zeros are being written there; kicked again after */
+	logger_prealloc_kick(&lg->prealloc, end);
 	logger_batch_t t = lg->inflight;
 	lg->inflight = lg->pending;
 	lg->pending = t;

@@ -35,11 +35,16 @@
  *     8  8  entries the number of entries it covers
  *     16 8  last_seq
  *     24 8  accounts K
- *     32 K * 24: account, last entry, balance
+ *     32 8  the index file's size when the table was written
+ *     40 8  its modification time then (ns since the epoch)
+ *     48 K * 24: account, last entry, balance
  *     .. 16 BLAKE2b-128 of all the bytes before it
- *   It is used when its hash matches and the index holds at least its
- *   entries; the entries after them are scanned. Otherwise every entry is
- *   scanned (about 1 GB/s from the page cache).
+ *   The index is fdatasync'd before the table is written, once, at the stop.
+ *   The table is used when its hash matches and the index file has the same
+ *   size and modification time (nothing wrote it since, not even a tool);
+ *   otherwise every entry is scanned (about 1 GB/s from the page cache).
+ *   A statement that finds a damaged entry answers internal and the table is
+ *   not written at the stop, so the next start scans, cuts and rebuilds.
  */
 #include "index.h"
 #include "config.h"
@@ -60,7 +65,7 @@
 #define INDEX_VERSION 1
 #define INDEX_MAGIC_BYTES 6
 #define INDEX_CHECK_AT 60
-#define INDEX_TABLE_HEAD_BYTES 32
+#define INDEX_TABLE_HEAD_BYTES 48
 #define INDEX_TABLE_SLOT_BYTES 24
 #define INDEX_TABLE_HASH_BYTES 16
 #define INDEX_SLOTS_MIN 1024
@@ -384,9 +389,23 @@ static int index_write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* The index file's size and modification time (ns): 0 or -errno. */
+static int index_file_stamp(int fd, uint64_t *size, uint64_t *mtime_ns)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	*size = (uint64_t)st.st_size;
+	*mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+	return 0;
+}
+
 /* The table file's bytes for the current table (malloc'd, *len set). */
 static uint8_t *index_table_bytes(const index_t *ix, size_t *len)
 {
+	uint64_t size, mtime;
+	if (index_file_stamp(ix->fd, &size, &mtime) < 0)
+		return NULL;
 	size_t k = 0;
 	for (size_t i = 0; i < ix->slots_cap; i++)
 		k += ix->slots[i].last != 0;
@@ -400,6 +419,8 @@ static uint8_t *index_table_bytes(const index_t *ix, size_t *len)
 	index_put64(b + 8, ix->entries);
 	index_put64(b + 16, ix->last_seq);
 	index_put64(b + 24, k);
+	index_put64(b + 32, size);
+	index_put64(b + 40, mtime);
 	for (size_t i = 0; i < ix->slots_cap; i++) {
 		const index_slot_t *s = &ix->slots[i];
 		if (s->last == 0)
@@ -417,6 +438,8 @@ static uint8_t *index_table_bytes(const index_t *ix, size_t *len)
 int index_save_table(index_t *ix)
 {
 	int r = index_flush(ix);
+	if (r == 0 && fdatasync(ix->fd) < 0)
+		r = -errno;
 	if (r < 0)
 		return r;
 	size_t n;
@@ -469,8 +492,9 @@ static bool index_table_load(index_t *ix, uint64_t held)
 	uint8_t *b = index_table_read(ix, &n), h[INDEX_TABLE_HASH_BYTES];
 	if (!b)
 		return false;
-	uint64_t k = index_get64(b + 24), covered = index_get64(b + 8);
-	bool ok = memcmp(b, INDEX_TABLE_MAGIC, INDEX_MAGIC_BYTES) == 0 && b[7] == INDEX_VERSION &&
+	uint64_t k = index_get64(b + 24), covered = index_get64(b + 8), size = 0, mtime = 0;
+	bool ok = index_file_stamp(ix->fd, &size, &mtime) == 0 && index_get64(b + 32) == size &&
+	          index_get64(b + 40) == mtime && memcmp(b, INDEX_TABLE_MAGIC, INDEX_MAGIC_BYTES) == 0 && b[7] == INDEX_VERSION &&
 	          k <= (n - INDEX_TABLE_HEAD_BYTES) / INDEX_TABLE_SLOT_BYTES &&
 	          n == INDEX_TABLE_HEAD_BYTES + k * INDEX_TABLE_SLOT_BYTES + INDEX_TABLE_HASH_BYTES &&
 	          covered <= held;

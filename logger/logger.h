@@ -8,6 +8,7 @@
  *   serve.c   the peer messages: append, read, hello / durable / fault out
  *   commit.c  group commit: pending events, one pwrite + fdatasync per batch
  *             in libuv's thread pool, retry with back-off on failure
+ *   prealloc.c  zeroed space ahead of the log's end, for commit.c
  *   statement.c  the account index kept up with each durable batch, and the
  *             bus's statements answered from it in the thread pool
  *   index.c   the account index file, DATA/account.idx (no event loop)
@@ -31,6 +32,7 @@
 #include "index.h"
 #include "logfile.h"
 #include "peer.h"
+#include "prealloc.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -100,6 +102,7 @@ struct logger {
 	uint64_t session;          /* bumped by each new bus session */
 	uint64_t inflight_session; /* the session whose events are in flight */
 	logger_commit_cbs_t commit_cbs;
+	logger_prealloc_t prealloc; /* owned by prealloc.c, driven by commit.c */
 
 	uint64_t stat_batches;
 	uint64_t stat_events;
@@ -110,6 +113,7 @@ struct logger {
 	msg_buf_t scratch;  /* read replies are assembled here */
 	index_t index;      /* statement.c: the account index, durable events only */
 	bool index_ok;      /* it opened; statements are answered */
+	bool index_damaged; /* a walk found a bad entry: no table at the stop */
 	int statements;     /* statement walks in the thread pool */
 };
 

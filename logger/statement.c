@@ -73,8 +73,10 @@ void logger_index_close(logger_t *lg)
 {
 	if (!lg->index_ok)
 		return;
-	int r = index_save_table(&lg->index);
-	if (r < 0)
+	int r = lg->index_damaged ? 0 : index_save_table(&lg->index);
+	if (lg->index_damaged)
+		diag_warn("the account index is damaged: the next start scans it and rebuilds");
+	else if (r < 0)
 		diag_warn("cannot save the account index's table (%s): the next start scans it",
 		         strerror(-r));
 	index_close(&lg->index);
@@ -192,6 +194,7 @@ static void logger_stmt_after_cb(uv_work_t *w, int status)
 	logger_stmt_t *st = w->data;
 	logger_t *lg = st->lg;
 	lg->statements--;
+	lg->index_damaged |= st->result == -EBADMSG;
 	conn_t *bus = peer_bus(&lg->bus);
 	if (status == 0 && bus && lg->greeted && st->session == lg->session) {
 		if (st->result < 0) {

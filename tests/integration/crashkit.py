@@ -209,14 +209,17 @@ def snapshot_of_state(c, accounts):
 
 def log_batches(path):
     """[(offset, length in bytes, first seq, last seq)] of every batch of a
-    version 2 events.log (common/logfile.c); a version 1 file has no batch
-    headers: each record is given as a batch of its own."""
+    version 2 events.log (common/logfile.c), up to the zeros of preallocated
+    space; a version 1 file has no batch headers: each record is given as a
+    batch of its own."""
     data = path.read_bytes()
     assert data[:6] == b"ESBLOG", data[:8]
     version = struct.unpack(">H", data[6:8])[0]
     out = []
     off = LOG_HEADER_BYTES
     while off < len(data):
+        if version == 2 and not any(data[off:]):
+            break  # preallocated space: the end of the log (common/logfile.c)
         if version == 1:
             n, seq = struct.unpack(">IQ", data[off:off + LOG_RECORD_HEAD_BYTES])
             size = LOG_RECORD_HEAD_BYTES + n + LOG_HASH_BYTES

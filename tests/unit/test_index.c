@@ -266,6 +266,16 @@ Test(index, the_table_file_spares_the_scan_and_a_stale_one_is_not_used)
 	test_check(&ix, 90, 0);
 	cr_assert_eq(index_save_table(&ix), 0);
 	index_close(&ix);
+	usleep(20000); /* past the file system's time granularity */
+	int fd = open(test_idx, O_WRONLY); /* garbage in entry 10, the table untouched */
+	cr_assert_eq(pwrite(fd, "\xff\xff\xff\xff", 4, INDEX_HEADER_BYTES + 9 * INDEX_ENTRY_BYTES), 4);
+	close(fd);
+	test_index_open(&ix, &lf, &rep);
+	cr_assert(!rep.table_loaded, "the file changed after the table was written");
+	cr_assert_geq(rep.cut_entries, 10);
+	test_check(&ix, 90, 0);
+	cr_assert_eq(index_save_table(&ix), 0);
+	index_close(&ix);
 	off_t full = test_idx_size(); /* the table covers more than the file now holds */
 	cr_assert_eq(truncate(test_idx, full - 5 * INDEX_ENTRY_BYTES), 0);
 	test_index_open(&ix, &lf, &rep);
