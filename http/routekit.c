@@ -508,3 +508,19 @@ bool route_call(gateway_t *gw, http_req_t *req, const esbank_request_t *r,
 	return true;
 }
 
+/* Replaces j's integer member name (ms since the epoch) by its RFC 3339 text. */
+void json_time_rfc3339(json_t *j, const char *name)
+{
+	json_t *v = json_object_get(j, name);
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return;
+	int64_t ms = (int64_t)json_integer_value(v);
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+	char text[ROUTE_TIME_MAX];
+	if (!gmtime_r(&secs, &tm) || strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		return;
+	size_t n = strlen(text);
+	snprintf(text + n, sizeof(text) - n, ".%03dZ", (int)(ms % 1000));
+	json_object_set_new(j, name, json_string(text));
+}

@@ -95,6 +95,10 @@ bool reply_failed(http_req_t *req, int status, const esbank_reply_t *reply, bool
  */
 json_t *reply_to_json(const esbank_reply_t *reply);
 
+/* Replaces j's integer member name (ms since the epoch, not negative) by its
+ * RFC 3339 text ("2026-01-01T00:00:00.000Z"); anything else is left as it is. */
+void json_time_rfc3339(json_t *j, const char *name);
+
 /* The reply's fields without "id" and "ok", as a JSON object. */
 json_t *reply_fields(const esbank_reply_t *reply);
 

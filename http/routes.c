@@ -27,6 +27,8 @@
  *   GET  /api/account ?times=ms, bearer                          get_account
  *        -> 200 {account, email, balance, verified, opened_at, last_activity};
  *        times are RFC 3339 UTC with milliseconds, or integers (ms) with times=ms
+ *   GET  /api/account/statement ?month=|since=&until=, after_seq=, limit=,
+ *        times=ms, bearer -> statement of the token's account (statementroute.c)
  *   GET  /api/openapi.json                   the OpenAPI document
  *   GET  /metrics, on the --metrics listener only   metrics (else status);
  *        Prometheus text: the gateway's families, then the group's
@@ -78,6 +80,7 @@
 #include "routes.h"
 #include "routekit.h"
 #include "bulkroute.h"
+#include "statementroute.h"
 
 #include "idemkey.h"
 #include "diag.h"
@@ -492,23 +495,6 @@ static void route_inactive(gateway_t *gw, http_req_t *req)
 	route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_total);
 }
 
-/* Replaces j's integer member name (ms since the epoch) by its RFC 3339 text. */
-static void json_time_rfc3339(json_t *j, const char *name)
-{
-	json_t *v = json_object_get(j, name);
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return;
-	int64_t ms = (int64_t)json_integer_value(v);
-	time_t secs = (time_t)(ms / 1000);
-	struct tm tm;
-	char text[ROUTE_TIME_MAX];
-	if (!gmtime_r(&secs, &tm) || strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-		return;
-	size_t n = strlen(text);
-	snprintf(text + n, sizeof(text) - n, ".%03dZ", (int)(ms % 1000));
-	json_object_set_new(j, name, json_string(text));
-}
-
 /* Times are RFC 3339 text, or milliseconds when the query says times=ms. */
 static void reply_account(esbank_async_t *a, int status, const esbank_reply_t *reply,
                           void *ctx)
@@ -671,6 +657,7 @@ static const route_t routes[] = {
 	{ "/api/money_transfer", HTTP_POST, route_transfer, ROUTE_PUBLIC },
 	{ "/api/withdraw", HTTP_POST, route_withdraw, ROUTE_PUBLIC },
 	{ "/api/money_transfers", HTTP_POST, route_transfers, ROUTE_PUBLIC },
+	{ "/api/account/statement", HTTP_GET, route_statement, ROUTE_PUBLIC },
 	{ "/api/report/sum_transactions", HTTP_GET, route_sum, ROUTE_PUBLIC },
 	{ "/api/report/inactive_users", HTTP_GET, route_inactive, ROUTE_PUBLIC },
 	{ "/api/openapi.json", HTTP_GET, route_openapi, ROUTE_PUBLIC },

@@ -189,6 +189,14 @@ int esbank_events(esbank_t *c, uint64_t from, uint64_t limit, esbank_reply_t *re
 	return esbank_call(c, &req, reply);
 }
 
+int esbank_statement(esbank_t *c, const char *account, int64_t since_ms, int64_t until_ms,
+		     uint64_t after_seq, uint64_t limit, esbank_reply_t *reply)
+{
+	esbank_request_t req;
+	esbank_req_statement(&req, account, since_ms, until_ms, after_seq, limit);
+	return esbank_call(c, &req, reply);
+}
+
 int esbank_status(esbank_t *c, esbank_reply_t *reply)
 {
 	esbank_request_t req;

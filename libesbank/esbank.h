@@ -159,6 +159,11 @@ void esbank_req_sum_transactions(esbank_request_t *r, int year, int month, int d
 void esbank_req_inactive_users(esbank_request_t *r, int days);
 /* from 0: from seq 1; limit 0: the server's default (100). */
 void esbank_req_events(esbank_request_t *r, uint64_t from, uint64_t limit);
+/* An account's statement: since_ms / until_ms 0 leave the bound out (since
+ * inclusive, until exclusive); after_seq 0: from the period's start; limit
+ * 0: the server's default (10,000). Read "entries" with esbank_reply_json(). */
+void esbank_req_statement(esbank_request_t *r, const char *account, int64_t since_ms,
+			  int64_t until_ms, uint64_t after_seq, uint64_t limit);
 void esbank_req_status(esbank_request_t *r);
 void esbank_req_ping(esbank_request_t *r);
 void esbank_req_promote(esbank_request_t *r);
@@ -211,6 +216,8 @@ int esbank_authenticate(esbank_t *c, const char *account, const char *password,
 int esbank_sum_transactions(esbank_t *c, int year, int month, int day, esbank_reply_t *reply);
 int esbank_inactive_users(esbank_t *c, int days, esbank_reply_t *reply);
 int esbank_events(esbank_t *c, uint64_t from, uint64_t limit, esbank_reply_t *reply);
+int esbank_statement(esbank_t *c, const char *account, int64_t since_ms, int64_t until_ms,
+		     uint64_t after_seq, uint64_t limit, esbank_reply_t *reply);
 int esbank_status(esbank_t *c, esbank_reply_t *reply);
 int esbank_ping(esbank_t *c, esbank_reply_t *reply);
 int esbank_promote(esbank_t *c, esbank_reply_t *reply);

@@ -152,6 +152,21 @@ void esbank_req_events(esbank_request_t *r, uint64_t from, uint64_t limit)
 		req_num(r, "limit", (int64_t)limit);
 }
 
+void esbank_req_statement(esbank_request_t *r, const char *account, int64_t since_ms,
+			  int64_t until_ms, uint64_t after_seq, uint64_t limit)
+{
+	req_start(r, "statement");
+	req_str(r, "account", account);
+	if (since_ms)
+		req_num(r, "since", since_ms);
+	if (until_ms)
+		req_num(r, "until", until_ms);
+	if (after_seq)
+		req_num(r, "after_seq", (int64_t)after_seq);
+	if (limit)
+		req_num(r, "limit", (int64_t)limit);
+}
+
 void esbank_req_status(esbank_request_t *r)
 {
 	req_start(r, "status");

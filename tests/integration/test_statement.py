@@ -236,3 +236,60 @@ def test_logger_kill9_under_load(fresh_group):
     g.wait_live()
     c = g.client()
     same_for_all(c, accounts)
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    import test_http as th
+    th.need(th.ESBANKD, th.CLIENT, th.GATEWAY)
+    g = th.Group(tmp_path_factory.mktemp("web"))
+    try:
+        g.wait_ready()
+        yield g
+    finally:
+        th.stop(g.proc)
+        g.log.close()
+
+
+def rfc3339(ms):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def test_rest_statement(web):
+    import test_http as th
+    from esbank_proto import Client
+    a, tok = th.verified_account(web, "sta")
+    b, _ = th.verified_account(web, "stb")
+    for i in range(5):
+        assert web.post("/api/money_transfer", {"to": b, "amount": 100 + i}, token=tok).status == 200
+    assert web.post("/api/withdraw", {"amount": 250}, token=tok).status == 200
+    c = Client(str(web.run / "bus.sock"))
+    events, _ = c.all_events()
+    c.close()
+    want = expected(events, a)
+    r = web.get("/api/account/statement", token=tok)
+    assert r.status == 200, r
+    body = r.json()
+    assert body["account"] == a and body["more"] is False
+    assert body["opening_balance"] == 0 and body["closing_balance"] == want[-1]["balance"]
+    assert body["entries"] == [dict(e, ts=rfc3339(e["ts"])) for e in want]
+    r = web.get("/api/account/statement?times=ms&limit=3", token=tok)
+    assert r.json()["entries"] == want[:3] and r.json()["more"] is True
+    after = want[2]["seq"]
+    r = web.get("/api/account/statement?times=ms&after_seq=%d" % after, token=tok)
+    assert r.json()["entries"] == want[3:]
+    month = time.strftime("%Y-%m", time.gmtime(want[0]["ts"] // 1000))
+    r = web.get("/api/account/statement?times=ms&month=" + month, token=tok)
+    assert r.status == 200 and r.json()["entries"] == [
+        e for e in want if time.strftime("%Y-%m", time.gmtime(e["ts"] // 1000)) == month]
+    since = rfc3339(want[2]["ts"])
+    r = web.get("/api/account/statement?times=ms&since=" + since, token=tok)
+    assert r.json()["entries"] == [e for e in want if e["ts"] >= want[2]["ts"]]
+    assert r.json()["opening_balance"] == [e for e in want if e["ts"] < want[2]["ts"]][-1]["balance"]
+    r = web.get("/api/account/statement?month=2001-02", token=tok)
+    assert r.status == 200 and r.json()["entries"] == []
+    for q in ("month=2026-13", "month=x", "since=yesterday", "month=2026-11&since=2026-11-02",
+              "since=2026-11-02&until=2026-11-01", "limit=0", "after_seq=-1"):
+        r = web.get("/api/account/statement?" + q, token=tok)
+        assert r.status == 400 and r.json()["error"] == "bad_request", (q, r)
+    assert web.get("/api/account/statement").status == 401
