@@ -145,6 +145,7 @@
 #define LOGFILE_READ_CHUNK_BYTES (256 * 1024)
 #define LOGFILE_INDEX_MIN 1024
 #define LOGFILE_ZERO_WRITE_BYTES (256 * 1024) /* one pwrite of logfile_zero_fill() */
+#define LOGFILE_ZERO_LOOK_BYTES 4096 /* bytes checked at once for preallocated zeros */
 
 _Static_assert(LOGFILE_SCAN_CHUNK_BYTES >= LOGFILE_RESYNC_BYTES, "scan chunk too small");
 _Static_assert(LOGFILE_READ_CHUNK_BYTES >= LOGFILE_RECORD_BYTES_MAX, "read chunk too small");
@@ -453,8 +454,9 @@ typedef struct {
 static bool logfile_zero_from(logfile_scan_t *s, uint64_t off)
 {
 	while (off < s->size) {
-		size_t n = s->size - off < LOGFILE_SCAN_CHUNK_BYTES ? (size_t)(s->size - off)
-		                                                     : LOGFILE_SCAN_CHUNK_BYTES;
+		/* small looks, so that the window is refilled a chunk at a time */
+		size_t n = s->size - off < LOGFILE_ZERO_LOOK_BYTES ? (size_t)(s->size - off)
+		                                                    : LOGFILE_ZERO_LOOK_BYTES;
 		const unsigned char *p = logfile_scan_get(s, off, n);
 		if (!p)
 			return false;
