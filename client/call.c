@@ -37,6 +37,9 @@ static const call_error_t call_errors[] = {
 	{ "unavailable", "the server cannot take commands just now", EXIT_TEMPORARY },
 	{ "overloaded", "too many requests in flight", EXIT_TEMPORARY },
 	{ "internal", "a fault inside the server; nothing was changed", EXIT_TEMPORARY },
+	{ "balance_not_zero", "the account still holds money (--force erases it anyway)",
+	  EXIT_USAGE },
+	{ "already_erased", "the account's personal data is erased already", EXIT_USAGE },
 };
 
 static const call_error_t *call_error_find(const char *code)

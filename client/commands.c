@@ -234,6 +234,27 @@ static int cmd_withdraw(cmd_t *c)
 	return 0;
 }
 
+static int cmd_erase(cmd_t *c)
+{
+	msgpack_packer *pk;
+	msgpack_object reply;
+	bool force = config_flag(c->opts, "force");
+
+	int rc = call_begin(&c->call, "erase_account", true, 1 + force, &pk);
+	if (rc)
+		return rc;
+	msg_pack_kv_str(pk, "account", c->args[0]);
+	if (force)
+		msg_pack_kv_bool(pk, "force", true);
+	rc = call_finish(&c->call, RPC_REPLY_TIMEOUT_MS, &reply);
+	if (rc || cmd_json(c, &reply))
+		return rc;
+	printf("The personal data of account %s is erased (seq %" PRIu64 "): its key is "
+	       "destroyed,\nits email can no longer be read, and no more mail is sent to it.\n",
+	       c->args[0], cmd_seq(&reply));
+	return 0;
+}
+
 static int cmd_show(cmd_t *c)
 {
 	msgpack_packer *pk;
@@ -503,6 +524,11 @@ static const config_opt_t cmd_transfer_opts[] = {
 	{ 0 },
 };
 
+static const config_opt_t cmd_erase_opts[] = {
+	{ .name = "force", .is_flag = true, .help = "erase even though the balance is not zero" },
+	{ 0 },
+};
+
 static const config_opt_t cmd_log_opts[] = {
 	{ .name = "from",
 	  .help = "first sequence number (default: 1; with --follow: the next new event)" },
@@ -534,6 +560,11 @@ static const command_t cmd_table[] = {
 	{ "withdraw", "ACCOUNT AMOUNT", "take money out of a verified account", "AMOUNT is in "
 	  "dollars: 100, 12.50, $1,000.00 (at most two decimals).", 2, true, false, NULL,
 	  cmd_withdraw },
+	{ "erase", "ACCOUNT", "erase an account's personal data (its email), for good",
+	  "The account's key is destroyed: its email cannot be read again by any tool,\n"
+	  "snapshot or export, and no more mail is sent to it. Balances and the audit\n"
+	  "still work. The balance must be zero unless --force. docs/privacy.md says what\n"
+	  "is and is not erased.", 1, true, false, cmd_erase_opts, cmd_erase },
 	{ "show", "ACCOUNT", "show an account: email, balance, dates", NULL, 1, false, false,
 	  NULL, cmd_show },
 	{ "login-check", "ACCOUNT", "check an account's password", "The password is asked on "

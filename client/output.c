@@ -255,7 +255,11 @@ void output_account(const msgpack_object *reply)
 	bool verified;
 
 	output_pair("Account", "%s", output_field(reply, "account", buf));
-	output_pair("Email", "%s", output_field(reply, "email", buf));
+	bool erased = false;
+	if (msg_get_bool(reply, "erased", &erased) == 0 && erased)
+		output_pair("Email", "(erased)");
+	else
+		output_pair("Email", "%s", output_field(reply, "email", buf));
 	output_pair("Balance", "%s", output_amount(reply, "balance", buf));
 	if (msg_get_bool(reply, "verified", &verified) == 0)
 		output_pair("Verified", "%s", verified ? "yes" : "no");
@@ -369,10 +373,14 @@ static void output_event_details(const msgpack_object *ev, const char *type)
 {
 	char a[OUTPUT_FIELD_MAX], b[OUTPUT_FIELD_MAX], c[OUTPUT_FIELD_MAX];
 
+	/* a sealed email (email_enc) is not shown: `esbank export` opens it */
+	bool plain = msg_get(ev, "email") != NULL;
 	if (strcmp(type, "account_opened") == 0)
-		printf("%s  %s  %s", output_field(ev, "account", a), output_field(ev, "email", b),
+		printf("%s  %s  %s", output_field(ev, "account", a),
+		       plain ? output_field(ev, "email", b) : "(email sealed)",
 		       output_amount(ev, "balance", c));
-	else if (strcmp(type, "account_verified") == 0 || strcmp(type, "code_reissued") == 0)
+	else if (strcmp(type, "account_verified") == 0 || strcmp(type, "code_reissued") == 0 ||
+	         strcmp(type, "account_erased") == 0)
 		printf("%s", output_field(ev, "account", a));
 	else if (strcmp(type, "money_transferred") == 0)
 		printf("%s -> %s  %s", output_field(ev, "from", a), output_field(ev, "to", b),

@@ -12,7 +12,9 @@
  *   ts       unsigned integer <= INT64_MAX
  *   type     one of the six names
  *   account, from, to   strings of 16 digits, first not 0
- *   email    string of at most 254 bytes without NUL
+ *   email    string of at most 254 bytes without NUL (old logs), or else
+ *   email_hash  string of 64 hex digits and
+ *   email_enc   bin of LEDGER_SEALED_BYTES_MIN..LEDGER_SEALED_BYTES_MAX bytes
  *   balance, amount     unsigned integers <= INT64_MAX ("balance" is
  *                       optional in money_withdrawn: older logs lack it)
  *   pwhash   non-empty string shorter than LEDGER_PWHASH_BYTES, without NUL
@@ -82,12 +84,26 @@ static void event_pack_hex(msgpack_packer *pk, const char *name, const uint8_t *
 	msg_pack_kv_str(pk, name, hex);
 }
 
+/* account_opened's email: sealed (hash and ciphertext), or plain in stand-ins. */
+static void event_pack_email(msgpack_packer *pk, const ledger_event_t *ev)
+{
+	if (!ev->has_email_hash) {
+		msg_pack_kv_str(pk, "email", ev->email);
+		return;
+	}
+	assert(ev->email_enc_len >= LEDGER_SEALED_BYTES_MIN &&
+	       ev->email_enc_len <= LEDGER_SEALED_BYTES_MAX);
+	event_pack_hex(pk, "email_hash", ev->email_hash, LEDGER_EMAIL_HASH_BYTES);
+	msg_pack_kv_bin(pk, "email_enc", ev->email_enc, ev->email_enc_len);
+}
+
 static uint32_t event_type_fields(ledger_event_type_t t, bool has_balance)
 {
 	static const uint32_t n[] = {
 		[LEDGER_EV_ACCOUNT_OPENED] = 5,	   [LEDGER_EV_ACCOUNT_VERIFIED] = 1,
 		[LEDGER_EV_CODE_REISSUED] = 2,	   [LEDGER_EV_MONEY_TRANSFERRED] = 3,
 		[LEDGER_EV_MONEY_WITHDRAWN] = 2,    [LEDGER_EV_PRIMARY_CHANGED] = 1,
+		[LEDGER_EV_ACCOUNT_ERASED] = 1,
 	};
 	return n[t] + (t == LEDGER_EV_MONEY_WITHDRAWN && has_balance);
 }
@@ -96,19 +112,22 @@ void event_pack(msgpack_packer *pk, const ledger_event_t *ev)
 {
 	assert(pk && ev && ledger_event_type_name(ev->type) && ev->ts_ms >= 0);
 	assert(!ev->has_key || (ev->key_len >= 1 && ev->key_len <= LEDGER_KEY_BYTES_MAX));
-	msgpack_pack_map(pk, 3 + event_type_fields(ev->type, ev->has_balance) + (ev->has_key ? 2 : 0));
+	bool sealed = ev->type == LEDGER_EV_ACCOUNT_OPENED && ev->has_email_hash;
+	msgpack_pack_map(pk, 3 + event_type_fields(ev->type, ev->has_balance) + sealed +
+	                         (ev->has_key ? 2 : 0));
 	msg_pack_kv_u64(pk, "seq", ev->seq);
 	msg_pack_kv_u64(pk, "ts", (uint64_t)ev->ts_ms);
 	msg_pack_kv_str(pk, "type", ledger_event_type_name(ev->type));
 	switch (ev->type) {
 	case LEDGER_EV_ACCOUNT_OPENED:
 		event_pack_account(pk, "account", ev->account);
-		msg_pack_kv_str(pk, "email", ev->email);
+		event_pack_email(pk, ev);
 		msg_pack_kv_i64(pk, "balance", ev->amount);
 		msg_pack_kv_str(pk, "pwhash", ev->pwhash);
 		event_pack_hex(pk, "code_hash", ev->code_hash, LEDGER_CODE_HASH_BYTES);
 		break;
 	case LEDGER_EV_ACCOUNT_VERIFIED:
+	case LEDGER_EV_ACCOUNT_ERASED:
 		event_pack_account(pk, "account", ev->account);
 		break;
 	case LEDGER_EV_CODE_REISSUED:
@@ -145,7 +164,8 @@ void event_pack(msgpack_packer *pk, const ledger_event_t *ev)
 typedef enum {
 	EVENT_F_SEQ, EVENT_F_TS, EVENT_F_TYPE, EVENT_F_ACCOUNT, EVENT_F_FROM, EVENT_F_TO,
 	EVENT_F_AMOUNT, EVENT_F_BALANCE, EVENT_F_EMAIL, EVENT_F_PWHASH, EVENT_F_CODE_HASH,
-	EVENT_F_NODE, EVENT_F_KEY, EVENT_F_FP, EVENT_F_COUNT_MAX
+	EVENT_F_NODE, EVENT_F_KEY, EVENT_F_FP, EVENT_F_EMAIL_HASH, EVENT_F_EMAIL_ENC,
+	EVENT_F_COUNT_MAX
 } event_field_t;
 
 typedef struct {
@@ -165,6 +185,7 @@ static const struct {
 	EVENT_FIELD(EVENT_F_EMAIL, "email"),	 EVENT_FIELD(EVENT_F_PWHASH, "pwhash"),
 	EVENT_FIELD(EVENT_F_CODE_HASH, "code_hash"), EVENT_FIELD(EVENT_F_NODE, "node"),
 	EVENT_FIELD(EVENT_F_KEY, "key"),	 EVENT_FIELD(EVENT_F_FP, "fp"),
+	EVENT_FIELD(EVENT_F_EMAIL_HASH, "email_hash"), EVENT_FIELD(EVENT_F_EMAIL_ENC, "email_enc"),
 #undef EVENT_FIELD
 };
 
@@ -264,17 +285,33 @@ static int event_get_balance(const event_fields_t *f, ledger_event_t *ev)
 	return event_get_amount(f, EVENT_F_BALANCE, &ev->balance);
 }
 
+/* account_opened's email: "email" (plain, old logs) or email_hash + email_enc. */
+static int event_get_email(const event_fields_t *f, ledger_event_t *ev)
+{
+	if (f->v[EVENT_F_EMAIL])
+		return event_get_text(f, EVENT_F_EMAIL, ev->email, sizeof(ev->email));
+	const msgpack_object *o = f->v[EVENT_F_EMAIL_ENC];
+	if (!o || o->type != MSGPACK_OBJECT_BIN || o->via.bin.size < LEDGER_SEALED_BYTES_MIN ||
+	    o->via.bin.size > LEDGER_SEALED_BYTES_MAX)
+		return -EINVAL;
+	memcpy(ev->email_enc, o->via.bin.ptr, o->via.bin.size);
+	ev->email_enc_len = o->via.bin.size;
+	ev->has_email_hash = true;
+	return event_get_hex(f, EVENT_F_EMAIL_HASH, ev->email_hash, LEDGER_EMAIL_HASH_BYTES);
+}
+
 static int event_decode_fields(const event_fields_t *f, ledger_event_t *ev)
 {
 	switch (ev->type) {
 	case LEDGER_EV_ACCOUNT_OPENED:
 		if (event_get_account(f, EVENT_F_ACCOUNT, &ev->account) ||
-		    event_get_text(f, EVENT_F_EMAIL, ev->email, sizeof(ev->email)) ||
+		    event_get_email(f, ev) ||
 		    event_get_amount(f, EVENT_F_BALANCE, &ev->amount) ||
 		    event_get_text(f, EVENT_F_PWHASH, ev->pwhash, sizeof(ev->pwhash)))
 			return -EINVAL;
 		return event_get_hex(f, EVENT_F_CODE_HASH, ev->code_hash, LEDGER_CODE_HASH_BYTES);
 	case LEDGER_EV_ACCOUNT_VERIFIED:
+	case LEDGER_EV_ACCOUNT_ERASED:
 		return event_get_account(f, EVENT_F_ACCOUNT, &ev->account);
 	case LEDGER_EV_CODE_REISSUED:
 		if (event_get_account(f, EVENT_F_ACCOUNT, &ev->account))

@@ -6,9 +6,17 @@
  *   "seq"  uint    1, 2, 3, ... (no gaps)
  *   "ts"   uint    milliseconds since the Unix epoch, UTC, never decreasing
  *   "type" string  account_opened | account_verified | code_reissued |
- *                  money_transferred | money_withdrawn | primary_changed
- *   account_opened:    "account" str(16 digits), "email" str, "balance" uint,
- *                      "pwhash" str (argon2id), "code_hash" str (64 hex)
+ *                  money_transferred | money_withdrawn | primary_changed |
+ *                  account_erased
+ *   account_opened:    "account" str(16 digits), "email_hash" str (64 hex: the
+ *                      keyed hash of the lower-cased email, common/keystore.h),
+ *                      "email_enc" bin (the email sealed with the account's
+ *                      key: nonce, ciphertext, tag; common/pii.h), "balance"
+ *                      uint, "pwhash" str (argon2id), "code_hash" str (64 hex).
+ *                      Logs written before emails were sealed have "email"
+ *                      str (lower-cased) instead of email_hash and email_enc:
+ *                      both shapes decode; an event with "email" is plain.
+ *   account_erased:    "account" (its key is destroyed: email_enc no longer opens)
  *   account_verified:  "account"
  *   code_reissued:     "account", "code_hash"
  *   money_transferred: "from", "to", "amount"
@@ -20,7 +28,8 @@
  *   "key"  str     only when the command carried an idempotency key
  *   "fp"   str     with "key": 32 hex digits, the command's fingerprint
  * Unknown keys are ignored when decoding; a missing or mistyped field makes
- * the event invalid (-EINVAL). Never a password or a code in plain text.
+ * the event invalid (-EINVAL). Never a password or a code in plain text, and
+ * since sealing, never an email.
  */
 #ifndef ESBANK_EVENT_H
 #define ESBANK_EVENT_H

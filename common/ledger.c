@@ -11,7 +11,9 @@
  *                 with the ledger (accounts are never removed), so a string
  *                 costs its bytes and its NUL, with no malloc header;
  *   by_number     open-addressing index (linear probing) number -> item;
- *   by_email      open-addressing index lower-cased email -> item;
+ *   by_email      open-addressing index email identity -> item (ledger.h:
+ *                 the lower-cased email of an old plain event, else the
+ *                 hex of its keyed hash); an erased account leaves it;
  *   keys          ring buffer of idempotency keys, oldest at keys_head; at
  *                 most keys_max entries, the oldest evicted first (FIFO);
  *   by_key        open-addressing index key -> ring slot, with backward-shift
@@ -31,11 +33,16 @@
  * bytes per account.
  *
  * Snapshot encoding (ledger_pack / ledger_unpack), one msgpack map:
- *   "v"         uint   LEDGER_SNAPSHOT_VERSION (1)
+ *   "v"         uint   LEDGER_SNAPSHOT_VERSION (2; 1 still loads)
  *   "last_seq"  uint, "last_ts" int (ms), "moved" int (all-time sum total)
  *   "accounts"  array, in opening order, of [number uint, email str,
  *               pwhash str, code_hash bin(32), balance int, opened_at int,
- *               last_activity int (0 = none), verified bool]
+ *               last_activity int (0 = none), verified bool, email_enc bin,
+ *               opened_seq uint, erased bool]; email is the identity (a
+ *               lower-cased email, 64 hex digits, or "" when erased),
+ *               email_enc the sealed email (empty when plain or erased).
+ *               Version 1 snapshots have the first 8 fields only (plain
+ *               emails, nothing erased) and still load.
  *   "keys"      array, oldest first, of [key bin(1..64), op uint, seq uint,
  *               account uint, balance int, fp bin(16)]
  *   "sums"      array of [tag uint, total int] (tags as described above)
@@ -340,6 +347,7 @@ static const char *const ledger_event_names[] = {
 	[LEDGER_EV_MONEY_TRANSFERRED] = "money_transferred",
 	[LEDGER_EV_MONEY_WITHDRAWN] = "money_withdrawn",
 	[LEDGER_EV_PRIMARY_CHANGED] = "primary_changed",
+	[LEDGER_EV_ACCOUNT_ERASED] = "account_erased",
 };
 #define LEDGER_EVENT_NAMES_N (sizeof(ledger_event_names) / sizeof(ledger_event_names[0]))
 
@@ -457,8 +465,16 @@ static proto_err_t ledger_check_rules(const ledger_t *l, const ledger_cmd_t *cmd
 	switch (cmd->op) {
 	case PROTO_OP_OPEN_ACCOUNT:
 		assert(cmd->email_len <= LEDGER_EMAIL_BYTES_MAX);
+		if (cmd->email_id && ledger_find_email(l, cmd->email_id, LEDGER_EMAIL_ID_CHARS))
+			return PROTO_E_ALREADY_EXISTS;
 		return ledger_find_email(l, cmd->email, cmd->email_len) ? PROTO_E_ALREADY_EXISTS
 									 : PROTO_OK;
+	case PROTO_OP_ERASE_ACCOUNT:
+		if (!a)
+			return PROTO_E_NOT_FOUND;
+		if (a->balance != 0 && !cmd->force)
+			return PROTO_E_BALANCE_NOT_ZERO;
+		return a->erased ? PROTO_E_ALREADY_ERASED : PROTO_OK;
 	case PROTO_OP_VERIFY_ACCOUNT:
 		return ledger_check_verify(l, cmd);
 	case PROTO_OP_REISSUE_CODE:
@@ -494,19 +510,39 @@ proto_err_t ledger_check(const ledger_t *l, const ledger_cmd_t *cmd, ledger_key_
 
 /* ---- checking events ---- */
 
+void ledger_email_id(const uint8_t hash[LEDGER_EMAIL_HASH_BYTES],
+                     char out[LEDGER_EMAIL_ID_CHARS + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < LEDGER_EMAIL_HASH_BYTES; i++) {
+		out[2 * i] = digits[hash[i] >> 4];
+		out[2 * i + 1] = digits[hash[i] & 0xf];
+	}
+	out[LEDGER_EMAIL_ID_CHARS] = '\0';
+}
+
+/* The identity an opening event indexes (ledger.h) into id; false if malformed. */
+static bool ledger_event_identity(const ledger_event_t *ev, char id[LEDGER_EMAIL_BYTES_MAX + 1])
+{
+	size_t n = strnlen(ev->email, sizeof(ev->email));
+	if (ev->has_email_hash) {
+		ledger_email_id(ev->email_hash, id);
+		return n == 0 && ev->email_enc_len >= LEDGER_SEALED_BYTES_MIN && ev->email_enc_len <= LEDGER_SEALED_BYTES_MAX;
+	}
+	return n < sizeof(ev->email) && ledger_email_valid(ev->email, n, id) &&
+	       strcmp(id, ev->email) == 0;
+}
+
 static proto_err_t ledger_check_opened(const ledger_t *l, const ledger_event_t *ev)
 {
-	char lower[LEDGER_EMAIL_BYTES_MAX + 1];
-	size_t n = strnlen(ev->email, sizeof(ev->email));
-	if (!ledger_number_ok(ev->account) || n == sizeof(ev->email))
-		return PROTO_E_BAD_REQUEST;
-	if (!ledger_email_valid(ev->email, n, lower) || strcmp(lower, ev->email) != 0)
+	char id[LEDGER_EMAIL_BYTES_MAX + 1];
+	if (!ledger_number_ok(ev->account) || !ledger_event_identity(ev, id))
 		return PROTO_E_BAD_REQUEST;
 	if (ev->amount != LEDGER_OPEN_BALANCE)
 		return PROTO_E_INVALID_AMOUNT;
 	if (memchr(ev->pwhash, '\0', sizeof(ev->pwhash)) == NULL || ev->pwhash[0] == '\0')
 		return PROTO_E_BAD_REQUEST;
-	if (ledger_find(l, ev->account) || ledger_find_email(l, ev->email, n))
+	if (ledger_find(l, ev->account) || ledger_find_email(l, id, strlen(id)))
 		return PROTO_E_ALREADY_EXISTS;
 	return PROTO_OK;
 }
@@ -559,6 +595,11 @@ static proto_err_t ledger_check_event_rules(const ledger_t *l, const ledger_even
 		return ledger_check_move(l, ev);
 	case LEDGER_EV_PRIMARY_CHANGED:
 		return ledger_check_primary_changed(ev);
+	case LEDGER_EV_ACCOUNT_ERASED:
+		a = ledger_find(l, ev->account);
+		if (!a)
+			return PROTO_E_NOT_FOUND;
+		return a->erased ? PROTO_E_ALREADY_ERASED : PROTO_OK;
 	default:
 		return PROTO_E_BAD_REQUEST;
 	}
@@ -587,6 +628,7 @@ static ledger_event_type_t ledger_event_of_op(proto_op_t op)
 	case PROTO_OP_VERIFY_ACCOUNT: return LEDGER_EV_ACCOUNT_VERIFIED;
 	case PROTO_OP_REISSUE_CODE: return LEDGER_EV_CODE_REISSUED;
 	case PROTO_OP_TRANSFER: return LEDGER_EV_MONEY_TRANSFERRED;
+	case PROTO_OP_ERASE_ACCOUNT: return LEDGER_EV_ACCOUNT_ERASED;
 	default: return LEDGER_EV_MONEY_WITHDRAWN;
 	}
 }
@@ -645,6 +687,7 @@ static proto_op_t ledger_op_of_event(ledger_event_type_t t)
 	case LEDGER_EV_CODE_REISSUED: return PROTO_OP_REISSUE_CODE;
 	case LEDGER_EV_MONEY_TRANSFERRED: return PROTO_OP_TRANSFER;
 	case LEDGER_EV_MONEY_WITHDRAWN: return PROTO_OP_WITHDRAW;
+	case LEDGER_EV_ACCOUNT_ERASED: return PROTO_OP_ERASE_ACCOUNT;
 	case LEDGER_EV_PRIMARY_CHANGED: break; /* carries no key */
 	}
 	return PROTO_OP_NONE;
@@ -759,7 +802,8 @@ static int ledger_reserve(ledger_t *l, const ledger_event_t *ev)
 {
 	int rc = 0;
 	if (ev->type == LEDGER_EV_ACCOUNT_OPENED)
-		rc = ledger_account_reserve(l, strlen(ev->email) + strlen(ev->pwhash) + 2);
+		rc = ledger_account_reserve(l, LEDGER_EMAIL_BYTES_MAX + strlen(ev->pwhash) +
+		                                       ev->email_enc_len + 3);
 	if (rc == 0 && ev->has_key)
 		rc = ledger_keys_reserve(l);
 	if (rc == 0 && (ev->type == LEDGER_EV_MONEY_TRANSFERRED ||
@@ -778,24 +822,37 @@ void ledger_account_add(ledger_t *l, const ledger_opening_t *o)
 	*a = o->a;
 	a->email = ledger_strings_put(l, o->email, o->email_len);
 	a->pwhash = ledger_strings_put(l, o->pwhash, o->pwhash_len);
+	a->email_enc = NULL;
+	a->email_enc_len = (uint16_t)o->email_enc_len;
+	if (o->email_enc_len)
+		a->email_enc = (uint8_t *)ledger_strings_put(l, (const char *)o->email_enc,
+		                                             o->email_enc_len);
 	ledger_index_fill(&l->by_number, ledger_index_hole(&l->by_number, o->number_frag),
 			  o->number_frag, item);
-	ledger_index_fill(&l->by_email, ledger_index_hole(&l->by_email, o->email_frag),
-			  o->email_frag, item);
+	if (o->email_len) /* an erased account has no identity */
+		ledger_index_fill(&l->by_email, ledger_index_hole(&l->by_email, o->email_frag),
+				  o->email_frag, item);
 	l->total_balance += a->balance;
 }
 
 static void ledger_apply_opened(ledger_t *l, const ledger_event_t *ev)
 {
+	char id[LEDGER_EMAIL_BYTES_MAX + 1];
+	bool ok = ledger_event_identity(ev, id);
+	assert(ok);
 	ledger_opening_t o = {
-		.a = { .number = ev->account, .balance = ev->amount, .opened_at_ms = ev->ts_ms },
-		.email = ev->email,
+		.a = { .number = ev->account, .balance = ev->amount, .opened_at_ms = ev->ts_ms,
+		       .opened_seq = ev->seq },
+		.email = id,
 		.pwhash = ev->pwhash,
-		.email_len = strlen(ev->email),
+		.email_len = strlen(id),
 		.pwhash_len = strlen(ev->pwhash),
+		.email_enc = ev->has_email_hash ? ev->email_enc : NULL,
+		.email_enc_len = ev->has_email_hash ? ev->email_enc_len : 0,
 		.number_frag = (uint32_t)ledger_mix64(ev->account),
 	};
-	o.email_frag = (uint32_t)ledger_hash_bytes(ev->email, o.email_len, true);
+	(void)ok;
+	o.email_frag = (uint32_t)ledger_hash_bytes(id, o.email_len, true);
 	memcpy(o.a.code_hash, ev->code_hash, LEDGER_CODE_HASH_BYTES);
 	ledger_account_add(l, &o);
 }
@@ -807,6 +864,28 @@ void ledger_preview(const ledger_t *l, const ledger_event_t *ev, ledger_result_t
 	out->balance = ev->type == LEDGER_EV_ACCOUNT_OPENED ? ev->amount : a ? a->balance : 0;
 	if (money)
 		out->balance -= ev->amount;
+}
+
+/*
+ * account_erased: the identity leaves the index (the email may be used
+ * again), and the identity's and the sealed email's bytes are overwritten
+ * in place, so that no later snapshot or core holds them.
+ */
+static void ledger_apply_erased(ledger_t *l, ledger_account_t *a)
+{
+	size_t n = strlen(a->email);
+	if (n) {
+		uint32_t frag = (uint32_t)ledger_hash_bytes(a->email, n, true);
+		uint32_t pos = ledger_probe_email(l, a->email, n, frag);
+		assert(l->by_email.slots[pos].item != 0);
+		ledger_index_delete(&l->by_email, pos);
+		sodium_memzero(a->email, n);
+	}
+	if (a->email_enc)
+		sodium_memzero(a->email_enc, a->email_enc_len);
+	a->email_enc = NULL;
+	a->email_enc_len = 0;
+	a->erased = true;
 }
 
 /* Applies a checked event whose memory is reserved; returns the balance after. */
@@ -834,6 +913,9 @@ static int64_t ledger_apply_rules(ledger_t *l, const ledger_event_t *ev)
 		l->total_balance -= ev->amount;
 		l->total_withdrawn += ev->amount;
 		ledger_sums_record(l, ev->ts_ms, ev->amount);
+		break;
+	case LEDGER_EV_ACCOUNT_ERASED:
+		ledger_apply_erased(l, a);
 		break;
 	default:
 		break;

@@ -10,7 +10,10 @@
  *   - every balance >= 0;
  *   - sum of balances == LEDGER_OPEN_BALANCE * accounts - total withdrawn;
  *   - last_seq grows by exactly one per applied event;
- *   - an email maps to exactly one account, stored lower-cased.
+ *   - an email maps to exactly one account that is not erased: by its
+ *     identity, the lower-cased email for accounts opened before emails
+ *     were sealed, else the 64 lowercase hex digits of its keyed hash (no
+ *     '@', so the two kinds never meet); an erased account has none.
  */
 #ifndef ESBANK_LEDGER_H
 #define ESBANK_LEDGER_H
@@ -38,7 +41,11 @@
 #define LEDGER_NODE_BYTES_MAX 255          /* primary_changed's node name */
 #define LEDGER_INACTIVE_DAYS_DEFAULT 30
 #define LEDGER_DAY_MS 86400000LL
-#define LEDGER_SNAPSHOT_VERSION 1
+#define LEDGER_EMAIL_HASH_BYTES 32         /* keyed BLAKE2b-256 of the email */
+#define LEDGER_EMAIL_ID_CHARS (2 * LEDGER_EMAIL_HASH_BYTES)
+#define LEDGER_SEALED_BYTES_MIN (24 + 16 + LEDGER_EMAIL_BYTES_MIN) /* common/pii.h */
+#define LEDGER_SEALED_BYTES_MAX (24 + 16 + LEDGER_EMAIL_BYTES_MAX)
+#define LEDGER_SNAPSHOT_VERSION 2
 
 typedef enum {
 	LEDGER_EV_ACCOUNT_OPENED = 1,
@@ -47,12 +54,18 @@ typedef enum {
 	LEDGER_EV_MONEY_TRANSFERRED,
 	LEDGER_EV_MONEY_WITHDRAWN,
 	LEDGER_EV_PRIMARY_CHANGED,
+	LEDGER_EV_ACCOUNT_ERASED,
 } ledger_event_type_t;
 
 /*
  * A resolved event, as logged. Fixed-size fields so that an event needs no
  * allocation. Which fields are meaningful depends on type:
- *   account_opened:    account, email, amount (opening balance), pwhash, code_hash
+ *   account_opened:    account, amount (opening balance), pwhash, code_hash and
+ *                      either has_email_hash, email_hash and email_enc (the
+ *                      email sealed with the account's key, common/pii.h;
+ *                      email is empty) or, in logs written before sealing
+ *                      and in the what-if's stand-ins, email (lower-cased)
+ *   account_erased:    account (its personal data is destroyed)
  *   account_verified:  account
  *   code_reissued:     account, code_hash
  *   money_transferred: account (from), to, amount
@@ -73,6 +86,10 @@ typedef struct {
 	bool has_balance;   /* money_withdrawn: balance is set */
 	int64_t balance;    /* money_withdrawn: the account's balance after */
 	char email[LEDGER_EMAIL_BYTES_MAX + 1];
+	bool has_email_hash; /* account_opened: sealed, not plain */
+	uint8_t email_hash[LEDGER_EMAIL_HASH_BYTES];
+	uint8_t email_enc[LEDGER_SEALED_BYTES_MAX];
+	size_t email_enc_len;
 	char pwhash[LEDGER_PWHASH_BYTES_MAX];
 	uint8_t code_hash[LEDGER_CODE_HASH_BYTES];
 	bool has_key;
@@ -92,6 +109,8 @@ typedef struct {
 	proto_op_t op;
 	uint64_t id;
 	const char *email;    size_t email_len;
+	const char *email_id; /* open_account: the keyed hash's 64 hex digits, or NULL */
+	bool force;           /* erase_account: even with money in the account */
 	const char *password; size_t password_len;
 	const char *code;     size_t code_len;
 	uint64_t account;     bool account_valid;  /* account / from */
@@ -114,8 +133,12 @@ typedef struct {
 	int64_t opened_at_ms;
 	int64_t last_activity_ms; /* 0 when none */
 	bool verified;
-	char *email;   /* owned, lower-cased */
+	bool erased;   /* its personal data destroyed (account_erased) */
+	char *email;   /* owned: its identity (see the invariants); "" when erased */
 	char *pwhash;  /* owned, argon2id string */
+	uint8_t *email_enc;     /* owned: the sealed email; NULL when plain or erased */
+	uint16_t email_enc_len;
+	uint64_t opened_seq;    /* account_opened's seq (the seal's associated data) */
 	uint8_t code_hash[LEDGER_CODE_HASH_BYTES];
 } ledger_account_t;
 
@@ -219,7 +242,7 @@ int ledger_apply(ledger_t *l, const ledger_event_t *ev, ledger_result_t *out);
  */
 void ledger_preview(const ledger_t *l, const ledger_event_t *ev, ledger_result_t *out);
 
-/* Lookups; NULL when absent. email is compared lower-cased. */
+/* Lookups; NULL when absent. email (or an identity) is compared lower-cased. */
 const ledger_account_t *ledger_find(const ledger_t *l, uint64_t number);
 const ledger_account_t *ledger_find_email(const ledger_t *l, const char *email, size_t n);
 const ledger_key_entry_t *ledger_find_key(const ledger_t *l, const char *key, size_t n);
@@ -278,6 +301,10 @@ int ledger_unpack(ledger_t *l, const msgpack_object *map);
  * NUL-terminated into out. False when it is not a valid email.
  */
 bool ledger_email_valid(const char *s, size_t n, char out[LEDGER_EMAIL_BYTES_MAX + 1]);
+
+/* The identity of a sealed email: the hash's 64 lowercase hex digits. */
+void ledger_email_id(const uint8_t hash[LEDGER_EMAIL_HASH_BYTES],
+                     char out[LEDGER_EMAIL_ID_CHARS + 1]);
 
 /* Formats a 16-digit account number into buf (17 bytes). */
 void ledger_account_format(uint64_t number, char buf[LEDGER_ACCOUNT_DIGITS + 1]);

@@ -77,7 +77,9 @@ struct ledger {
 typedef struct {
 	ledger_account_t a; /* email and pwhash unset */
 	const char *email, *pwhash; /* not NUL-terminated, not owned */
-	size_t email_len, pwhash_len;
+	size_t email_len, pwhash_len; /* email_len 0: an erased account */
+	const uint8_t *email_enc;     /* the sealed email, not owned; NULL when none */
+	size_t email_enc_len;
 	uint32_t number_frag, email_frag;
 } ledger_opening_t;
 

@@ -15,9 +15,17 @@
 
 /* ---- snapshot encoding (see the top of the file) ---- */
 
+static void ledger_pack_bool(msgpack_packer *pk, bool b)
+{
+	if (b)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
 static void ledger_pack_account(msgpack_packer *pk, const ledger_account_t *a)
 {
-	msgpack_pack_array(pk, 8);
+	msgpack_pack_array(pk, 11);
 	msgpack_pack_uint64(pk, a->number);
 	msg_pack_str(pk, a->email);
 	msg_pack_str(pk, a->pwhash);
@@ -25,10 +33,10 @@ static void ledger_pack_account(msgpack_packer *pk, const ledger_account_t *a)
 	msgpack_pack_int64(pk, a->balance);
 	msgpack_pack_int64(pk, a->opened_at_ms);
 	msgpack_pack_int64(pk, a->last_activity_ms);
-	if (a->verified)
-		msgpack_pack_true(pk);
-	else
-		msgpack_pack_false(pk);
+	ledger_pack_bool(pk, a->verified);
+	msg_pack_binn(pk, a->email_enc ? (const void *)a->email_enc : "", a->email_enc_len);
+	msgpack_pack_uint64(pk, a->opened_seq);
+	ledger_pack_bool(pk, a->erased);
 }
 
 void ledger_pack(const ledger_t *l, msgpack_packer *pk)
@@ -84,22 +92,50 @@ static bool ledger_obj_text(const msgpack_object *o, size_t max)
 	       memchr(o->via.str.ptr, '\0', o->via.str.size) == NULL;
 }
 
-/* A valid email, already lower-cased. */
+/* An identity (ledger.h): a valid email, already lower-cased, or 64 lowercase hex digits. */
 static bool ledger_obj_email(const msgpack_object *o)
 {
 	char lower[LEDGER_EMAIL_BYTES_MAX + 1];
-	return o->type == MSGPACK_OBJECT_STR &&
-	       ledger_email_valid(o->via.str.ptr, o->via.str.size, lower) &&
-	       memcmp(lower, o->via.str.ptr, o->via.str.size) == 0;
+	if (o->type != MSGPACK_OBJECT_STR)
+		return false;
+	const char *s = o->via.str.ptr;
+	size_t n = o->via.str.size;
+	if (n == LEDGER_EMAIL_ID_CHARS && strspn(s, "0123456789abcdef") >= n)
+		return true;
+	return ledger_email_valid(s, n, lower) && memcmp(lower, s, n) == 0;
+}
+
+/* Version 2's fields 8..10: the sealed email, opened_seq, erased. */
+static bool ledger_obj_sealed(const msgpack_object *f, size_t n, ledger_opening_t *o)
+{
+	if (n == 8)
+		return ledger_obj_email(&f[1]);
+	if (n != 11 || f[8].type != MSGPACK_OBJECT_BIN || f[8].via.bin.size > LEDGER_SEALED_BYTES_MAX ||
+	    f[9].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[10].type != MSGPACK_OBJECT_BOOLEAN)
+		return false;
+	o->a.erased = f[10].via.boolean;
+	o->a.opened_seq = f[9].via.u64;
+	o->email_enc = (const uint8_t *)f[8].via.bin.ptr;
+	o->email_enc_len = f[8].via.bin.size;
+	bool hex = f[1].type == MSGPACK_OBJECT_STR && f[1].via.str.size == LEDGER_EMAIL_ID_CHARS &&
+	           memchr(f[1].via.str.ptr, '@', f[1].via.str.size) == NULL;
+	if (o->a.erased) /* nothing left of the email */
+		return f[1].type == MSGPACK_OBJECT_STR && f[1].via.str.size == 0 && !o->email_enc_len;
+	if (hex != (o->email_enc_len > 0))
+		return false; /* sealed <=> a hash identity */
+	return ledger_obj_email(&f[1]) &&
+	       (!hex || o->email_enc_len >= LEDGER_SEALED_BYTES_MIN);
 }
 
 /* Reads an account's fields into *o; false if any is malformed. */
 static bool ledger_obj_account(const msgpack_object *obj, ledger_opening_t *o)
 {
 	const msgpack_object *f = obj->via.array.ptr;
-	if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size != 8 ||
+	if (obj->type != MSGPACK_OBJECT_ARRAY ||
+	    (obj->via.array.size != 8 && obj->via.array.size != 11) ||
 	    f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || !ledger_number_ok(f[0].via.u64) ||
-	    !ledger_obj_email(&f[1]) || !ledger_obj_text(&f[2], LEDGER_PWHASH_BYTES_MAX - 1) ||
+	    !ledger_obj_sealed(f, obj->via.array.size, o) ||
+	    !ledger_obj_text(&f[2], LEDGER_PWHASH_BYTES_MAX - 1) ||
 	    f[3].type != MSGPACK_OBJECT_BIN || f[3].via.bin.size != LEDGER_CODE_HASH_BYTES ||
 	    !ledger_obj_i64(&f[4], 0, &o->a.balance) ||
 	    !ledger_obj_i64(&f[5], 0, &o->a.opened_at_ms) ||
@@ -132,9 +168,9 @@ static int ledger_unpack_account(ledger_t *l, const msgpack_object *obj)
 	if (l->by_number.slots[pos].item != 0)
 		return -EINVAL;
 	pos = ledger_probe_email(l, o.email, o.email_len, o.email_frag);
-	if (l->by_email.slots[pos].item != 0)
+	if (o.email_len && l->by_email.slots[pos].item != 0)
 		return -EINVAL;
-	int rc = ledger_account_reserve(l, o.email_len + o.pwhash_len + 2);
+	int rc = ledger_account_reserve(l, o.email_len + o.pwhash_len + o.email_enc_len + 3);
 	if (rc < 0)
 		return rc;
 	ledger_account_add(l, &o);
@@ -225,7 +261,7 @@ int ledger_unpack(ledger_t *l, const msgpack_object *map)
 {
 	assert(l && map && l->last_seq == 0 && l->accounts_n == 0 && l->keys_n == 0);
 	uint64_t v;
-	if (msg_get_u64(map, "v", &v) < 0 || v != LEDGER_SNAPSHOT_VERSION ||
+	if (msg_get_u64(map, "v", &v) < 0 || (v != LEDGER_SNAPSHOT_VERSION && v != 1) ||
 	    msg_get_u64(map, "last_seq", &l->last_seq) < 0 ||
 	    msg_get_i64(map, "last_ts", &l->last_ts) < 0 || l->last_ts < 0 ||
 	    msg_get_i64(map, "moved", &l->moved_total) < 0 || l->moved_total < 0)

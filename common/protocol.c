@@ -30,6 +30,8 @@ static const char *const proto_err_names[] = {
 	[PROTO_DUPLICATE] = "duplicate",
 	[PROTO_E_NOT_PRIMARY] = "not_primary",
 	[PROTO_E_NOT_STANDBY] = "not_standby",
+	[PROTO_E_BALANCE_NOT_ZERO] = "balance_not_zero",
+	[PROTO_E_ALREADY_ERASED] = "already_erased",
 };
 
 const char *proto_err_name(proto_err_t e)
@@ -58,6 +60,8 @@ const char *proto_err_text(proto_err_t e)
 	case PROTO_E_OVERLOADED: return "too many requests in flight; retry later";
 	case PROTO_E_NOT_PRIMARY: return "this group is not the primary; send commands to the primary";
 	case PROTO_E_NOT_STANDBY: return "only a standby group can be promoted";
+	case PROTO_E_BALANCE_NOT_ZERO: return "the account still holds money (force erases it anyway)";
+	case PROTO_E_ALREADY_ERASED: return "the account's personal data is erased already";
 	default: return "a fault inside the server; the command did not take effect";
 	}
 }
@@ -80,6 +84,7 @@ static const char *const proto_op_names[] = {
 	[PROTO_OP_TRANSFERS] = "transfers",
 	[PROTO_OP_METRICS] = "metrics",
 	[PROTO_OP_STATEMENT] = "statement",
+	[PROTO_OP_ERASE_ACCOUNT] = "erase_account",
 };
 #define PROTO_OPS_N (sizeof(proto_op_names) / sizeof(proto_op_names[0]))
 
@@ -100,7 +105,8 @@ const char *proto_op_name(proto_op_t op)
 
 bool proto_op_is_command(proto_op_t op)
 {
-	return (op >= PROTO_OP_OPEN_ACCOUNT && op <= PROTO_OP_WITHDRAW) || op == PROTO_OP_TRANSFERS;
+	return (op >= PROTO_OP_OPEN_ACCOUNT && op <= PROTO_OP_WITHDRAW) || op == PROTO_OP_TRANSFERS ||
+	       op == PROTO_OP_ERASE_ACCOUNT;
 }
 
 proto_err_t proto_peek(const msgpack_object *map, uint64_t *id, proto_op_t *op)

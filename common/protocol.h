@@ -45,6 +45,8 @@ typedef enum {
 	PROTO_DUPLICATE, /* not an error: a keyed command seen before */
 	PROTO_E_NOT_PRIMARY, /* a command on a standby or fenced group */
 	PROTO_E_NOT_STANDBY, /* promote on a group that is not a standby */
+	PROTO_E_BALANCE_NOT_ZERO, /* erase_account of an account with money, no force */
+	PROTO_E_ALREADY_ERASED,   /* erase_account of an erased account */
 } proto_err_t;
 
 /* Ops; the numbers are stored in snapshots (the key table): never renumber. */
@@ -73,6 +75,8 @@ typedef enum {
 	PROTO_OP_METRICS,
 	/* served by the logger, from its account index (docs/protocol.md) */
 	PROTO_OP_STATEMENT,
+	/* a command: destroy an account's personal data (docs/privacy.md) */
+	PROTO_OP_ERASE_ACCOUNT,
 } proto_op_t;
 
 /* The protocol's error string ("not_found", ...) for an error code. */
@@ -87,7 +91,8 @@ proto_op_t proto_op_parse(const char *s, size_t n);
 /* The op's wire name ("transfer", ...); NULL for PROTO_OP_NONE or out of range. */
 const char *proto_op_name(proto_op_t op);
 
-/* True for the ops that change the state (open_account .. withdraw, transfers). */
+/* True for the ops that change the state (open_account .. withdraw, transfers,
+ * erase_account). */
 bool proto_op_is_command(proto_op_t op);
 
 /*

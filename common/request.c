@@ -21,6 +21,7 @@
  *     limit 0 asks for no events (only last_seq); above
  *     REQUEST_EVENTS_LIMIT_MAX it counts as the maximum.
  *   - emails: ledger_email_valid() (common/ledger_email.c) decides.
+ *   - erase_account's "force": absent or nil (false) or a boolean.
  *   - "dry_run" (commands only; on a query it is an unknown key): absent
  *     means false; any value but a boolean, nil included, is bad_request.
  *     It is not part of the fingerprint: a dry run with a used key answers
@@ -38,6 +39,7 @@
  *   reissue_code   'a' account
  *   transfer       'a' from, 't' to, 'm' amount (int64, 8 bytes LE)
  *   withdraw       'a' account, 'm' amount
+ *   erase_account  'a' account, 'f' force (1 byte: 0 or 1)
  * Each item of "transfers" gets the fingerprint of a single transfer (op
  * byte PROTO_OP_TRANSFER), so one key means the same thing in both ops.
  *
@@ -163,6 +165,15 @@ static proto_err_t request_the_account(request_ctx_t *c)
 			       &cmd->account_valid, &c->from_s, &c->from_n);
 }
 
+static proto_err_t request_erase_account(request_ctx_t *c)
+{
+	const msgpack_object *o = msg_get(c->map, "force");
+	if (o && o->type != MSGPACK_OBJECT_NIL && o->type != MSGPACK_OBJECT_BOOLEAN)
+		return request_bad(c, "force must be a boolean");
+	c->cmd->force = o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
+	return request_the_account(c);
+}
+
 static proto_err_t request_open_account(request_ctx_t *c)
 {
 	ledger_cmd_t *cmd = c->cmd;
@@ -275,6 +286,7 @@ static proto_err_t request_fields(request_ctx_t *c)
 	case PROTO_OP_TRANSFER: return request_transfer(c);
 	case PROTO_OP_WITHDRAW: return request_withdraw(c);
 	case PROTO_OP_GET_ACCOUNT: return request_the_account(c);
+	case PROTO_OP_ERASE_ACCOUNT: return request_erase_account(c);
 	case PROTO_OP_AUTHENTICATE: return request_authenticate(c);
 	case PROTO_OP_SUM_TRANSACTIONS: return request_sum_transactions(c);
 	case PROTO_OP_INACTIVE_USERS: return request_inactive_users(c);
@@ -315,6 +327,9 @@ static void request_fp(request_ctx_t *c)
 		request_fp_field(&st, 't', c->to_s, c->to_n);
 	if (cmd->op == PROTO_OP_TRANSFER || cmd->op == PROTO_OP_WITHDRAW)
 		request_fp_field(&st, 'm', amount, sizeof(amount));
+	uint8_t force = cmd->force;
+	if (cmd->op == PROTO_OP_ERASE_ACCOUNT)
+		request_fp_field(&st, 'f', &force, 1);
 	crypto_generichash_final(&st, c->cmd->fp, LEDGER_FP_BYTES);
 }
 

@@ -38,6 +38,8 @@
  *   the book is never fsync'd twice: nothing more is appended, and the next
  *   spool_sync() writes the whole book from memory to "addresses.tmp"
  *   (fsync), renames it over "addresses" and fsyncs DATA/mail.
+ *   Forgetting an address (an erased account) takes the same path: nothing
+ *   more is appended and the next spool_sync() writes the book without it.
  */
 #include "spool.h"
 
@@ -473,6 +475,31 @@ const char *spool_addr_find(const spool_t *s, uint64_t account)
 	if (!s->addr_cap)
 		return NULL;
 	return s->addrs[spool_addr_slot(s->addrs, s->addr_cap, account)].email;
+}
+
+int spool_addr_forget(spool_t *s, uint64_t account)
+{
+	if (!s->addr_cap)
+		return 0;
+	size_t mask = s->addr_cap - 1, hole = spool_addr_slot(s->addrs, s->addr_cap, account);
+	if (!s->addrs[hole].email)
+		return 0;
+	memset(s->addrs[hole].email, 0, strlen(s->addrs[hole].email));
+	free(s->addrs[hole].email);
+	s->addrs[hole].email = NULL;
+	s->addr_n--;
+	/* backward shift: later entries of the probe run move into the hole */
+	for (size_t i = (hole + 1) & mask; s->addrs[i].email; i = (i + 1) & mask) {
+		size_t home = spool_addr_slot(s->addrs, s->addr_cap, s->addrs[i].account);
+		if (home == i)
+			continue;
+		s->addrs[hole] = s->addrs[i];
+		s->addrs[i] = (spool_addr_t){ 0 };
+		hole = i;
+	}
+	s->addr_dirty = true;
+	s->addr_broken = true; /* the file still has the line: written anew by spool_sync */
+	return 0;
 }
 
 /* Parses one line (without "\n"); malformed lines are skipped. */

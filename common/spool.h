@@ -121,6 +121,12 @@ int spool_addr_load(spool_t *s);
 int spool_addr_learn(spool_t *s, uint64_t account, const char *email);
 /* The address of account, or NULL. */
 const char *spool_addr_find(const spool_t *s, uint64_t account);
+/*
+ * Forgets account's address (account_erased): gone from memory at once (its
+ * bytes wiped), and from the file at the next spool_sync(), which writes
+ * the book anew without it. 0 (also when none was known).
+ */
+int spool_addr_forget(spool_t *s, uint64_t account);
 
 /* Replaces control characters in s by ' ' (a reason must stay on one line). */
 void spool_one_line(char *s);

@@ -95,6 +95,7 @@ int route_error_status(const char *code)
 		{ "key_conflict", 409 },      { "insufficient_funds", 422 },
 		{ "same_account", 422 },      { "invalid_amount", 422 },
 		{ "not_verified", 422 },      { "wrong_code", 422 },
+		{ "balance_not_zero", 409 },  { "already_erased", 409 },
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (strcmp(code, map[i].code) == 0)

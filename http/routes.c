@@ -27,6 +27,9 @@
  *   GET  /api/account ?times=ms, bearer                          get_account
  *        -> 200 {account, email, balance, verified, opened_at, last_activity};
  *        times are RFC 3339 UTC with milliseconds, or integers (ms) with times=ms
+ *   DELETE /api/account, bearer               erase_account of the token's account
+ *        (never forced: the balance must be 0) -> 200 {"seq"}; 409
+ *        balance_not_zero, already_erased (docs/privacy.md)
  *   GET  /api/account/statement ?month=|since=&until=, after_seq=, limit=,
  *        times=ms, bearer -> statement of the token's account (statementroute.c)
  *   GET  /api/openapi.json                   the OpenAPI document
@@ -38,7 +41,7 @@
  *
  * Dry runs (docs/protocol.md "Dry runs"): ?dry_run=1 (or true) or the header
  * Prefer: dry-run on a command (POST /api/account, /api/verify as JSON,
- * /api/money_transfer, /api/withdraw) sends it with "dry_run": true: the
+ * /api/money_transfer, /api/withdraw, DELETE /api/account) sends it with "dry_run": true: the
  * answer is the real call's status and body with "dry_run": true (errors
  * too), and nothing changes; with Prefer, it carries Preference-Applied:
  * dry-run; a dry POST /api/account has no Location. dry_run=0 or false is
@@ -69,7 +72,8 @@
  *   400 bad_request (malformed JSON, missing field, wrong type)
  *   401 unauthorized (missing, forged or expired token), auth_failed (login)
  *   404 no_route, not_found (an unknown account); 405 method_not_allowed (Allow)
- *   409 already_exists, already_verified, key_conflict
+ *   409 already_exists, already_verified, key_conflict, balance_not_zero,
+ *       already_erased
  *   415 unsupported_media_type (a body whose Content-Type is not JSON)
  *   422 insufficient_funds, same_account, invalid_amount, not_verified, wrong_code
  *   429 rate_limited (with Retry-After): failed logins, see login.h
@@ -426,6 +430,24 @@ static void route_withdraw(gateway_t *gw, http_req_t *req)
 	json_decref(body);
 }
 
+/* erase_account of the logged-in account; never forced (an operator's choice). */
+static void route_erase(gateway_t *gw, http_req_t *req)
+{
+	if (route_auth(gw, req) < 0)
+		return;
+	route_key_t key;
+	int dry;
+	if (route_key(req, IDEMKEY_ACCOUNT, req->account, strlen(req->account), &key) < 0 ||
+	    (dry = route_dry(req)) < 0)
+		return;
+	esbank_request_t r;
+	esbank_req_start(&r, "erase_account");
+	esbank_req_add_str(&r, "account", req->account, 0);
+	add_key(&r, &key);
+	add_dry(&r, dry);
+	route_call(gw, req, &r, BUSCALL_TIMEOUT_MS, reply_json);
+}
+
 /* Answers {name: value} with the reply's field name. */
 static void reply_one_field(http_req_t *req, int status, const esbank_reply_t *reply,
                             const char *name)
@@ -651,6 +673,7 @@ static void route_openapi(gateway_t *gw, http_req_t *req)
 static const route_t routes[] = {
 	{ "/api/account", HTTP_POST, route_open_account, ROUTE_PUBLIC },
 	{ "/api/account", HTTP_GET, route_get_account, ROUTE_PUBLIC },
+	{ "/api/account", HTTP_DELETE, route_erase, ROUTE_PUBLIC },
 	{ "/api/verify", HTTP_GET, route_verify, ROUTE_PUBLIC },
 	{ "/api/verify", HTTP_POST, route_verify_post, ROUTE_PUBLIC },
 	{ "/api/login", HTTP_POST, route_login, ROUTE_PUBLIC },

@@ -15,7 +15,13 @@
  *           "balance"; one with "sent":true (its mail was delivered by the
  *           old primary before a failover) only teaches addresses and moves
  *           the hwm. "hwm": D, given to a fresh mailer, is where it starts.
- *           Items must come in increasing seq order.
+ *           Items must come in increasing seq order. An account_opened
+ *           event holds its email sealed: a catch-up one is opened with
+ *           the account's key from DATA/keys (read-only here). An
+ *           account_erased item (live, with the mail {"account","erased"},
+ *           or from the log) makes the mailer forget the address: the
+ *           address book is written anew without it, and no later notice
+ *           for the account finds an address.
  *   -> bus  {"t":"ack","hwm":N}                      after each mail batch
  *   -> bus  {"t":"delivered","seqs":[S]}             each mail delivered (or dead)
  *           once its queue/ entry is removed, when a bus session is bound;
@@ -50,6 +56,7 @@
 #include "maildir.h"
 #include "message.h"
 #include "peer.h"
+#include "pii.h"
 #include "protocol.h"
 #include "spool.h"
 
@@ -81,6 +88,7 @@ typedef struct {
 	bool fresh;
 	mailer_config_t *cfg;
 	char msgid_domain[MESSAGE_DOMAIN_BYTES_MAX];
+	keystore_t keys;        /* DATA/keys, read-only, opened when first needed */
 } mailer_t;
 
 /* The queue finished a mail: tell the bus (a receipt, when replicated). */
@@ -151,12 +159,28 @@ static int mailer_decode_mail(const char *p, size_t n, mailer_item_t *it)
 	return rc < 0 ? -EINVAL : 0;
 }
 
-/* Learns the addresses an item tells. 0 or -errno (the spool's file failed). */
+/* A sealed account_opened event's email, opened with DATA/keys: 0 or -errno. */
+static int mailer_open_email(mailer_t *m, const ledger_event_t *ev,
+                             char out[LEDGER_EMAIL_BYTES_MAX + 1])
+{
+	if (m->keys.fd < 0 && keystore_open(&m->keys, m->cfg->data_dir, false) < 0)
+		return -ENOENT;
+	int rc = pii_event_email(&m->keys, ev, out);
+	if (rc == -ENOENT && keystore_refresh(&m->keys) == 0) /* a key added since */
+		rc = pii_event_email(&m->keys, ev, out);
+	return rc;
+}
+
+/* Learns (or, for an erasure, forgets) the address an item tells. 0 or -errno. */
 static int mailer_learn(mailer_t *m, const mailer_item_t *it)
 {
 	int rc = 0;
-	if (it->ev.type == LEDGER_EV_ACCOUNT_OPENED && message_address_check(it->ev.email) == 0)
-		rc = spool_addr_learn(&m->spool, it->ev.account, it->ev.email);
+	char email[LEDGER_EMAIL_BYTES_MAX + 1];
+	if (it->ev.type == LEDGER_EV_ACCOUNT_ERASED)
+		return spool_addr_forget(&m->spool, it->ev.account);
+	if (it->ev.type == LEDGER_EV_ACCOUNT_OPENED && !it->has_mail &&
+	    mailer_open_email(m, &it->ev, email) == 0 && message_address_check(email) == 0)
+		rc = spool_addr_learn(&m->spool, it->ev.account, email);
 	if (rc == 0 && it->has_mail && message_address_check(it->to) == 0)
 		rc = spool_addr_learn(&m->spool, it->ev.account, it->to);
 	return rc;
@@ -232,8 +256,8 @@ static int mailer_item(mailer_t *m, const msgpack_object *item, uint64_t *hwm)
 		return 0;
 	bool sent = false;
 	msg_get_bool(item, PEER_F_SENT, &sent);
-	if (sent)
-		return mailer_item_sent(m, &it, hwm);
+	if (sent || it.ev.type == LEDGER_EV_ACCOUNT_ERASED)
+		return mailer_item_sent(m, &it, hwm); /* learn (forget), send nothing */
 	int rc = 0;
 	if (msg_get_bin(item, PEER_F_MAIL, &mail, &mail_len) == 0)
 		rc = mailer_decode_mail(mail, mail_len, &it);
@@ -478,6 +502,7 @@ int mailer_run(mailer_config_t *cfg)
 	m.loop = uv_default_loop();
 	m.transport.md.new_fd = -1;
 	m.spool.dir_fd = m.spool.queue_fd = m.spool.dead_fd = m.spool.addr_fd = -1;
+	m.keys.fd = -1;
 	if (mailer_check_config(cfg) < 0)
 		return EXIT_USAGE;
 	message_msgid_domain(cfg->from, m.msgid_domain, sizeof(m.msgid_domain));
@@ -495,6 +520,7 @@ out:
 	transport_close(&m.transport);
 	queue_free(&m.queue);
 	spool_close(&m.spool);
+	keystore_close(&m.keys);
 	free((char *)cfg->transport.outbox);
 	free(m.sock_path);
 	free(m.hwm_path);

@@ -7,11 +7,17 @@
  * same ledger_apply() that replay uses, and the result item carries the
  * event for the logger, the reply for the client and, for the types that
  * send mail, the mail details (the code travels there, never in the event).
+ * An account_opened event carries its email sealed (keys.c), never plain;
+ * the mail details carry it plain, beside the event, never logged. An
+ * account_erased event's item carries {"account", "erased": true} as its
+ * mail details, so that the bus takes it to the mailer, which forgets the
+ * address.
  */
 #include "resolver.h"
 
 #include "event.h"
 #include "diag.h"
+#include "pii.h"
 #include "request.h"
 
 #include <sodium.h>
@@ -50,18 +56,33 @@ static void resolver_new_code(char code[RESOLVER_CODE_CHARS_MAX],
 	sodium_memzero(raw, sizeof(raw));
 }
 
-static void resolver_pack_mail(msg_buf_t *mail, const ledger_account_t *a, const char *code,
-                               const ledger_result_t *res)
+/*
+ * The mail details: {to, account, code | balance}, or {account, erased} for
+ * an erasure. False when there is nothing to mail: the account's email is
+ * erased (or its key is gone).
+ */
+static bool resolver_pack_mail(const resolver_t *r, msg_buf_t *mail, const ledger_event_t *ev,
+                               const char *code, const ledger_result_t *res)
 {
-	char num[LEDGER_ACCOUNT_DIGITS + 1];
-	ledger_account_format(a->number, num);
+	char num[LEDGER_ACCOUNT_DIGITS + 1], to[LEDGER_EMAIL_BYTES_MAX + 1];
+	ledger_account_format(ev->account, num);
+	if (ev->type == LEDGER_EV_ACCOUNT_ERASED) {
+		msgpack_pack_map(&mail->pk, 2);
+		msg_pack_kv_str(&mail->pk, "account", num);
+		msg_pack_kv_bool(&mail->pk, "erased", true);
+		return true;
+	}
+	if (resolver_account_email(r, ledger_find(r->ledger, ev->account), to) < 0)
+		return false;
 	msgpack_pack_map(&mail->pk, 3);
-	msg_pack_kv_str(&mail->pk, "to", a->email);
+	msg_pack_kv_str(&mail->pk, "to", to);
 	msg_pack_kv_str(&mail->pk, "account", num);
 	if (code)
 		msg_pack_kv_str(&mail->pk, "code", code);
 	else
 		msg_pack_kv_i64(&mail->pk, "balance", res->balance);
+	sodium_memzero(to, sizeof(to));
+	return true;
 }
 
 /*
@@ -92,7 +113,7 @@ static void resolver_commit(resolver_t *r, uint64_t cid, uint64_t id, ledger_eve
 	}
 	event_pack(&evb.pk, ev);
 	if (with_mail)
-		resolver_pack_mail(&mail, ledger_find(r->ledger, ev->account), code, &res);
+		with_mail = resolver_pack_mail(r, &mail, ev, code, &res);
 	resolver_emit(r, cid, ev->seq, &reply, &evb, with_mail ? &mail : NULL);
 	msg_buf_free(&reply);
 	msg_buf_free(&evb);
@@ -119,8 +140,19 @@ void resolver_emit_duplicate(resolver_t *r, uint64_t cid, uint64_t id,
 	msg_buf_free(&reply);
 }
 
+/* The number drawn with the key, or (drawn twice meanwhile: ~never) a new one and key. */
+static int resolver_new_account(resolver_t *r, const resolver_newkey_t *nk, resolver_newkey_t *out)
+{
+	*out = *nk;
+	if (!ledger_find(r->ledger, nk->account))
+		return 0;
+	out->account = resolver_new_account_number(r->ledger);
+	pii_new_key(out->key);
+	return keystore_put(&r->keys, out->account, out->key);
+}
+
 void resolver_open_account(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
-                           const char *pwhash)
+                           const char *pwhash, const resolver_newkey_t *nk)
 {
 	ledger_key_entry_t prior;
 	proto_err_t e = ledger_check(r->ledger, cmd, &prior); /* the state moved meanwhile */
@@ -133,14 +165,20 @@ void resolver_open_account(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
 		resolver_emit_error(r, cid, cmd->id, e, proto_err_text(e));
 		return;
 	}
-	ledger_inputs_t in = { .ts_ms = resolver_now_ms(r), .pwhash = pwhash };
-	in.account = resolver_new_account_number(r->ledger);
+	resolver_newkey_t k;
+	if (resolver_new_account(r, nk, &k) < 0) {
+		resolver_emit_error(r, cid, cmd->id, PROTO_E_INTERNAL, "the key store failed");
+		return;
+	}
+	ledger_inputs_t in = { .ts_ms = resolver_now_ms(r), .pwhash = pwhash, .account = k.account };
 	char code[RESOLVER_CODE_CHARS_MAX];
 	uint8_t code_hash[LEDGER_CODE_HASH_BYTES];
 	resolver_new_code(code, code_hash);
 	in.code_hash = code_hash;
 	ledger_event_t ev;
 	ledger_event_from_cmd(r->ledger, cmd, &in, &ev);
+	resolver_seal_email(r, &ev, k.key);
+	sodium_memzero(k.key, sizeof(k.key));
 	resolver_commit(r, cid, cmd->id, &ev, code, true, false);
 	sodium_memzero(code, sizeof(code));
 }
@@ -158,8 +196,14 @@ static void resolver_resolve_now(resolver_t *r, uint64_t cid, const ledger_cmd_t
 	}
 	ledger_event_t ev;
 	ledger_event_from_cmd(r->ledger, cmd, &in, &ev);
+	bool erase = cmd->op == PROTO_OP_ERASE_ACCOUNT;
+	if (erase && resolver_destroy_key(r, ev.account) < 0) {
+		resolver_emit_error(r, cid, cmd->id, PROTO_E_INTERNAL,
+		                    "the account's key could not be destroyed; nothing was erased");
+		return;
+	}
 	bool money = cmd->op == PROTO_OP_TRANSFER || cmd->op == PROTO_OP_WITHDRAW;
-	bool mail = reissue || cmd->op == PROTO_OP_WITHDRAW;
+	bool mail = reissue || cmd->op == PROTO_OP_WITHDRAW || erase;
 	resolver_commit(r, cid, cmd->id, &ev, reissue ? code : NULL, mail, money);
 	sodium_memzero(code, sizeof(code));
 }
@@ -190,6 +234,7 @@ void resolver_run_command(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd)
 	case PROTO_OP_REISSUE_CODE:
 	case PROTO_OP_TRANSFER:
 	case PROTO_OP_WITHDRAW:
+	case PROTO_OP_ERASE_ACCOUNT:
 		resolver_resolve_now(r, cid, cmd);
 		break;
 	default:

@@ -4,13 +4,20 @@
  * and for a keyed open_account retry. A job owns copies of everything it
  * needs (the request's bytes are gone by the time it finishes); the
  * password copy is wiped when the job ends.
+ *
+ * A hash job for open_account also draws the new account's number and data
+ * key on the loop and writes the key into a slot of DATA/keys reserved
+ * there, with its fdatasync, in the pool after argon2id (keys.c says why):
+ * the key is on disk before the event that needs it is made.
  */
 #include "resolver.h"
 
 #include "diag.h"
+#include "pii.h"
 #include "request.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +33,7 @@ typedef struct {
 	uint64_t epoch;                       /* r->epoch when the job began */
 	ledger_cmd_t cmd;                     /* strings re-pointed at the copies */
 	char email[LEDGER_EMAIL_BYTES_MAX + 1];
+	char email_id[LEDGER_EMAIL_ID_CHARS + 1];
 	char key[LEDGER_KEY_BYTES_MAX + 1];
 	char password[LEDGER_PASSWORD_BYTES_MAX + 1];
 	char hash[LEDGER_PWHASH_BYTES_MAX];   /* made, or to verify against */
@@ -33,6 +41,9 @@ typedef struct {
 	ledger_key_entry_t prior;
 	bool account_known;                   /* authenticate */
 	int rc;
+	resolver_newkey_t nk;                 /* hash: the new account and its key */
+	uint32_t key_slot;                    /* hash: DATA/keys slot reserved */
+	int key_rc;                           /* hash: writing the key */
 } pw_job_t;
 
 static pw_job_t *pw_job_new(resolver_t *r, pw_job_kind_t kind, uint64_t cid,
@@ -50,6 +61,10 @@ static pw_job_t *pw_job_new(resolver_t *r, pw_job_kind_t kind, uint64_t cid,
 	j->cmd = *cmd;
 	memcpy(j->email, cmd->email ? cmd->email : "", cmd->email_len);
 	j->cmd.email = j->email;
+	if (cmd->email_id) {
+		memcpy(j->email_id, cmd->email_id, sizeof(j->email_id));
+		j->cmd.email_id = j->email_id;
+	}
 	memcpy(j->key, cmd->key ? cmd->key : "", cmd->key_len);
 	j->cmd.key = j->key;
 	memcpy(j->password, cmd->password ? cmd->password : "", cmd->password_len);
@@ -61,6 +76,7 @@ static pw_job_t *pw_job_new(resolver_t *r, pw_job_kind_t kind, uint64_t cid,
 static void pw_job_free(pw_job_t *j)
 {
 	sodium_memzero(j->password, sizeof(j->password));
+	sodium_memzero(j->nk.key, sizeof(j->nk.key));
 	j->r->jobs_running--;
 	free(j);
 }
@@ -69,10 +85,12 @@ static void pw_job_work(uv_work_t *w)
 {
 	pw_job_t *j = w->data;
 	const ledger_cmd_t *c = &j->cmd;
-	if (j->kind == PW_JOB_HASH)
+	if (j->kind == PW_JOB_HASH) {
 		j->rc = crypto_pwhash_str(j->hash, c->password, c->password_len,
 		                          j->r->cost.opslimit, j->r->cost.memlimit);
-	else
+		j->key_rc = keystore_write_slot(j->r->keys.fd, j->key_slot, j->nk.account,
+		                                j->nk.key);
+	} else
 		j->rc = crypto_pwhash_str_verify(j->hash, c->password, c->password_len);
 }
 
@@ -118,8 +136,14 @@ static void pw_job_done(uv_work_t *w, int status)
 		diag_error("password hashing failed (out of memory?)");
 		resolver_emit_error(j->r, j->cid, j->cmd.id, PROTO_E_INTERNAL,
 		                    "password hashing failed");
+	} else if (j->kind == PW_JOB_HASH && (j->key_rc < 0 ||
+	           keystore_index_add(&r->keys, j->nk.account, j->key_slot) < 0)) {
+		diag_error("cannot store a new account's key: %s",
+		           strerror(j->key_rc < 0 ? -j->key_rc : ENOMEM));
+		resolver_emit_error(r, j->cid, j->cmd.id, PROTO_E_INTERNAL,
+		                    "the account's key could not be stored; nothing was opened");
 	} else if (j->kind == PW_JOB_HASH) {
-		j->r->hashed_cb(j->r, j->cid, &j->cmd, j->hash);
+		j->r->hashed_cb(j->r, j->cid, &j->cmd, j->hash, &j->nk);
 	} else {
 		pw_job_verified(j);
 	}
@@ -144,6 +168,15 @@ void resolver_hash_then_open(resolver_t *r, uint64_t cid, const ledger_cmd_t *cm
 		resolver_emit_error(r, cid, cmd->id, PROTO_E_INTERNAL, "out of memory");
 		return;
 	}
+	j->key_slot = keystore_reserve(&r->keys);
+	if (j->key_slot == UINT32_MAX) {
+		resolver_emit_error(r, cid, cmd->id, PROTO_E_INTERNAL, "the key store is full");
+		r->jobs_running++; /* pw_job_free counts it down */
+		pw_job_free(j);
+		return;
+	}
+	j->nk.account = resolver_new_account_number(r->ledger);
+	pii_new_key(j->nk.key);
 	pw_job_queue(j);
 }
 

@@ -13,11 +13,15 @@ static void resolver_get_account(resolver_t *r, uint64_t cid, const ledger_cmd_t
 	msg_buf_t reply;
 	msg_buf_init(&reply);
 	msgpack_packer *pk = &reply.pk;
-	char num[LEDGER_ACCOUNT_DIGITS + 1];
+	char num[LEDGER_ACCOUNT_DIGITS + 1], email[LEDGER_EMAIL_BYTES_MAX + 1];
 	ledger_account_format(a->number, num);
+	bool has_email = resolver_account_email(r, a, email) == 0;
 	proto_pack_ok(pk, cmd->id, 6);
 	msg_pack_kv_str(pk, "account", num);
-	msg_pack_kv_str(pk, "email", a->email);
+	if (has_email)
+		msg_pack_kv_str(pk, "email", email);
+	else /* erased, or its key is gone: the same to the client */
+		msg_pack_kv_bool(pk, "erased", true);
 	msg_pack_kv_i64(pk, "balance", a->balance);
 	msg_pack_kv_bool(pk, "verified", a->verified);
 	msg_pack_kv_i64(pk, "opened_at", a->opened_at_ms);

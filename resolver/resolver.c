@@ -99,6 +99,8 @@ static bool resolver_replay_one(resolver_t *r, const char *bytes, size_t len)
 		          proto_err_name(e));
 		return false;
 	}
+	if (ev.type == LEDGER_EV_ACCOUNT_ERASED && resolver_destroy_key(r, ev.account) < 0)
+		return false;
 	if (ledger_apply(r->ledger, &ev, NULL) < 0) {
 		diag_error("replay: out of memory at seq %llu", (unsigned long long)ev.seq);
 		return false;
@@ -267,6 +269,8 @@ int resolver_start(resolver_t *r, uv_loop_t *loop, const char *run_dir)
 	                      r->cost.memlimit) != 0)
 		return -ENOMEM;
 	int rc = config_mkdirs(run_dir, 0700);
+	if (rc == 0)
+		rc = resolver_keys_open(r);
 	if (rc < 0)
 		return rc;
 	char *path = config_path(run_dir, "resolver.sock");
@@ -310,11 +314,14 @@ void resolver_handle_request(resolver_t *r, uint64_t cid, const char *req, size_
 	}
 	ledger_cmd_t cmd;
 	const char *why = NULL;
+	char email_id[LEDGER_EMAIL_ID_CHARS + 1];
 	proto_err_t e = request_decode(&map, &cmd, &why);
 	if (e != PROTO_OK) {
 		resolver_emit_error(r, cid, id, e, why ? why : "invalid request");
 		goto out;
 	}
+	if (cmd.op == PROTO_OP_OPEN_ACCOUNT)
+		resolver_email_id(r, &cmd, email_id);
 	if (proto_op_is_command(cmd.op) && cmd.dry_run)
 		resolver_dry_run(r, cid, &cmd);
 	else if (proto_op_is_command(cmd.op))

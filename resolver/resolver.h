@@ -16,15 +16,19 @@
  *   dryrun.c    a command with "dry_run": checked and answered, nothing
  *               applied; calls commands.c (the account draw), pwhash.c
  *               and results.c
- *   pwhash.c    password work in the thread pool; what follows a hash or a
- *               check is commands.c's, reached through hashed_cb and
+ *   pwhash.c    password work in the thread pool (and a new account's key
+ *               written to DATA/keys beside the hash); what follows a hash
+ *               or a check is commands.c's, reached through hashed_cb and
  *               duplicate_cb, which resolver.c registers
+ *   keys.c      the key store: emails hashed, sealed, opened; keys destroyed
+ *               (a leaf: common/keystore.c, common/pii.c)
  *   results.c   the "res" items collected and sent; the clock (a leaf)
  */
 #ifndef ESBANK_RESOLVER_H
 #define ESBANK_RESOLVER_H
 
 #include "conn.h"
+#include "keystore.h"
 #include "peer.h"
 #include "ledger.h"
 #include "msg.h"
@@ -43,10 +47,17 @@ typedef struct {
 	size_t memlimit;
 } resolver_pwcost_t;
 
+/* A new account's number and key, drawn and stored before its event is made. */
+typedef struct {
+	uint64_t account;
+	uint8_t key[KEYSTORE_KEY_BYTES];
+} resolver_newkey_t;
+
 typedef struct resolver {
 	uv_loop_t *loop;
 	const char *data_dir;     /* where the snapshots are */
 	ledger_t *ledger;
+	keystore_t keys;          /* DATA/keys, the only writer (keys.c) */
 	peer_server_t session;    /* RUN/resolver.sock: one bus session at a time */
 	uint64_t epoch;           /* bumped by each session, reset and load: results of
 	                           * password jobs begun in an earlier epoch are dropped */
@@ -58,7 +69,7 @@ typedef struct resolver {
 	uint64_t stat_replayed;   /* events applied by replay (figures) */
 	/* pwhash.c's continuations, registered by resolver.c (commands.c's) */
 	void (*hashed_cb)(struct resolver *r, uint64_t cid, const ledger_cmd_t *cmd,
-	                  const char *pwhash);
+	                  const char *pwhash, const resolver_newkey_t *nk);
 	void (*duplicate_cb)(struct resolver *r, uint64_t cid, uint64_t id,
 	                     const ledger_key_entry_t *prior);
 	/* and dryrun.c's, for a keyed dry run whose password was checked */
@@ -107,9 +118,9 @@ void resolver_run_command(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);
 /* Emits the original reply of a keyed command seen before. */
 void resolver_emit_duplicate(resolver_t *r, uint64_t cid, uint64_t id,
                              const ledger_key_entry_t *prior);
-/* Resolves and applies a new account (password already hashed). */
+/* Resolves and applies a new account (password already hashed, key stored). */
 void resolver_open_account(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
-                           const char *pwhash);
+                           const char *pwhash, const resolver_newkey_t *nk);
 
 /* commands.c: a uniformly random 16-digit account number not in use. */
 uint64_t resolver_new_account_number(const ledger_t *l);
@@ -134,6 +145,20 @@ void resolver_run_query(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);
 void resolver_hash_then_open(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);
 void resolver_verify_then_reply(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
                                 const char *pwhash, const ledger_key_entry_t *prior);
+
+/* keys.c: opens DATA/keys for writing (created when missing). 0 or -errno. */
+int resolver_keys_open(resolver_t *r);
+/* keys.c: sets cmd->email_id (open_account) to the keyed hash of its email, in id. */
+void resolver_email_id(const resolver_t *r, ledger_cmd_t *cmd,
+                       char id[LEDGER_EMAIL_ID_CHARS + 1]);
+/* keys.c: replaces an account_opened event's plain email by its hash and sealed form. */
+void resolver_seal_email(const resolver_t *r, ledger_event_t *ev,
+                         const uint8_t key[KEYSTORE_KEY_BYTES]);
+/* keys.c: an account's email into out: 0, -ENOENT (erased, or its key is gone), -EBADMSG. */
+int resolver_account_email(const resolver_t *r, const ledger_account_t *a,
+                           char out[LEDGER_EMAIL_BYTES_MAX + 1]);
+/* keys.c: destroys account's key (none is fine): 0 or -errno. */
+int resolver_destroy_key(resolver_t *r, uint64_t account);
 
 /* results.c: the time in ms since the epoch, never before the last event's. */
 int64_t resolver_now_ms(const resolver_t *r);

@@ -10,8 +10,9 @@
  * second scan re-encodes records 1..K into DEST/events.log with the log's
  * own code (logfile_encode, logfile_write: a version 2 file whose records
  * chain to the same head hash, whatever the source's version and batches);
- * then the newest snapshot at or before K whose chain hash is the log's at
- * its seq. The mailer's hwm is never past the durable seq, so the copied
+ * then DATA/keys (copy.c: after the log, so that every key the copied log
+ * needs is in it); then the newest snapshot at or before K whose chain hash
+ * is the log's at its seq. The mailer's hwm is never past the durable seq, so the copied
  * spool never claims mail for events the copied log lacks.
  *
  * DEST/backup.json (written last, one JSON object):
@@ -342,8 +343,13 @@ static int backup_steps(backup_t *b)
 		return EXIT_TEMPORARY;
 	}
 	backup_pick_snapshot(b);
-	if ((rc = backup_copy_log(b)) != 0 || (rc = backup_write_snapshot(b)) != 0 ||
-	    (rc = backup_verify(b)) != 0)
+	if ((rc = backup_copy_log(b)) != 0)
+		return rc;
+	if ((rc = copy_keys(b->data, b->stage, path)) < 0) {
+		fprintf(stderr, "esbank: copying %s: %s\n", path, strerror(-rc));
+		return EXIT_TEMPORARY;
+	}
+	if ((rc = backup_write_snapshot(b)) != 0 || (rc = backup_verify(b)) != 0)
 		return rc;
 	return backup_publish(b);
 }

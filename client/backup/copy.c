@@ -2,6 +2,7 @@
 #include "copy.h"
 
 #include "fileio.h"
+#include "keystore.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -156,6 +157,13 @@ int copy_plain(const char *from, const char *to, copy_count_t *count,
 	if (rc == 0)
 		rc = fileio_fsync_dir(to);
 	return rc;
+}
+
+int copy_keys(const char *from, const char *to, char path[COPY_PATH_MAX])
+{
+	bool copied;
+	int rc = copy_if_there(from, to, KEYSTORE_FILE, &copied, path);
+	return rc == 0 ? fileio_fsync_dir(to) : rc;
 }
 
 static int copy_remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)

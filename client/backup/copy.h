@@ -44,6 +44,14 @@ int copy_join(char out[COPY_PATH_MAX], const char *dir, const char *name);
 /* Copies one file (mode kept, O_EXCL, fsync'd). 0, -ENOENT, or -errno. */
 int copy_file(const char *from, const char *to);
 
+/*
+ * Copies DATA/keys (common/keystore.h), when present, from into to. A
+ * backup copies it after the log: every key an event of the copied log
+ * needs was written before that event, so the copy has it (a key destroyed
+ * meanwhile stays destroyed: erasure wins). 0 or -errno (path names it).
+ */
+int copy_keys(const char *from, const char *to, char path[COPY_PATH_MAX]);
+
 /* Removes dir and everything under it (a failed backup's staging). 0 or -errno. */
 int copy_remove_tree(const char *dir);
 

@@ -180,8 +180,9 @@ static void export_event_fields(export_t *x, const ledger_event_t *ev)
 		export_set(x, EV_AMOUNT, "%" PRId64, ev->amount);
 	if (ev->type == LEDGER_EV_MONEY_WITHDRAWN && ev->has_balance)
 		export_set(x, EV_BALANCE, "%" PRId64, ev->balance);
-	if (ev->type == LEDGER_EV_ACCOUNT_OPENED)
-		export_set(x, EV_EMAIL, "%s", ev->email);
+	char email[LEDGER_EMAIL_BYTES_MAX + 1];
+	if (ev->type == LEDGER_EV_ACCOUNT_OPENED && history_event_email(ev, email))
+		export_set(x, EV_EMAIL, "%s", email); /* none once erased: its key is gone */
 	if (ev->type == LEDGER_EV_PRIMARY_CHANGED)
 		export_set(x, EV_NODE, "%s", ev->node);
 	if (ev->has_key)
@@ -217,6 +218,7 @@ static int export_events(export_t *x, const char *data)
 	logfile_scan_report_t rep;
 
 	export_header(x);
+	history_keys_open(data);
 	int rc = logfile_scan(data, &rep, export_event_cb, x);
 	if (rc == -EBADMSG && rep.problem == LOGFILE_PROBLEM_TRUNCATED)
 		rc = 0; /* a batch being written: the export ends before it */
@@ -238,7 +240,9 @@ static int export_account_cb(const ledger_account_t *a, void *arg)
 	export_t *x = arg;
 
 	export_set(x, AC_NUMBER, "%016" PRIu64, a->number);
-	export_set(x, AC_EMAIL, "%s", a->email);
+	char email[LEDGER_EMAIL_BYTES_MAX + 1];
+	if (history_account_email(a, email))
+		export_set(x, AC_EMAIL, "%s", email);
 	export_set(x, AC_VERIFIED, "%s", a->verified ? "true" : "false");
 	export_set(x, AC_BALANCE, "%" PRId64, a->balance);
 	export_set_time(x, AC_OPENED, a->opened_at_ms);

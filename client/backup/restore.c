@@ -7,7 +7,7 @@
  * esbankd holds for its whole life), so a running group makes restore
  * refuse, and no group can start on a half-restored directory. A DATA that
  * already holds events.log is refused unless --force, which first moves its
- * log, snapshots/, mail/ and http.secret into DATA/before-restore-<unix
+ * log, snapshots/, mail/, http.secret and keys into DATA/before-restore-<unix
  * time>/ (nothing is deleted). The files are copied and fsync'd, the log
  * last (to events.log.restoring, then renamed), and DATA is audited again:
  * it must end with the backup's head hash.
@@ -18,6 +18,7 @@
 #include "diag.h"
 #include "fileio.h"
 #include "history.h"
+#include "keystore.h"
 #include "lock.h"
 #include "logfile.h"
 #include "output.h"
@@ -47,7 +48,7 @@ const config_opt_t restore_opts[] = {
 /* Moves DATA's bank files into DATA/before-restore-<time>/. 0 or an exit code. */
 static int restore_move_aside(const char *data)
 {
-	const char *names[] = { LOGFILE_NAME, SNAPFILE_DIR, "mail", "http.secret" };
+	const char *names[] = { LOGFILE_NAME, SNAPFILE_DIR, "mail", "http.secret", KEYSTORE_FILE };
 	char aside[COPY_PATH_MAX], from[COPY_PATH_MAX], to[COPY_PATH_MAX];
 
 	int n = snprintf(aside, sizeof(aside), "%s/%s%lld", data, RESTORE_ASIDE_PREFIX,
@@ -82,6 +83,8 @@ static int restore_copy(const char *from, const char *data)
 		rc = copy_dir_files(a, b, &n, path);
 	if (rc == 0)
 		rc = copy_plain(from, data, &count, path);
+	if (rc == 0)
+		rc = copy_keys(from, data, path);
 	if (rc == 0 && (copy_join(a, from, LOGFILE_NAME) || copy_join(b, data, LOGFILE_NAME)))
 		rc = -ENAMETOOLONG;
 	if (rc == 0) {

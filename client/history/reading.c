@@ -17,6 +17,7 @@
 #include "event.h"
 #include "diag.h"
 #include "output.h"
+#include "pii.h"
 #include "snapfile.h"
 
 #include <errno.h>
@@ -211,11 +212,53 @@ static int history_rebuild_from(const char *data_dir, const history_point_t *at,
 	return rc;
 }
 
+/* DATA/keys, read-only, for the emails the tools print (history_keys_open). */
+static keystore_t history_keys = { .fd = -1 };
+static bool history_keys_tried;
+
+void history_keys_open(const char *data_dir)
+{
+	if (history_keys_tried)
+		return;
+	history_keys_tried = true;
+	int rc = keystore_open(&history_keys, data_dir, false);
+	if (rc < 0 && rc != -ENOENT)
+		fprintf(stderr, "esbank: %s/%s: %s: sealed emails are not shown\n", data_dir,
+			KEYSTORE_FILE, rc == -EINVAL ? "not a key store" : strerror(-rc));
+}
+
+static const keystore_t *history_keystore(void)
+{
+	return history_keys.fd >= 0 ? &history_keys : NULL;
+}
+
+const char *history_account_email(const ledger_account_t *a, char buf[LEDGER_EMAIL_BYTES_MAX + 1])
+{
+	return pii_account_email(history_keystore(), a, buf) == 0 ? buf : NULL;
+}
+
+const char *history_event_email(const ledger_event_t *ev, char buf[LEDGER_EMAIL_BYTES_MAX + 1])
+{
+	return pii_event_email(history_keystore(), ev, buf) == 0 ? buf : NULL;
+}
+
+void history_email_id(ledger_cmd_t *cmd, char id[LEDGER_EMAIL_ID_CHARS + 1])
+{
+	char lower[LEDGER_EMAIL_BYTES_MAX + 1];
+	uint8_t hash[LEDGER_EMAIL_HASH_BYTES];
+	if (!history_keystore() || !ledger_email_valid(cmd->email, cmd->email_len, lower))
+		return;
+	keystore_email_hash(history_keystore(), lower, strlen(lower), hash);
+	ledger_email_id(hash, id);
+	cmd->email_id = id;
+}
+
 int history_rebuild(const char *data_dir, const history_point_t *at, history_state_t *out)
 {
 	uint64_t below = UINT64_MAX;
 	int rc;
 
+	history_keys_open(data_dir);
 	while ((rc = history_rebuild_from(data_dir, at, &below, out)) == 1)
 		;
 	if (rc != 0)
@@ -342,11 +385,17 @@ char *history_hash_hex(const uint8_t hash[LOGFILE_HASH_BYTES], char buf[HISTORY_
 
 void history_account_json(FILE *f, const ledger_account_t *a)
 {
-	char num[LEDGER_ACCOUNT_DIGITS + 1];
+	char num[LEDGER_ACCOUNT_DIGITS + 1], buf[LEDGER_EMAIL_BYTES_MAX + 1];
+	const char *email = history_account_email(a, buf);
 
 	ledger_account_format(a->number, num);
-	fprintf(f, "{\"account\":\"%s\",\"email\":", num);
-	output_json_string(f, a->email, strlen(a->email));
+	fprintf(f, "{\"account\":\"%s\",", num);
+	if (email) {
+		fputs("\"email\":", f);
+		output_json_string(f, email, strlen(email));
+	} else {
+		fputs("\"erased\":true", f);
+	}
 	fprintf(f, ",\"balance\":%" PRId64 ",\"verified\":%s,\"opened_at\":%" PRId64
 		",\"last_activity\":", a->balance, a->verified ? "true" : "false",
 		a->opened_at_ms);
@@ -359,6 +408,7 @@ void history_account_json(FILE *f, const ledger_account_t *a)
 void history_account_line(const ledger_account_t *a)
 {
 	char num[LEDGER_ACCOUNT_DIGITS + 1], bal[CURRENCY_TEXT_MAX], when[OUTPUT_TIME_MAX];
+	char buf[LEDGER_EMAIL_BYTES_MAX + 1];
 
 	if (!a) {
 		printf("%-16s  %16s  %-8s  %-20s  %s\n", "ACCOUNT", "BALANCE", "VERIFIED",
@@ -368,5 +418,6 @@ void history_account_line(const ledger_account_t *a)
 	ledger_account_format(a->number, num);
 	/* Emails in the state passed ledger_email_valid(): nothing to escape. */
 	printf("%-16s  %16s  %-8s  %-20s  %s\n", num, currency_format(a->balance, bal),
-	       a->verified ? "yes" : "no", output_time(a->opened_at_ms, false, when), a->email);
+	       a->verified ? "yes" : "no", output_time(a->opened_at_ms, false, when),
+	       history_account_email(a, buf) ? buf : "(erased)");
 }

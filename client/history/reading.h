@@ -67,7 +67,25 @@ int history_opt_time(const config_opt_t *opts, const char *name, bool end, bool 
 int history_opt_account(const config_opt_t *opts, const char *name, bool *given,
 			uint64_t *number);
 
-/* Prints an account as get_account's reply fields, as one JSON object (no newline). */
+/*
+ * Opens data_dir/keys read-only for the emails below (once per process; a
+ * missing or unreadable key store leaves sealed emails unreadable).
+ * history_rebuild() calls it.
+ */
+void history_keys_open(const char *data_dir);
+/*
+ * An account's email into buf: its sealed email opened with its key, or
+ * the plain email of an account opened before sealing; NULL when it is
+ * erased or its key is gone (no key store).
+ */
+const char *history_account_email(const ledger_account_t *a, char buf[LEDGER_EMAIL_BYTES_MAX + 1]);
+/* The same for an account_opened event. */
+const char *history_event_email(const ledger_event_t *ev, char buf[LEDGER_EMAIL_BYTES_MAX + 1]);
+/* Sets an open_account command's email_id (its keyed hash, in id) when the key store is open. */
+void history_email_id(ledger_cmd_t *cmd, char id[LEDGER_EMAIL_ID_CHARS + 1]);
+
+/* Prints an account as get_account's reply fields, as one JSON object (no newline):
+ * an erased account (or one whose key is gone) has "erased": true and no email. */
 void history_account_json(FILE *f, const ledger_account_t *a);
 
 /* Prints an account as one aligned table line for people; NULL a prints the header. */

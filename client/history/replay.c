@@ -110,10 +110,11 @@ static void replay_human_totals(const ledger_t *l)
 static void replay_human_one(const ledger_account_t *a)
 {
 	char num[LEDGER_ACCOUNT_DIGITS + 1], buf[CURRENCY_TEXT_MAX], when[OUTPUT_TIME_MAX];
+	char email[LEDGER_EMAIL_BYTES_MAX + 1];
 
 	ledger_account_format(a->number, num);
 	output_pair("Account", "%s", num);
-	output_pair("Email", "%s", a->email);
+	output_pair("Email", "%s", history_account_email(a, email) ? email : "(erased)");
 	output_pair("Balance", "%s", currency_format(a->balance, buf));
 	output_pair("Verified", "%s", a->verified ? "yes" : "no");
 	output_pair("Opened", "%s", output_time(a->opened_at_ms, false, when));

@@ -300,6 +300,9 @@ static void whatif_inject_line(whatif_t *w, size_t lineno, json_t *line)
 	if (json_is_object(line) && whatif_pack_json(&b.pk, line, 0) == 0 &&
 	    msg_decode_map(b.sb.data, b.sb.size, &zone, &map) == 0)
 		e = request_decode(&map, &cmd, &why);
+	char email_id[LEDGER_EMAIL_ID_CHARS + 1];
+	if (e == PROTO_OK && cmd.op == PROTO_OP_OPEN_ACCOUNT)
+		history_email_id(&cmd, email_id); /* already_exists of sealed emails too */
 	if (e == PROTO_OK && !proto_op_is_command(cmd.op)) {
 		e = PROTO_E_UNKNOWN_OP;
 		why = "only commands can be injected";
@@ -353,23 +356,37 @@ static int whatif_inject(whatif_t *w, const char *path)
 
 /* --- the rest of the real history ----------------------------------------------- */
 
-static void whatif_cmd_of(const ledger_event_t *ev, ledger_cmd_t *cmd)
+/*
+ * The command a real event came from. A sealed email is opened with
+ * DATA/keys when its key is there (so that an injected open_account of it
+ * is already_exists), and its hash is the email_id; an erasure is taken as
+ * forced (whether it was is not logged).
+ */
+static void whatif_cmd_of(const ledger_event_t *ev, ledger_cmd_t *cmd,
+			  char email[LEDGER_EMAIL_BYTES_MAX + 1], char id[LEDGER_EMAIL_ID_CHARS + 1])
 {
 	static const char pw[] = "whatif-password";
+	bool opened = ev->type == LEDGER_EV_ACCOUNT_OPENED;
 
 	memset(cmd, 0, sizeof(*cmd));
 	cmd->op = ev->type == LEDGER_EV_ACCOUNT_OPENED ? PROTO_OP_OPEN_ACCOUNT
 		: ev->type == LEDGER_EV_ACCOUNT_VERIFIED ? PROTO_OP_VERIFY_ACCOUNT
 		: ev->type == LEDGER_EV_CODE_REISSUED ? PROTO_OP_REISSUE_CODE
 		: ev->type == LEDGER_EV_MONEY_TRANSFERRED ? PROTO_OP_TRANSFER
+		: ev->type == LEDGER_EV_ACCOUNT_ERASED ? PROTO_OP_ERASE_ACCOUNT
 		: PROTO_OP_WITHDRAW;
+	cmd->force = true;
 	cmd->account = ev->account;
 	cmd->account_valid = true;
 	cmd->to = ev->to;
 	cmd->to_valid = ev->type == LEDGER_EV_MONEY_TRANSFERRED;
 	cmd->amount = ev->amount;
-	cmd->email = ev->email;
-	cmd->email_len = strlen(ev->email);
+	cmd->email = opened && history_event_email(ev, email) ? email : ev->email;
+	cmd->email_len = strlen(cmd->email);
+	if (opened && ev->has_email_hash) {
+		ledger_email_id(ev->email_hash, id);
+		cmd->email_id = id;
+	}
 	cmd->password = pw;
 	cmd->password_len = sizeof(pw) - 1;
 	cmd->has_key = ev->has_key;
@@ -421,8 +438,9 @@ static proto_err_t whatif_recheck(whatif_t *w, const ledger_event_t *real_ev,
 {
 	ledger_cmd_t cmd;
 	ledger_event_t ev = *real_ev;
+	char email[LEDGER_EMAIL_BYTES_MAX + 1], email_id[LEDGER_EMAIL_ID_CHARS + 1];
 
-	whatif_cmd_of(real_ev, &cmd);
+	whatif_cmd_of(real_ev, &cmd, email, email_id);
 	proto_err_t e = real_ev->type == LEDGER_EV_PRIMARY_CHANGED ? PROTO_OK /* no command */
 		: cmd.op == PROTO_OP_VERIFY_ACCOUNT ? whatif_check_verify(w, real_ev, &cmd, prior)
 		: ledger_check(w->alt, &cmd, prior);

@@ -127,6 +127,9 @@ def history(tmp_path_factory):
         st = expect_ok(c.status())
         h.last_seq, h.head_hash = st["last_seq"], st["head_hash"]
         h.events, _ = c.all_events()
+        # esbank --json log prints a bin (a sealed email_enc) as hex
+        h.events = [{k: v.hex() if isinstance(v, bytes) else v for k, v in e.items()}
+                    for e in h.events]
         mid_ts = h.events[len(h.events) // 2]["ts"]
         h.logs = {name: [json.loads(x) for x in esbank("--json", "log", "--run", g.run,
                                                        *args).stdout.splitlines()]

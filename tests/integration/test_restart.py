@@ -308,9 +308,9 @@ def test_damage_before_the_last_record_stops_the_logger(fresh_group):
     clean_stop(g)
     log = g.data / "events.log"
     data = bytearray(log.read_bytes())
-    at = data.find(addr.encode())
-    assert at > 0, "the first account's email is not in events.log"
-    data[at] ^= 0x01  # 'd' -> 'e': history rewritten in the first record
+    at = data.find(a.encode())  # the email is sealed: damage the account number
+    assert at > 0, "the first account's number is not in events.log"
+    data[at] ^= 0x01  # one digit changed: history rewritten in the first record
     log.write_bytes(bytes(data))
     with pytest.raises((RuntimeError, TimeoutError)):
         g.start(timeout=8)
