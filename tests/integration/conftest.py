@@ -275,8 +275,12 @@ class Group:
             time.sleep(0.1)
         return False
 
-    def client(self, timeout=10.0):
-        c = Client(self.sock_path, timeout=timeout, journal=self.journal)
+    # A reply's default wait; replicated groups wait for a NATS quorum too.
+    client_timeout = 10.0
+
+    def client(self, timeout=None):
+        c = Client(self.sock_path, timeout=self.client_timeout if timeout is None else timeout,
+                   journal=self.journal)
         c.group = self
         self.clients.append(c)
         return c

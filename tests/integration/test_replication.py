@@ -118,12 +118,22 @@ def event_of(body):
 # -- groups ------------------------------------------------------------------
 
 
+# A command waits for a quorum of the stream, which may be electing a leader.
+REPLICATED_CLIENT_TIMEOUT_S = 30.0
+
+
+def replicated_group(base, args):
+    g = Group(base, extra_args=args)
+    g.client_timeout = REPLICATED_CLIENT_TIMEOUT_S
+    return g
+
+
 def primary_group(base, cl, node):
-    return Group(base, extra_args=["--replicate", cl.urls, "--stream", STREAM, "--node", node])
+    return replicated_group(base, ["--replicate", cl.urls, "--stream", STREAM, "--node", node])
 
 
 def standby_group(base, cl, node):
-    return Group(base, extra_args=["--follow", cl.urls, "--stream", STREAM, "--node", node])
+    return replicated_group(base, ["--follow", cl.urls, "--stream", STREAM, "--node", node])
 
 
 def status_of(g):
