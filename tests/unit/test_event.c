@@ -95,7 +95,7 @@ static void round_trip(const ledger_event_t *in)
 
 Test(event, round_trip_every_type)
 {
-	for (int t = LEDGER_EV_ACCOUNT_OPENED; t <= LEDGER_EV_PRIMARY_CHANGED; t++) {
+	for (int t = LEDGER_EV_ACCOUNT_OPENED; t <= LEDGER_EV_ACCOUNT_ERASED; t++) {
 		ledger_event_t ev = make((ledger_event_type_t)t);
 		round_trip(&ev);
 		with_key(&ev);
@@ -319,4 +319,29 @@ Test(event, primary_changed_shape_and_node)
 	memset(big, 'n', sizeof(big));
 	msg_pack_kv_strn(&buf.pk, "node", big, sizeof(big));
 	cr_assert_eq(event_decode_bytes(buf.sb.data, buf.sb.size, &out), -EINVAL, "node of 256");
+}
+
+/* account_opened with a sealed email (email_hash, email_enc), and the plain shape of old logs */
+Test(event, sealed_and_plain_openings)
+{
+	ledger_event_t ev = make(LEDGER_EV_ACCOUNT_OPENED), out;
+	memset(ev.email, 0, sizeof(ev.email));
+	ev.has_email_hash = true;
+	memset(ev.email_hash, 0x3c, LEDGER_EMAIL_HASH_BYTES);
+	ev.email_enc_len = LEDGER_SEALED_BYTES_MAX;
+	for (size_t i = 0; i < ev.email_enc_len; i++)
+		ev.email_enc[i] = (uint8_t)i;
+	round_trip(&ev);
+	msg_buf_reset(&buf);
+	event_pack(&buf.pk, &ev);
+	cr_assert_null(memmem(buf.sb.data, buf.sb.size, "\xa5" "email", 6), "no plain email key");
+	cr_assert_eq(event_decode_bytes(buf.sb.data, buf.sb.size, &out), 0);
+	cr_assert(out.has_email_hash && out.email_enc_len == ev.email_enc_len);
+	cr_assert_eq(memcmp(out.email_enc, ev.email_enc, ev.email_enc_len), 0);
+	cr_assert_eq(memcmp(out.email_hash, ev.email_hash, LEDGER_EMAIL_HASH_BYTES), 0);
+	ledger_event_t plain = make(LEDGER_EV_ACCOUNT_OPENED);
+	msg_buf_reset(&buf);
+	event_pack(&buf.pk, &plain);
+	cr_assert_eq(event_decode_bytes(buf.sb.data, buf.sb.size, &out), 0);
+	cr_assert(!out.has_email_hash && strcmp(out.email, "one@example.com") == 0);
 }

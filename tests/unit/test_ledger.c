@@ -1220,3 +1220,107 @@ Test(ledger, batch_keys_in_the_batch_and_in_the_state)
 	cr_assert_eq(ledger_check_batch(l, other, 2, &bad), PROTO_E_KEY_CONFLICT);
 	cr_assert_eq(bad, 1);
 }
+
+/* ---- sealed emails and erasure (issue 16 item 1) ---- */
+
+#define S1 1000000000000101ULL
+#define S2 1000000000000102ULL
+
+static void open_sealed(uint64_t number, uint8_t hash_byte)
+{
+	ledger_event_t ev = next_event(LEDGER_EV_ACCOUNT_OPENED, 0);
+	ev.account = number;
+	ev.has_email_hash = true;
+	memset(ev.email_hash, hash_byte, LEDGER_EMAIL_HASH_BYTES);
+	ev.email_enc_len = LEDGER_SEALED_BYTES_MIN + 10;
+	memset(ev.email_enc, 0xab, ev.email_enc_len);
+	snprintf(ev.pwhash, sizeof(ev.pwhash), "$argon2id$v=19$m=8,t=1,p=1$fake");
+	ev.amount = LEDGER_OPEN_BALANCE;
+	code_hash("c", ev.code_hash);
+	apply_ok(&ev, NULL);
+}
+
+static ledger_cmd_t erase_cmd(uint64_t number, bool force)
+{
+	ledger_cmd_t c = { .op = PROTO_OP_ERASE_ACCOUNT, .account = number, .account_valid = true,
+	                   .force = force };
+	return c;
+}
+
+static void erase_ok(uint64_t number)
+{
+	ledger_event_t ev = next_event(LEDGER_EV_ACCOUNT_ERASED, 0);
+	ev.account = number;
+	apply_ok(&ev, NULL);
+}
+
+Test(ledger, sealed_account_erased_releases_its_email)
+{
+	char id[LEDGER_EMAIL_ID_CHARS + 1];
+	uint8_t h[LEDGER_EMAIL_HASH_BYTES];
+	memset(h, 0x5e, sizeof(h));
+	ledger_email_id(h, id);
+	open_sealed(S1, 0x5e);
+	const ledger_account_t *a = ledger_find(l, S1);
+	cr_assert(a && a->email_enc && a->email_enc_len == LEDGER_SEALED_BYTES_MIN + 10);
+	cr_assert_eq(a->opened_seq, ledger_last_seq(l));
+	cr_assert_str_eq(a->email, id, "the identity is the hash's hex");
+	ledger_cmd_t open = { .op = PROTO_OP_OPEN_ACCOUNT, .email = "x@y.z", .email_len = 5,
+	                      .email_id = id };
+	cr_assert_eq(ledger_check(l, &open, NULL), PROTO_E_ALREADY_EXISTS);
+	ledger_cmd_t c = erase_cmd(S2, false);
+	cr_assert_eq(ledger_check(l, &c, NULL), PROTO_E_NOT_FOUND);
+	c = erase_cmd(S1, false);
+	cr_assert_eq(ledger_check(l, &c, NULL), PROTO_E_BALANCE_NOT_ZERO);
+	c = erase_cmd(S1, true);
+	cr_assert_eq(ledger_check(l, &c, NULL), PROTO_OK);
+	int64_t total = ledger_total_balance(l);
+	erase_ok(S1);
+	a = ledger_find(l, S1);
+	cr_assert(a->erased && !a->email_enc && a->email_enc_len == 0 && a->email[0] == '\0');
+	cr_assert_eq(a->balance, LEDGER_OPEN_BALANCE, "the money stays");
+	cr_assert_eq(ledger_total_balance(l), total);
+	cr_assert_eq(ledger_check(l, &c, NULL), PROTO_E_ALREADY_ERASED);
+	ledger_event_t again = next_event(LEDGER_EV_ACCOUNT_ERASED, 0);
+	again.account = S1;
+	cr_assert_eq(ledger_check_event(l, &again), PROTO_E_ALREADY_ERASED);
+	cr_assert_eq(ledger_check(l, &open, NULL), PROTO_OK, "the email may open again");
+	open_sealed(S2, 0x5e);
+	cr_assert_eq(ledger_find_email(l, id, LEDGER_EMAIL_ID_CHARS), ledger_find(l, S2));
+}
+
+Test(ledger, plain_account_erased_and_both_shapes_in_a_snapshot)
+{
+	open_acct(A1, "plain@old.example", "c1");
+	open_sealed(S1, 0x11);
+	open_sealed(S2, 0x22);
+	ledger_cmd_t open = { .op = PROTO_OP_OPEN_ACCOUNT, .email = "PLAIN@old.example",
+	                      .email_len = 17 };
+	cr_assert_eq(ledger_check(l, &open, NULL), PROTO_E_ALREADY_EXISTS);
+	erase_ok(A1);
+	erase_ok(S1);
+	cr_assert_eq(ledger_check(l, &open, NULL), PROTO_OK);
+	cr_assert_null(ledger_find_email(l, "plain@old.example", 17));
+
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	ledger_pack(l, &pk);
+	cr_assert_null(memmem(sb.data, sb.size, "plain@old.example", 17),
+	               "no plain email of an erased account in a snapshot");
+	msgpack_sbuffer_destroy(&sb);
+
+	int rc;
+	ledger_t *copy = copy_through_snapshot(&rc, 0);
+	cr_assert_eq(rc, 0);
+	const ledger_account_t *p = ledger_find(copy, A1), *s1 = ledger_find(copy, S1),
+	                       *s2 = ledger_find(copy, S2), *o2 = ledger_find(l, S2);
+	cr_assert(p && p->erased && p->email[0] == '\0' && !p->email_enc);
+	cr_assert(s1 && s1->erased && !s1->email_enc);
+	cr_assert(s2 && !s2->erased && s2->email_enc_len == o2->email_enc_len);
+	cr_assert_eq(memcmp(s2->email_enc, o2->email_enc, o2->email_enc_len), 0);
+	cr_assert_eq(s2->opened_seq, o2->opened_seq);
+	cr_assert_eq(ledger_find_email(copy, s2->email, strlen(s2->email)), s2);
+	ledger_free(copy);
+}
