@@ -168,7 +168,6 @@ static void logger_write_done(logger_t *lg)
 		diag_error("out of memory indexing the log");
 		abort();
 	}
-	lg->commit_cbs.batch_cb(lg, in->buf, in->len);
 	if (lg->fault_sent)
 		diag_info("the event log is writable again; durable up to %llu",
 		         (unsigned long long)lg->lf.last_seq);
@@ -192,12 +191,20 @@ static void logger_after_work_cb(uv_work_t *w, int status)
 	logger_t *lg = w->data;
 	assert(lg->busy && status == 0);
 	lg->busy = false;
-	if (lg->write_result == 0)
+	bool written = lg->write_result == 0;
+	const char *buf = lg->inflight.buf;
+	size_t len = lg->inflight.len;
+	if (written)
 		logger_write_done(lg);
 	else
 		logger_write_failed(lg);
 	lg->commit_cbs.written_cb(lg);
 	logger_commit_kick(lg);
+	/* After the durable went out and the next write started: the batch's
+	 * bytes stay where they are until the next event is accepted (a kick only
+	 * swaps the buffers), and no event is accepted before this returns. */
+	if (written)
+		lg->commit_cbs.batch_cb(lg, buf, len);
 }
 
 void logger_commit_kick(logger_t *lg)

@@ -57,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -295,6 +296,8 @@ int index_read(const index_t *ix, uint64_t n, index_entry_t *out)
 {
 	if (n == 0 || n > ix->written)
 		return -ERANGE;
+	if (ix->map && (uint64_t)index_offset(n + 1) <= INDEX_MAP_BYTES_MAX)
+		return index_decode(ix->map + index_offset(n), out);
 	uint8_t b[INDEX_ENTRY_BYTES];
 	ssize_t r;
 	do
@@ -723,13 +726,19 @@ int index_open(index_t *ix, const char *dir, const logfile_t *lf, index_report_t
 		r = index_recover(ix, lf, rep);
 	if (r == 0)
 		unlink(ix->table_path); /* from now on it would be stale */
-	if (r < 0)
+	if (r < 0) {
 		index_close(ix);
-	return r;
+		return r;
+	}
+	void *m = mmap(NULL, INDEX_MAP_BYTES_MAX, PROT_READ, MAP_SHARED, ix->fd, 0);
+	ix->map = m == MAP_FAILED ? NULL : m;
+	return 0;
 }
 
 void index_close(index_t *ix)
 {
+	if (ix->map)
+		munmap((void *)ix->map, INDEX_MAP_BYTES_MAX);
 	if (ix->fd >= 0) {
 		index_flush(ix);
 		close(ix->fd);

@@ -9,8 +9,11 @@
  * The file does I/O but knows nothing of event loops: logger/statement.c
  * drives it. Entries are appended to a buffer (index_add) and written with
  * one pwrite per durable batch (index_flush); walks (index_walk) read only
- * written entries, with pread, so they may run in a worker thread while the
- * loop thread appends.
+ * written entries, through a read-only shared mapping made once the file is
+ * checked (so a statement costs no system call per entry; pread when the
+ * mapping could not be made), so they may run in a worker thread while the
+ * loop thread appends. The file is never cut while it is mapped but by a
+ * failed flush, and only past the written entries.
  *
  * Invariants of index_t: written <= entries; an account's slot holds the
  * number of its last entry (1-based; 0 when it has none) and its balance
@@ -36,6 +39,9 @@
 #define INDEX_BUFFER_BYTES_MAX (64 * 1024 * 1024)
 /* Entries read per pread when scanning the file at start-up. */
 #define INDEX_SCAN_ENTRIES_MAX 16384
+/* The read-only mapping of the index that walks read (virtual space only:
+ * the file grows into it; 4 G entries). Without it walks use pread. */
+#define INDEX_MAP_BYTES_MAX ((size_t)1 << 38)
 /* A statement page, at most (the protocol's limit). */
 #define INDEX_PAGE_MAX 10000
 
@@ -69,6 +75,7 @@ typedef struct {
 	char *buf;          /* encoded entries written + 1 .. entries */
 	size_t buf_len, buf_cap;
 	bool broken;        /* a write kept failing: no more appends until restart */
+	const uint8_t *map; /* INDEX_MAP_BYTES_MAX of the file, read-only; NULL: none */
 } index_t;
 
 /* What index_open found and did, for the logger to report. */

@@ -61,7 +61,8 @@ typedef struct {
 	void (*durable_cb)(logger_t *lg);                    /* a batch is on disk */
 	void (*fault_cb)(logger_t *lg, const char *message); /* first failed write */
 	void (*written_cb)(logger_t *lg);                    /* after every write */
-	/* a batch is on disk: its encoded records, before durable_cb */
+	/* a batch is on disk: its encoded records, after durable_cb and the next
+	 * write's start (so the folding delays neither) */
 	void (*batch_cb)(logger_t *lg, const char *buf, size_t len);
 } logger_commit_cbs_t;
 

@@ -36,6 +36,9 @@
 #define LOGGER_RECORD_HEAD_BYTES 12
 #define LOGGER_RECORD_TAIL_BYTES 32
 #define LOGGER_STATEMENT_FIELDS 5
+/* Room in the reply's buffer beyond the entries: the other fields and the
+ * entry that passes the limit before it is taken back. */
+#define LOGGER_STATEMENT_SLACK_BYTES 4096
 
 typedef struct {
 	uv_work_t work;
@@ -136,38 +139,46 @@ static void logger_pack_entry(msgpack_packer *pk, const index_entry_t *e)
 	msg_pack_kv_i64(pk, "balance", e->balance);
 }
 
-/* The reply's key/value pairs into st->body, entries cut to fit a frame. */
+/* The reply's key/value pairs into st->body, entries cut to fit a frame:
+ * packed in place behind an array32 header whose count is set at the end. */
 static void logger_pack_page(logger_stmt_t *st)
 {
-	msg_buf_t ents;
-	msg_buf_init(&ents);
-	size_t n = 0;
-	bool more = st->page.more;
-	for (; n < st->page.n; n++) {
-		size_t before = ents.sb.size;
-		logger_pack_entry(&ents.pk, &st->page.out[n]);
-		if (ents.sb.size > LOGGER_STATEMENT_BYTES_MAX) {
-			ents.sb.size = before;
-			more = true;
-			break;
-		}
-	}
 	char acct[24];
-	snprintf(acct, sizeof(acct), "%llu", (unsigned long long)st->account);
 	msgpack_packer *pk = &st->body.pk;
+	msgpack_sbuffer *sb = &st->body.sb;
+	bool more = st->page.more;
+	snprintf(acct, sizeof(acct), "%llu", (unsigned long long)st->account);
 	msg_pack_kv_str(pk, "account", acct);
 	msg_pack_kv_i64(pk, "opening_balance", st->page.opening_balance);
 	msg_pack_kv_i64(pk, "closing_balance", st->page.closing_balance);
 	msg_pack_str(pk, "entries");
-	msgpack_pack_array(pk, (uint32_t)n);
-	msg_buf_append(&st->body, ents.sb.data, ents.sb.size);
+	static const char array32[5] = { (char)0xdd, 0, 0, 0, 0 };
+	msg_buf_append(&st->body, array32, sizeof(array32));
+	size_t head = sb->size - 4, start = sb->size, n = 0;
+	for (; n < st->page.n; n++) {
+		size_t before = sb->size;
+		logger_pack_entry(pk, &st->page.out[n]);
+		if (sb->size - start > LOGGER_STATEMENT_BYTES_MAX) {
+			sb->size = before;
+			more = true;
+			break;
+		}
+	}
+	for (int i = 0; i < 4; i++)
+		sb->data[head + i] = (char)(n >> (24 - 8 * i));
 	msg_pack_kv_bool(pk, "more", more);
-	msg_buf_free(&ents);
 }
 
 static void logger_stmt_work_cb(uv_work_t *w)
 {
 	logger_stmt_t *st = w->data;
+	char *room = malloc(LOGGER_STATEMENT_BYTES_MAX + LOGGER_STATEMENT_SLACK_BYTES);
+	if (room) { /* one allocation for the whole reply: no growing by copies */
+		free(st->body.sb.data);
+		st->body.sb.data = room;
+		st->body.sb.alloc = LOGGER_STATEMENT_BYTES_MAX + LOGGER_STATEMENT_SLACK_BYTES;
+		st->body.sb.size = 0;
+	}
 	st->page.out = malloc(st->q.limit * sizeof(*st->page.out));
 	st->result = st->page.out ? index_walk(&st->ix, st->last, &st->q, &st->page) : -ENOMEM;
 	if (st->result == 0)
@@ -265,7 +276,8 @@ void logger_on_statement(conn_t *bus, const msgpack_object *m)
 		*st = key;
 		st->lg = lg;
 		st->session = lg->session;
-		st->ix = (index_t){ .fd = lg->index.fd, .written = lg->index.written };
+		st->ix = (index_t){ .fd = lg->index.fd, .written = lg->index.written,
+			            .map = lg->index.map };
 		st->work.data = st;
 		msg_buf_init(&st->body);
 		lg->statements++;
