@@ -33,6 +33,14 @@
 
 #define EVENT_DECODE_ZONE_BYTES 2048
 
+/* The largest event (see EVENT_BYTES_MAX): each key with its header, each value. */
+_Static_assert(1 + (4 + 9) + (3 + 9) + (5 + 1 + 17) + (8 + 17) +
+                       (11 + 2 + 2 * LEDGER_EMAIL_HASH_BYTES) + (10 + 3 + LEDGER_SEALED_BYTES_MAX) +
+                       (8 + 9) + (7 + 2 + LEDGER_PWHASH_BYTES_MAX) +
+                       (10 + 2 + 2 * LEDGER_CODE_HASH_BYTES) + (4 + 2 + LEDGER_KEY_BYTES_MAX) +
+                       (3 + 1 + 2 * LEDGER_FP_BYTES) <= EVENT_BYTES_MAX,
+               "EVENT_BYTES_MAX holds the largest event");
+
 void event_hex(const uint8_t *in, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
@@ -67,34 +75,120 @@ bool event_unhex(const char *s, size_t slen, uint8_t *out, size_t n)
 	return true;
 }
 
-/* ---- packing ---- */
+/* ---- packing: straight into bytes (event_out_t), as msgpack-c would ---- */
 
-static void event_pack_account(msgpack_packer *pk, const char *name, uint64_t number)
+typedef struct {
+	uint8_t *p; /* the next byte to write */
+} event_out_t;
+
+static void event_put_be(event_out_t *o, uint8_t tag, uint64_t v, int n)
 {
-	char buf[LEDGER_ACCOUNT_DIGITS + 1];
-	ledger_account_format(number, buf);
-	msg_pack_kv_str(pk, name, buf);
+	*o->p++ = tag;
+	for (int i = n - 1; i >= 0; i--)
+		*o->p++ = (uint8_t)(v >> (8 * i));
 }
 
-static void event_pack_hex(msgpack_packer *pk, const char *name, const uint8_t *p, size_t n)
+/* msgpack-c's msgpack_pack_uint64: the smallest encoding. */
+static void event_put_uint(event_out_t *o, uint64_t v)
+{
+	if (v < 0x80)
+		*o->p++ = (uint8_t)v;
+	else if (v <= UINT8_MAX)
+		event_put_be(o, 0xcc, v, 1);
+	else if (v <= UINT16_MAX)
+		event_put_be(o, 0xcd, v, 2);
+	else if (v <= UINT32_MAX)
+		event_put_be(o, 0xce, v, 4);
+	else
+		event_put_be(o, 0xcf, v, 8);
+}
+
+/* msgpack-c's msgpack_pack_int64: non-negative as uint, negative the smallest. */
+static void event_put_int(event_out_t *o, int64_t v)
+{
+	if (v >= 0)
+		event_put_uint(o, (uint64_t)v);
+	else if (v >= -32)
+		*o->p++ = (uint8_t)(int8_t)v;
+	else if (v >= INT8_MIN)
+		event_put_be(o, 0xd0, (uint64_t)v, 1);
+	else if (v >= INT16_MIN)
+		event_put_be(o, 0xd1, (uint64_t)v, 2);
+	else if (v >= INT32_MIN)
+		event_put_be(o, 0xd2, (uint64_t)v, 4);
+	else
+		event_put_be(o, 0xd3, (uint64_t)v, 8);
+}
+
+/* A str (fixstr, str8, str16: every event string is far below 64 KiB). */
+static void event_put_str(event_out_t *o, const char *s, size_t n)
+{
+	assert(n <= UINT16_MAX);
+	if (n < 32)
+		*o->p++ = (uint8_t)(0xa0 | n);
+	else if (n <= UINT8_MAX)
+		event_put_be(o, 0xd9, n, 1);
+	else
+		event_put_be(o, 0xda, n, 2);
+	memcpy(o->p, s, n);
+	o->p += n;
+}
+
+static void event_put_bin(event_out_t *o, const uint8_t *b, size_t n)
+{
+	assert(n <= UINT16_MAX);
+	if (n <= UINT8_MAX)
+		event_put_be(o, 0xc4, n, 1);
+	else
+		event_put_be(o, 0xc5, n, 2);
+	memcpy(o->p, b, n);
+	o->p += n;
+}
+
+/* A key: a string literal, its length known at compile time. */
+#define EVENT_PUT_KEY(o, lit) event_put_str((o), (lit), sizeof(lit) - 1)
+
+/* An account number as its 16 digits, two at a time (ledger_account_format). */
+static void event_put_account(event_out_t *o, const char *key, size_t key_len, uint64_t number)
+{
+	static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+	                            "25262728293031323334353637383940414243444546474849"
+	                            "50515253545556575859606162636465666768697071727374"
+	                            "75767778798081828384858687888990919293949596979899";
+	assert(number >= 1000000000000000ULL && number <= 9999999999999999ULL);
+	event_put_str(o, key, key_len);
+	*o->p++ = (uint8_t)(0xa0 | LEDGER_ACCOUNT_DIGITS);
+	for (int i = LEDGER_ACCOUNT_DIGITS - 2; i >= 0; i -= 2) {
+		memcpy(o->p + i, pairs + 2 * (number % 100), 2);
+		number /= 100;
+	}
+	o->p += LEDGER_ACCOUNT_DIGITS;
+}
+
+#define EVENT_PUT_ACCOUNT(o, lit, n) event_put_account((o), (lit), sizeof(lit) - 1, (n))
+
+static void event_put_hex(event_out_t *o, const uint8_t *p, size_t n)
 {
 	char hex[2 * LEDGER_CODE_HASH_BYTES + 1];
 	assert(n <= LEDGER_CODE_HASH_BYTES);
 	event_hex(p, n, hex);
-	msg_pack_kv_str(pk, name, hex);
+	event_put_str(o, hex, 2 * n);
 }
 
 /* account_opened's email: sealed (hash and ciphertext), or plain in stand-ins. */
-static void event_pack_email(msgpack_packer *pk, const ledger_event_t *ev)
+static void event_put_email(event_out_t *o, const ledger_event_t *ev)
 {
 	if (!ev->has_email_hash) {
-		msg_pack_kv_str(pk, "email", ev->email);
+		EVENT_PUT_KEY(o, "email");
+		event_put_str(o, ev->email, strnlen(ev->email, LEDGER_EMAIL_BYTES_MAX));
 		return;
 	}
 	assert(ev->email_enc_len >= LEDGER_SEALED_BYTES_MIN &&
 	       ev->email_enc_len <= LEDGER_SEALED_BYTES_MAX);
-	event_pack_hex(pk, "email_hash", ev->email_hash, LEDGER_EMAIL_HASH_BYTES);
-	msg_pack_kv_bin(pk, "email_enc", ev->email_enc, ev->email_enc_len);
+	EVENT_PUT_KEY(o, "email_hash");
+	event_put_hex(o, ev->email_hash, LEDGER_EMAIL_HASH_BYTES);
+	EVENT_PUT_KEY(o, "email_enc");
+	event_put_bin(o, ev->email_enc, ev->email_enc_len);
 }
 
 static uint32_t event_type_fields(ledger_event_type_t t, bool has_balance)
@@ -108,51 +202,84 @@ static uint32_t event_type_fields(ledger_event_type_t t, bool has_balance)
 	return n[t] + (t == LEDGER_EV_MONEY_WITHDRAWN && has_balance);
 }
 
-void event_pack(msgpack_packer *pk, const ledger_event_t *ev)
+static void event_put_fields(event_out_t *o, const ledger_event_t *ev)
 {
-	assert(pk && ev && ledger_event_type_name(ev->type) && ev->ts_ms >= 0);
-	assert(!ev->has_key || (ev->key_len >= 1 && ev->key_len <= LEDGER_KEY_BYTES_MAX));
-	bool sealed = ev->type == LEDGER_EV_ACCOUNT_OPENED && ev->has_email_hash;
-	msgpack_pack_map(pk, 3 + event_type_fields(ev->type, ev->has_balance) + sealed +
-	                         (ev->has_key ? 2 : 0));
-	msg_pack_kv_u64(pk, "seq", ev->seq);
-	msg_pack_kv_u64(pk, "ts", (uint64_t)ev->ts_ms);
-	msg_pack_kv_str(pk, "type", ledger_event_type_name(ev->type));
 	switch (ev->type) {
 	case LEDGER_EV_ACCOUNT_OPENED:
-		event_pack_account(pk, "account", ev->account);
-		event_pack_email(pk, ev);
-		msg_pack_kv_i64(pk, "balance", ev->amount);
-		msg_pack_kv_str(pk, "pwhash", ev->pwhash);
-		event_pack_hex(pk, "code_hash", ev->code_hash, LEDGER_CODE_HASH_BYTES);
+		EVENT_PUT_ACCOUNT(o, "account", ev->account);
+		event_put_email(o, ev);
+		EVENT_PUT_KEY(o, "balance");
+		event_put_int(o, ev->amount);
+		EVENT_PUT_KEY(o, "pwhash");
+		event_put_str(o, ev->pwhash, strnlen(ev->pwhash, sizeof(ev->pwhash)));
+		EVENT_PUT_KEY(o, "code_hash");
+		event_put_hex(o, ev->code_hash, LEDGER_CODE_HASH_BYTES);
 		break;
 	case LEDGER_EV_ACCOUNT_VERIFIED:
 	case LEDGER_EV_ACCOUNT_ERASED:
-		event_pack_account(pk, "account", ev->account);
+		EVENT_PUT_ACCOUNT(o, "account", ev->account);
 		break;
 	case LEDGER_EV_CODE_REISSUED:
-		event_pack_account(pk, "account", ev->account);
-		event_pack_hex(pk, "code_hash", ev->code_hash, LEDGER_CODE_HASH_BYTES);
+		EVENT_PUT_ACCOUNT(o, "account", ev->account);
+		EVENT_PUT_KEY(o, "code_hash");
+		event_put_hex(o, ev->code_hash, LEDGER_CODE_HASH_BYTES);
 		break;
 	case LEDGER_EV_MONEY_TRANSFERRED:
-		event_pack_account(pk, "from", ev->account);
-		event_pack_account(pk, "to", ev->to);
-		msg_pack_kv_i64(pk, "amount", ev->amount);
+		EVENT_PUT_ACCOUNT(o, "from", ev->account);
+		EVENT_PUT_ACCOUNT(o, "to", ev->to);
+		EVENT_PUT_KEY(o, "amount");
+		event_put_int(o, ev->amount);
 		break;
 	case LEDGER_EV_MONEY_WITHDRAWN:
-		event_pack_account(pk, "account", ev->account);
-		msg_pack_kv_i64(pk, "amount", ev->amount);
-		if (ev->has_balance)
-			msg_pack_kv_i64(pk, "balance", ev->balance);
+		EVENT_PUT_ACCOUNT(o, "account", ev->account);
+		EVENT_PUT_KEY(o, "amount");
+		event_put_int(o, ev->amount);
+		if (ev->has_balance) {
+			EVENT_PUT_KEY(o, "balance");
+			event_put_int(o, ev->balance);
+		}
 		break;
 	case LEDGER_EV_PRIMARY_CHANGED:
-		msg_pack_kv_str(pk, "node", ev->node);
+		EVENT_PUT_KEY(o, "node");
+		event_put_str(o, ev->node, strnlen(ev->node, LEDGER_NODE_BYTES_MAX));
 		break;
 	}
+}
+
+size_t event_encode(const ledger_event_t *ev, uint8_t out[EVENT_BYTES_MAX])
+{
+	assert(ev && ledger_event_type_name(ev->type) && ev->ts_ms >= 0);
+	assert(!ev->has_key || (ev->key_len >= 1 && ev->key_len <= LEDGER_KEY_BYTES_MAX));
+	bool sealed = ev->type == LEDGER_EV_ACCOUNT_OPENED && ev->has_email_hash;
+	uint32_t fields = 3 + event_type_fields(ev->type, ev->has_balance) + sealed +
+	                  (ev->has_key ? 2 : 0);
+	event_out_t o = { out };
+	*o.p++ = (uint8_t)(0x80 | fields); /* fixmap: at most 12 entries */
+	EVENT_PUT_KEY(&o, "seq");
+	event_put_uint(&o, ev->seq);
+	EVENT_PUT_KEY(&o, "ts");
+	event_put_uint(&o, (uint64_t)ev->ts_ms);
+	EVENT_PUT_KEY(&o, "type");
+	const char *type = ledger_event_type_name(ev->type);
+	event_put_str(&o, type, strlen(type));
+	event_put_fields(&o, ev);
 	if (ev->has_key) {
-		msg_pack_kv_strn(pk, "key", ev->key, ev->key_len);
-		event_pack_hex(pk, "fp", ev->fp, LEDGER_FP_BYTES);
+		EVENT_PUT_KEY(&o, "key");
+		event_put_str(&o, ev->key, ev->key_len);
+		EVENT_PUT_KEY(&o, "fp");
+		event_put_hex(&o, ev->fp, LEDGER_FP_BYTES);
 	}
+	size_t n = (size_t)(o.p - out);
+	assert(n <= EVENT_BYTES_MAX);
+	return n;
+}
+
+void event_pack(msgpack_packer *pk, const ledger_event_t *ev)
+{
+	assert(pk);
+	uint8_t buf[EVENT_BYTES_MAX];
+	size_t n = event_encode(ev, buf);
+	msgpack_pack_str_body(pk, buf, n); /* raw bytes: the map encoded above */
 }
 
 /* ---- decoding: each helper returns 0 or -EINVAL ---- */
@@ -349,6 +476,25 @@ static int event_decode_key(const event_fields_t *f, ledger_event_t *ev)
 	return event_get_hex(f, EVENT_F_FP, ev->fp, LEDGER_FP_BYTES);
 }
 
+/* The event from its fields, found by either walk below. */
+static int event_decode_fields_of(const event_fields_t *f, ledger_event_t *ev)
+{
+	uint64_t ts;
+	const char *s;
+	size_t n;
+	if (event_u64(f, EVENT_F_SEQ, &ev->seq) < 0 || ev->seq == 0)
+		return -EINVAL;
+	if (event_u64(f, EVENT_F_TS, &ts) < 0 || ts > INT64_MAX)
+		return -EINVAL;
+	ev->ts_ms = (int64_t)ts;
+	if (event_str(f, EVENT_F_TYPE, &s, &n) < 0)
+		return -EINVAL;
+	ev->type = ledger_event_type_parse(s, n);
+	if (ev->type == 0 || event_decode_fields(f, ev) < 0 || event_decode_key(f, ev) < 0)
+		return -EINVAL;
+	return 0;
+}
+
 int event_decode(const msgpack_object *map, ledger_event_t *ev)
 {
 	assert(ev);
@@ -357,25 +503,121 @@ int event_decode(const msgpack_object *map, ledger_event_t *ev)
 		return -EINVAL;
 	event_fields_t f;
 	event_fields(map, &f);
-	uint64_t ts;
-	const char *s;
-	size_t n;
-	if (event_u64(&f, EVENT_F_SEQ, &ev->seq) < 0 || ev->seq == 0)
-		return -EINVAL;
-	if (event_u64(&f, EVENT_F_TS, &ts) < 0 || ts > INT64_MAX)
-		return -EINVAL;
-	ev->ts_ms = (int64_t)ts;
-	if (event_str(&f, EVENT_F_TYPE, &s, &n) < 0)
-		return -EINVAL;
-	ev->type = ledger_event_type_parse(s, n);
-	if (ev->type == 0 || event_decode_fields(&f, ev) < 0 || event_decode_key(&f, ev) < 0)
-		return -EINVAL;
-	return 0;
+	return event_decode_fields_of(&f, ev);
+}
+
+/*
+ * ---- the bytes of an event in one walk (event_decode_bytes) ----
+ * The events this program writes are maps whose keys are strings and whose
+ * values are strings, bins or unsigned integers: those are read here straight
+ * from the bytes, without msg_check() and msgpack_unpack() (two walks and a
+ * zone per event). Anything else (another value type, a torn or trailing
+ * byte) makes the fast walk give up, and the bytes go the general way, which
+ * gives the answer for them: both ways agree on every input the fast one takes.
+ */
+typedef struct {
+	const uint8_t *p, *end;
+} event_in_t;
+
+static bool event_take_be(event_in_t *in, int n, uint64_t *v)
+{
+	if (in->end - in->p < n)
+		return false;
+	*v = 0;
+	for (int i = 0; i < n; i++)
+		*v = *v << 8 | *in->p++;
+	return true;
+}
+
+/* The length field of a str or bin header c (1, 2 or 4 bytes), then the body. */
+static bool event_take_body(event_in_t *in, int len_bytes, uint64_t n, msgpack_object *o)
+{
+	if (len_bytes && !event_take_be(in, len_bytes, &n))
+		return false;
+	if ((uint64_t)(in->end - in->p) < n)
+		return false;
+	o->via.str.ptr = (const char *)in->p;
+	o->via.str.size = (uint32_t)n;
+	in->p += n;
+	return true;
+}
+
+/* One string, bin or unsigned integer; false for anything else. */
+static bool event_take_scalar(event_in_t *in, msgpack_object *o)
+{
+	if (in->p >= in->end)
+		return false;
+	uint8_t c = *in->p++;
+	o->type = MSGPACK_OBJECT_STR;
+	if (c <= 0x7f) {
+		o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.u64 = c;
+		return true;
+	}
+	if (c >= 0xcc && c <= 0xcf) {
+		o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		return event_take_be(in, 1 << (c - 0xcc), &o->via.u64);
+	}
+	if (c >= 0xa0 && c <= 0xbf)
+		return event_take_body(in, 0, c & 0x1f, o);
+	if (c >= 0xd9 && c <= 0xdb)
+		return event_take_body(in, 1 << (c - 0xd9), 0, o);
+	if (c >= 0xc4 && c <= 0xc6) {
+		msgpack_object s;
+		if (!event_take_body(in, 1 << (c - 0xc4), 0, &s))
+			return false;
+		o->type = MSGPACK_OBJECT_BIN;
+		o->via.bin.ptr = s.via.str.ptr;
+		o->via.bin.size = s.via.str.size;
+		return true;
+	}
+	return false;
+}
+
+static bool event_take_map_size(event_in_t *in, uint64_t *n)
+{
+	if (in->p >= in->end)
+		return false;
+	uint8_t c = *in->p++;
+	if (c >= 0x80 && c <= 0x8f) {
+		*n = c & 0x0f;
+		return true;
+	}
+	return (c == 0xde || c == 0xdf) && event_take_be(in, c == 0xde ? 2 : 4, n);
+}
+
+/* The fields of the map in buf, values in vals; false: take the general way. */
+static bool event_fast_fields(const char *buf, size_t len, msgpack_object *vals,
+                              event_fields_t *f)
+{
+	event_in_t in = { (const uint8_t *)buf, (const uint8_t *)buf + len };
+	uint64_t pairs;
+	memset(f, 0, sizeof(*f));
+	if (!event_take_map_size(&in, &pairs))
+		return false;
+	for (uint64_t i = 0; i < pairs; i++) {
+		msgpack_object k, v;
+		if (!event_take_scalar(&in, &k) || k.type != MSGPACK_OBJECT_STR ||
+		    !event_take_scalar(&in, &v))
+			return false;
+		event_field_t which = event_field_of(k.via.str.ptr, k.via.str.size);
+		if (which != EVENT_F_COUNT_MAX && !f->v[which]) {
+			vals[which] = v;
+			f->v[which] = &vals[which];
+		}
+	}
+	return in.p == in.end;
 }
 
 int event_decode_bytes(const char *buf, size_t len, ledger_event_t *ev)
 {
 	assert(buf || len == 0);
+	event_fields_t f;
+	msgpack_object vals[EVENT_F_COUNT_MAX];
+	if (len > 0 && event_fast_fields(buf, len, vals, &f)) {
+		memset(ev, 0, sizeof(*ev));
+		return event_decode_fields_of(&f, ev);
+	}
 	msgpack_zone zone;
 	msgpack_object map;
 	if (!msgpack_zone_init(&zone, EVENT_DECODE_ZONE_BYTES))

@@ -37,7 +37,17 @@
 #include "ledger.h"
 #include "msg.h"
 
-/* Packs ev as one msgpack map. */
+/*
+ * The most bytes one event takes (an account_opened with a sealed email of
+ * LEDGER_EMAIL_BYTES_MAX, a pwhash of LEDGER_PWHASH_BYTES_MAX and a key of
+ * LEDGER_KEY_BYTES_MAX takes under 800; event.c checks the bound).
+ */
+#define EVENT_BYTES_MAX 1024
+
+/* Encodes ev as one msgpack map into out; returns its length. */
+size_t event_encode(const ledger_event_t *ev, uint8_t out[EVENT_BYTES_MAX]);
+
+/* Packs ev as one msgpack map (the bytes of event_encode). */
 void event_pack(msgpack_packer *pk, const ledger_event_t *ev);
 
 /* Decodes a map into *ev. Returns 0, or -EINVAL for an invalid event. */

@@ -5,7 +5,8 @@
  * result per transfer.
  *
  * The clock is read once per request: its events share one ts. One buffer
- * packs every event of the request.
+ * packs every event of the request, each encoded on the stack by
+ * event_encode() and copied in as a bin.
  *
  * atomic: ledger_check_batch() checks them all against a scratch view
  * first; if one fails, nothing is applied and the reply names it. The
@@ -26,7 +27,6 @@
 typedef struct {
 	msg_buf_t results; /* the packed result maps */
 	msg_buf_t evs;     /* the packed events (bin each) not yet emitted */
-	msg_buf_t one;     /* one event, before it is wrapped as bin */
 	uint32_t evs_n;
 	uint64_t evs_first;
 	int64_t ts_ms;     /* one clock reading for the batch */
@@ -79,10 +79,10 @@ static bool resolver_bulk_one(resolver_t *r, uint64_t cid, const ledger_cmd_t *c
 	resolver_bulk_ok(&k->results, ev.seq, res.balance);
 	if (k->evs_n == 0)
 		k->evs_first = ev.seq;
-	msg_buf_reset(&k->one);
-	event_pack(&k->one.pk, &ev);
-	msgpack_pack_bin(&k->evs.pk, k->one.sb.size);
-	msgpack_pack_bin_body(&k->evs.pk, k->one.sb.data, k->one.sb.size);
+	uint8_t one[EVENT_BYTES_MAX];
+	size_t n = event_encode(&ev, one);
+	msgpack_pack_bin(&k->evs.pk, n);
+	msgpack_pack_bin_body(&k->evs.pk, one, n);
 	k->evs_n++;
 	if (k->evs.sb.size >= RESOLVER_BULK_EVS_BYTES_MAX)
 		resolver_bulk_send_evs(r, cid, k);
@@ -95,7 +95,6 @@ static void resolver_bulk_apply(resolver_t *r, uint64_t cid, const request_trans
 	resolver_bulk_t k;
 	msg_buf_init(&k.results);
 	msg_buf_init(&k.evs);
-	msg_buf_init(&k.one);
 	k.evs_n = 0;
 	k.ts_ms = resolver_now_ms(r);
 	uint32_t i = 0;
@@ -116,7 +115,6 @@ static void resolver_bulk_apply(resolver_t *r, uint64_t cid, const request_trans
 	msg_buf_free(&reply);
 	msg_buf_free(&k.results);
 	msg_buf_free(&k.evs);
-	msg_buf_free(&k.one);
 }
 
 /* atomic and an item fails: {"id","ok":false,"error","message","index"}. */

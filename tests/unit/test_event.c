@@ -345,3 +345,186 @@ Test(event, sealed_and_plain_openings)
 	cr_assert_eq(event_decode_bytes(buf.sb.data, buf.sb.size, &out), 0);
 	cr_assert(!out.has_email_hash && strcmp(out.email, "one@example.com") == 0);
 }
+
+/* ---- event_encode against msgpack-c, the fast decoding against the general ---- */
+
+static void ref_account(msgpack_packer *pk, const char *name, uint64_t number)
+{
+	char digits[LEDGER_ACCOUNT_DIGITS + 1];
+	ledger_account_format(number, digits);
+	msg_pack_kv_str(pk, name, digits);
+}
+
+static void ref_hex(msgpack_packer *pk, const char *name, const uint8_t *p, size_t n)
+{
+	char hex[2 * LEDGER_CODE_HASH_BYTES + 1];
+	event_hex(p, n, hex);
+	msg_pack_kv_str(pk, name, hex);
+}
+
+/* The packer event.c had before event_encode (msgpack-c's packer, field by field). */
+static void ref_pack(msgpack_packer *pk, const ledger_event_t *ev)
+{
+	static const uint32_t fields[] = { 0, 5, 1, 2, 3, 2, 1, 1 };
+	bool sealed = ev->type == LEDGER_EV_ACCOUNT_OPENED && ev->has_email_hash;
+	msgpack_pack_map(pk, 3 + fields[ev->type] + (ev->type == LEDGER_EV_MONEY_WITHDRAWN &&
+	                                             ev->has_balance) + sealed + 2 * ev->has_key);
+	msg_pack_kv_u64(pk, "seq", ev->seq);
+	msg_pack_kv_u64(pk, "ts", (uint64_t)ev->ts_ms);
+	msg_pack_kv_str(pk, "type", ledger_event_type_name(ev->type));
+	switch (ev->type) {
+	case LEDGER_EV_ACCOUNT_OPENED:
+		ref_account(pk, "account", ev->account);
+		if (sealed) {
+			ref_hex(pk, "email_hash", ev->email_hash, LEDGER_EMAIL_HASH_BYTES);
+			msg_pack_kv_bin(pk, "email_enc", ev->email_enc, ev->email_enc_len);
+		} else {
+			msg_pack_kv_str(pk, "email", ev->email);
+		}
+		msg_pack_kv_i64(pk, "balance", ev->amount);
+		msg_pack_kv_str(pk, "pwhash", ev->pwhash);
+		ref_hex(pk, "code_hash", ev->code_hash, LEDGER_CODE_HASH_BYTES);
+		break;
+	case LEDGER_EV_CODE_REISSUED:
+		ref_account(pk, "account", ev->account);
+		ref_hex(pk, "code_hash", ev->code_hash, LEDGER_CODE_HASH_BYTES);
+		break;
+	case LEDGER_EV_MONEY_TRANSFERRED:
+		ref_account(pk, "from", ev->account);
+		ref_account(pk, "to", ev->to);
+		msg_pack_kv_i64(pk, "amount", ev->amount);
+		break;
+	case LEDGER_EV_MONEY_WITHDRAWN:
+		ref_account(pk, "account", ev->account);
+		msg_pack_kv_i64(pk, "amount", ev->amount);
+		if (ev->has_balance)
+			msg_pack_kv_i64(pk, "balance", ev->balance);
+		break;
+	case LEDGER_EV_PRIMARY_CHANGED:
+		msg_pack_kv_str(pk, "node", ev->node);
+		break;
+	default:
+		ref_account(pk, "account", ev->account);
+		break;
+	}
+	if (ev->has_key) {
+		msg_pack_kv_strn(pk, "key", ev->key, ev->key_len);
+		ref_hex(pk, "fp", ev->fp, LEDGER_FP_BYTES);
+	}
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+/* An integer around one of msgpack's size boundaries. */
+static uint64_t rng_uint(uint64_t max)
+{
+	static const uint64_t edges[] = { 1, 127, 128, 255, 256, 65535, 65536, 4294967295ULL,
+	                                  4294967296ULL, 1765000000000ULL };
+	uint64_t v = edges[rng() % 10] + rng() % 3 - 1;
+	v = v == 0 ? 1 : v;
+	return v > max ? max : v;
+}
+
+static void rng_text(char *dst, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (char)('a' + rng() % 26);
+	dst[n] = '\0';
+}
+
+static ledger_event_t rng_event(int i)
+{
+	ledger_event_t ev = make((ledger_event_type_t)(LEDGER_EV_ACCOUNT_OPENED + i % 7));
+	ev.seq = rng_uint(UINT64_MAX);
+	ev.ts_ms = (int64_t)rng_uint(INT64_MAX);
+	ev.account = 1000000000000000ULL + rng() % 9000000000000000ULL;
+	ev.to = 1000000000000000ULL + rng() % 9000000000000000ULL;
+	ev.amount = (int64_t)rng_uint(LEDGER_AMOUNT_MAX);
+	ev.balance = (int64_t)rng_uint(INT64_MAX);
+	ev.has_balance = ev.type == LEDGER_EV_MONEY_WITHDRAWN && rng() % 2;
+	rng_text(ev.email, 3 + rng() % (LEDGER_EMAIL_BYTES_MAX - 2));
+	rng_text(ev.pwhash, 1 + rng() % (LEDGER_PWHASH_BYTES_MAX - 1));
+	rng_text(ev.node, 1 + rng() % LEDGER_NODE_BYTES_MAX);
+	ev.has_email_hash = ev.type == LEDGER_EV_ACCOUNT_OPENED && rng() % 2;
+	ev.email_enc_len = LEDGER_SEALED_BYTES_MIN +
+	                   rng() % (LEDGER_SEALED_BYTES_MAX - LEDGER_SEALED_BYTES_MIN + 1);
+	for (size_t b = 0; b < sizeof(ev.email_enc); b++)
+		ev.email_enc[b] = (uint8_t)rng();
+	if (ev.type != LEDGER_EV_PRIMARY_CHANGED && rng() % 2) {
+		with_key(&ev);
+		ev.key_len = 1 + rng() % LEDGER_KEY_BYTES_MAX;
+	}
+	return ev;
+}
+
+Test(event, encode_matches_msgpack_c_byte_for_byte)
+{
+	msg_buf_t ref;
+	msg_buf_init(&ref);
+	for (int i = 0; i < 20000; i++) {
+		ledger_event_t ev = rng_event(i);
+		uint8_t out[EVENT_BYTES_MAX];
+		size_t n = event_encode(&ev, out);
+		msg_buf_reset(&ref);
+		ref_pack(&ref.pk, &ev);
+		cr_assert_eq(n, ref.sb.size, "event %d (%s): %zu bytes, msgpack-c %zu", i,
+		             ledger_event_type_name(ev.type), n, ref.sb.size);
+		cr_assert_eq(memcmp(out, ref.sb.data, n), 0, "event %d (%s)", i,
+		             ledger_event_type_name(ev.type));
+	}
+	msg_buf_free(&ref);
+}
+
+/* msg_decode_map + event_decode: the general way. */
+static int general_decode(const char *b, size_t n, ledger_event_t *ev)
+{
+	msgpack_zone zone;
+	msgpack_object map;
+	msgpack_zone_init(&zone, 2048);
+	int rc = msg_decode_map(b, n, &zone, &map) == 0 ? event_decode(&map, ev) : -EBADMSG;
+	msgpack_zone_destroy(&zone);
+	return rc;
+}
+
+static void agree(const char *b, size_t n, const char *what, size_t at)
+{
+	ledger_event_t fast, general;
+	memset(&fast, 0, sizeof(fast));
+	memset(&general, 0, sizeof(general));
+	int rf = event_decode_bytes(b, n, &fast), rg = general_decode(b, n, &general);
+	cr_assert_eq(rf, rg, "%s at %zu: %d vs %d", what, at, rf, rg);
+	if (rf == 0)
+		cr_assert_eq(memcmp(&fast, &general, sizeof(fast)), 0, "%s at %zu", what, at);
+}
+
+Test(event, fast_decoding_agrees_with_the_general_way)
+{
+	static const uint8_t subst[] = { 0x00, 0x01, 0x7f, 0x80, 0x8f, 0xa0, 0xbf, 0xc0, 0xc2,
+	                                 0xc4, 0xc5, 0xcc, 0xcf, 0xd0, 0xd9, 0xda, 0xde, 0xdf,
+	                                 0xe0, 0xff };
+	for (int i = 0; i < 200; i++) {
+		ledger_event_t ev = rng_event(i);
+		msg_buf_reset(&buf);
+		event_pack(&buf.pk, &ev);
+		char *b = buf.sb.data;
+		size_t n = buf.sb.size;
+		for (size_t cut = 0; cut <= n; cut++)
+			agree(b, cut, "cut", cut);
+		for (size_t at = 0; at < n; at++) {
+			uint8_t keep = (uint8_t)b[at];
+			for (size_t s = 0; s < sizeof(subst); s++) {
+				b[at] = (char)subst[s];
+				agree(b, n, "byte", at);
+			}
+			b[at] = (char)keep;
+		}
+	}
+}
