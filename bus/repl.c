@@ -53,6 +53,27 @@ static void repl_set_fault(repl_t *r, const char *why, size_t n)
 	r->why[n] = '\0';
 }
 
+void repl_judge(hub_t *h)
+{
+	repl_t *r = &h->repl;
+	if (r->judged || !peer_up(h, PEER_LOGGER) || !peer_up(h, PEER_REPLICATOR))
+		return;
+	r->judged = true;
+	uint64_t mine = h->routes.last_seq > h->peers.logger_hwm ? h->routes.last_seq
+	                                                          : h->peers.logger_hwm;
+	if (r->stream_hwm > mine) {
+		static const char why[] = "the stream is ahead of this group's log: another "
+		                          "primary wrote; restart this group with --follow";
+		diag_error("%s (stream %llu, log %llu)", why, (unsigned long long)r->stream_hwm,
+		          (unsigned long long)mine);
+		repl_set_fault(r, why, sizeof(why) - 1);
+		return;
+	}
+	if (r->stream_hwm > r->replicated)
+		r->replicated = r->stream_hwm;
+	r->verify = r->stream_hwm > 0 && r->head[0];
+}
+
 void repl_up(hub_t *h, const msgpack_object *msg)
 {
 	repl_t *r = &h->repl;
@@ -77,19 +98,8 @@ void repl_up(hub_t *h, const msgpack_object *msg)
 		         "replicates again", (int)fault_n, fault);
 		repl_set_fault(r, fault, fault_n);
 	}
-	uint64_t mine = h->routes.last_seq > h->peers.logger_hwm ? h->routes.last_seq
-	                                                          : h->peers.logger_hwm;
-	if (r->stream_hwm > mine) {
-		static const char why[] = "the stream is ahead of this group's log: another "
-		                          "primary wrote; restart this group with --follow";
-		diag_error("%s (stream %llu, log %llu)", why, (unsigned long long)r->stream_hwm,
-		          (unsigned long long)mine);
-		repl_set_fault(r, why, sizeof(why) - 1);
-		return;
-	}
-	if (r->stream_hwm > r->replicated)
-		r->replicated = r->stream_hwm;
-	r->verify = r->stream_hwm > 0 && r->head[0];
+	r->judged = false;
+	repl_judge(h);
 }
 
 void repl_down(hub_t *h)
@@ -210,7 +220,7 @@ void repl_check(hub_t *h)
 		return;
 	}
 	if (h->recovery.role != BUS_ROLE_PRIMARY || r->next || r->fault ||
-	    !peer_up(h, PEER_LOGGER))
+	    !peer_up(h, PEER_LOGGER) || !r->judged)
 		return;
 	if (r->sent < h->peers.logger_hwm) {
 		r->next = r->sent + 1;
@@ -431,7 +441,8 @@ bool repl_caught_up(const hub_t *h)
 {
 	/* a fault says nothing more can be replicated now, not that the stream
 	 * lacks what it acknowledged: a bus restarted during an outage recovers */
-	return peer_up(h, PEER_REPLICATOR) && h->repl.replicated >= h->peers.logger_hwm;
+	return peer_up(h, PEER_REPLICATOR) && h->repl.judged &&
+	       h->repl.replicated >= h->peers.logger_hwm;
 }
 
 void repl_send_not_primary(hub_t *h, client_ref_t to, uint64_t id)

@@ -36,6 +36,7 @@ typedef struct {
 	char node[REPL_NAME_BYTES];    /* this group's name, as the replicator said */
 	char primary[REPL_NAME_BYTES]; /* the primary's name as last heard; "" unknown */
 	char head[BUS_HASH_HEX_BYTES]; /* the stream's chain hash at stream_hwm (its hello) */
+	bool judged;            /* primary: the hello's hwm compared with the log's end */
 	bool verify;            /* primary: check head against the log's at the first read */
 	bool fault;             /* a "fault" (or the stream ahead of this log) not yet cleared */
 	char why[REPL_WHY_BYTES];
@@ -56,6 +57,11 @@ static inline void repl_assert(const repl_t *r)
 
 /* The replicator's hello (msg): where the stream stands. */
 void repl_up(hub_t *h, const msgpack_object *msg);
+/* Primary: the hello's stream hwm against the log's end (a fault if the
+ * stream is ahead, else replicated from it), once both the replicator and the
+ * logger have said hello (either may come first: repl_up and the logger's
+ * hello call it, the latter before the durable bound is computed). */
+void repl_judge(hub_t *h);
 /* Its link is down: a catch-up stops; a waiting promote gets unavailable. */
 void repl_down(hub_t *h);
 /* Primary: catches the replicator up from the log; standby: sends "from" once live. */

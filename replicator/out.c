@@ -64,7 +64,10 @@ void out_maybe_hello(repl_t *r)
 	conn_t *bus = peer_bus(&r->bus);
 	if (!bus || r->greeted || !r->ready)
 		return;
-	if (r->mode == REPL_MODE_PRIMARY && !r->fenced && (r->inflight > 0 || r->resyncing))
+	/* a faulted one says so at once (its acked hwm is a lower bound, and the
+	 * bus takes no command until a replicated clears the fault) */
+	if (r->mode == REPL_MODE_PRIMARY && !r->fenced && !r->fault_sent &&
+	    (r->inflight > 0 || r->resyncing))
 		return;
 	out_hello(r, bus);
 }

@@ -260,7 +260,7 @@ void promote_start(repl_t *r, uint64_t cid);
 /* out.c */
 void out_hello(repl_t *r, conn_t *bus);
 /* Sends the hello to a session that waits for it, once the state is settled:
- * connected, and (primary) no publish waiting for its ack. */
+ * connected, and (primary) no publish waiting for its ack unless it faults. */
 void out_maybe_hello(repl_t *r);
 void out_replicated(repl_t *r);
 /* Both remember what they said (fault_sent, fault_why; fenced: primary) for
