@@ -121,6 +121,12 @@ static void peers_on_read(hub_t *h, peer_t *p, const msgpack_object *msg)
 	reads_result(h, msg);
 }
 
+static void peers_on_statement(hub_t *h, peer_t *p, const msgpack_object *msg)
+{
+	if (p->role == PEER_LOGGER)
+		statement_result(h, msg);
+}
+
 static void peers_on_fault(hub_t *h, peer_t *p, const msgpack_object *msg)
 {
 	if (p->role == PEER_REPLICATOR) {
@@ -227,6 +233,7 @@ static const struct {
 	{ PEER_MSG_LOADED, peers_on_loaded },
 	{ PEER_MSG_DURABLE, peers_on_durable },
 	{ PEER_MSG_READ, peers_on_read },
+	{ PEER_MSG_STATEMENT, peers_on_statement },
 	{ PEER_MSG_FAULT, peers_on_fault },
 	{ PEER_MSG_REFUSED, peers_on_refused },
 	{ PEER_MSG_ACK, peers_on_ack },
@@ -283,6 +290,7 @@ static void peers_on_down(link_t *k)
 		recovery_resolver_lost(h);
 	} else if (p->role == PEER_LOGGER) {
 		reads_logger_lost(h);
+		statement_logger_lost(h);
 		recovery_logger_lost(h);
 		snapfeed_down(h);
 		mail_logger_lost(h);
