@@ -509,6 +509,13 @@ bool route_call(gateway_t *gw, http_req_t *req, const esbank_request_t *r,
 	return true;
 }
 
+bool query_times_ms(const http_req_t *req)
+{
+	char times[8];
+	return query_get(req->query, "times", times, sizeof(times)) == 0 &&
+	       strcmp(times, "ms") == 0;
+}
+
 /* Replaces j's integer member name (ms since the epoch) by its RFC 3339 text. */
 void json_time_rfc3339(json_t *j, const char *name)
 {

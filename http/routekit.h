@@ -95,6 +95,9 @@ bool reply_failed(http_req_t *req, int status, const esbank_reply_t *reply, bool
  */
 json_t *reply_to_json(const esbank_reply_t *reply);
 
+/* Whether req's query says times=ms (times as integers, not RFC 3339 text). */
+bool query_times_ms(const http_req_t *req);
+
 /* Replaces j's integer member name (ms since the epoch, not negative) by its
  * RFC 3339 text ("2026-01-01T00:00:00.000Z"); anything else is left as it is. */
 void json_time_rfc3339(json_t *j, const char *name);

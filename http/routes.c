@@ -523,11 +523,11 @@ static void reply_account(esbank_async_t *a, int status, const esbank_reply_t *r
 {
 	http_req_t *req = ctx;
 	(void)a;
-	char code[ROUTE_ERROR_CODE_MAX], times[8];
+	char code[ROUTE_ERROR_CODE_MAX];
 	if (reply_failed(req, status, reply, false, code))
 		return;
 	json_t *j = reply_fields(reply);
-	if (query_get(req->query, "times", times, sizeof(times)) < 0 || strcmp(times, "ms") != 0) {
+	if (!query_times_ms(req)) {
 		json_time_rfc3339(j, "opened_at");
 		json_time_rfc3339(j, "last_activity");
 	}

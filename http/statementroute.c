@@ -133,15 +133,13 @@ static void reply_statement(esbank_async_t *a, int status, const esbank_reply_t 
 {
 	http_req_t *req = ctx;
 	(void)a;
-	char code[ROUTE_ERROR_CODE_MAX], times[8];
+	char code[ROUTE_ERROR_CODE_MAX];
 	if (reply_failed(req, status, reply, false, code))
 		return;
 	json_t *j = reply_fields(reply);
-	bool ms = query_get(req->query, "times", times, sizeof(times)) == 0 &&
-	          strcmp(times, "ms") == 0;
 	json_t *es = json_object_get(j, "entries"), *e;
 	size_t i;
-	if (!ms)
+	if (!query_times_ms(req))
 		json_array_foreach(es, i, e)
 			json_time_rfc3339(e, "ts");
 	respond_json(req, 200, j, NULL);
