@@ -104,12 +104,21 @@
  * version 2 a cut inside a batch keeps that batch's valid records and
  * rewrites its header to end at the cut.
  *
+ * Checkpoint (DIR/events.chk, logcheckpoint.c): a writer's start-up check
+ * (either version) takes the stored hashes of the records up to the
+ * checkpoint's seq instead of computing them, when the checkpoint was
+ * written at a clean stop of this very file, untouched since, and the
+ * stored hash at its seq is its hash and its batch (v1: record) ends at
+ * its end; anything else and every record is
+ * hashed. logfile_save_checkpoint() writes it.
+ *
  * A writer holds an exclusive flock() on the file; a second writer (or a
  * repair) gets -EAGAIN. Read-only openers take no lock.
  */
 #include "logfile.h"
 
 #include "fileio.h"
+#include "logcheckpoint.h"
 
 #include "msg.h"
 
@@ -148,6 +157,7 @@
 #define LOGFILE_ZERO_LOOK_BYTES 4096 /* bytes checked at once for preallocated zeros */
 
 _Static_assert(LOGFILE_SCAN_CHUNK_BYTES >= LOGFILE_RESYNC_BYTES, "scan chunk too small");
+_Static_assert(LOGCHECKPOINT_HASH_BYTES == LOGFILE_HASH_BYTES, "checkpoint hash size");
 _Static_assert(LOGFILE_READ_CHUNK_BYTES >= LOGFILE_RECORD_BYTES_MAX, "read chunk too small");
 
 static void logfile_put_u32(unsigned char *p, uint32_t v)
@@ -265,6 +275,9 @@ typedef struct {
 	uint64_t buf_off; /* file offset of buf[0] */
 	size_t buf_len;
 	int err;          /* first read error, negative errno */
+	const logcheckpoint_t *cp; /* trusted up to cp->seq until confirmed (v2) */
+	uint64_t trust_to; /* records up to this seq: stored hash taken, not computed */
+	bool cp_confirmed; /* the scan reached cp->seq and it matched */
 } logfile_scan_t;
 
 /* The n bytes at file offset off, or NULL when past the end or on error. */
@@ -315,7 +328,10 @@ static int logfile_scan_record(logfile_scan_t *s, uint64_t off, uint64_t seq,
 	const unsigned char *r = logfile_scan_get(s, off, LOGFILE_RECORD_OVERHEAD + len);
 	if (!r)
 		return -EBADMSG;
-	logfile_hash(prev, seq, r + LOGFILE_RECORD_HEAD_BYTES, len, out);
+	if (seq <= s->trust_to) /* on the checkpoint's word (logcheckpoint.c) */
+		memcpy(out, r + LOGFILE_RECORD_HEAD_BYTES + len, LOGFILE_HASH_BYTES);
+	else
+		logfile_hash(prev, seq, r + LOGFILE_RECORD_HEAD_BYTES, len, out);
 	if (sodium_memcmp(out, r + LOGFILE_RECORD_HEAD_BYTES + len, LOGFILE_HASH_BYTES) != 0)
 		return -EBADMSG;
 	*next = off + LOGFILE_RECORD_OVERHEAD + len;
@@ -468,6 +484,17 @@ static bool logfile_zero_from(logfile_scan_t *s, uint64_t off)
 	return true;
 }
 
+/* The scan took stored hashes up to the checkpoint: does it hold there? */
+static int logfile_confirm(logfile_t *lf, logfile_scan_t *s, uint64_t end)
+{
+	s->trust_to = 0; /* the records after it are hashed */
+	if (lf->last_seq != s->cp->seq || end != s->cp->end ||
+	    sodium_memcmp(lf->head_hash, s->cp->hash, LOGFILE_HASH_BYTES) != 0)
+		return -ESTALE;
+	s->cp_confirmed = true;
+	return 0;
+}
+
 /* Version 1: reads every record, building the index; stops at the first bad one. */
 static int logfile_scan_v1(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *st)
 {
@@ -486,6 +513,8 @@ static int logfile_scan_v1(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *st)
 			return -ENOMEM;
 		memcpy(lf->head_hash, h, LOGFILE_HASH_BYTES);
 		off = next;
+		if (s->trust_to && lf->last_seq >= s->trust_to && logfile_confirm(lf, s, off) < 0)
+			return -ESTALE;
 	}
 }
 
@@ -541,6 +570,8 @@ static int logfile_scan_v2(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *st)
 			memcpy(lf->head_hash, head0, LOGFILE_HASH_BYTES);
 			return r;
 		}
+		if (s->trust_to && lf->last_seq >= s->trust_to && logfile_confirm(lf, s, st->end) < 0)
+			return -ESTALE;
 		off = st->end;
 	}
 	return 0;
@@ -609,6 +640,51 @@ static int logfile_open_fd(logfile_t *lf, bool read_only)
 	return 0;
 }
 
+static int logfile_scan_version(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *stop)
+{
+	return lf->version == LOGFILE_VERSION_1 ? logfile_scan_v1(lf, s, stop)
+	                                        : logfile_scan_v2(lf, s, stop);
+}
+
+/*
+ * A writer's scan: first on the word of a checkpoint that matches
+ * the file (logcheckpoint.c), then, unless that scan confirmed it and found
+ * nothing wrong, again from the start hashing every record.
+ */
+static int logfile_scan_writer(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *stop,
+                               const struct stat *st)
+{
+	logcheckpoint_t cp;
+	if (logcheckpoint_load(lf->path, st, &cp) == 0) {
+		s->cp = &cp;
+		s->trust_to = cp.seq;
+		int r = logfile_scan_version(lf, s, stop);
+		if (r == 0 && s->cp_confirmed) {
+			lf->checkpoint_seq = cp.seq;
+			return 0;
+		}
+		if (s->err)
+			return s->err;
+		lf->last_seq = 0;
+		memset(lf->head_hash, 0, LOGFILE_HASH_BYTES);
+		*stop = (logfile_stop_t){ 0 };
+		s->size = (uint64_t)st->st_size;
+		s->cp = NULL;
+		s->trust_to = 0;
+	}
+	return logfile_scan_version(lf, s, stop);
+}
+
+int logfile_save_checkpoint(const logfile_t *lf)
+{
+	assert(lf && lf->fd >= 0);
+	if (lf->last_seq == 0)
+		return 0;
+	logcheckpoint_t cp = { .seq = lf->last_seq, .end = lf->size_bytes };
+	memcpy(cp.hash, lf->head_hash, LOGFILE_HASH_BYTES);
+	return logcheckpoint_save(lf->path, lf->fd, &cp);
+}
+
 static int logfile_verify(logfile_t *lf, const char *dir, bool read_only, logfile_report_t *rep)
 {
 	struct stat st;
@@ -623,8 +699,8 @@ static int logfile_verify(logfile_t *lf, const char *dir, bool read_only, logfil
 		r = 0;
 	} else if (r == 0) {
 		logfile_stop_t stop = { 0 };
-		r = lf->version == LOGFILE_VERSION_1 ? logfile_scan_v1(lf, &s, &stop)
-		                                     : logfile_scan_v2(lf, &s, &stop);
+		r = read_only ? logfile_scan_version(lf, &s, &stop)
+		              : logfile_scan_writer(lf, &s, &stop, &st);
 		if (r == -EBADMSG)
 			r = logfile_settle_tail(lf, &s, read_only, &stop, rep);
 	}

@@ -37,6 +37,8 @@ typedef struct {
 	uint64_t *offsets; /* offsets[i] = byte offset of record seq i + 1 */
 	size_t offsets_cap;
 	int version;       /* LOGFILE_VERSION_1 or LOGFILE_VERSION_2 */
+	uint64_t checkpoint_seq; /* open: records 1..this were taken on DIR/events.chk's
+	                          * word, not hashed again (0: every record hashed) */
 } logfile_t;
 
 #define LOGFILE_VERSION_1 1 /* records back to back (read, and appended to) */
@@ -57,7 +59,8 @@ typedef struct {
 
 /*
  * Opens (creating when absent, as version 2) DIR/events.log, checks every
- * record and the chain, cuts a torn tail (the rules are at the top of
+ * record and the chain (a writer takes the stored hashes up to a matching
+ * DIR/events.chk instead of computing them: logfile_save_checkpoint), cuts a torn tail (the rules are at the top of
  * logfile.c; *rep says what was cut), and builds the in-memory index. A
  * writer then makes the file and DIR durable (fdatasync, fsync) before
  * returning, so that nothing it reports rests on bytes only in the page
@@ -73,6 +76,15 @@ typedef struct {
  */
 int logfile_open(logfile_t *lf, const char *dir, bool read_only, logfile_report_t *rep);
 void logfile_close(logfile_t *lf);
+
+/*
+ * A writer's clean stop: writes DIR/events.chk for the log as it is now
+ * (every batch written, the preallocated zeros cut), after an fdatasync,
+ * so that the next start-up check need not hash every record again
+ * (logcheckpoint.c). 0 for an empty log (none is written), or
+ * a negative errno (-ESTALE: bytes past the log's end).
+ */
+int logfile_save_checkpoint(const logfile_t *lf);
 
 /*
  * Encodes one record for the event body (msgpack map bytes) with sequence

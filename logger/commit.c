@@ -48,12 +48,24 @@ int logger_commit_init(logger_t *lg, const logger_commit_cbs_t *cbs)
 	memcpy(lg->accepted_chain, lg->lf.head_hash, LOGFILE_HASH_BYTES);
 	lg->retry_ms = LOGGER_RETRY_MIN_MS;
 	logger_prealloc_init(&lg->prealloc, lg->loop, &lg->lf, logger_prealloc_done_cb, lg);
+	if (lg->lf.checkpoint_seq)
+		diag_info("the log's chain hashed from seq %llu on: events 1..%llu are as at the "
+		          "last clean stop (events.chk; esbank audit checks every hash)",
+		          (unsigned long long)lg->lf.checkpoint_seq + 1,
+		          (unsigned long long)lg->lf.checkpoint_seq);
 	return uv_timer_init(lg->loop, &lg->retry_timer);
 }
 
+/* A clean stop: the zeros cut, then the checkpoint of the log as it is. */
 void logger_commit_free(logger_t *lg)
 {
 	logger_prealloc_free(&lg->prealloc);
+	if (lg->lf.fd >= 0 && !lg->busy) {
+		int r = logfile_save_checkpoint(&lg->lf);
+		if (r < 0)
+			diag_warn("no checkpoint of the log (%s): the next start hashes every event",
+			          strerror(-r));
+	}
 	free(lg->pending.buf);
 	free(lg->inflight.buf);
 	memset(&lg->pending, 0, sizeof(lg->pending));

@@ -1,5 +1,6 @@
 /* test_logfile.c - the event log file: append, read, chain, torn tails, damage. */
 #include "logfile.h"
+#include "logcheckpoint.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -30,6 +31,9 @@ static void test_setup(void)
 
 static void test_teardown(void)
 {
+	char chk[160];
+	snprintf(chk, sizeof(chk), "%s/%s", test_dir, LOGCHECKPOINT_NAME);
+	unlink(chk);
 	unlink(test_path);
 	rmdir(test_dir);
 }
@@ -922,5 +926,151 @@ Test(logfile, zeroed_batch_before_another_is_damage)
 	cr_assert_eq(srep.seq, 3);
 	free(b);
 	free(idx.offsets);
+	free(orig);
+}
+
+/* ---- the checkpoint (DIR/events.chk, common/logcheckpoint.c) ---- */
+
+static void test_checkpoint_path(char *out, size_t n)
+{
+	snprintf(out, n, "%s/%s", test_dir, LOGCHECKPOINT_NAME);
+}
+
+/* Opens as a writer and checks it ends at seq with head (and reads back). */
+static void test_open_expect(logfile_t *lf, uint64_t seq, const uint8_t *head,
+                             uint64_t checkpoint_seq)
+{
+	logfile_report_t rep;
+	test_open(lf, false, &rep);
+	cr_assert_not(rep.torn_tail_cut);
+	cr_assert_eq(lf->last_seq, seq);
+	cr_assert_arr_eq(lf->head_hash, head, LOGFILE_HASH_BYTES);
+	cr_assert_eq(lf->checkpoint_seq, checkpoint_seq, "checkpoint_seq %llu",
+	             (unsigned long long)lf->checkpoint_seq);
+	cr_assert_eq(test_read(lf, 1, 1000, 1 << 20), (long)seq);
+}
+
+Test(logfile, checkpoint_spares_the_hashes_of_an_untouched_log)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	uint8_t head[LOGFILE_HASH_BYTES];
+	test_open(&lf, false, &rep);
+	test_append(&lf, 5, 0);
+	test_append(&lf, 7, 0);
+	memcpy(head, lf.head_hash, sizeof(head));
+	uint64_t offsets[12];
+	memcpy(offsets, lf.offsets, sizeof(offsets));
+	cr_assert_eq(logfile_save_checkpoint(&lf), 0);
+	logfile_close(&lf);
+
+	test_open_expect(&lf, 12, head, 12);
+	cr_assert_arr_eq(lf.offsets, offsets, sizeof(offsets));
+	test_append(&lf, 3, 0); /* the log changes after the checkpoint */
+	memcpy(head, lf.head_hash, sizeof(head));
+	logfile_close(&lf);
+	test_open_expect(&lf, 15, head, 0);
+	cr_assert_eq(logfile_save_checkpoint(&lf), 0);
+	logfile_close(&lf);
+	test_open_expect(&lf, 15, head, 15);
+	logfile_close(&lf);
+	test_open(&lf, true, &rep); /* readers hash everything */
+	cr_assert_eq(lf.checkpoint_seq, 0);
+	logfile_close(&lf);
+}
+
+Test(logfile, checkpoint_does_not_hide_damage_written_after_it)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	test_append(&lf, 4, 0);
+	test_append(&lf, 4, 0);
+	test_append(&lf, 4, 0);
+	uint64_t off = lf.offsets[5]; /* seq 6, in the middle batch */
+	cr_assert_eq(logfile_save_checkpoint(&lf), 0);
+	logfile_close(&lf);
+	size_t n;
+	char *b = test_file_bytes(&n);
+	b[off + TEST_OVERHEAD - 32 + 2] ^= 0x20; /* a byte of seq 6's body, same length */
+	test_file_put(b, n);
+	cr_assert_eq(logfile_open(&lf, test_dir, false, &rep), -EBADMSG);
+	cr_assert_eq(rep.damage_seq, 6);
+	free(b);
+}
+
+Test(logfile, damaged_or_wrong_checkpoint_means_a_full_check)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	uint8_t head[LOGFILE_HASH_BYTES];
+	char chk[160];
+	test_checkpoint_path(chk, sizeof(chk));
+	test_open(&lf, false, &rep);
+	test_append(&lf, 6, 0);
+	test_append(&lf, 6, 0);
+	memcpy(head, lf.head_hash, sizeof(head));
+	cr_assert_eq(logfile_save_checkpoint(&lf), 0);
+	uint64_t end6 = lf.offsets[6] - TEST_BATCH_HEAD, end12 = lf.size_bytes;
+	uint8_t h6[LOGFILE_HASH_BYTES];
+	cr_assert(logfile_hash_at(&lf, 6, h6));
+	/* saved for this very file (the stamp matches) but wrong in one field each */
+	const logcheckpoint_t wrong[] = {
+		{ .seq = 12, .end = end12 }, /* hash */
+		{ .seq = 6, .end = end12 },  /* seq inside the last batch */
+		{ .seq = 13, .end = end12 }, /* past the end */
+	};
+	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+		logcheckpoint_t cp = wrong[i];
+		memcpy(cp.hash, i == 1 ? h6 : head, LOGFILE_HASH_BYTES);
+		if (i == 0)
+			cp.hash[0] ^= 1;
+		cr_assert_eq(logcheckpoint_save(lf.path, lf.fd, &cp), 0);
+		logfile_close(&lf);
+		test_open_expect(&lf, 12, head, 0);
+	}
+	logcheckpoint_t mid = { .seq = 6, .end = end6 }; /* right, at an earlier batch's end */
+	memcpy(mid.hash, h6, LOGFILE_HASH_BYTES);
+	cr_assert_eq(logcheckpoint_save(lf.path, lf.fd, &mid), -ESTALE, "the file is longer");
+	cr_assert_eq(logfile_save_checkpoint(&lf), 0);
+	logfile_close(&lf);
+	size_t n;
+	int fd = open(chk, O_RDWR);
+	char byte;
+	cr_assert_eq(pread(fd, &byte, 1, 30), 1);
+	byte ^= 0x40;
+	cr_assert_eq(pwrite(fd, &byte, 1, 30), 1); /* a damaged checkpoint */
+	close(fd);
+	test_open_expect(&lf, 12, head, 0);
+	cr_assert_eq(logfile_save_checkpoint(&lf), 0);
+	logfile_close(&lf);
+	char *b = test_file_bytes(&n);
+	test_file_put(b, n); /* the same bytes, written again: another change time */
+	free(b);
+	test_open_expect(&lf, 12, head, 0);
+	logfile_close(&lf);
+}
+
+Test(logfile, checkpoint_of_a_v1_log)
+{
+	uint64_t offs[9];
+	size_t size;
+	char *orig = test_make_v1(9, &size, offs);
+	logfile_t lf;
+	logfile_report_t rep;
+	uint8_t head[LOGFILE_HASH_BYTES];
+	memcpy(head, orig + size - LOGFILE_HASH_BYTES, sizeof(head));
+	test_open_expect(&lf, 9, head, 0);
+	cr_assert_eq(logfile_save_checkpoint(&lf), 0);
+	logfile_close(&lf);
+	test_open_expect(&lf, 9, head, 9);
+	cr_assert_eq(lf.version, LOGFILE_VERSION_1);
+	cr_assert_arr_eq(lf.offsets, offs, sizeof(offs));
+	cr_assert_eq(logfile_save_checkpoint(&lf), 0);
+	logfile_close(&lf);
+	orig[offs[4] + 14] ^= 0x08; /* seq 5's body: damage, whatever the checkpoint says */
+	test_file_put(orig, size);
+	cr_assert_eq(logfile_open(&lf, test_dir, false, &rep), -EBADMSG);
+	cr_assert_eq(rep.damage_seq, 5);
 	free(orig);
 }
