@@ -7,7 +7,8 @@ Every check compares with a replay of `events`: the entries of one account
 and closing balance of a period, paging with after_seq / limit / more; the
 index deleted or cut while the group is stopped is rebuilt and answers the
 same; after a kill -9 of the logger under load, a statement equals the
-events.
+events; an event held in its fdatasync is not in a statement yet. REST and
+the CLI (table, --csv, --json) are checked the same way.
 """
 
 import csv
@@ -293,3 +294,28 @@ def test_rest_statement(web):
         r = web.get("/api/account/statement?" + q, token=tok)
         assert r.status == 400 and r.json()["error"] == "bad_request", (q, r)
     assert web.get("/api/account/statement").status == 401
+
+
+def test_only_durable_events(tmp_path):
+    """An event written but not yet fdatasync'd is not in a statement."""
+    from conftest import Group
+    from faultshim import Faults
+    faults = Faults(tmp_path)
+    g = Group(tmp_path / "g", env=faults.env())
+    try:
+        g.start()
+        c = g.client()
+        a, b = open_verified(c), open_verified(c)
+        before = statement(c, a)
+        faults.set("fsync pause events.log")
+        rid = c.send("transfer", {"from": a, "to": b, "amount": 1234})
+        faults.wait_paused()
+        other = g.client()
+        assert statement(other, a) == before  # held in fdatasync: not durable yet
+        faults.clear()
+        seq = expect_ok(c.reply(rid, timeout=10))["seq"]
+        after = statement(other, a)
+        assert after["entries"][-1]["seq"] == seq and after["entries"][-1]["amount"] == -1234
+    finally:
+        faults.clear()
+        g.cleanup()
