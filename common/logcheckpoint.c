@@ -35,6 +35,7 @@
  */
 #include "logcheckpoint.h"
 
+#include "be.h"
 #include "fileio.h"
 
 #include <errno.h>
@@ -55,20 +56,6 @@
 #define LOGCHECKPOINT_PATH_MAX 4096
 /* A coarse file time advances at least this often (a jiffy: 1 to 10 ms). */
 #define LOGCHECKPOINT_TICK_NS (20 * 1000000ull)
-
-static void logcheckpoint_put_u64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static uint64_t logcheckpoint_get_u64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static uint64_t logcheckpoint_ns(const struct timespec *t)
 {
@@ -109,12 +96,12 @@ static void logcheckpoint_encode(const logcheckpoint_t *cp, const struct stat *s
 	memcpy(out, LOGCHECKPOINT_MAGIC, LOGCHECKPOINT_MAGIC_BYTES);
 	out[6] = 0;
 	out[7] = LOGCHECKPOINT_VERSION;
-	logcheckpoint_put_u64(out + 8, cp->seq);
-	logcheckpoint_put_u64(out + 16, cp->end);
+	be_put_u64(out + 8, cp->seq);
+	be_put_u64(out + 16, cp->end);
 	memcpy(out + 24, cp->hash, LOGCHECKPOINT_HASH_BYTES);
-	logcheckpoint_put_u64(out + 56, (uint64_t)st->st_ino);
-	logcheckpoint_put_u64(out + 64, logcheckpoint_ns(&st->st_mtim));
-	logcheckpoint_put_u64(out + 72, logcheckpoint_ns(&st->st_ctim));
+	be_put_u64(out + 56, (uint64_t)st->st_ino);
+	be_put_u64(out + 64, logcheckpoint_ns(&st->st_mtim));
+	be_put_u64(out + 72, logcheckpoint_ns(&st->st_ctim));
 	crypto_generichash(out + LOGCHECKPOINT_FIELDS_BYTES, LOGCHECKPOINT_CHECK_BYTES, out,
 	                   LOGCHECKPOINT_FIELDS_BYTES, NULL, 0);
 }
@@ -178,8 +165,8 @@ int logcheckpoint_load(const char *log_path, const struct stat *st, logcheckpoin
 	    bytes[7] != LOGCHECKPOINT_VERSION ||
 	    sodium_memcmp(check, bytes + LOGCHECKPOINT_FIELDS_BYTES, sizeof(check)) != 0)
 		return -EBADMSG;
-	cp->seq = logcheckpoint_get_u64(bytes + 8);
-	cp->end = logcheckpoint_get_u64(bytes + 16);
+	cp->seq = be_get_u64(bytes + 8);
+	cp->end = be_get_u64(bytes + 16);
 	memcpy(cp->hash, bytes + 24, LOGCHECKPOINT_HASH_BYTES);
 	unsigned char now[LOGCHECKPOINT_FILE_BYTES];
 	logcheckpoint_encode(cp, st, now);

@@ -117,6 +117,7 @@
  */
 #include "logfile.h"
 
+#include "be.h"
 #include "fileio.h"
 #include "logcheckpoint.h"
 
@@ -160,31 +161,6 @@ _Static_assert(LOGFILE_SCAN_CHUNK_BYTES >= LOGFILE_RESYNC_BYTES, "scan chunk too
 _Static_assert(LOGCHECKPOINT_HASH_BYTES == LOGFILE_HASH_BYTES, "checkpoint hash size");
 _Static_assert(LOGFILE_READ_CHUNK_BYTES >= LOGFILE_RECORD_BYTES_MAX, "read chunk too small");
 
-static void logfile_put_u32(unsigned char *p, uint32_t v)
-{
-	for (int i = 3; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static void logfile_put_u64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static uint32_t logfile_get_u32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t logfile_get_u64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 static void logfile_header_bytes(unsigned char out[LOGFILE_HEADER_BYTES], int version)
 {
 	memcpy(out, LOGFILE_MAGIC, LOGFILE_MAGIC_BYTES);
@@ -211,7 +187,7 @@ static void logfile_batch_check(uint64_t at, const unsigned char *fields,
                                 uint8_t out[LOGFILE_BATCH_CHECK_BYTES])
 {
 	unsigned char in[8 + LOGFILE_BATCH_FIELDS_BYTES];
-	logfile_put_u64(in, at);
+	be_put_u64(in, at);
 	memcpy(in + 8, fields, LOGFILE_BATCH_FIELDS_BYTES);
 	crypto_generichash(out, LOGFILE_BATCH_CHECK_BYTES, in, sizeof(in), NULL, 0);
 }
@@ -219,9 +195,9 @@ static void logfile_batch_check(uint64_t at, const unsigned char *fields,
 static void logfile_batch_encode(uint64_t at, const logfile_batch_t *b,
                                  unsigned char out[LOGFILE_BATCH_HEAD_BYTES])
 {
-	logfile_put_u64(out, b->first_seq);
-	logfile_put_u64(out + 8, b->last_seq);
-	logfile_put_u64(out + 16, b->bytes);
+	be_put_u64(out, b->first_seq);
+	be_put_u64(out + 8, b->last_seq);
+	be_put_u64(out + 16, b->bytes);
 	logfile_batch_check(at, out, out + LOGFILE_BATCH_FIELDS_BYTES);
 }
 
@@ -233,9 +209,9 @@ static bool logfile_batch_decode(uint64_t at, const unsigned char *p, uint64_t s
 	logfile_batch_check(at, p, check);
 	if (sodium_memcmp(check, p + LOGFILE_BATCH_FIELDS_BYTES, sizeof(check)) != 0)
 		return false;
-	b->first_seq = logfile_get_u64(p);
-	b->last_seq = logfile_get_u64(p + 8);
-	b->bytes = logfile_get_u64(p + 16);
+	b->first_seq = be_get_u64(p);
+	b->last_seq = be_get_u64(p + 8);
+	b->bytes = be_get_u64(p + 16);
 	return b->first_seq == seq && b->last_seq >= seq && b->bytes <= LOGFILE_BATCH_BYTES_MAX &&
 	       b->last_seq - seq < b->bytes / (LOGFILE_RECORD_OVERHEAD + 1);
 }
@@ -256,8 +232,8 @@ static void logfile_hash(const uint8_t prev[LOGFILE_HASH_BYTES], uint64_t seq, c
 {
 	crypto_generichash_state st;
 	unsigned char head[LOGFILE_RECORD_HEAD_BYTES];
-	logfile_put_u64(head, seq);
-	logfile_put_u32(head + 8, len);
+	be_put_u64(head, seq);
+	be_put_u32(head + 8, len);
 	crypto_generichash_init(&st, NULL, 0, LOGFILE_HASH_BYTES);
 	crypto_generichash_update(&st, prev, LOGFILE_HASH_BYTES);
 	crypto_generichash_update(&st, head, sizeof(head));
@@ -322,8 +298,8 @@ static int logfile_scan_record(logfile_scan_t *s, uint64_t off, uint64_t seq,
 	const unsigned char *h = logfile_scan_get(s, off, LOGFILE_RECORD_HEAD_BYTES);
 	if (!h)
 		return -EBADMSG;
-	uint32_t len = logfile_get_u32(h);
-	if (len == 0 || len > LOGFILE_RECORD_BODY_MAX || logfile_get_u64(h + 4) != seq)
+	uint32_t len = be_get_u32(h);
+	if (len == 0 || len > LOGFILE_RECORD_BODY_MAX || be_get_u64(h + 4) != seq)
 		return -EBADMSG;
 	const unsigned char *r = logfile_scan_get(s, off, LOGFILE_RECORD_OVERHEAD + len);
 	if (!r)
@@ -342,9 +318,9 @@ static int logfile_scan_record(logfile_scan_t *s, uint64_t off, uint64_t seq,
 static bool logfile_record_chains(const unsigned char *w, size_t wlen, size_t p, uint64_t seq,
                                   const uint8_t prev[LOGFILE_HASH_BYTES])
 {
-	if (wlen - p < LOGFILE_RECORD_OVERHEAD || logfile_get_u64(w + p + 4) != seq)
+	if (wlen - p < LOGFILE_RECORD_OVERHEAD || be_get_u64(w + p + 4) != seq)
 		return false;
-	uint32_t len = logfile_get_u32(w + p);
+	uint32_t len = be_get_u32(w + p);
 	if (len == 0 || len > LOGFILE_RECORD_BODY_MAX || wlen - p - LOGFILE_RECORD_OVERHEAD < len)
 		return false;
 	uint8_t h[LOGFILE_HASH_BYTES];
@@ -367,7 +343,7 @@ static bool logfile_followed(logfile_scan_t *s, uint64_t off, uint64_t seq,
 	/* The hash record seq would have with the body it has, if it is whole. */
 	uint8_t own[LOGFILE_HASH_BYTES];
 	size_t own_end = 0;
-	uint32_t len = wlen >= LOGFILE_RECORD_OVERHEAD ? logfile_get_u32(w) : 0;
+	uint32_t len = wlen >= LOGFILE_RECORD_OVERHEAD ? be_get_u32(w) : 0;
 	if (len > 0 && len <= LOGFILE_RECORD_BODY_MAX && wlen - LOGFILE_RECORD_OVERHEAD >= len) {
 		logfile_hash(prev, seq, w + LOGFILE_RECORD_HEAD_BYTES, len, own);
 		own_end = LOGFILE_RECORD_OVERHEAD + len;
@@ -805,8 +781,8 @@ int logfile_encode(uint64_t seq, const char *body, size_t body_len,
 	if (r < 0)
 		return r;
 	unsigned char *p = (unsigned char *)*out + *out_len;
-	logfile_put_u32(p, (uint32_t)body_len);
-	logfile_put_u64(p + 4, seq);
+	be_put_u32(p, (uint32_t)body_len);
+	be_put_u64(p + 4, seq);
 	memcpy(p + LOGFILE_RECORD_HEAD_BYTES, body, body_len);
 	logfile_hash(chain, seq, body, (uint32_t)body_len, chain);
 	memcpy(p + LOGFILE_RECORD_HEAD_BYTES + body_len, chain, LOGFILE_HASH_BYTES);
@@ -822,10 +798,10 @@ static uint64_t logfile_last_seq_of(const char *buf, size_t len)
 	while (pos < len) {
 		assert(len - pos >= LOGFILE_RECORD_OVERHEAD);
 		rec = pos;
-		pos += LOGFILE_RECORD_OVERHEAD + logfile_get_u32(p + pos);
+		pos += LOGFILE_RECORD_OVERHEAD + be_get_u32(p + pos);
 	}
 	assert(pos == len);
-	return logfile_get_u64(p + rec + 4);
+	return be_get_u64(p + rec + 4);
 }
 
 /* Writes the batch header and the records at at with one pwritev (the rest
@@ -833,7 +809,7 @@ static uint64_t logfile_last_seq_of(const char *buf, size_t len)
 static int logfile_write_batch(int fd, uint64_t at, const char *buf, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)buf;
-	logfile_batch_t b = { .first_seq = logfile_get_u64(p + 4), .bytes = len,
+	logfile_batch_t b = { .first_seq = be_get_u64(p + 4), .bytes = len,
 	                      .last_seq = logfile_last_seq_of(buf, len) };
 	unsigned char head[LOGFILE_BATCH_HEAD_BYTES];
 	logfile_batch_encode(at, &b, head);
@@ -918,10 +894,10 @@ int logfile_commit(logfile_t *lf, const char *buf, size_t len, uint64_t last_seq
 	while (pos < len) {
 		const unsigned char *p = (const unsigned char *)buf + pos;
 		assert(len - pos >= LOGFILE_RECORD_OVERHEAD);
-		assert(logfile_get_u64(p + 4) == lf->last_seq + 1);
+		assert(be_get_u64(p + 4) == lf->last_seq + 1);
 		if (logfile_index_push(lf, base + pos) < 0)
 			return -ENOMEM;
-		pos += LOGFILE_RECORD_OVERHEAD + logfile_get_u32(p);
+		pos += LOGFILE_RECORD_OVERHEAD + be_get_u32(p);
 	}
 	assert(pos == len && lf->last_seq == last_seq);
 	lf->size_bytes = base + len;
@@ -980,8 +956,8 @@ static int logfile_deliver(const logfile_t *lf, const char *buf, uint64_t base, 
 	for (uint64_t i = 0; i < n; i++, seq++) {
 		const char *p = buf + (logfile_offset(lf, seq) - base);
 		const unsigned char *u = (const unsigned char *)p;
-		uint32_t len = logfile_get_u32(u);
-		if (logfile_get_u64(u + 4) != seq)
+		uint32_t len = be_get_u32(u);
+		if (be_get_u64(u + 4) != seq)
 			return -EIO;
 		if (len > rd->max_bytes - rd->bytes)
 			return 1;
@@ -1039,7 +1015,7 @@ bool logfile_hash_at(const logfile_t *lf, uint64_t seq, uint8_t out[LOGFILE_HASH
 	uint64_t at = logfile_offset(lf, seq);
 	if (logfile_pread_all(lf->fd, at, (char *)len, sizeof(len)) < 0)
 		return false;
-	at += LOGFILE_RECORD_HEAD_BYTES + logfile_get_u32(len);
+	at += LOGFILE_RECORD_HEAD_BYTES + be_get_u32(len);
 	return logfile_pread_all(lf->fd, at, (char *)out, LOGFILE_HASH_BYTES) == 0;
 }
 
@@ -1099,8 +1075,8 @@ static int logfile_scan_one(logfile_scan_t *s, uint64_t off, logfile_scan_report
 	rep->problem = LOGFILE_PROBLEM_TRUNCATED;
 	if (!h)
 		return -EBADMSG;
-	uint32_t len = logfile_get_u32(h);
-	rep->found_seq = logfile_get_u64(h + 4);
+	uint32_t len = be_get_u32(h);
+	rep->found_seq = be_get_u64(h + 4);
 	rep->problem = LOGFILE_PROBLEM_LENGTH;
 	if (len == 0 || len > LOGFILE_RECORD_BODY_MAX)
 		return -EBADMSG;
