@@ -97,27 +97,26 @@ static void resolver_commit(resolver_t *r, uint64_t cid, uint64_t id, ledger_eve
 		resolver_emit_error(r, cid, id, PROTO_E_INTERNAL, "out of memory");
 		return;
 	}
-	msg_buf_t reply, evb, mail;
-	msg_buf_init(&reply);
-	msg_buf_init(&evb);
-	msg_buf_init(&mail);
+	msg_buf_t *reply = &r->cmd_reply, *evb = &r->cmd_ev, *mail = &r->cmd_mail;
+	msg_buf_reset(reply);
+	msg_buf_reset(evb);
+	msg_buf_reset(mail);
 	bool opened = ev->type == LEDGER_EV_ACCOUNT_OPENED;
-	proto_pack_ok(&reply.pk, id, 1 + (opened || with_balance));
-	msg_pack_kv_u64(&reply.pk, "seq", ev->seq);
+	proto_pack_ok(&reply->pk, id, 1 + (opened || with_balance));
+	msg_pack_kv_u64(&reply->pk, "seq", ev->seq);
 	if (opened) {
 		char num[LEDGER_ACCOUNT_DIGITS + 1];
 		ledger_account_format(ev->account, num);
-		msg_pack_kv_str(&reply.pk, "account", num);
+		msg_pack_kv_str(&reply->pk, "account", num);
 	} else if (with_balance) {
-		msg_pack_kv_i64(&reply.pk, "balance", res.balance);
+		msg_pack_kv_i64(&reply->pk, "balance", res.balance);
 	}
-	event_pack(&evb.pk, ev);
+	event_pack(&evb->pk, ev);
 	if (with_mail)
-		with_mail = resolver_pack_mail(r, &mail, ev, code, &res);
-	resolver_emit(r, cid, ev->seq, &reply, &evb, with_mail ? &mail : NULL);
-	msg_buf_free(&reply);
-	msg_buf_free(&evb);
-	msg_buf_free(&mail);
+		with_mail = resolver_pack_mail(r, mail, ev, code, &res);
+	resolver_emit(r, cid, ev->seq, reply, evb, with_mail ? mail : NULL);
+	if (with_mail) /* its address and code do not stay in the reused buffer */
+		sodium_memzero(mail->sb.data, mail->sb.size);
 }
 
 void resolver_emit_duplicate(resolver_t *r, uint64_t cid, uint64_t id,

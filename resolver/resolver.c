@@ -264,6 +264,9 @@ int resolver_start(resolver_t *r, uv_loop_t *loop, const char *run_dir)
 	if (!r->ledger)
 		return -ENOMEM;
 	msg_buf_init(&r->items);
+	msg_buf_init(&r->cmd_reply);
+	msg_buf_init(&r->cmd_ev);
+	msg_buf_init(&r->cmd_mail);
 	if (crypto_pwhash_str(r->dummy_hash, RESOLVER_DUMMY_PASSWORD,
 	                      strlen(RESOLVER_DUMMY_PASSWORD), r->cost.opslimit,
 	                      r->cost.memlimit) != 0)

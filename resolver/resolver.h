@@ -65,6 +65,8 @@ typedef struct resolver {
 	char dummy_hash[LEDGER_PWHASH_BYTES_MAX]; /* for unknown accounts */
 	msg_buf_t items;          /* encoded "res" items not yet sent */
 	uint32_t item_count;
+	msg_buf_t cmd_reply, cmd_ev, cmd_mail; /* commands.c's, emptied and reused by each
+	                                        * command (no allocation per command) */
 	unsigned jobs_running;    /* password hashing jobs in the pool */
 	uint64_t stat_replayed;   /* events applied by replay (figures) */
 	/* pwhash.c's continuations, registered by resolver.c (commands.c's) */
