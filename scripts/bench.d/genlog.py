@@ -1,18 +1,24 @@
 #!/usr/bin/python3
 """genlog.py DATA N [T]: writes DATA/events.log holding N account_opened events
-(seq 1..N), in the format of common/logfile.c (version 1), for scripts/bench.
+(seq 1..N), in the format of common/logfile.c (version 1), and the key store
+DATA/keys they need (common/keystore.c's format), for scripts/bench.
 With T: then N account_verified events and T money_transferred events
 between those accounts (1 cent to $1, never more than the sender holds), as
 the resolver writes a transfer without a key: a log of transfers to replay.
 
 Each event looks like one the resolver writes for a real open_account: a
-16-digit account number, an e-mail address like esbank bench's, the opening
+16-digit account number, an e-mail address like esbank bench's sealed as
+common/pii.c seals it (email_hash: keyed BLAKE2b-256 under the key store's
+secret; email_enc: XChaCha20-Poly1305 under the account's own key, through
+libsodium with ctypes, the account and seq as associated data), the opening
 balance, an argon2id string of the length the default (interactive) cost
 produces, and a 64-hex code hash. The hashes are random bytes, not real
 argon2id output: nothing checks a password during the benchmark.
 Prints the log's size in bytes.
 """
 import base64
+import ctypes
+import ctypes.util
 import hashlib
 import os
 import random
@@ -24,6 +30,48 @@ import msgpack
 
 OPEN_BALANCE = 100000  # cents, LEDGER_OPEN_BALANCE
 ACCOUNT_MIN = 10**15
+
+
+NONCE_BYTES = 24
+TAG_BYTES = 16
+
+
+class Keys:
+    """DATA/keys (common/keystore.c): a header with the secret, 64-byte slots."""
+
+    def __init__(self, f):
+        self.f, self.secret = f, os.urandom(32)
+        head = b"ESBKEYS\x00" + struct.pack(">II", 1, 64) + self.secret
+        f.write(head + check(head))
+
+    def add(self, account):
+        key = os.urandom(32)
+        body = struct.pack(">Q", account) + bytes(8) + key
+        self.f.write(body + check(body))
+        return key
+
+
+def check(body):
+    return hashlib.blake2b(body, digest_size=16).digest()
+
+
+class Sealer:
+    """common/pii.c's pii_seal: nonce || ciphertext || tag."""
+
+    def __init__(self):
+        self.na = ctypes.CDLL(ctypes.util.find_library("sodium") or "libsodium.so.23")
+        if self.na.sodium_init() < 0:
+            raise SystemExit("genlog.py: libsodium does not start")
+        self.enc = self.na.crypto_aead_xchacha20poly1305_ietf_encrypt
+
+    def seal(self, key, account, seq, text):
+        nonce = os.urandom(NONCE_BYTES)
+        out = ctypes.create_string_buffer(len(text) + TAG_BYTES)
+        clen = ctypes.c_ulonglong(0)
+        ad = struct.pack(">QQ", account, seq)
+        self.enc(out, ctypes.byref(clen), text, ctypes.c_ulonglong(len(text)), ad,
+                 ctypes.c_ulonglong(len(ad)), None, nonce, key)
+        return nonce + out.raw[:clen.value]
 
 
 class Log:
@@ -79,19 +127,25 @@ def main():
     pack = msgpack.packb
     b64 = base64.b64encode
     urandom = os.urandom
-    with open(path, "wb", buffering=8 << 20) as f:
+    sealer = Sealer()
+    with open(path, "wb", buffering=8 << 20) as f, \
+            open(os.path.join(data, "keys"), "wb", buffering=8 << 20) as kf:
+        os.fchmod(kf.fileno(), 0o600)
+        keys = Keys(kf)
         f.write(b"ESBLOG\x00\x01")
         for i in range(n):
             seq = i + 1
             r = urandom(16 + 32 + 32)
             pwhash = ("$argon2id$v=19$m=65536,t=2,p=1$" + b64(r[:16]).decode().rstrip("=") +
                       "$" + b64(r[16:48]).decode().rstrip("="))
+            email = b"bench-genlog-%d@bench.example" % i
             body = pack({
                 "seq": seq,
                 "ts": ts + i,
                 "type": "account_opened",
                 "account": str(numbers[i]),
-                "email": "bench-genlog-%d@bench.example" % i,
+                "email_hash": blake2b(email, digest_size=32, key=keys.secret).hexdigest(),
+                "email_enc": sealer.seal(keys.add(numbers[i]), numbers[i], seq, email),
                 "balance": OPEN_BALANCE,
                 "pwhash": pwhash,
                 "code_hash": r[48:].hex(),
@@ -108,6 +162,8 @@ def main():
             transfers(log, numbers, t, ts + n)
         f.flush()
         os.fsync(f.fileno())
+        kf.flush()
+        os.fsync(kf.fileno())
     print(os.path.getsize(path))
 
 
