@@ -244,8 +244,10 @@ class NatsConn:
             subject.encode(), reply.encode(), len(hdr), len(hdr) + len(payload), hdr, payload))
 
     def next_reply(self):
-        """The next reply's payload (a publish's ack as JSON text)."""
-        return self._next_msg()[1]
+        """The next reply's payload (a publish's ack as JSON text), or None
+        for "no responders" (status 503: no stream took the subject)."""
+        hdrs, data = self._next_msg()
+        return None if hdrs.startswith(b"NATS/1.0 503") else data
 
     def js(self, api, req=None):
         """A JetStream API call ($JS.API.<api>): the decoded JSON answer."""
