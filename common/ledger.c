@@ -5,7 +5,8 @@
  * In-memory layout of ledger_t (sized for millions of accounts: a lookup
  * touches one index cache line and, on a hit, one account):
  *   accounts      array of ledger_account_t in opening order (index = item);
- *                 an account's email and pwhash point into strings;
+ *                 an account's rec points into strings (its identity,
+ *                 password hash and sealed email, packed: ledger_record.c);
  *   strings       arena of the accounts' strings: a list of chunks of at
  *                 least LEDGER_CHUNK_BYTES, filled in order and freed only
  *                 with the ledger (accounts are never removed), so a string
@@ -27,10 +28,11 @@
  * frag & mask, so growing or deleting never rehashes a key, and a probe
  * compares frag before it reads the account or key record (a false match is
  * about 1 in 2^32 / capacity). Every index is kept at most half full, and
- * its capacity is a power of two. At a million accounts the cost is about
- * 88 (account) + 2 * 16 (two indexes, 2^21 slots each) + the strings' bytes
- * (an email of ~25 and an argon2id string of ~98 with their NULs) = ~245
- * bytes per account.
+ * its capacity is a power of two. At a million sealed accounts the cost is
+ * about 88 (account) + 2 * 16 (two indexes, 2^21 slots each) + the record
+ * (a 32-byte email hash, 48 bytes of argon2id salt and hash, a sealed email
+ * of ~33 bytes + 16 of tag, its nonce derived) = ~250 bytes per account;
+ * the resolver's key store index (common/keystore.c) adds ~34.
  *
  * Snapshot encoding (ledger_pack / ledger_unpack), one msgpack map:
  *   "v"         uint   LEDGER_SNAPSHOT_VERSION (2; 1 still loads)
@@ -228,9 +230,11 @@ uint32_t ledger_probe_email(const ledger_t *l, const char *email, size_t n, uint
 {
 	const ledger_index_t *ix = &l->by_email;
 	uint32_t i = frag & ix->mask;
+	char id[LEDGER_EMAIL_BYTES_MAX + 1];
 	for (; ix->slots[i].item != 0; i = (i + 1) & ix->mask)
 		if (ix->slots[i].frag == frag &&
-		    ledger_email_eq(l->accounts[ix->slots[i].item - 1].email, email, n))
+		    ledger_account_identity(&l->accounts[ix->slots[i].item - 1], id) == n &&
+		    ledger_email_eq(id, email, n))
 			break;
 	return i;
 }
@@ -283,16 +287,15 @@ static int ledger_strings_reserve(ledger_t *l, size_t n)
 	return 0;
 }
 
-/* Copies s (n bytes) and a NUL into reserved room; returns the copy. */
-static char *ledger_strings_put(ledger_t *l, const char *s, size_t n)
+/* Copies n bytes at p into reserved room; returns the copy. */
+uint8_t *ledger_strings_bytes(ledger_t *l, const uint8_t *p, size_t n)
 {
 	ledger_chunk_t *c = l->strings;
-	assert(c && c->cap - c->used >= n + 1);
-	char *p = c->bytes + c->used;
-	memcpy(p, s, n);
-	p[n] = '\0';
-	c->used += n + 1;
-	return p;
+	assert(c && c->cap - c->used >= n);
+	uint8_t *copy = (uint8_t *)c->bytes + c->used;
+	memcpy(copy, p, n);
+	c->used += n;
+	return copy;
 }
 
 /* ---- life cycle ---- */
@@ -820,13 +823,7 @@ void ledger_account_add(ledger_t *l, const ledger_opening_t *o)
 	assert(item < l->accounts_cap);
 	ledger_account_t *a = &l->accounts[item];
 	*a = o->a;
-	a->email = ledger_strings_put(l, o->email, o->email_len);
-	a->pwhash = ledger_strings_put(l, o->pwhash, o->pwhash_len);
-	a->email_enc = NULL;
-	a->email_enc_len = (uint16_t)o->email_enc_len;
-	if (o->email_enc_len)
-		a->email_enc = (uint8_t *)ledger_strings_put(l, (const char *)o->email_enc,
-		                                             o->email_enc_len);
+	ledger_record_put(l, a, o);
 	ledger_index_fill(&l->by_number, ledger_index_hole(&l->by_number, o->number_frag),
 			  o->number_frag, item);
 	if (o->email_len) /* an erased account has no identity */
@@ -873,19 +870,16 @@ void ledger_preview(const ledger_t *l, const ledger_event_t *ev, ledger_result_t
  */
 static void ledger_apply_erased(ledger_t *l, ledger_account_t *a)
 {
-	size_t n = strlen(a->email);
+	char id[LEDGER_EMAIL_BYTES_MAX + 1];
+	size_t n = ledger_account_identity(a, id);
 	if (n) {
-		uint32_t frag = (uint32_t)ledger_hash_bytes(a->email, n, true);
-		uint32_t pos = ledger_probe_email(l, a->email, n, frag);
+		uint32_t frag = (uint32_t)ledger_hash_bytes(id, n, true);
+		uint32_t pos = ledger_probe_email(l, id, n, frag);
 		assert(l->by_email.slots[pos].item != 0);
 		ledger_index_delete(&l->by_email, pos);
-		sodium_memzero(a->email, n);
+		sodium_memzero(id, n);
 	}
-	if (a->email_enc)
-		sodium_memzero(a->email_enc, a->email_enc_len);
-	a->email_enc = NULL;
-	a->email_enc_len = 0;
-	a->erased = true;
+	ledger_record_erase(a);
 }
 
 /* Applies a checked event whose memory is reserved; returns the balance after. */

@@ -43,8 +43,9 @@
 #define LEDGER_DAY_MS 86400000LL
 #define LEDGER_EMAIL_HASH_BYTES 32         /* keyed BLAKE2b-256 of the email */
 #define LEDGER_EMAIL_ID_CHARS (2 * LEDGER_EMAIL_HASH_BYTES)
-#define LEDGER_SEALED_BYTES_MIN (24 + 16 + LEDGER_EMAIL_BYTES_MIN) /* common/pii.h */
-#define LEDGER_SEALED_BYTES_MAX (24 + 16 + LEDGER_EMAIL_BYTES_MAX)
+#define LEDGER_NONCE_BYTES 24              /* the sealed email's nonce (common/pii.h) */
+#define LEDGER_SEALED_BYTES_MIN (LEDGER_NONCE_BYTES + 16 + LEDGER_EMAIL_BYTES_MIN)
+#define LEDGER_SEALED_BYTES_MAX (LEDGER_NONCE_BYTES + 16 + LEDGER_EMAIL_BYTES_MAX)
 #define LEDGER_SNAPSHOT_VERSION 2
 
 typedef enum {
@@ -127,20 +128,47 @@ typedef struct {
 	bool has_from;
 } ledger_cmd_t;
 
+typedef struct ledger ledger_t;
+
 typedef struct {
 	uint64_t number;
 	int64_t balance;
 	int64_t opened_at_ms;
 	int64_t last_activity_ms; /* 0 when none */
-	bool verified;
-	bool erased;   /* its personal data destroyed (account_erased) */
-	char *email;   /* owned: its identity (see the invariants); "" when erased */
-	char *pwhash;  /* owned, argon2id string */
-	uint8_t *email_enc;     /* owned: the sealed email; NULL when plain or erased */
-	uint16_t email_enc_len;
 	uint64_t opened_seq;    /* account_opened's seq (the seal's associated data) */
 	uint8_t code_hash[LEDGER_CODE_HASH_BYTES];
+	/* the rest is private to common/ledger*.c: read it with ledger_account_identity(),
+	   ledger_account_pwhash() and ledger_account_sealed() */
+	uint8_t *rec;           /* identity, password hash, sealed email (ledger_record.c) */
+	bool verified;
+	bool erased;            /* its personal data destroyed (account_erased) */
+	uint8_t id_len, pw_len, pw_prefix;
+	bool nonce_derived;
+	uint16_t enc_len;
 } ledger_account_t;
+
+/*
+ * An account's email identity (see the invariants): its lower-cased email
+ * (opened before sealing), the 64 hex digits of its keyed hash, or "" when
+ * erased. Returns its length.
+ */
+size_t ledger_account_identity(const ledger_account_t *a, char out[LEDGER_EMAIL_BYTES_MAX + 1]);
+/* An account's argon2id string, NUL-terminated. */
+void ledger_account_pwhash(const ledger_t *l, const ledger_account_t *a,
+                           char out[LEDGER_PWHASH_BYTES_MAX]);
+/*
+ * An account's sealed email as its event held it (nonce || ciphertext ||
+ * tag, common/pii.h) into out; its length, 0 when there is none (opened
+ * before sealing, or erased).
+ */
+size_t ledger_account_sealed(const ledger_account_t *a, uint8_t out[LEDGER_SEALED_BYTES_MAX]);
+/*
+ * The nonce common/pii.c seals account's email with in event seq: account
+ * and seq (u64 big-endian each), then 8 zero bytes. Safe only because each
+ * data key seals exactly one message (the email of the one account_opened
+ * event it was drawn for): a nonce must never repeat under one key.
+ */
+void ledger_sealed_nonce(uint64_t account, uint64_t seq, uint8_t nonce[LEDGER_NONCE_BYTES]);
 
 /* What a keyed command's original success reply held. */
 typedef struct {
@@ -156,7 +184,6 @@ typedef struct {
 	int64_t balance;   /* the subject account's balance after */
 } ledger_result_t;
 
-typedef struct ledger ledger_t;
 
 /* Creates an empty state; NULL on allocation failure. */
 ledger_t *ledger_new(void);

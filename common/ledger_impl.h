@@ -5,6 +5,8 @@
  *
  * The ledger's files, lowest first:
  *   ledger_email.c  what an email is (no state)
+ *   ledger_record.c an account's identity, password hash and sealed email,
+ *                   packed in the strings arena
  *   ledger_reads.c  civil dates, the sums read model, totals, iteration
  *   ledger.c        the index, the string arena, the key ring, the rules,
  *                   resolving commands into events and apply (one file, so
@@ -23,6 +25,10 @@
 #define LEDGER_ACCOUNT_MIN 1000000000000000ULL  /* 10^15: 16 digits */
 #define LEDGER_ACCOUNT_LIMIT 10000000000000000ULL /* 10^16 */
 #define LEDGER_ITEMS_MAX (UINT32_MAX / 4)
+#define LEDGER_PW_PREFIXES_MAX 16     /* distinct argon2id parameter strings kept once */
+#define LEDGER_PW_PREFIX_BYTES_MAX 48 /* "$argon2id$v=19$m=65536,t=2,p=1$" is 31 */
+#define LEDGER_RECORD_BYTES_MAX \
+	(LEDGER_EMAIL_BYTES_MAX + LEDGER_PWHASH_BYTES_MAX + LEDGER_SEALED_BYTES_MAX)
 #define SUM_YEAR (1ULL << 56)
 #define SUM_MONTH (2ULL << 56)
 #define SUM_DAY (3ULL << 56)
@@ -71,6 +77,9 @@ struct ledger {
 	int64_t last_ts;
 	int64_t total_balance;
 	int64_t total_withdrawn;
+	char pw_prefixes[LEDGER_PW_PREFIXES_MAX][LEDGER_PW_PREFIX_BYTES_MAX];
+	uint8_t pw_prefix_len[LEDGER_PW_PREFIXES_MAX];
+	uint32_t pw_prefixes_n;
 };
 
 /* An account to add, its strings still where they came from. */
@@ -114,6 +123,13 @@ ledger_key_rec_t *ledger_keys_put(ledger_t *l, const char *key, size_t n, uint32
 int ledger_index_reserve(ledger_index_t *ix, uint32_t extra);
 int ledger_keys_grow(ledger_t *l, uint32_t ncap);
 int ledger_accounts_reserve(ledger_t *l, uint32_t n);
+
+uint8_t *ledger_strings_bytes(ledger_t *l, const uint8_t *p, size_t n);
+
+/* Owned by ledger_record.c */
+size_t ledger_record_bytes_max(const ledger_opening_t *o);
+void ledger_record_put(ledger_t *l, ledger_account_t *a, const ledger_opening_t *o);
+void ledger_record_erase(ledger_account_t *a);
 
 /* Owned by ledger_reads.c */
 int64_t ledger_sums_get(const ledger_sums_t *s, uint64_t tag);

@@ -23,18 +23,23 @@ static void ledger_pack_bool(msgpack_packer *pk, bool b)
 		msgpack_pack_false(pk);
 }
 
-static void ledger_pack_account(msgpack_packer *pk, const ledger_account_t *a)
+static void ledger_pack_account(const ledger_t *l, msgpack_packer *pk, const ledger_account_t *a)
 {
+	char id[LEDGER_EMAIL_BYTES_MAX + 1], pwhash[LEDGER_PWHASH_BYTES_MAX];
+	uint8_t sealed[LEDGER_SEALED_BYTES_MAX];
+	size_t sealed_len = ledger_account_sealed(a, sealed);
+	ledger_account_identity(a, id);
+	ledger_account_pwhash(l, a, pwhash);
 	msgpack_pack_array(pk, 11);
 	msgpack_pack_uint64(pk, a->number);
-	msg_pack_str(pk, a->email);
-	msg_pack_str(pk, a->pwhash);
+	msg_pack_str(pk, id);
+	msg_pack_str(pk, pwhash);
 	msg_pack_binn(pk, a->code_hash, LEDGER_CODE_HASH_BYTES);
 	msgpack_pack_int64(pk, a->balance);
 	msgpack_pack_int64(pk, a->opened_at_ms);
 	msgpack_pack_int64(pk, a->last_activity_ms);
 	ledger_pack_bool(pk, a->verified);
-	msg_pack_binn(pk, a->email_enc ? (const void *)a->email_enc : "", a->email_enc_len);
+	msg_pack_binn(pk, sealed, sealed_len);
 	msgpack_pack_uint64(pk, a->opened_seq);
 	ledger_pack_bool(pk, a->erased);
 }
@@ -49,7 +54,7 @@ void ledger_pack(const ledger_t *l, msgpack_packer *pk)
 	msg_pack_str(pk, "accounts");
 	msgpack_pack_array(pk, l->accounts_n);
 	for (uint32_t i = 0; i < l->accounts_n; i++)
-		ledger_pack_account(pk, &l->accounts[i]);
+		ledger_pack_account(l, pk, &l->accounts[i]);
 	msg_pack_str(pk, "keys");
 	msgpack_pack_array(pk, l->keys_n);
 	for (uint32_t i = 0; i < l->keys_n; i++) {

@@ -8,12 +8,10 @@
 
 #define PII_AD_BYTES 16
 
-static void pii_ad(uint64_t account, uint64_t seq, uint8_t ad[PII_AD_BYTES])
+/* The associated data: account and seq, u64 big-endian each (the nonce's first 16 bytes). */
+static void pii_ad(uint64_t account, uint64_t seq, uint8_t ad[PII_NONCE_BYTES])
 {
-	for (int i = 7; i >= 0; i--, account >>= 8, seq >>= 8) {
-		ad[i] = (uint8_t)account;
-		ad[8 + i] = (uint8_t)seq;
-	}
+	ledger_sealed_nonce(account, seq, ad);
 }
 
 void pii_new_key(uint8_t key[KEYSTORE_KEY_BYTES])
@@ -25,12 +23,12 @@ size_t pii_seal(const uint8_t key[KEYSTORE_KEY_BYTES], uint64_t account, uint64_
                 const char *text, size_t n, uint8_t *out)
 {
 	assert(n <= LEDGER_EMAIL_BYTES_MAX);
-	uint8_t ad[PII_AD_BYTES];
+	uint8_t ad[PII_NONCE_BYTES];
 	pii_ad(account, seq, ad);
-	randombytes_buf(out, PII_NONCE_BYTES);
+	memcpy(out, ad, PII_NONCE_BYTES); /* derived: each key seals one message (pii.h) */
 	unsigned long long clen = 0;
 	crypto_aead_xchacha20poly1305_ietf_encrypt(out + PII_NONCE_BYTES, &clen,
-	                                           (const unsigned char *)text, n, ad, sizeof(ad),
+	                                           (const unsigned char *)text, n, ad, PII_AD_BYTES,
 	                                           NULL, out, key);
 	return PII_NONCE_BYTES + (size_t)clen;
 }
@@ -40,12 +38,12 @@ int pii_open(const uint8_t key[KEYSTORE_KEY_BYTES], uint64_t account, uint64_t s
 {
 	if (len < PII_NONCE_BYTES + PII_TAG_BYTES || len > PII_SEALED_BYTES_MAX)
 		return -EBADMSG;
-	uint8_t ad[PII_AD_BYTES];
+	uint8_t ad[PII_NONCE_BYTES];
 	pii_ad(account, seq, ad);
 	unsigned long long n = 0;
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)out, &n, NULL,
 	                                               sealed + PII_NONCE_BYTES,
-	                                               len - PII_NONCE_BYTES, ad, sizeof(ad),
+	                                               len - PII_NONCE_BYTES, ad, PII_AD_BYTES,
 	                                               sealed, key) != 0)
 		return -EBADMSG;
 	out[n] = '\0';
@@ -80,9 +78,11 @@ int pii_account_email(const keystore_t *ks, const ledger_account_t *a,
 {
 	if (a->erased)
 		return -ENOENT;
-	if (!a->email_enc) { /* opened before sealing: the identity is the email */
-		memcpy(out, a->email, strlen(a->email) + 1);
+	uint8_t sealed[LEDGER_SEALED_BYTES_MAX];
+	size_t n = ledger_account_sealed(a, sealed);
+	if (n == 0) { /* opened before sealing: the identity is the email */
+		ledger_account_identity(a, out);
 		return 0;
 	}
-	return pii_open_stored(ks, a->number, a->opened_seq, a->email_enc, a->email_enc_len, out);
+	return pii_open_stored(ks, a->number, a->opened_seq, sealed, n, out);
 }

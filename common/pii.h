@@ -1,8 +1,14 @@
 /*
  * pii.h - personal data sealed with its account's data key: today the email
- * of account_opened. XChaCha20-Poly1305 (IETF), a random 24-byte nonce, the
- * account number and the event's seq (u64 big-endian each) as associated
- * data, so a sealed email cannot be moved to another account or event.
+ * of account_opened. XChaCha20-Poly1305 (IETF), the account number and the
+ * event's seq (u64 big-endian each) as associated data, so a sealed email
+ * cannot be moved to another account or event. The 24-byte nonce is derived
+ * from the same two (ledger_sealed_nonce: account, seq, 8 zero bytes), so
+ * that the resolver need not keep it in memory: safe only because every
+ * data key is drawn for one account_opened event and seals exactly one
+ * message, its email (a nonce must never repeat under one key; the key is
+ * wiped once that event is sealed). Events sealed before (with a random
+ * nonce, stored in front of the ciphertext as now) open the same way.
  *
  * Sealed form (the "email_enc" bin of an event, common/event.h):
  *   24-byte nonce || ciphertext (as long as the email) || 16-byte tag
@@ -16,7 +22,7 @@
 #include "keystore.h"
 #include "ledger.h"
 
-#define PII_NONCE_BYTES 24
+#define PII_NONCE_BYTES LEDGER_NONCE_BYTES
 #define PII_TAG_BYTES 16
 #define PII_SEALED_BYTES_MIN (PII_NONCE_BYTES + PII_TAG_BYTES + LEDGER_EMAIL_BYTES_MIN)
 #define PII_SEALED_BYTES_MAX (PII_NONCE_BYTES + PII_TAG_BYTES + LEDGER_EMAIL_BYTES_MAX)

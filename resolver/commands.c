@@ -139,7 +139,7 @@ void resolver_open_account(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
 	proto_err_t e = ledger_check(r->ledger, cmd, &prior); /* the state moved meanwhile */
 	if (e == PROTO_DUPLICATE) {
 		const ledger_account_t *a = ledger_find(r->ledger, prior.account);
-		resolver_verify_then_reply(r, cid, cmd, a->pwhash, &prior);
+		resolver_verify_then_reply(r, cid, cmd, a, &prior);
 		return;
 	}
 	if (e != PROTO_OK) {
@@ -196,7 +196,7 @@ void resolver_run_command(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd)
 	if (e == PROTO_DUPLICATE && cmd->op == PROTO_OP_OPEN_ACCOUNT) {
 		/* the password is not in the fingerprint: compare it with the hash */
 		const ledger_account_t *a = ledger_find(r->ledger, prior.account);
-		resolver_verify_then_reply(r, cid, cmd, a->pwhash, &prior);
+		resolver_verify_then_reply(r, cid, cmd, a, &prior);
 		return;
 	}
 	if (e == PROTO_DUPLICATE) {

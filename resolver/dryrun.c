@@ -88,7 +88,7 @@ void resolver_dry_run(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd)
 	proto_err_t e = ledger_check(r->ledger, cmd, &prior);
 	if (e == PROTO_DUPLICATE && cmd->op == PROTO_OP_OPEN_ACCOUNT) {
 		const ledger_account_t *a = ledger_find(r->ledger, prior.account);
-		resolver_verify_then_reply(r, cid, cmd, a->pwhash, &prior);
+		resolver_verify_then_reply(r, cid, cmd, a, &prior);
 	} else if (e == PROTO_DUPLICATE) {
 		resolver_dry_duplicate(r, cid, cmd->id, &prior);
 	} else if (e != PROTO_OK) {

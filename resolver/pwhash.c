@@ -181,7 +181,7 @@ void resolver_hash_then_open(resolver_t *r, uint64_t cid, const ledger_cmd_t *cm
 }
 
 void resolver_verify_then_reply(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
-                                const char *pwhash, const ledger_key_entry_t *prior)
+                                const ledger_account_t *a, const ledger_key_entry_t *prior)
 {
 	if (cmd->password_len > LEDGER_PASSWORD_BYTES_MAX) {
 		/* open_account refuses longer passwords, so none can match; the
@@ -197,8 +197,11 @@ void resolver_verify_then_reply(resolver_t *r, uint64_t cid, const ledger_cmd_t 
 		resolver_emit_error(r, cid, cmd->id, PROTO_E_INTERNAL, "out of memory");
 		return;
 	}
-	snprintf(j->hash, sizeof(j->hash), "%s", pwhash);
-	j->account_known = pwhash != r->dummy_hash;
+	if (a) /* an unknown account is checked against the dummy hash */
+		ledger_account_pwhash(r->ledger, a, j->hash);
+	else
+		snprintf(j->hash, sizeof(j->hash), "%s", r->dummy_hash);
+	j->account_known = a != NULL;
 	if (prior) {
 		j->has_prior = true;
 		j->prior = *prior;

@@ -54,7 +54,7 @@ void resolver_run_query(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd)
 		const ledger_account_t *a =
 			cmd->account_valid ? ledger_find(r->ledger, cmd->account) : NULL;
 		/* an unknown account costs the same as a wrong password */
-		resolver_verify_then_reply(r, cid, cmd, a ? a->pwhash : r->dummy_hash, NULL);
+		resolver_verify_then_reply(r, cid, cmd, a, NULL);
 		break;
 	}
 	case PROTO_OP_SUM_TRANSACTIONS:

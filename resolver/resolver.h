@@ -146,7 +146,7 @@ void resolver_run_query(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);
  */
 void resolver_hash_then_open(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);
 void resolver_verify_then_reply(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
-                                const char *pwhash, const ledger_key_entry_t *prior);
+                                const ledger_account_t *a, const ledger_key_entry_t *prior);
 
 /* keys.c: opens DATA/keys for writing (created when missing). 0 or -errno. */
 int resolver_keys_open(resolver_t *r);

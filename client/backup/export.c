@@ -66,6 +66,7 @@ static const export_col_t export_account_cols[] = {
 
 typedef struct {
 	bool csv, secrets;
+	const ledger_t *ledger;              /* export_accounts: the state read */
 	const export_col_t *cols;
 	size_t ncols;                        /* without the secret columns unless asked */
 	const char *cell[EXPORT_COLS_MAX];   /* NULL: absent */
@@ -249,7 +250,9 @@ static int export_account_cb(const ledger_account_t *a, void *arg)
 	if (a->last_activity_ms)
 		export_set_time(x, AC_ACTIVITY, a->last_activity_ms);
 	if (x->secrets) {
-		export_set(x, AC_PWHASH, "%s", a->pwhash ? a->pwhash : "");
+		char pwhash[LEDGER_PWHASH_BYTES_MAX];
+		ledger_account_pwhash(x->ledger, a, pwhash);
+		export_set(x, AC_PWHASH, "%s", pwhash);
 		export_set_hex(x, AC_CODE_HASH, a->code_hash, LEDGER_CODE_HASH_BYTES);
 	}
 	export_row(x);
@@ -265,6 +268,7 @@ static int export_accounts(export_t *x, const char *data)
 	if (rc)
 		return rc;
 	export_header(x);
+	x->ledger = st.ledger;
 	ledger_each_account(st.ledger, export_account_cb, x);
 	history_state_free(&st);
 	return 0;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""genlog.py DATA N [T]: writes DATA/events.log holding N account_opened events
+"""genlog.py [--plain] DATA N [T]: writes DATA/events.log holding N account_opened events
 (seq 1..N), in the format of common/logfile.c (version 1), and the key store
 DATA/keys they need (common/keystore.c's format), for scripts/bench.
 With T: then N account_verified events and T money_transferred events
@@ -10,9 +10,11 @@ Each event looks like one the resolver writes for a real open_account: a
 16-digit account number, an e-mail address like esbank bench's sealed as
 common/pii.c seals it (email_hash: keyed BLAKE2b-256 under the key store's
 secret; email_enc: XChaCha20-Poly1305 under the account's own key, through
-libsodium with ctypes, the account and seq as associated data), the opening
+libsodium with ctypes, the nonce derived from the account and seq, which
+are the associated data too), the opening
 balance, an argon2id string of the length the default (interactive) cost
-produces, and a 64-hex code hash. The hashes are random bytes, not real
+produces, and a 64-hex code hash. With --plain: the email in plain text
+("email"), as logs written before sealing hold it, and no DATA/keys. The hashes are random bytes, not real
 argon2id output: nothing checks a password during the benchmark.
 Prints the log's size in bytes.
 """
@@ -65,7 +67,7 @@ class Sealer:
         self.enc = self.na.crypto_aead_xchacha20poly1305_ietf_encrypt
 
     def seal(self, key, account, seq, text):
-        nonce = os.urandom(NONCE_BYTES)
+        nonce = struct.pack(">QQ", account, seq) + bytes(NONCE_BYTES - 16)  # ledger_sealed_nonce
         out = ctypes.create_string_buffer(len(text) + TAG_BYTES)
         clen = ctypes.c_ulonglong(0)
         ad = struct.pack(">QQ", account, seq)
@@ -110,8 +112,12 @@ def transfers(log, numbers, t, ts):
 
 
 def main():
-    data, n = sys.argv[1], int(sys.argv[2])
-    t = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    args = sys.argv[1:]
+    plain = "--plain" in args
+    if plain:
+        args.remove("--plain")
+    data, n = args[0], int(args[1])
+    t = int(args[2]) if len(args) > 2 else 0
     os.makedirs(data, exist_ok=True)
     path = os.path.join(data, "events.log")
     rnd = random.Random(20260101)
@@ -129,7 +135,8 @@ def main():
     urandom = os.urandom
     sealer = Sealer()
     with open(path, "wb", buffering=8 << 20) as f, \
-            open(os.path.join(data, "keys"), "wb", buffering=8 << 20) as kf:
+            open(os.path.join(data, "keys" if not plain else "keys.unused"), "wb",
+                 buffering=8 << 20) as kf:
         os.fchmod(kf.fileno(), 0o600)
         keys = Keys(kf)
         f.write(b"ESBLOG\x00\x01")
@@ -139,13 +146,19 @@ def main():
             pwhash = ("$argon2id$v=19$m=65536,t=2,p=1$" + b64(r[:16]).decode().rstrip("=") +
                       "$" + b64(r[16:48]).decode().rstrip("="))
             email = b"bench-genlog-%d@bench.example" % i
+            if plain:
+                sealed = {"email": email.decode()}
+            else:
+                sealed = {
+                    "email_hash": blake2b(email, digest_size=32, key=keys.secret).hexdigest(),
+                    "email_enc": sealer.seal(keys.add(numbers[i]), numbers[i], seq, email),
+                }
             body = pack({
                 "seq": seq,
                 "ts": ts + i,
                 "type": "account_opened",
                 "account": str(numbers[i]),
-                "email_hash": blake2b(email, digest_size=32, key=keys.secret).hexdigest(),
-                "email_enc": sealer.seal(keys.add(numbers[i]), numbers[i], seq, email),
+                **sealed,
                 "balance": OPEN_BALANCE,
                 "pwhash": pwhash,
                 "code_hash": r[48:].hex(),
@@ -164,6 +177,8 @@ def main():
         os.fsync(f.fileno())
         kf.flush()
         os.fsync(kf.fileno())
+    if plain:
+        os.unlink(os.path.join(data, "keys.unused"))
     print(os.path.getsize(path))
 
 

@@ -157,7 +157,7 @@ def test_old_plaintext_log_still_replays_and_erases(tmp_path):
     from conftest import Group
     g = Group(tmp_path / "old")
     g.data.mkdir(parents=True)
-    subprocess.run([sys.executable, str(GENLOG), str(g.data), "3"], check=True,
+    subprocess.run([sys.executable, str(GENLOG), "--plain", str(g.data), "3"], check=True,
                    capture_output=True)
     g.start()
     try:

@@ -20,6 +20,31 @@
 
 static ledger_t *l;
 
+/* An account's identity or password hash, in one of a few rotating buffers. */
+static const char *id_of(const ledger_account_t *a)
+{
+	static char buf[4][LEDGER_EMAIL_BYTES_MAX + 1];
+	static unsigned k;
+	char *p = buf[k++ % 4];
+	ledger_account_identity(a, p);
+	return p;
+}
+
+static const char *pw_of(const ledger_t *led, const ledger_account_t *a)
+{
+	static char buf[4][LEDGER_PWHASH_BYTES_MAX];
+	static unsigned k;
+	char *p = buf[k++ % 4];
+	ledger_account_pwhash(led, a, p);
+	return p;
+}
+
+static size_t sealed_len(const ledger_account_t *a)
+{
+	uint8_t sealed[LEDGER_SEALED_BYTES_MAX];
+	return ledger_account_sealed(a, sealed);
+}
+
 static void setup(void)
 {
 	l = ledger_new();
@@ -201,7 +226,7 @@ Test(ledger, open_account_starts_with_opening_balance_unverified)
 	cr_assert_not(a->verified);
 	cr_assert_eq(a->opened_at_ms, T0);
 	cr_assert_eq(a->last_activity_ms, 0);
-	cr_assert_str_eq(a->email, "one@example.com");
+	cr_assert_str_eq(id_of(a), "one@example.com");
 	cr_assert_eq(ledger_account_count(l), 1);
 	cr_assert_eq(ledger_total_balance(l), LEDGER_OPEN_BALANCE);
 }
@@ -787,10 +812,14 @@ static int compare_account(const ledger_account_t *a, void *arg)
 	cr_assert_eq(a->verified, b->verified);
 	cr_assert_eq(a->opened_at_ms, b->opened_at_ms);
 	cr_assert_eq(a->last_activity_ms, b->last_activity_ms);
-	cr_assert_str_eq(a->email, b->email);
-	cr_assert_str_eq(a->pwhash, b->pwhash);
+	cr_assert_str_eq(id_of(a), id_of(b));
+	cr_assert_str_eq(pw_of(l, a), pw_of(other, b));
 	cr_assert_eq(memcmp(a->code_hash, b->code_hash, LEDGER_CODE_HASH_BYTES), 0);
-	cr_assert_eq(ledger_find_email(other, a->email, strlen(a->email)), b);
+	cr_assert_eq(ledger_find_email(other, id_of(a), strlen(id_of(a))), b);
+	uint8_t sa[LEDGER_SEALED_BYTES_MAX], sb[LEDGER_SEALED_BYTES_MAX];
+	size_t na = ledger_account_sealed(a, sa);
+	cr_assert_eq(na, ledger_account_sealed(b, sb));
+	cr_assert_eq(memcmp(sa, sb, na), 0);
 	return 0;
 }
 
@@ -987,7 +1016,7 @@ Test(ledger, email_lookup_folds_ascii_at_every_position)
 		open_acct(A1 + (uint64_t)n, email, "c");
 	}
 	for (int n = 3; n <= 40; n++) {
-		const char *stored = ledger_find(l, A1 + (uint64_t)n)->email;
+		const char *stored = id_of(ledger_find(l, A1 + (uint64_t)n));
 		cr_assert_eq(strlen(stored), (size_t)n);
 		for (int i = 0; i < n; i++) {
 			memcpy(query, stored, (size_t)n);
@@ -1010,7 +1039,7 @@ Test(ledger, account_strings_stay_put_as_accounts_are_added, .timeout = 60)
 	char email[64];
 	open_acct(A1, "first@example.com", "c");
 	const ledger_account_t *first = ledger_find(l, A1);
-	const char *first_email = first->email, *first_pwhash = first->pwhash;
+	const uint8_t *first_rec = first->rec;
 	for (uint64_t i = 1; i < N; i++) {
 		ledger_event_t ev = next_event(LEDGER_EV_ACCOUNT_OPENED, 0);
 		ev.account = A1 + i;
@@ -1021,9 +1050,8 @@ Test(ledger, account_strings_stay_put_as_accounts_are_added, .timeout = 60)
 		cr_assert_eq(ledger_apply(l, &ev, NULL), 0);
 	}
 	first = ledger_find(l, A1);
-	cr_assert_eq(first->email, first_email, "strings are never moved");
-	cr_assert_eq(first->pwhash, first_pwhash);
-	cr_assert_str_eq(first->email, "first@example.com");
+	cr_assert_eq(first->rec, first_rec, "strings are never moved");
+	cr_assert_str_eq(id_of(first), "first@example.com");
 	char pwhash[LEDGER_PWHASH_BYTES_MAX];
 	for (uint64_t i = 1; i < N; i++) {
 		snprintf(email, sizeof(email), "customer.%07" PRIu64 "@example.com", i);
@@ -1032,7 +1060,7 @@ Test(ledger, account_strings_stay_put_as_accounts_are_added, .timeout = 60)
 		const ledger_account_t *a = ledger_find_email(l, email, strlen(email));
 		cr_assert_not_null(a);
 		cr_assert_eq(a->number, A1 + i);
-		cr_assert_str_eq(a->pwhash, pwhash);
+		cr_assert_str_eq(pw_of(l, a), pwhash);
 	}
 	int rc;
 	ledger_t *copy = copy_edited(&rc, LEDGER_KEYS_MAX, NULL);
@@ -1262,9 +1290,9 @@ Test(ledger, sealed_account_erased_releases_its_email)
 	ledger_email_id(h, id);
 	open_sealed(S1, 0x5e);
 	const ledger_account_t *a = ledger_find(l, S1);
-	cr_assert(a && a->email_enc && a->email_enc_len == LEDGER_SEALED_BYTES_MIN + 10);
+	cr_assert(a && sealed_len(a) == LEDGER_SEALED_BYTES_MIN + 10);
 	cr_assert_eq(a->opened_seq, ledger_last_seq(l));
-	cr_assert_str_eq(a->email, id, "the identity is the hash's hex");
+	cr_assert_str_eq(id_of(a), id, "the identity is the hash's hex");
 	ledger_cmd_t open = { .op = PROTO_OP_OPEN_ACCOUNT, .email = "x@y.z", .email_len = 5,
 	                      .email_id = id };
 	cr_assert_eq(ledger_check(l, &open, NULL), PROTO_E_ALREADY_EXISTS);
@@ -1277,7 +1305,7 @@ Test(ledger, sealed_account_erased_releases_its_email)
 	int64_t total = ledger_total_balance(l);
 	erase_ok(S1);
 	a = ledger_find(l, S1);
-	cr_assert(a->erased && !a->email_enc && a->email_enc_len == 0 && a->email[0] == '\0');
+	cr_assert(a->erased && sealed_len(a) == 0 && id_of(a)[0] == '\0');
 	cr_assert_eq(a->balance, LEDGER_OPEN_BALANCE, "the money stays");
 	cr_assert_eq(ledger_total_balance(l), total);
 	cr_assert_eq(ledger_check(l, &c, NULL), PROTO_E_ALREADY_ERASED);
@@ -1316,11 +1344,107 @@ Test(ledger, plain_account_erased_and_both_shapes_in_a_snapshot)
 	cr_assert_eq(rc, 0);
 	const ledger_account_t *p = ledger_find(copy, A1), *s1 = ledger_find(copy, S1),
 	                       *s2 = ledger_find(copy, S2), *o2 = ledger_find(l, S2);
-	cr_assert(p && p->erased && p->email[0] == '\0' && !p->email_enc);
-	cr_assert(s1 && s1->erased && !s1->email_enc);
-	cr_assert(s2 && !s2->erased && s2->email_enc_len == o2->email_enc_len);
-	cr_assert_eq(memcmp(s2->email_enc, o2->email_enc, o2->email_enc_len), 0);
+	cr_assert(p && p->erased && id_of(p)[0] == '\0' && sealed_len(p) == 0);
+	cr_assert(s1 && s1->erased && sealed_len(s1) == 0);
+	uint8_t a2[LEDGER_SEALED_BYTES_MAX], b2[LEDGER_SEALED_BYTES_MAX];
+	size_t n2 = ledger_account_sealed(o2, b2);
+	cr_assert(s2 && !s2->erased && ledger_account_sealed(s2, a2) == n2 && n2 > 0);
+	cr_assert_eq(memcmp(a2, b2, n2), 0);
 	cr_assert_eq(s2->opened_seq, o2->opened_seq);
-	cr_assert_eq(ledger_find_email(copy, s2->email, strlen(s2->email)), s2);
+	cr_assert_eq(ledger_find_email(copy, id_of(s2), strlen(id_of(s2))), s2);
+	ledger_free(copy);
+}
+
+/* ---- the packed account record (ledger_record.c, docs/performance.md's memory row) ---- */
+
+/* Opens a sealed account whose sealed email starts with nonce (NULL: the derived one). */
+static void open_sealed_with(uint64_t number, const uint8_t *nonce, const char *pwhash)
+{
+	ledger_event_t ev = next_event(LEDGER_EV_ACCOUNT_OPENED, 0);
+	ev.account = number;
+	ev.has_email_hash = true;
+	memset(ev.email_hash, (int)(number & 0xff), LEDGER_EMAIL_HASH_BYTES);
+	ev.email_enc_len = LEDGER_SEALED_BYTES_MIN + 20;
+	for (size_t i = 0; i < ev.email_enc_len; i++)
+		ev.email_enc[i] = (uint8_t)(i * 7 + number);
+	if (nonce)
+		memcpy(ev.email_enc, nonce, LEDGER_NONCE_BYTES);
+	else
+		ledger_sealed_nonce(number, ev.seq, ev.email_enc);
+	snprintf(ev.pwhash, sizeof(ev.pwhash), "%s", pwhash);
+	ev.amount = LEDGER_OPEN_BALANCE;
+	code_hash("c", ev.code_hash);
+	apply_ok(&ev, NULL);
+	uint8_t back[LEDGER_SEALED_BYTES_MAX];
+	cr_assert_eq(ledger_account_sealed(ledger_find(l, number), back), ev.email_enc_len);
+	cr_assert_eq(memcmp(back, ev.email_enc, ev.email_enc_len), 0,
+	             "the sealed email reads back as the event held it");
+}
+
+Test(ledger, sealed_nonce_is_account_and_seq)
+{
+	uint8_t n[LEDGER_NONCE_BYTES];
+	ledger_sealed_nonce(0x0102030405060708ULL, 0x1112131415161718ULL, n);
+	const uint8_t want[LEDGER_NONCE_BYTES] = { 1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x12, 0x13, 0x14,
+	                                           0x15, 0x16, 0x17, 0x18 };
+	cr_assert_eq(memcmp(n, want, sizeof(want)), 0);
+}
+
+Test(ledger, derived_and_random_nonces_both_read_back_and_survive_a_snapshot)
+{
+	uint8_t random_nonce[LEDGER_NONCE_BYTES];
+	memset(random_nonce, 0x9c, sizeof(random_nonce));
+	open_sealed_with(S1, NULL, "$argon2id$v=19$m=65536,t=2,p=1$mv9EbWS4Vpkkttenp40RXw$owJb34pcCZzauJxvSZ1x8V35URCZ9DNWCqa+vlMcYgg");
+	open_sealed_with(S2, random_nonce, "$argon2id$v=19$m=8,t=1,p=1$fake");
+	cr_assert(ledger_find(l, S1)->nonce_derived, "a derived nonce is not kept");
+	cr_assert_not(ledger_find(l, S2)->nonce_derived, "a random nonce (older events) is kept");
+	int rc;
+	ledger_t *copy = copy_through_snapshot(&rc, 0);
+	cr_assert_eq(rc, 0);
+	ledger_each_account(l, compare_account, copy);
+	cr_assert(ledger_find(copy, S1)->nonce_derived);
+	ledger_free(copy);
+	erase_ok(S1);
+	uint8_t back[LEDGER_SEALED_BYTES_MAX];
+	cr_assert_eq(ledger_account_sealed(ledger_find(l, S1), back), 0);
+	cr_assert_str_eq(pw_of(l, ledger_find(l, S1)), "$argon2id$v=19$m=65536,t=2,p=1$mv9EbWS4Vpkkttenp40RXw$owJb34pcCZzauJxvSZ1x8V35URCZ9DNWCqa+vlMcYgg",
+	                 "the password hash outlives the erasure");
+}
+
+Test(ledger, password_hashes_read_back_exactly_whatever_their_shape)
+{
+	static const char *const hashes[] = {
+		"$argon2id$v=19$m=65536,t=2,p=1$mv9EbWS4Vpkkttenp40RXw$owJb34pcCZzauJxvSZ1x8V35URCZ9DNWCqa+vlMcYgg",
+		"$argon2id$v=19$m=8,t=1,p=1$PjUSPKK74HNVh0w4FRgV9g$H8oq0ojCxHLz4hSSmsIY1m+Xer1J2NpDQjOT8cROz9c",
+		/* not canonical: the salt's last character has bits that decoding drops */
+		"$argon2id$v=19$m=8,t=1,p=1$PjUSPKK74HNVh0w4FRgV9h$H8oq0ojCxHLz4hSSmsIY1m+Xer1J2NpDQjOT8cROz9c",
+		"$argon2id$v=19$m=8,t=1,p=1$PjUSPKK74HNVh0w4FRgV9g$H8oq0ojCxHLz4hSSmsIY1m+Xer1J2NpDQjOT8cROz9",
+		"$argon2id$v=19$m=8,t=1,p=1$PjUSPKK74HNVh0w4FRgV9g=$H8oq0ojCxHLz4hSSmsIY1m+Xer1J2NpDQjOT8cROz9c",
+		"$argon2i$v=19$m=8,t=1,p=1$PjUSPKK74HNVh0w4FRgV9g$H8oq0ojCxHLz4hSSmsIY1m+Xer1J2NpDQjOT8cROz9c",
+		"$argon2id$v=19$m=8,t=1,p=1$fake",
+		"$PjUSPKK74HNVh0w4FRgV9g$H8oq0ojCxHLz4hSSmsIY1m+Xer1J2NpDQjOT8cROz9c",
+		"x",
+	};
+	size_t n = sizeof(hashes) / sizeof(hashes[0]);
+	for (size_t i = 0; i < n; i++)
+		open_sealed_with(S1 + i, NULL, hashes[i]);
+	/* more parameter strings than the ledger interns: the rest kept whole */
+	char many[LEDGER_PWHASH_BYTES_MAX];
+	for (int m = 0; m < 40; m++) {
+		snprintf(many, sizeof(many), "$argon2id$v=19$m=%d,t=1,p=1$PjUSPKK74HNVh0w4FRgV9g$"
+		         "H8oq0ojCxHLz4hSSmsIY1m+Xer1J2NpDQjOT8cROz9c", 1000 + m);
+		open_sealed_with(1000000000000300ULL + (uint64_t)m, NULL, many);
+	}
+	for (size_t i = 0; i < n; i++)
+		cr_assert_str_eq(pw_of(l, ledger_find(l, S1 + i)), hashes[i]);
+	for (int m = 0; m < 40; m++) {
+		snprintf(many, sizeof(many), "$argon2id$v=19$m=%d,t=1,p=1$PjUSPKK74HNVh0w4FRgV9g$"
+		         "H8oq0ojCxHLz4hSSmsIY1m+Xer1J2NpDQjOT8cROz9c", 1000 + m);
+		cr_assert_str_eq(pw_of(l, ledger_find(l, 1000000000000300ULL + (uint64_t)m)), many);
+	}
+	int rc;
+	ledger_t *copy = copy_through_snapshot(&rc, 0);
+	cr_assert_eq(rc, 0);
+	ledger_each_account(l, compare_account, copy);
 	ledger_free(copy);
 }

@@ -1,0 +1,188 @@
+/*
+ * ledger_record.c - an account's variable-sized data in the strings arena
+ * (the account's rec, ledger.h), packed so that a million accounts fit in
+ * little memory (docs/performance.md's memory row):
+ *
+ *   rec = identity (id_len bytes) || password hash || sealed email (enc_len bytes)
+ *
+ *   identity   a plain account's lower-cased email (id_len 3..254 bytes); a
+ *              sealed account's keyed email hash as its 32 raw bytes (its
+ *              identity string is their 64 hex digits); nothing when erased
+ *   password   pw_prefix 0: the argon2id string as given (pw_len bytes);
+ *              pw_prefix k > 0: the string's parameters "$argon2id$...$"
+ *              are the ledger's k-th interned prefix, then the 16-byte salt
+ *              and the 32-byte hash its Base64 (no padding) decodes to (the
+ *              string is kept this way only when it re-encodes to itself)
+ *   sealed     nonce_derived: ciphertext || tag only, the nonce being
+ *              ledger_sealed_nonce(number, opened_seq); else the whole
+ *              sealed form nonce || ciphertext || tag (events sealed with a
+ *              random nonce); nothing when plain or erased
+ *
+ * No NULs, no alignment: the arena holds bytes. Pure.
+ */
+#include "ledger_impl.h"
+
+#include <assert.h>
+#include <sodium.h>
+#include <string.h>
+
+#define LEDGER_PW_SALT_BYTES 16
+#define LEDGER_PW_HASH_BYTES 32
+#define LEDGER_PW_SALT_CHARS 22 /* Base64 of 16 bytes, no padding */
+#define LEDGER_PW_HASH_CHARS 43 /* Base64 of 32 bytes, no padding */
+#define LEDGER_PW_BIN_BYTES (LEDGER_PW_SALT_BYTES + LEDGER_PW_HASH_BYTES)
+#define LEDGER_B64 sodium_base64_VARIANT_ORIGINAL_NO_PADDING
+
+void ledger_sealed_nonce(uint64_t account, uint64_t seq, uint8_t nonce[LEDGER_NONCE_BYTES])
+{
+	memset(nonce, 0, LEDGER_NONCE_BYTES);
+	for (int i = 7; i >= 0; i--, account >>= 8, seq >>= 8) {
+		nonce[i] = (uint8_t)account;
+		nonce[8 + i] = (uint8_t)seq;
+	}
+}
+
+/* n Base64 characters at s that decode to exactly bin_len bytes and back. */
+static bool ledger_b64_exact(const char *s, size_t n, uint8_t *bin, size_t bin_len)
+{
+	char again[LEDGER_PW_HASH_CHARS + 1];
+	size_t got = 0;
+	const char *end = NULL;
+	if (sodium_base642bin(bin, bin_len, s, n, NULL, &got, &end, LEDGER_B64) != 0 ||
+	    got != bin_len || end != s + n)
+		return false;
+	sodium_bin2base64(again, sizeof(again), bin, bin_len, LEDGER_B64);
+	return strlen(again) == n && memcmp(again, s, n) == 0;
+}
+
+/* The interned prefix's number (1..), interning it when new; 0 when full. */
+static uint8_t ledger_pw_prefix_id(ledger_t *l, const char *p, size_t n)
+{
+	for (uint32_t i = 0; i < l->pw_prefixes_n; i++)
+		if (l->pw_prefix_len[i] == n && memcmp(l->pw_prefixes[i], p, n) == 0)
+			return (uint8_t)(i + 1);
+	if (l->pw_prefixes_n == LEDGER_PW_PREFIXES_MAX)
+		return 0;
+	memcpy(l->pw_prefixes[l->pw_prefixes_n], p, n);
+	l->pw_prefix_len[l->pw_prefixes_n] = (uint8_t)n;
+	return (uint8_t)++l->pw_prefixes_n;
+}
+
+/* The compact form of "PREFIX$SALT$HASH" into bin; its prefix id, 0 if it has none. */
+static uint8_t ledger_pw_compact(ledger_t *l, const char *s, size_t n, uint8_t bin[LEDGER_PW_BIN_BYTES])
+{
+	const size_t tail = LEDGER_PW_SALT_CHARS + 1 + LEDGER_PW_HASH_CHARS;
+	if (n <= tail || n - tail > LEDGER_PW_PREFIX_BYTES_MAX || s[n - tail - 1] != '$' ||
+	    s[n - LEDGER_PW_HASH_CHARS - 1] != '$' || strncmp(s, "$argon2", 7) != 0)
+		return 0;
+	const char *salt = s + n - tail, *hash = s + n - LEDGER_PW_HASH_CHARS;
+	if (!ledger_b64_exact(salt, LEDGER_PW_SALT_CHARS, bin, LEDGER_PW_SALT_BYTES) ||
+	    !ledger_b64_exact(hash, LEDGER_PW_HASH_CHARS, bin + LEDGER_PW_SALT_BYTES,
+	                      LEDGER_PW_HASH_BYTES))
+		return 0;
+	return ledger_pw_prefix_id(l, s, n - tail);
+}
+
+size_t ledger_record_bytes_max(const ledger_opening_t *o)
+{
+	assert(o->email_len + o->pwhash_len + o->email_enc_len <= LEDGER_RECORD_BYTES_MAX);
+	return o->email_len + o->pwhash_len + o->email_enc_len;
+}
+
+/* The identity's bytes as kept: a hash identity's raw bytes, else itself. */
+static size_t ledger_record_identity(const ledger_opening_t *o, uint8_t *out)
+{
+	if (o->email_enc_len == 0) {
+		memcpy(out, o->email, o->email_len);
+		return o->email_len;
+	}
+	assert(o->email_len == LEDGER_EMAIL_ID_CHARS);
+	sodium_hex2bin(out, LEDGER_EMAIL_HASH_BYTES, o->email, o->email_len, NULL, NULL, NULL);
+	return LEDGER_EMAIL_HASH_BYTES;
+}
+
+/* The sealed email as kept: without its nonce when the nonce is the derived one. */
+static size_t ledger_record_sealed(ledger_account_t *a, const ledger_opening_t *o, uint8_t *out)
+{
+	uint8_t nonce[LEDGER_NONCE_BYTES];
+	ledger_sealed_nonce(a->number, a->opened_seq, nonce);
+	a->nonce_derived = o->email_enc_len > LEDGER_NONCE_BYTES &&
+	                   memcmp(o->email_enc, nonce, LEDGER_NONCE_BYTES) == 0;
+	size_t skip = a->nonce_derived ? LEDGER_NONCE_BYTES : 0;
+	memcpy(out, o->email_enc + skip, o->email_enc_len - skip);
+	return o->email_enc_len - skip;
+}
+
+void ledger_record_put(ledger_t *l, ledger_account_t *a, const ledger_opening_t *o)
+{
+	uint8_t rec[LEDGER_RECORD_BYTES_MAX];
+	uint8_t *p = rec;
+	a->id_len = (uint8_t)ledger_record_identity(o, p);
+	p += a->id_len;
+	a->pw_prefix = ledger_pw_compact(l, o->pwhash, o->pwhash_len, p);
+	a->pw_len = a->pw_prefix ? LEDGER_PW_BIN_BYTES : (uint8_t)o->pwhash_len;
+	if (!a->pw_prefix)
+		memcpy(p, o->pwhash, o->pwhash_len);
+	p += a->pw_len;
+	a->enc_len = o->email_enc_len ? (uint16_t)ledger_record_sealed(a, o, p) : 0;
+	p += a->enc_len;
+	a->rec = ledger_strings_bytes(l, rec, (size_t)(p - rec));
+	sodium_memzero(rec, sizeof(rec));
+}
+
+size_t ledger_account_identity(const ledger_account_t *a, char out[LEDGER_EMAIL_BYTES_MAX + 1])
+{
+	assert(a);
+	if (a->erased) {
+		out[0] = '\0';
+		return 0;
+	}
+	if (a->enc_len == 0) {
+		memcpy(out, a->rec, a->id_len);
+		out[a->id_len] = '\0';
+		return a->id_len;
+	}
+	ledger_email_id(a->rec, out);
+	return LEDGER_EMAIL_ID_CHARS;
+}
+
+void ledger_account_pwhash(const ledger_t *l, const ledger_account_t *a,
+                           char out[LEDGER_PWHASH_BYTES_MAX])
+{
+	assert(l && a);
+	const uint8_t *p = a->rec + a->id_len;
+	if (!a->pw_prefix) {
+		memcpy(out, p, a->pw_len);
+		out[a->pw_len] = '\0';
+		return;
+	}
+	size_t k = a->pw_prefix - 1u, n = l->pw_prefix_len[k];
+	memcpy(out, l->pw_prefixes[k], n);
+	sodium_bin2base64(out + n, LEDGER_PW_SALT_CHARS + 1, p, LEDGER_PW_SALT_BYTES, LEDGER_B64);
+	n += LEDGER_PW_SALT_CHARS;
+	out[n++] = '$';
+	sodium_bin2base64(out + n, LEDGER_PW_HASH_CHARS + 1, p + LEDGER_PW_SALT_BYTES,
+	                  LEDGER_PW_HASH_BYTES, LEDGER_B64);
+}
+
+size_t ledger_account_sealed(const ledger_account_t *a, uint8_t out[LEDGER_SEALED_BYTES_MAX])
+{
+	assert(a);
+	if (a->enc_len == 0)
+		return 0;
+	const uint8_t *p = a->rec + a->id_len + a->pw_len;
+	size_t skip = a->nonce_derived ? LEDGER_NONCE_BYTES : 0;
+	if (skip)
+		ledger_sealed_nonce(a->number, a->opened_seq, out);
+	memcpy(out + skip, p, a->enc_len);
+	return skip + a->enc_len;
+}
+
+void ledger_record_erase(ledger_account_t *a)
+{
+	sodium_memzero(a->rec, a->id_len); /* id_len stays: the password hash follows */
+	sodium_memzero(a->rec + a->id_len + a->pw_len, a->enc_len);
+	a->enc_len = 0;
+	a->nonce_derived = false;
+	a->erased = true;
+}
