@@ -156,7 +156,8 @@ static void keystore_index_delete(keystore_t *ks, keystore_entry_t *e)
 
 /* ---- the file ---- */
 
-static int keystore_create(const char *data_dir, const char *path)
+/* A new store with secret (NULL: a random one) replaces path atomically. */
+static int keystore_create(const char *data_dir, const char *path, const uint8_t *secret)
 {
 	char tmp[PATH_MAX];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
@@ -165,7 +166,10 @@ static int keystore_create(const char *data_dir, const char *path)
 	memcpy(h, KEYSTORE_MAGIC, sizeof(KEYSTORE_MAGIC));
 	h[11] = KEYSTORE_VERSION;
 	h[15] = KEYSTORE_SLOT_BYTES;
-	randombytes_buf(h + 16, KEYSTORE_SECRET_BYTES);
+	if (secret)
+		memcpy(h + 16, secret, KEYSTORE_SECRET_BYTES);
+	else
+		randombytes_buf(h + 16, KEYSTORE_SECRET_BYTES);
 	keystore_seal(h);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -197,34 +201,68 @@ static int keystore_read_header(keystore_t *ks)
 	return 0;
 }
 
-/* Indexes every valid slot (see the top of this file). */
-static int keystore_scan(keystore_t *ks)
+/* The whole slots in the file. */
+static int keystore_file_slots(const keystore_t *ks, uint32_t *n)
 {
 	struct stat st;
 	if (fstat(ks->fd, &st) < 0)
 		return -errno;
-	uint64_t n = ((uint64_t)st.st_size - KEYSTORE_HEADER_BYTES) / KEYSTORE_SLOT_BYTES;
-	if (n > KEYSTORE_SLOTS_MAX)
+	uint64_t slots = st.st_size < KEYSTORE_HEADER_BYTES ? 0 :
+	                 ((uint64_t)st.st_size - KEYSTORE_HEADER_BYTES) / KEYSTORE_SLOT_BYTES;
+	if (slots > KEYSTORE_SLOTS_MAX)
 		return -EFBIG;
-	ks->slots_n = (uint32_t)n;
+	*n = (uint32_t)slots;
+	return 0;
+}
+
+/* Indexes every valid slot from `from` to the end (see the top of this file). */
+static int keystore_scan_from(keystore_t *ks, uint32_t from)
+{
+	uint32_t n = 0;
+	int rc = keystore_file_slots(ks, &n);
+	if (rc < 0)
+		return rc;
+	if (n > ks->slots_n)
+		ks->slots_n = n;
+	uint32_t hole = n;
 	uint8_t rec[KEYSTORE_SLOT_BYTES], zero[KEYSTORE_SLOT_BYTES] = { 0 };
-	for (uint32_t i = 0; i < ks->slots_n; i++) {
+	for (uint32_t i = from; i < n; i++) {
 		off_t off = KEYSTORE_HEADER_BYTES + (off_t)i * KEYSTORE_SLOT_BYTES;
 		if (pread(ks->fd, rec, sizeof(rec), off) != (ssize_t)sizeof(rec))
 			return -EIO;
-		if (memcmp(rec, zero, sizeof(rec)) == 0)
+		if (memcmp(rec, zero, sizeof(rec)) == 0) {
+			if (hole == n && n - i <= KEYSTORE_HOLE_SLOTS_MAX)
+				hole = i; /* may be a slot reserved and not yet written */
 			continue;
+		}
 		uint64_t account = keystore_get_u64(rec);
 		if (!keystore_sealed(rec) || account == 0) {
 			ks->bad_slots++;
 			continue;
 		}
-		int rc = keystore_index_add(ks, account, i);
+		rc = keystore_index_add(ks, account, i);
 		if (rc < 0)
 			return rc;
 	}
 	sodium_memzero(rec, sizeof(rec));
+	ks->scan_from = hole;
 	return 0;
+}
+
+static int keystore_scan(keystore_t *ks)
+{
+	return keystore_scan_from(ks, 0);
+}
+
+int keystore_catch_up(keystore_t *ks)
+{
+	if (ks->fd < 0)
+		return -EBADF;
+	uint32_t n = 0;
+	int rc = keystore_file_slots(ks, &n);
+	if (rc < 0 || (n <= ks->scan_from))
+		return rc;
+	return keystore_scan_from(ks, ks->scan_from);
 }
 
 int keystore_open(keystore_t *ks, const char *data_dir, bool writable)
@@ -236,7 +274,7 @@ int keystore_open(keystore_t *ks, const char *data_dir, bool writable)
 	if (snprintf(path, sizeof(path), "%s/%s", data_dir, KEYSTORE_FILE) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
 	if (writable && access(path, F_OK) < 0 && errno == ENOENT) {
-		int rc = keystore_create(data_dir, path);
+		int rc = keystore_create(data_dir, path, NULL);
 		if (rc < 0)
 			return rc;
 	}
@@ -264,6 +302,25 @@ int keystore_refresh(keystore_t *ks)
 	return keystore_scan(ks);
 }
 
+int keystore_adopt_secret(const char *data_dir, const uint8_t secret[KEYSTORE_SECRET_BYTES])
+{
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/%s", data_dir, KEYSTORE_FILE) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	keystore_t ks;
+	int rc = keystore_open(&ks, data_dir, false);
+	if (rc == -ENOENT)
+		return keystore_create(data_dir, path, secret);
+	if (rc < 0)
+		return rc;
+	bool same = sodium_memcmp(ks.secret, secret, KEYSTORE_SECRET_BYTES) == 0;
+	bool empty = ks.index_used == 0;
+	keystore_close(&ks);
+	if (same)
+		return 0;
+	return empty ? keystore_create(data_dir, path, secret) : -EEXIST;
+}
+
 void keystore_close(keystore_t *ks)
 {
 	if (ks->fd >= 0)
@@ -278,6 +335,8 @@ void keystore_close(keystore_t *ks)
 uint32_t keystore_reserve(keystore_t *ks)
 {
 	assert(ks->writable);
+	if (keystore_catch_up(ks) < 0)
+		return UINT32_MAX; /* slots another process appended would be overwritten */
 	if (ks->slots_n >= KEYSTORE_SLOTS_MAX)
 		return UINT32_MAX;
 	return ks->slots_n++;

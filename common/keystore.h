@@ -2,10 +2,15 @@
  * keystore.h - DATA/keys: each account's data key, and the server secret of
  * the keyed email hash (the format is at the top of keystore.c).
  *
- * The resolver is the only writer: it adds an account's key (written and
- * fdatasync'd before the account_opened event that needs it leaves the
- * resolver) and destroys it on erase_account (the slot overwritten with
- * zeros and fdatasync'd). The mailer and the offline tools only read.
+ * The resolver is the only writer on a primary or a single group: it adds
+ * an account's key (written and fdatasync'd before the account_opened event
+ * that needs it leaves the resolver) and destroys it on erase_account (the
+ * slot overwritten with zeros and fdatasync'd). On a standby the replicator
+ * is the only one that appends (the keys it follows, replicator/keys.c) and
+ * the resolver only destroys (a replayed account_erased); at a promotion the
+ * replicator writes every key it followed before the takeover, and the
+ * resolver's next keystore_reserve() catches up with them. The mailer and
+ * the offline tools only read.
  *
  * Invariants of keystore_t:
  *   - every slot below slots_n is either in the index (a live key) or not
@@ -26,6 +31,7 @@
 #define KEYSTORE_SLOT_BYTES 64
 #define KEYSTORE_SLOTS_MAX (1u << 28) /* 16 GiB of slots: far above any bank here */
 #define KEYSTORE_FILE "keys"
+#define KEYSTORE_HOLE_SLOTS_MAX 65536 /* slots reserved and not yet written, at most */
 
 typedef struct {
 	uint64_t account; /* 0: empty */
@@ -41,6 +47,7 @@ typedef struct {
 	uint32_t index_mask, index_used;
 	uint32_t bad_slots;        /* torn or damaged slots seen when opened */
 	uint32_t dup_slots;        /* slots that named an account already indexed */
+	uint32_t scan_from;        /* keystore_catch_up() reads from this slot on */
 } keystore_t;
 
 /*
@@ -53,6 +60,21 @@ typedef struct {
 int keystore_open(keystore_t *ks, const char *data_dir, bool writable);
 /* Read-only: reads the slots again (the writer adds and destroys). 0 or -errno. */
 int keystore_refresh(keystore_t *ks);
+/*
+ * Indexes the slots another process appended since the last scan (from
+ * scan_from: a slot reserved and not yet written when last read is read
+ * again, for KEYSTORE_HOLE_SLOTS_MAX slots back). Either mode; slots_n only
+ * grows. 0 or -errno.
+ */
+int keystore_catch_up(keystore_t *ks);
+/*
+ * Makes data_dir/keys hold secret (a standby takes the primary's): creates
+ * it when missing; nothing to do when it holds that secret; replaces a store
+ * with another secret that holds no key; -EEXIST when it holds keys under
+ * another secret (nothing is changed). 0 or -errno. No process may have the
+ * store open.
+ */
+int keystore_adopt_secret(const char *data_dir, const uint8_t secret[KEYSTORE_SECRET_BYTES]);
 /* Closes it and wipes the secret; ks may be zeroed or already closed. */
 void keystore_close(keystore_t *ks);
 

@@ -18,6 +18,11 @@
  * skips them (docs/replication.md, "Mail across failover"). A promotion that
  * cannot read them fails ("unavailable"): without them every mail would go
  * out again.
+ *
+ * Keys: before the takeover record, NAME_KEYS is read to its end into
+ * DATA/keys (keys.c); once the record is in, the replicator writes no more
+ * keys, and the resolver, the primary's only appender, catches up with
+ * the slots appended (keystore_reserve).
  */
 #include "replicator.h"
 
@@ -56,6 +61,11 @@ static int promote_read(repl_t *r, repl_job_t *j)
 			what = "the mail receipts in";
 			stream = r->mail_stream;
 		}
+		if (j->result == 0) {
+			j->result = keys_follow_all(r);
+			what = "the keys in";
+			stream = r->keys_stream;
+		}
 		if (j->result == 0 || j->result == -ENOMEM || promote_now_ms() >= deadline) {
 			if (j->result < 0)
 				snprintf(j->text, sizeof(j->text), "cannot read %s %s: %s", what, stream,
@@ -83,6 +93,8 @@ static void promote_work(uv_work_t *w)
 	                                          &m.cap);
 	if (j->result == 0)
 		j->result = js_publish_sync(r, &m, &j->out, j->text, sizeof(j->text));
+	if (j->result == 0)
+		keys_stop_writing(r); /* the resolver appends from now on */
 	free(m.buf);
 	j->arg = seq;
 	memcpy(j->tail.head, m.head, LOGFILE_HASH_BYTES);

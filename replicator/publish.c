@@ -27,6 +27,11 @@
  * so: a message lost before it makes the ones after it fail the same way.
  * An error other than the fence is reported `fault` (once) until a later
  * `replicated`; the resync is retried every REPL_RETRY_MS.
+ *
+ * Keys (keys.c): a message whose events open or erase accounts is not
+ * published before NAME_KEYS acknowledged their keys' puts and purges (a
+ * job, one message at a time, in order; a failure is a `fault` and tried
+ * again every REPL_RETRY_MS). Messages after it wait behind it.
  */
 #include "replicator.h"
 
@@ -50,6 +55,7 @@ int publish_init(repl_t *r, const repl_tail_t *tail)
 static void publish_msg_free(repl_msg_t *m)
 {
 	free(m->buf);
+	free(m->keys.v);
 	free(m);
 }
 
@@ -98,6 +104,8 @@ static int publish_add(repl_t *r, uint64_t seq, const char *body, size_t len)
 	uint8_t chain[LOGFILE_HASH_BYTES];
 	memcpy(chain, r->accepted_chain, LOGFILE_HASH_BYTES);
 	int rc = logfile_encode(seq, body, len, chain, &m->buf, &m->len, &m->cap);
+	if (rc == 0)
+		rc = keys_note_event(m, body, len);
 	if (rc < 0)
 		return rc;
 	if (m->first == 0)
@@ -110,7 +118,58 @@ static int publish_add(repl_t *r, uint64_t seq, const char *body, size_t len)
 	return 0;
 }
 
-/* Publishes unsent messages while the window has room. */
+static void publish_kick(repl_t *r);
+
+static void publish_keys_timer(uv_timer_t *t)
+{
+	publish_kick(t->data);
+}
+
+static void publish_keys_done(uv_work_t *w, int status)
+{
+	repl_job_t *j = w->data;
+	repl_t *r = j->r;
+	j->busy = false;
+	free(j->seqs.v);
+	j->seqs = (repl_seqs_t){ 0 };
+	if (r->stopping)
+		return;
+	for (repl_msg_t *m = r->msgs; m; m = m->next)
+		if (m->first == j->arg && !m->sent) {
+			m->keys_done += (size_t)j->out;
+			if (m->keys_done > m->keys.n)
+				m->keys_done = m->keys.n; /* a message made again after a new session */
+		}
+	if (status < 0 || j->result < 0) {
+		publish_fault(r, *j->text ? j->text : "cannot publish keys to NATS");
+		uv_timer_start(&r->keys_timer, publish_keys_timer, REPL_RETRY_MS, 0);
+		return;
+	}
+	publish_kick(r);
+}
+
+/* Starts the job putting m's keys not yet acknowledged (if none runs). */
+static void publish_keys_start(repl_t *r, repl_msg_t *m)
+{
+	repl_job_t *j = &r->keys_job;
+	if (j->busy || uv_is_active((uv_handle_t *)&r->keys_timer))
+		return;
+	j->seqs = (repl_seqs_t){ 0 };
+	for (size_t i = m->keys_done; i < m->keys.n; i++)
+		if (keys_ops_add(&j->seqs, m->keys.v[i]) < 0) {
+			free(j->seqs.v);
+			j->seqs = (repl_seqs_t){ 0 };
+			return; /* the next kick tries again */
+		}
+	j->arg = m->first;
+	j->text[0] = 0;
+	if (!repl_job_start(r, j, keys_publish_work, publish_keys_done)) {
+		free(j->seqs.v);
+		j->seqs = (repl_seqs_t){ 0 };
+	}
+}
+
+/* Publishes unsent messages while the window has room (a message's keys first). */
 static void publish_kick(repl_t *r)
 {
 	if (r->resyncing || r->fenced || !r->js)
@@ -118,6 +177,10 @@ static void publish_kick(repl_t *r)
 	for (repl_msg_t *m = r->msgs; m && r->inflight < REPL_INFLIGHT_MAX; m = m->next) {
 		if (m->sent)
 			continue;
+		if (m->keys_done < m->keys.n) {
+			publish_keys_start(r, m);
+			break;
+		}
 		m->expect = r->next_expect;
 		if (js_publish_async(r, m) < 0) {
 			publish_fault(r, "a publish could not be sent to NATS");

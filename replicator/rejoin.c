@@ -109,6 +109,23 @@ static int rejoin_cut(const char *data_dir, uint64_t keep)
 	return 0;
 }
 
+/* DATA/keys takes the stream's secret: 0 or the exit code. */
+static int rejoin_keys(repl_t *r)
+{
+	char text[REPL_TEXT_BYTES_MAX] = "";
+	int rc = js_connect(r, text, sizeof(text));
+	if (rc < 0) {
+		diag_error("rejoin: %s", text);
+		nats_Close();
+		return EXIT_TEMPORARY;
+	}
+	rc = keys_rejoin(r);
+	js_close(r);
+	if (rc == -EEXIST || rc == -EINVAL)
+		return EXIT_USAGE;
+	return rc < 0 ? EXIT_TEMPORARY : 0;
+}
+
 int rejoin_run(const repl_config_t *cfg)
 {
 	static repl_t r;
@@ -123,7 +140,11 @@ int rejoin_run(const repl_config_t *cfg)
 	snprintf(r.hb_subject, sizeof(r.hb_subject), "%s.hb", cfg->stream);
 	snprintf(r.mail_stream, sizeof(r.mail_stream), "%s_MAIL", cfg->stream);
 	snprintf(r.receipts_subject, sizeof(r.receipts_subject), "%s.receipts", cfg->stream);
-	int rc = logfile_open(&lf, cfg->data_dir, true, &rep);
+	snprintf(r.keys_stream, sizeof(r.keys_stream), "%s_KEYS", cfg->stream);
+	int rc = rejoin_keys(&r);
+	if (rc != 0)
+		return rc;
+	rc = logfile_open(&lf, cfg->data_dir, true, &rep);
 	if (rc == -ENOENT)
 		return 0; /* nothing local: nothing to cut */
 	if (rc < 0) {

@@ -41,6 +41,7 @@ static void repl_tick_cb(uv_timer_t *t)
 	if (++ticks % (REPL_HEARTBEAT_MS / REPL_TICK_MS) == 0)
 		publish_heartbeat(r);
 	follow_tick(r);
+	keys_follow_tick(r);
 }
 
 static void repl_start_work(uv_work_t *w)
@@ -54,6 +55,8 @@ static void repl_start_work(uv_work_t *w)
 		if (j->result < 0)
 			snprintf(j->text, sizeof(j->text), "cannot read the tail of %s", r->log_subject);
 	}
+	if (j->result == 0)
+		j->result = keys_start(r, j->text, sizeof(j->text));
 }
 
 static void repl_start(repl_t *r);
@@ -70,6 +73,10 @@ static void repl_start_done(uv_work_t *w, int status)
 	j->busy = false;
 	if (r->stopping)
 		return;
+	if (j->result == -EEXIST) { /* the key secret: another bank's data or stream */
+		diag_error("%s; stopping", j->text);
+		exit(EXIT_USAGE);
+	}
 	if (status < 0 || j->result < 0) {
 		diag_warn("%s; retrying every %d ms", j->text, REPL_RETRY_MS);
 		uv_timer_start(&r->retry_timer, repl_retry_cb, REPL_RETRY_MS, 0);
@@ -125,6 +132,7 @@ static void repl_signal_cb(uv_signal_t *s, int signum)
 	uv_close((uv_handle_t *)&r->inbox.wake, repl_close_cb);
 	uv_close((uv_handle_t *)&r->retry_timer, repl_close_cb);
 	uv_close((uv_handle_t *)&r->tick, repl_close_cb);
+	uv_close((uv_handle_t *)&r->keys_timer, repl_close_cb);
 	uv_close((uv_handle_t *)&r->sigterm, repl_close_cb);
 	uv_close((uv_handle_t *)&r->sigint, repl_close_cb);
 }
@@ -162,6 +170,8 @@ static int repl_setup(repl_t *r, const repl_config_t *cfg)
 	snprintf(r->hb_subject, sizeof(r->hb_subject), "%s.hb", cfg->stream);
 	snprintf(r->mail_stream, sizeof(r->mail_stream), "%s_MAIL", cfg->stream);
 	snprintf(r->receipts_subject, sizeof(r->receipts_subject), "%s.receipts", cfg->stream);
+	snprintf(r->keys_stream, sizeof(r->keys_stream), "%s_KEYS", cfg->stream);
+	pthread_mutex_init(&r->keys_lock, NULL);
 	const char *dirs[] = { cfg->data_dir, cfg->run_dir };
 	for (int i = 0; i < 2; i++) {
 		int rc = config_mkdirs(dirs[i], REPL_DIR_MODE);
@@ -172,7 +182,8 @@ static int repl_setup(repl_t *r, const repl_config_t *cfg)
 	}
 	uv_timer_init(r->loop, &r->retry_timer);
 	uv_timer_init(r->loop, &r->tick);
-	r->retry_timer.data = r->tick.data = r;
+	uv_timer_init(r->loop, &r->keys_timer);
+	r->retry_timer.data = r->tick.data = r->keys_timer.data = r;
 	int rc = js_inbox_init(r, repl_wake_cb);
 	return rc < 0 ? rc : repl_listen(r);
 }
@@ -191,6 +202,7 @@ int repl_run(const repl_config_t *cfg)
 	js_close(&r);
 	serve_notes(&r, js_inbox_take(&r));
 	publish_free(&r);
+	keystore_close(&r.keys);
 	unlink(r.sock_path);
 	free(r.sock_path);
 	uv_loop_close(r.loop);

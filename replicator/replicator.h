@@ -23,8 +23,12 @@
  *   rejoin.c     --rejoin: cut the local log after the last record the
  *                stream also has
  *   jobs.c       the off-loop job runner (repl_job_start): a leaf
+ *   keys.c       DATA/keys carried by the stream NAME_KEYS: the primary's
+ *                puts and purges before a log message, the secret, the
+ *                standby's follow into DATA/keys, --rejoin's secret
+ *   jskeys.c     the calls of nats.c on NAME_KEYS (and its format)
  * Calls run one way: main -> replicator -> serve -> publish, follow,
- * promote -> out, js, batch, jobs.
+ * promote -> keys -> out, js, jskeys, batch, jobs.
  *
  * Threads: everything in repl_t is the loop thread's, except the inbox
  * (js.c, under its mutex) and what a uv_work_t's worker reads while its
@@ -39,6 +43,7 @@
 #ifndef ESBANK_REPLICATOR_H
 #define ESBANK_REPLICATOR_H
 
+#include "keystore.h"
 #include "logfile.h"
 #include "peer.h"
 
@@ -88,6 +93,13 @@ typedef struct {
 	                                       * that message ("" if none) */
 } repl_tail_t;
 
+/* A set of event seqs (the mail receipts read by a promotion), unordered;
+ * or keys.c's ops on NAME_KEYS, in order. */
+typedef struct {
+	uint64_t *v;
+	size_t n, cap;
+} repl_seqs_t;
+
 /* One stream message of the primary: records first..last. */
 typedef struct repl_msg {
 	struct repl_msg *next;
@@ -99,6 +111,8 @@ typedef struct repl_msg {
 	uint8_t head[LOGFILE_HASH_BYTES]; /* the chain hash at last */
 	char *buf;                        /* the records' bytes */
 	size_t len, cap;
+	repl_seqs_t keys;                 /* keys.c's ops for its events (puts, purges) */
+	size_t keys_done;                 /* how many of them NAME_KEYS acknowledged */
 } repl_msg_t;
 
 /* What nats.c's threads report to the loop (js.c's inbox). */
@@ -135,12 +149,6 @@ typedef struct {
 
 typedef struct repl repl_t;
 
-/* A set of event seqs (the mail receipts read by a promotion), unordered. */
-typedef struct {
-	uint64_t *v;
-	size_t n, cap;
-} repl_seqs_t;
-
 /* A blocking job run by libuv's thread pool, its result handed back on the loop. */
 typedef struct {
 	uv_work_t work;
@@ -160,6 +168,7 @@ struct repl {
 	char hb_subject[REPL_SUBJECT_BYTES_MAX];
 	char mail_stream[REPL_SUBJECT_BYTES_MAX];      /* NAME_MAIL */
 	char receipts_subject[REPL_SUBJECT_BYTES_MAX]; /* NAME.receipts */
+	char keys_stream[REPL_SUBJECT_BYTES_MAX];      /* NAME_KEYS */
 	char *sock_path;
 	peer_server_t bus;
 	uv_signal_t sigterm, sigint;
@@ -209,6 +218,18 @@ struct repl {
 	char primary[REPL_NODE_BYTES_MAX];
 	uint64_t primary_seq;
 	repl_job_t follow_job;
+
+	/* keys.c: DATA/keys (read-only on a primary, written on a standby) and
+	 * what the standby has followed of NAME_KEYS; keys, keys_q and
+	 * keys_writer are a worker's (one job at a time, under keys_lock) */
+	keystore_t keys;
+	bool keys_open;
+	bool keys_writer;         /* standby: this process appends followed keys */
+	uint64_t keys_q;          /* the last NAME_KEYS sequence applied */
+	pthread_mutex_t keys_lock;
+	repl_job_t keys_job;      /* primary: the puts and purges before a message */
+	repl_job_t keys_follow_job; /* standby: NAME_KEYS read into DATA/keys */
+	uv_timer_t keys_timer;    /* primary: a failed put tried again */
 
 	/* promote.c */
 	repl_job_t promote_job;
@@ -322,6 +343,31 @@ int batch_parse_msg_id(const char *id, uint64_t *first, uint64_t *last);
 int batch_takeover_event(uint64_t seq, uint64_t ts_ms, const char *node, char *buf, size_t cap);
 /* The node of a primary_changed event body, copied into out; false if not one. */
 bool batch_takeover_node(const char *body, size_t len, char *out, size_t out_len);
+
+/* keys.c */
+int keys_ops_add(repl_seqs_t *ops, uint64_t v);
+/* Queues the key op of a log record's event body onto m->keys: 0 or -ENOMEM. */
+int keys_note_event(repl_msg_t *m, const char *body, size_t len);
+/* The job's work: its ops (j->seqs) put or purged in order; j->out: how many. */
+void keys_publish_work(uv_work_t *w);
+/* Start-up (worker): opens DATA/keys, checks or publishes the secret.
+ * 0, -EEXIST (another secret: permanent), or -errno (text says). */
+int keys_start(repl_t *r, char *text, size_t text_len);
+/* --rejoin: DATA/keys takes the stream's secret. 0 or -errno (said). */
+int keys_rejoin(repl_t *r);
+/* Standby (worker): NAME_KEYS read to its end into DATA/keys. 0 or -errno. */
+int keys_follow_all(repl_t *r);
+void keys_stop_writing(repl_t *r);
+/* Standby: starts the follow job if none runs (the loop's tick). */
+void keys_follow_tick(repl_t *r);
+
+/* jskeys.c (blocking: worker threads only); account 0 is the secret */
+int jskeys_ensure(repl_t *r);
+int jskeys_read(repl_t *r, uint64_t account, uint8_t out[KEYSTORE_KEY_BYTES]);
+int jskeys_write(repl_t *r, uint64_t account, const uint8_t data[KEYSTORE_KEY_BYTES]);
+int jskeys_purge(repl_t *r, uint64_t account);
+int jskeys_last(repl_t *r, uint64_t *last_q);
+int jskeys_get(repl_t *r, uint64_t q, uint64_t *account, uint8_t out[KEYSTORE_KEY_BYTES]);
 
 /* rejoin.c */
 int rejoin_run(const repl_config_t *cfg);

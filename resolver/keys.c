@@ -19,6 +19,11 @@
  * (get_account answers "erased": true; erase_account may be sent again).
  * Erasure errs on the side of forgetting. A replayed account_erased
  * destroys the key too (a key store restored from an older backup).
+ *
+ * On a standby the replicator appends the keys it follows from the stream
+ * (replicator/keys.c) and the resolver never appends: a key it does not
+ * know is looked for among the slots appended since (keystore_catch_up)
+ * before it answers that the email is gone, and before it destroys a key.
  */
 #include "resolver.h"
 
@@ -72,12 +77,23 @@ void resolver_seal_email(const resolver_t *r, ledger_event_t *ev,
 int resolver_account_email(const resolver_t *r, const ledger_account_t *a,
                            char out[LEDGER_EMAIL_BYTES_MAX + 1])
 {
+	int rc = pii_account_email(&r->keys, a, out);
+	if (rc != -ENOENT || a->erased)
+		return rc;
+	/* a standby's replicator may have appended it: the store is ours to
+	 * re-index (r is const for the ledger's sake, not the key store's) */
+	keystore_t *ks = (keystore_t *)&r->keys;
+	uint32_t before = ks->index_used;
+	if (keystore_catch_up(ks) < 0 || ks->index_used == before)
+		return rc;
 	return pii_account_email(&r->keys, a, out);
 }
 
 int resolver_destroy_key(resolver_t *r, uint64_t account)
 {
-	int rc = keystore_destroy(&r->keys, account);
+	int rc = keystore_catch_up(&r->keys);
+	if (rc == 0)
+		rc = keystore_destroy(&r->keys, account);
 	if (rc == -ENOENT)
 		return 0; /* opened before sealing, or destroyed before */
 	if (rc < 0)

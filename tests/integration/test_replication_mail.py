@@ -92,9 +92,6 @@ def withdrawal_seqs(g):
 
 
 @needs_replicator
-@pytest.mark.xfail(run=False, reason="emails are sealed with keys in DATA/keys, which is not "
-                   "replicated yet (docs/privacy.md, Replication): the new primary's mailer "
-                   "cannot learn the addresses of accounts opened on the old one")
 def test_withdrawal_notices_across_a_failover(nats_cluster, groups, tmp_path):
     """Primary a and standby b, each with its own Maildir. a delivers the
     verification mails and a first set of withdrawal notices (their receipts

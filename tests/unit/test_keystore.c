@@ -210,3 +210,60 @@ Test(keystore, event_email_plain_sealed_and_erased)
 	cr_assert_eq(pii_event_email(&ks, &ev, out), -ENOENT);
 	keystore_close(&ks);
 }
+
+/* A standby: the replicator appends, the resolver's writable store catches
+ * up with those slots, a hole left by a reservation is read once written,
+ * and the writer's next reservation comes after every slot appended. */
+Test(keystore, catch_up_sees_slots_another_process_appended)
+{
+	keystore_t w, other, reader;
+	uint8_t k1[KEYSTORE_KEY_BYTES], k2[KEYSTORE_KEY_BYTES], got[KEYSTORE_KEY_BYTES];
+	randombytes_buf(k1, sizeof(k1));
+	randombytes_buf(k2, sizeof(k2));
+	cr_assert_eq(keystore_open(&w, dir, true), 0);
+	cr_assert_eq(keystore_open(&other, dir, true), 0);
+	cr_assert_eq(keystore_open(&reader, dir, false), 0);
+	uint32_t hole = keystore_reserve(&other); /* reserved, written later */
+	cr_assert_eq(keystore_put(&other, ACCT_A, k1), 0);
+	cr_assert_eq(keystore_get(&w, ACCT_A, got), -ENOENT);
+	cr_assert_eq(keystore_catch_up(&w), 0);
+	cr_assert_eq(keystore_catch_up(&reader), 0);
+	cr_assert_eq(keystore_get(&w, ACCT_A, got), 0);
+	cr_assert_arr_eq(got, k1, sizeof(k1));
+	cr_assert_eq(keystore_write_slot(other.fd, hole, ACCT_B, k2), 0);
+	cr_assert_eq(keystore_catch_up(&reader), 0);
+	cr_assert_eq(keystore_get(&reader, ACCT_B, got), 0);
+	cr_assert_arr_eq(got, k2, sizeof(k2));
+	cr_assert_eq(keystore_reserve(&w), 2, "a new slot after the two appended");
+	cr_assert_eq(keystore_destroy(&w, ACCT_A), 0);
+	keystore_close(&w);
+	keystore_close(&other);
+	keystore_close(&reader);
+}
+
+/* --rejoin: a missing store takes the secret; one with another secret and
+ * no key is replaced; one holding keys under another secret is refused and
+ * left as it was. */
+Test(keystore, adopt_secret_creates_replaces_or_refuses)
+{
+	uint8_t s1[KEYSTORE_SECRET_BYTES], s2[KEYSTORE_SECRET_BYTES], key[KEYSTORE_KEY_BYTES];
+	randombytes_buf(s1, sizeof(s1));
+	randombytes_buf(s2, sizeof(s2));
+	randombytes_buf(key, sizeof(key));
+	keystore_t ks;
+	cr_assert_eq(keystore_adopt_secret(dir, s1), 0);
+	cr_assert_eq(keystore_open(&ks, dir, true), 0);
+	cr_assert_arr_eq(ks.secret, s1, sizeof(s1));
+	keystore_close(&ks);
+	cr_assert_eq(keystore_adopt_secret(dir, s1), 0);
+	cr_assert_eq(keystore_adopt_secret(dir, s2), 0, "no key: replaced");
+	cr_assert_eq(keystore_open(&ks, dir, true), 0);
+	cr_assert_arr_eq(ks.secret, s2, sizeof(s2));
+	cr_assert_eq(keystore_put(&ks, ACCT_A, key), 0);
+	keystore_close(&ks);
+	cr_assert_eq(keystore_adopt_secret(dir, s1), -EEXIST);
+	cr_assert_eq(keystore_open(&ks, dir, false), 0);
+	cr_assert_arr_eq(ks.secret, s2, sizeof(s2));
+	cr_assert_eq(keystore_get(&ks, ACCT_A, key), 0);
+	keystore_close(&ks);
+}
