@@ -77,19 +77,30 @@ static void peers_on_res(hub_t *h, peer_t *p, const msgpack_object *msg)
 		link_reset(&p->link); /* a gap: recovery rebuilds the resolver */
 }
 
+/*
+ * A standby becomes the primary once its takeover record is applied: checked
+ * when the resolver reports applying events, and when the replicator's
+ * "promoted" comes, since the record may come through the follow (and be
+ * applied) before that message does.
+ */
+static void peers_promotion_check(hub_t *h)
+{
+	uint64_t takeover = h->repl.takeover_seq;
+	if (repl_promotion_applied(h, h->routes.resolver_hwm)) {
+		recovery_set_role(h, BUS_ROLE_PRIMARY);
+		repl_now_primary(h, takeover);
+		mail_promoted(h, takeover);
+		recovery_check(h);
+	}
+}
+
 static void peers_on_replayed(hub_t *h, peer_t *p, const msgpack_object *msg)
 {
 	(void)p;
 	uint64_t hwm = 0;
 	msg_get_u64(msg, PEER_F_HWM, &hwm);
 	recovery_replayed(h, hwm);
-	uint64_t takeover = h->repl.takeover_seq;
-	if (repl_promotion_applied(h, hwm)) { /* a standby's takeover record is applied */
-		recovery_set_role(h, BUS_ROLE_PRIMARY);
-		repl_now_primary(h, takeover);
-		mail_promoted(h, takeover);
-		recovery_check(h);
-	}
+	peers_promotion_check(h);
 }
 
 static void peers_on_loaded(hub_t *h, peer_t *p, const msgpack_object *msg)
@@ -201,6 +212,7 @@ static void peers_on_promoted(hub_t *h, peer_t *p, const msgpack_object *msg)
 {
 	(void)p;
 	repl_promoted(h, msg);
+	peers_promotion_check(h);
 }
 
 static void peers_on_receipts(hub_t *h, peer_t *p, const msgpack_object *msg)
