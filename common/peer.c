@@ -283,6 +283,15 @@ msgpack_packer *peer_hello_begin(const peer_server_t *s, conn_t *bus, uint64_t h
 	return pk;
 }
 
+void peer_send_fault(conn_t *bus, const char *message)
+{
+	msgpack_packer *pk = conn_pack_begin(bus);
+	msgpack_pack_map(pk, 2);
+	msg_pack_kv_str(pk, PEER_T, PEER_MSG_FAULT);
+	msg_pack_kv_str(pk, PEER_F_MESSAGE, message);
+	conn_pack_end(bus);
+}
+
 void peer_send_bus_hello(conn_t *c)
 {
 	static uint64_t session_id; /* the bus's links, numbered from 1 */

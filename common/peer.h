@@ -104,6 +104,10 @@ void peer_stop(peer_server_t *p);
 msgpack_packer *peer_hello_begin(const peer_server_t *p, conn_t *bus, uint64_t hwm,
                                  uint32_t extra);
 
+/* Tells the bus, on its session bus, that this peer cannot do its job now:
+ * {"t":"fault","message":message} (docs/peers.md). */
+void peer_send_fault(conn_t *bus, const char *message);
+
 /* The bus's side: sends the bus hello on a new link to a peer. */
 void peer_send_bus_hello(conn_t *c);
 

@@ -73,11 +73,7 @@ void logger_broadcast_fault(logger_t *lg, const char *message)
 	conn_t *bus = peer_bus(&lg->bus);
 	if (!bus || !lg->greeted)
 		return;
-	msgpack_packer *pk = conn_pack_begin(bus);
-	msgpack_pack_map(pk, 2);
-	msg_pack_kv_str(pk, PEER_T, PEER_MSG_FAULT);
-	msg_pack_kv_str(pk, PEER_F_MESSAGE, message);
-	conn_pack_end(bus);
+	peer_send_fault(bus, message);
 }
 
 /* Accepts events first.. in order; returns how many were new. */

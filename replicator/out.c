@@ -92,11 +92,7 @@ void out_fault(repl_t *r, const char *message)
 	conn_t *bus = out_bus(r);
 	if (!bus)
 		return;
-	msgpack_packer *pk = conn_pack_begin(bus);
-	msgpack_pack_map(pk, 2);
-	msg_pack_kv_str(pk, PEER_T, PEER_MSG_FAULT);
-	msg_pack_kv_str(pk, PEER_F_MESSAGE, message);
-	conn_pack_end(bus);
+	peer_send_fault(bus, message);
 }
 
 void out_fenced(repl_t *r, const char *primary, const char *message)
