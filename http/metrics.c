@@ -1,5 +1,6 @@
 /*
- * metrics.c - counters and histogram, and their Prometheus text rendering.
+ * metrics.c - the gateway's counters and latency histogram, and their
+ * Prometheus text (written with common/figures.h, as every program's is).
  *
  * Output (text/plain; version=0.0.4), one sample a line:
  *   esbank_http_requests_total{route="/api/login",status="401"} 3
@@ -38,6 +39,7 @@ void metrics_init(metrics_t *m, const char *const *labels, size_t n)
 	memset(m, 0, sizeof(*m));
 	m->route_labels = labels;
 	m->nroutes = n;
+	figures_hist_init(&m->latency, metrics_bucket_us, METRICS_BUCKETS, 1e6);
 }
 
 static size_t metrics_status_index(int status)
@@ -53,21 +55,13 @@ void metrics_observe(metrics_t *m, size_t route, int status, uint64_t latency_ns
 	if (route >= m->nroutes)
 		route = 0;
 	m->requests[route][metrics_status_index(status)]++;
-	uint64_t us = latency_ns / 1000;
-	m->latency_count++;
-	m->latency_sum_us += us;
-	for (size_t i = 0; i < METRICS_BUCKETS; i++) {
-		if (us <= metrics_bucket_us[i]) {
-			m->buckets[i]++;
-			return;
-		}
-	}
+	figures_hist_observe(&m->latency, latency_ns / 1000);
 }
 
 static void metrics_put_requests(const metrics_t *m, FILE *f)
 {
-	fputs("# HELP esbank_http_requests_total HTTP requests answered, by route and status.\n"
-	      "# TYPE esbank_http_requests_total counter\n", f);
+	figures_family(f, "esbank_http_requests_total", "counter",
+	               "HTTP requests answered, by route and status.");
 	for (size_t r = 0; r < m->nroutes; r++) {
 		for (size_t s = 0; s < METRICS_STATUSES; s++) {
 			if (!m->requests[r][s])
@@ -84,46 +78,24 @@ static void metrics_put_requests(const metrics_t *m, FILE *f)
 	}
 }
 
-static void metrics_put_latency(const metrics_t *m, FILE *f)
-{
-	const char *name = "esbank_http_request_duration_seconds";
-	fprintf(f, "# HELP %s Time from the first byte of a request to its response.\n"
-	           "# TYPE %s histogram\n", name, name);
-	uint64_t cum = 0;
-	for (size_t i = 0; i < METRICS_BUCKETS; i++) {
-		cum += m->buckets[i];
-		fprintf(f, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
-		        (double)metrics_bucket_us[i] / 1e6, cum);
-	}
-	fprintf(f, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, m->latency_count);
-	fprintf(f, "%s_sum %.6f\n", name, (double)m->latency_sum_us / 1e6);
-	fprintf(f, "%s_count %" PRIu64 "\n", name, m->latency_count);
-}
-
-static void metrics_gauge(FILE *f, const char *name, const char *help, uint64_t v)
-{
-	fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRIu64 "\n", name, help, name, name, v);
-}
-
 static void metrics_put_gauges(const metrics_gauges_t *g, FILE *f)
 {
-	metrics_gauge(f, "esbank_http_connections", "Open HTTP connections.", g->connections);
-	metrics_gauge(f, "esbank_bus_pending_requests", "Requests sent to the bus, not answered.",
+	figures_gauge(f, "esbank_http_connections", "Open HTTP connections.", g->connections);
+	figures_gauge(f, "esbank_bus_pending_requests", "Requests sent to the bus, not answered.",
 	              g->bus_pending);
-	metrics_gauge(f, "esbank_bus_connected", "1 when the link to bus.sock is up.",
+	figures_gauge(f, "esbank_bus_connected", "1 when the link to bus.sock is up.",
 	              g->bus_connected);
-	metrics_gauge(f, "esbank_bus_up", "1 when the bus answered this scrape.",
+	figures_gauge(f, "esbank_bus_up", "1 when the bus answered this scrape.",
 	              g->have_status || g->group);
 	if (!g->have_status || g->group)
 		return; /* the group's text has them */
-	fprintf(f, "# HELP esbank_bus_state The bus's state from its status reply.\n"
-	           "# TYPE esbank_bus_state gauge\n");
+	figures_family(f, "esbank_bus_state", "gauge", "The bus's state from its status reply.");
 	fprintf(f, "esbank_bus_state{state=\"live\"} %d\n", strcmp(g->state, "live") == 0);
 	fprintf(f, "esbank_bus_state{state=\"recovering\"} %d\n",
 	        strcmp(g->state, "recovering") == 0);
-	metrics_gauge(f, "esbank_bus_last_seq", "Last sequence number the bus reported.",
+	figures_gauge(f, "esbank_bus_last_seq", "Last sequence number the bus reported.",
 	              g->last_seq);
-	metrics_gauge(f, "esbank_bus_durable_seq", "Durable sequence number the bus reported.",
+	figures_gauge(f, "esbank_bus_durable_seq", "Durable sequence number the bus reported.",
 	              g->durable_seq);
 }
 
@@ -135,7 +107,8 @@ int metrics_render(const metrics_t *m, const metrics_gauges_t *g, char **out, si
 	if (!f)
 		return -ENOMEM;
 	metrics_put_requests(m, f);
-	metrics_put_latency(m, f);
+	figures_histogram(f, "esbank_http_request_duration_seconds",
+	                  "Time from the first byte of a request to its response.", &m->latency);
 	metrics_put_gauges(g, f);
 	if (g->group)
 		fwrite(g->group, 1, g->group_len, f);

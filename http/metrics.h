@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "figures.h"
+
 #define METRICS_ROUTES_MAX 24
 #define METRICS_STATUSES 15   /* entries of metrics_statuses in metrics.c, "other" included */
 #define METRICS_BUCKETS 12    /* finite histogram buckets */
@@ -22,9 +24,7 @@ typedef struct {
 	const char *const *route_labels;
 	size_t nroutes;
 	uint64_t requests[METRICS_ROUTES_MAX][METRICS_STATUSES];
-	uint64_t buckets[METRICS_BUCKETS]; /* not cumulative; summed on output */
-	uint64_t latency_count;
-	uint64_t latency_sum_us;
+	figures_hist_t latency; /* microseconds, shown as seconds */
 } metrics_t;
 
 /*
