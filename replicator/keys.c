@@ -112,8 +112,10 @@ void keys_publish_work(uv_work_t *w)
 	repl_t *r = j->r;
 	uint8_t key[KEYSTORE_KEY_BYTES];
 	j->out = 0;
+	pthread_mutex_lock(&r->keys_lock); /* a standby's follow job may just be ending */
 	int rc = r->keys_open ? 0 : keys_open_checked(r, j->text, sizeof(j->text));
 	if (rc < 0 && rc != -ENOENT) {
+		pthread_mutex_unlock(&r->keys_lock);
 		j->result = rc;
 		return;
 	}
@@ -136,6 +138,7 @@ void keys_publish_work(uv_work_t *w)
 			break;
 		}
 	}
+	pthread_mutex_unlock(&r->keys_lock);
 	sodium_memzero(key, sizeof(key));
 }
 
