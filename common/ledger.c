@@ -30,9 +30,11 @@
  * about 1 in 2^32 / capacity). Every index is kept at most half full, and
  * its capacity is a power of two. At a million sealed accounts the cost is
  * about 88 (account) + 2 * 16 (two indexes, 2^21 slots each) + the record
- * (a 32-byte email hash, 48 bytes of argon2id salt and hash, a sealed email
- * of ~33 bytes + 16 of tag, its nonce derived) = ~250 bytes per account;
- * the resolver's key store index (common/keystore.c) adds ~34.
+ * (a 32-byte email hash, 48 bytes of argon2id salt and hash, and the
+ * sealed email: ~33 bytes + 16 of tag, its nonce derived, or only an 8-byte
+ * reference when the ledger has a sealed store, as the resolver's has) =
+ * ~210 bytes per account in the resolver; its key store index
+ * (common/keystore.c) adds ~34.
  *
  * Snapshot encoding (ledger_pack / ledger_unpack), one msgpack map:
  *   "v"         uint   LEDGER_SNAPSHOT_VERSION (2; 1 still loads)
@@ -879,7 +881,7 @@ static void ledger_apply_erased(ledger_t *l, ledger_account_t *a)
 		ledger_index_delete(&l->by_email, pos);
 		sodium_memzero(id, n);
 	}
-	ledger_record_erase(a);
+	ledger_record_erase(l, a);
 }
 
 /* Applies a checked event whose memory is reserved; returns the balance after. */

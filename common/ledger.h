@@ -143,7 +143,7 @@ typedef struct {
 	bool verified;
 	bool erased;            /* its personal data destroyed (account_erased) */
 	uint8_t id_len, pw_len, pw_prefix;
-	bool nonce_derived;
+	uint8_t seal_flags;     /* LEDGER_SEAL_* */
 	uint16_t enc_len;
 } ledger_account_t;
 
@@ -159,7 +159,8 @@ void ledger_account_pwhash(const ledger_t *l, const ledger_account_t *a,
 /*
  * An account's sealed email as its event held it (nonce || ciphertext ||
  * tag, common/pii.h) into out; its length, 0 when there is none (opened
- * before sealing, or erased).
+ * before sealing, or erased). For a ledger without a sealed store (else
+ * see ledger_account_sealed_in).
  */
 size_t ledger_account_sealed(const ledger_account_t *a, uint8_t out[LEDGER_SEALED_BYTES_MAX]);
 /*
@@ -169,6 +170,34 @@ size_t ledger_account_sealed(const ledger_account_t *a, uint8_t out[LEDGER_SEALE
  * event it was drawn for): a nonce must never repeat under one key.
  */
 void ledger_sealed_nonce(uint64_t account, uint64_t seq, uint8_t nonce[LEDGER_NONCE_BYTES]);
+
+#define LEDGER_SEAL_NONCE_DERIVED 1u /* its nonce is ledger_sealed_nonce()'s, not kept */
+#define LEDGER_SEAL_STORED 2u        /* kept in the ledger's sealed store, not in memory */
+
+/*
+ * Somewhere other than memory to keep the accounts' sealed emails (the
+ * resolver's: a file, resolver/sealed.c). put stores n bytes and returns a
+ * reference > 0 to read them back with get (0 or -errno), or 0 when it
+ * cannot (the ledger keeps them in memory then); wipe overwrites them with
+ * zeros (an erased account's). Called from the ledger's own functions, on
+ * the thread that calls them.
+ */
+typedef struct {
+	void *arg;
+	uint64_t (*put)(void *arg, const uint8_t *p, size_t n);
+	int (*get)(void *arg, uint64_t ref, uint8_t *out, size_t n);
+	void (*wipe)(void *arg, uint64_t ref, size_t n);
+} ledger_sealed_store_t;
+
+/* Keeps the sealed emails of the accounts added from now on in s (copied). */
+void ledger_set_sealed_store(ledger_t *l, const ledger_sealed_store_t *s);
+
+/*
+ * ledger_account_sealed() for an account of l, wherever its sealed email is
+ * kept: its length (0: none), or -EIO when the store cannot read it back.
+ */
+long ledger_account_sealed_in(const ledger_t *l, const ledger_account_t *a,
+                              uint8_t out[LEDGER_SEALED_BYTES_MAX]);
 
 /* What a keyed command's original success reply held. */
 typedef struct {

@@ -80,6 +80,7 @@ struct ledger {
 	char pw_prefixes[LEDGER_PW_PREFIXES_MAX][LEDGER_PW_PREFIX_BYTES_MAX];
 	uint8_t pw_prefix_len[LEDGER_PW_PREFIXES_MAX];
 	uint32_t pw_prefixes_n;
+	ledger_sealed_store_t sealed;   /* put == NULL: none, all in memory */
 };
 
 /* An account to add, its strings still where they came from. */
@@ -129,7 +130,7 @@ uint8_t *ledger_strings_bytes(ledger_t *l, const uint8_t *p, size_t n);
 /* Owned by ledger_record.c */
 size_t ledger_record_bytes_max(const ledger_opening_t *o);
 void ledger_record_put(ledger_t *l, ledger_account_t *a, const ledger_opening_t *o);
-void ledger_record_erase(ledger_account_t *a);
+void ledger_record_erase(const ledger_t *l, ledger_account_t *a);
 
 /* Owned by ledger_reads.c */
 int64_t ledger_sums_get(const ledger_sums_t *s, uint64_t tag);

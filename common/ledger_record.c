@@ -13,16 +13,20 @@
  *              are the ledger's k-th interned prefix, then the 16-byte salt
  *              and the 32-byte hash its Base64 (no padding) decodes to (the
  *              string is kept this way only when it re-encodes to itself)
- *   sealed     nonce_derived: ciphertext || tag only, the nonce being
- *              ledger_sealed_nonce(number, opened_seq); else the whole
- *              sealed form nonce || ciphertext || tag (events sealed with a
- *              random nonce); nothing when plain or erased
+ *   sealed     LEDGER_SEAL_NONCE_DERIVED: ciphertext || tag only, the
+ *              nonce being ledger_sealed_nonce(number, opened_seq); else the
+ *              whole sealed form nonce || ciphertext || tag (events sealed
+ *              with a random nonce); LEDGER_SEAL_STORED: instead of those
+ *              bytes, the 8-byte reference (native order) the ledger's
+ *              sealed store gave for them (enc_len is still their length);
+ *              nothing when plain or erased
  *
  * No NULs, no alignment: the arena holds bytes. Pure.
  */
 #include "ledger_impl.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -101,16 +105,39 @@ static size_t ledger_record_identity(const ledger_opening_t *o, uint8_t *out)
 	return LEDGER_EMAIL_HASH_BYTES;
 }
 
-/* The sealed email as kept: without its nonce when the nonce is the derived one. */
-static size_t ledger_record_sealed(ledger_account_t *a, const ledger_opening_t *o, uint8_t *out)
+void ledger_set_sealed_store(ledger_t *l, const ledger_sealed_store_t *s)
+{
+	assert(l && s && s->put && s->get && s->wipe);
+	l->sealed = *s;
+}
+
+/* The bytes the record holds for the sealed email: the store's reference, or the bytes. */
+static size_t ledger_record_sealed_bytes(const ledger_account_t *a)
+{
+	return (a->seal_flags & LEDGER_SEAL_STORED) ? sizeof(uint64_t) : a->enc_len;
+}
+
+/*
+ * The sealed email as kept: without its nonce when the nonce is the derived
+ * one; in the sealed store when the ledger has one that takes it, the
+ * record then holding its reference. Returns the record's bytes.
+ */
+static size_t ledger_record_sealed(ledger_t *l, ledger_account_t *a, const ledger_opening_t *o,
+                                   uint8_t *out)
 {
 	uint8_t nonce[LEDGER_NONCE_BYTES];
 	ledger_sealed_nonce(a->number, a->opened_seq, nonce);
-	a->nonce_derived = o->email_enc_len > LEDGER_NONCE_BYTES &&
-	                   memcmp(o->email_enc, nonce, LEDGER_NONCE_BYTES) == 0;
-	size_t skip = a->nonce_derived ? LEDGER_NONCE_BYTES : 0;
-	memcpy(out, o->email_enc + skip, o->email_enc_len - skip);
-	return o->email_enc_len - skip;
+	bool derived = o->email_enc_len > LEDGER_NONCE_BYTES &&
+	               memcmp(o->email_enc, nonce, LEDGER_NONCE_BYTES) == 0;
+	size_t skip = derived ? LEDGER_NONCE_BYTES : 0;
+	const uint8_t *p = o->email_enc + skip;
+	a->enc_len = (uint16_t)(o->email_enc_len - skip);
+	a->seal_flags = derived ? LEDGER_SEAL_NONCE_DERIVED : 0;
+	uint64_t ref = l->sealed.put ? l->sealed.put(l->sealed.arg, p, a->enc_len) : 0;
+	if (ref)
+		a->seal_flags |= LEDGER_SEAL_STORED;
+	memcpy(out, ref ? (const uint8_t *)&ref : p, ledger_record_sealed_bytes(a));
+	return ledger_record_sealed_bytes(a);
 }
 
 void ledger_record_put(ledger_t *l, ledger_account_t *a, const ledger_opening_t *o)
@@ -124,8 +151,10 @@ void ledger_record_put(ledger_t *l, ledger_account_t *a, const ledger_opening_t 
 	if (!a->pw_prefix)
 		memcpy(p, o->pwhash, o->pwhash_len);
 	p += a->pw_len;
-	a->enc_len = o->email_enc_len ? (uint16_t)ledger_record_sealed(a, o, p) : 0;
-	p += a->enc_len;
+	a->enc_len = 0;
+	a->seal_flags = 0;
+	if (o->email_enc_len)
+		p += ledger_record_sealed(l, a, o, p);
 	a->rec = ledger_strings_bytes(l, rec, (size_t)(p - rec));
 	sodium_memzero(rec, sizeof(rec));
 }
@@ -165,24 +194,55 @@ void ledger_account_pwhash(const ledger_t *l, const ledger_account_t *a,
 	                  LEDGER_PW_HASH_BYTES, LEDGER_B64);
 }
 
-size_t ledger_account_sealed(const ledger_account_t *a, uint8_t out[LEDGER_SEALED_BYTES_MAX])
+static const uint8_t *ledger_record_sealed_at(const ledger_account_t *a)
 {
-	assert(a);
+	return a->rec + a->id_len + a->pw_len;
+}
+
+long ledger_account_sealed_in(const ledger_t *l, const ledger_account_t *a,
+                              uint8_t out[LEDGER_SEALED_BYTES_MAX])
+{
+	assert(l && a);
 	if (a->enc_len == 0)
 		return 0;
-	const uint8_t *p = a->rec + a->id_len + a->pw_len;
-	size_t skip = a->nonce_derived ? LEDGER_NONCE_BYTES : 0;
+	size_t skip = (a->seal_flags & LEDGER_SEAL_NONCE_DERIVED) ? LEDGER_NONCE_BYTES : 0;
 	if (skip)
 		ledger_sealed_nonce(a->number, a->opened_seq, out);
-	memcpy(out + skip, p, a->enc_len);
+	const uint8_t *p = ledger_record_sealed_at(a);
+	if (!(a->seal_flags & LEDGER_SEAL_STORED))
+		memcpy(out + skip, p, a->enc_len);
+	else {
+		uint64_t ref;
+		memcpy(&ref, p, sizeof(ref));
+		if (l->sealed.get(l->sealed.arg, ref, out + skip, a->enc_len) < 0)
+			return -EIO;
+	}
+	return (long)(skip + a->enc_len);
+}
+
+size_t ledger_account_sealed(const ledger_account_t *a, uint8_t out[LEDGER_SEALED_BYTES_MAX])
+{
+	assert(a && !(a->seal_flags & LEDGER_SEAL_STORED));
+	if (a->enc_len == 0)
+		return 0;
+	size_t skip = (a->seal_flags & LEDGER_SEAL_NONCE_DERIVED) ? LEDGER_NONCE_BYTES : 0;
+	if (skip)
+		ledger_sealed_nonce(a->number, a->opened_seq, out);
+	memcpy(out + skip, ledger_record_sealed_at(a), a->enc_len);
 	return skip + a->enc_len;
 }
 
-void ledger_record_erase(ledger_account_t *a)
+void ledger_record_erase(const ledger_t *l, ledger_account_t *a)
 {
+	uint8_t *sealed = a->rec + a->id_len + a->pw_len;
+	if (a->seal_flags & LEDGER_SEAL_STORED) {
+		uint64_t ref;
+		memcpy(&ref, sealed, sizeof(ref));
+		l->sealed.wipe(l->sealed.arg, ref, a->enc_len);
+	}
 	sodium_memzero(a->rec, a->id_len); /* id_len stays: the password hash follows */
-	sodium_memzero(a->rec + a->id_len + a->pw_len, a->enc_len);
+	sodium_memzero(sealed, ledger_record_sealed_bytes(a));
 	a->enc_len = 0;
-	a->nonce_derived = false;
+	a->seal_flags = 0;
 	a->erased = true;
 }

@@ -27,7 +27,8 @@ static void ledger_pack_account(const ledger_t *l, msgpack_packer *pk, const led
 {
 	char id[LEDGER_EMAIL_BYTES_MAX + 1], pwhash[LEDGER_PWHASH_BYTES_MAX];
 	uint8_t sealed[LEDGER_SEALED_BYTES_MAX];
-	size_t sealed_len = ledger_account_sealed(a, sealed);
+	long sealed_len = ledger_account_sealed_in(l, a, sealed);
+	assert(sealed_len >= 0); /* the snapshotter's ledger keeps them in memory */
 	ledger_account_identity(a, id);
 	ledger_account_pwhash(l, a, pwhash);
 	msgpack_pack_array(pk, 11);
@@ -39,7 +40,7 @@ static void ledger_pack_account(const ledger_t *l, msgpack_packer *pk, const led
 	msgpack_pack_int64(pk, a->opened_at_ms);
 	msgpack_pack_int64(pk, a->last_activity_ms);
 	ledger_pack_bool(pk, a->verified);
-	msg_pack_binn(pk, sealed, sealed_len);
+	msg_pack_binn(pk, sealed, (size_t)sealed_len);
 	msgpack_pack_uint64(pk, a->opened_seq);
 	ledger_pack_bool(pk, a->erased);
 }

@@ -73,16 +73,33 @@ int pii_event_email(const keystore_t *ks, const ledger_event_t *ev,
 	return pii_open_stored(ks, ev->account, ev->seq, ev->email_enc, ev->email_enc_len, out);
 }
 
+/* An account's email from its sealed form (n bytes; 0: plain, -errno: unreadable). */
+static int pii_email_of(const keystore_t *ks, const ledger_account_t *a, const uint8_t *sealed,
+                        long n, char out[LEDGER_EMAIL_BYTES_MAX + 1])
+{
+	if (n < 0)
+		return (int)n;
+	if (n == 0) { /* opened before sealing: the identity is the email */
+		ledger_account_identity(a, out);
+		return 0;
+	}
+	return pii_open_stored(ks, a->number, a->opened_seq, sealed, (size_t)n, out);
+}
+
 int pii_account_email(const keystore_t *ks, const ledger_account_t *a,
                       char out[LEDGER_EMAIL_BYTES_MAX + 1])
 {
 	if (a->erased)
 		return -ENOENT;
 	uint8_t sealed[LEDGER_SEALED_BYTES_MAX];
-	size_t n = ledger_account_sealed(a, sealed);
-	if (n == 0) { /* opened before sealing: the identity is the email */
-		ledger_account_identity(a, out);
-		return 0;
-	}
-	return pii_open_stored(ks, a->number, a->opened_seq, sealed, n, out);
+	return pii_email_of(ks, a, sealed, (long)ledger_account_sealed(a, sealed), out);
+}
+
+int pii_ledger_email(const keystore_t *ks, const ledger_t *l, const ledger_account_t *a,
+                     char out[LEDGER_EMAIL_BYTES_MAX + 1])
+{
+	if (a->erased)
+		return -ENOENT;
+	uint8_t sealed[LEDGER_SEALED_BYTES_MAX];
+	return pii_email_of(ks, a, sealed, ledger_account_sealed_in(l, a, sealed), out);
 }

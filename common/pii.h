@@ -54,8 +54,14 @@ int pii_open(const uint8_t key[KEYSTORE_KEY_BYTES], uint64_t account, uint64_t s
 int pii_event_email(const keystore_t *ks, const ledger_event_t *ev,
                     char out[LEDGER_EMAIL_BYTES_MAX + 1]);
 
-/* The same for an account of the state: -ENOENT also when it is erased. */
+/*
+ * The same for an account of the state: -ENOENT also when it is erased.
+ * For a ledger without a sealed store (ledger.h); else pii_ledger_email,
+ * which may also return -EIO (the store could not read it back).
+ */
 int pii_account_email(const keystore_t *ks, const ledger_account_t *a,
                       char out[LEDGER_EMAIL_BYTES_MAX + 1]);
+int pii_ledger_email(const keystore_t *ks, const ledger_t *l, const ledger_account_t *a,
+                     char out[LEDGER_EMAIL_BYTES_MAX + 1]);
 
 #endif

@@ -278,6 +278,17 @@ void snapfile_free(snapfile_t *s)
 
 int snapfile_to_ledger(const snapfile_t *s, ledger_t **out)
 {
+	ledger_t *l = ledger_new();
+	int rc = l ? snapfile_into_ledger(s, l) : -ENOMEM;
+	if (rc == 0)
+		*out = l;
+	else if (l)
+		ledger_free(l);
+	return rc;
+}
+
+int snapfile_into_ledger(const snapfile_t *s, ledger_t *l)
+{
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
 	size_t off = 0;
@@ -291,14 +302,9 @@ int snapfile_to_ledger(const snapfile_t *s, ledger_t **out)
 	if (msg_check(s->body, s->body_len) == 0 &&
 	    msgpack_unpack_next(&u, s->body, s->body_len, &off) == MSGPACK_UNPACK_SUCCESS &&
 	    off == s->body_len && u.data.type == MSGPACK_OBJECT_MAP) {
-		ledger_t *l = ledger_new();
-		rc = l ? ledger_unpack(l, &u.data) : -ENOMEM;
+		rc = ledger_unpack(l, &u.data);
 		if (rc == 0 && ledger_last_seq(l) != s->seq)
 			rc = -EINVAL;
-		if (rc == 0)
-			*out = l;
-		else if (l)
-			ledger_free(l);
 	}
 	msgpack_unpacked_destroy(&u);
 	return rc;

@@ -63,5 +63,7 @@ void snapfile_free(snapfile_t *s);
  * -EINVAL / -ENOMEM.
  */
 int snapfile_to_ledger(const snapfile_t *s, ledger_t **out);
+/* The same into l, a new empty ledger (set up by the caller); l is the caller's to free. */
+int snapfile_into_ledger(const snapfile_t *s, ledger_t *l);
 
 #endif

@@ -77,7 +77,7 @@ void resolver_seal_email(const resolver_t *r, ledger_event_t *ev,
 int resolver_account_email(const resolver_t *r, const ledger_account_t *a,
                            char out[LEDGER_EMAIL_BYTES_MAX + 1])
 {
-	int rc = pii_account_email(&r->keys, a, out);
+	int rc = pii_ledger_email(&r->keys, r->ledger, a, out);
 	if (rc != -ENOENT || a->erased)
 		return rc;
 	/* a standby's replicator may have appended it: the store is ours to
@@ -86,7 +86,7 @@ int resolver_account_email(const resolver_t *r, const ledger_account_t *a,
 	uint32_t before = ks->index_used;
 	if (keystore_catch_up(ks) < 0 || ks->index_used == before)
 		return rc;
-	return pii_account_email(&r->keys, a, out);
+	return pii_ledger_email(&r->keys, r->ledger, a, out);
 }
 
 int resolver_destroy_key(resolver_t *r, uint64_t account)

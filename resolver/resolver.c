@@ -137,6 +137,8 @@ static void resolver_on_reset(conn_t *c, const msgpack_object *msg)
 	}
 	ledger_free(r->ledger);
 	r->ledger = fresh;
+	resolver_sealed_truncate(r);
+	resolver_sealed_attach(r, fresh);
 	r->epoch++;
 	resolver_send_replayed(r, c);
 }
@@ -149,15 +151,22 @@ static bool resolver_load_snapshot(resolver_t *r, uint64_t max, snapfile_t *snap
 	for (int i = 0; i < n; i++) {
 		if (seqs[i] > max)
 			continue;
-		ledger_t *l = NULL;
+		ledger_t *l = ledger_new();
 		int rc = snapfile_read(r->data_dir, seqs[i], snap);
-		if (rc == 0)
-			rc = snapfile_to_ledger(snap, &l);
+		if (rc == 0 && !l)
+			rc = -ENOMEM;
+		if (rc == 0 && ledger_last_seq(r->ledger) == 0)
+			resolver_sealed_truncate(r); /* the state being replaced refers to nothing */
+		if (rc == 0) {
+			resolver_sealed_attach(r, l);
+			rc = snapfile_into_ledger(snap, l);
+		}
 		if (rc == 0) {
 			ledger_free(r->ledger);
 			r->ledger = l;
 			return true;
 		}
+		ledger_free(l);
 		diag_warn("snapshot %llu skipped: %s", (unsigned long long)seqs[i],
 		         rc == -EPROTONOSUPPORT ? "unknown version"
 		         : rc == -EINVAL        ? "its state does not decode"
@@ -274,8 +283,11 @@ int resolver_start(resolver_t *r, uv_loop_t *loop, const char *run_dir)
 	int rc = config_mkdirs(run_dir, 0700);
 	if (rc == 0)
 		rc = resolver_keys_open(r);
+	if (rc == 0)
+		rc = resolver_sealed_open(r);
 	if (rc < 0)
 		return rc;
+	resolver_sealed_attach(r, r->ledger);
 	char *path = config_path(run_dir, "resolver.sock");
 	if (!path)
 		return -ENOMEM;

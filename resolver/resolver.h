@@ -23,6 +23,9 @@
  *   keys.c      the key store: emails hashed, sealed, opened; keys destroyed
  *               (a leaf: common/keystore.c, common/pii.c)
  *   results.c   the "res" items collected and sent; the clock (a leaf)
+ *   sealed.c    the ledger's sealed emails kept in an unnamed file in DATA
+ *               instead of memory (a leaf; resolver.c attaches it to each
+ *               new ledger)
  */
 #ifndef ESBANK_RESOLVER_H
 #define ESBANK_RESOLVER_H
@@ -53,11 +56,22 @@ typedef struct {
 	uint8_t key[KEYSTORE_KEY_BYTES];
 } resolver_newkey_t;
 
+#define RESOLVER_SEALED_BUF_BYTES (64u << 10) /* sealed.c's write buffer */
+
+/* sealed.c's file of the accounts' sealed emails. */
+typedef struct {
+	int fd;           /* -1: none, the ledger keeps them in memory */
+	uint64_t flushed; /* bytes written to the file */
+	uint8_t *buf;     /* bytes appended after those, not written yet */
+	size_t buf_n;
+} resolver_sealed_t;
+
 typedef struct resolver {
 	uv_loop_t *loop;
 	const char *data_dir;     /* where the snapshots are */
 	ledger_t *ledger;
 	keystore_t keys;          /* DATA/keys, the only writer (keys.c) */
+	resolver_sealed_t sealed; /* the ledger's sealed emails (sealed.c) */
 	peer_server_t session;    /* RUN/resolver.sock: one bus session at a time */
 	uint64_t epoch;           /* bumped by each session, reset and load: results of
 	                           * password jobs begun in an earlier epoch are dropped */
@@ -147,6 +161,13 @@ void resolver_run_query(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);
 void resolver_hash_then_open(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd);
 void resolver_verify_then_reply(resolver_t *r, uint64_t cid, const ledger_cmd_t *cmd,
                                 const ledger_account_t *a, const ledger_key_entry_t *prior);
+
+/* sealed.c: opens the sealed emails' file (a failure only warns: memory then). 0. */
+int resolver_sealed_open(resolver_t *r);
+/* sealed.c: makes the empty ledger l keep its sealed emails in the file. */
+void resolver_sealed_attach(resolver_t *r, ledger_t *l);
+/* sealed.c: empties the file (no ledger refers to it any more). */
+void resolver_sealed_truncate(resolver_t *r);
 
 /* keys.c: opens DATA/keys for writing (created when missing). 0 or -errno. */
 int resolver_keys_open(resolver_t *r);

@@ -1396,13 +1396,14 @@ Test(ledger, derived_and_random_nonces_both_read_back_and_survive_a_snapshot)
 	memset(random_nonce, 0x9c, sizeof(random_nonce));
 	open_sealed_with(S1, NULL, "$argon2id$v=19$m=65536,t=2,p=1$mv9EbWS4Vpkkttenp40RXw$owJb34pcCZzauJxvSZ1x8V35URCZ9DNWCqa+vlMcYgg");
 	open_sealed_with(S2, random_nonce, "$argon2id$v=19$m=8,t=1,p=1$fake");
-	cr_assert(ledger_find(l, S1)->nonce_derived, "a derived nonce is not kept");
-	cr_assert_not(ledger_find(l, S2)->nonce_derived, "a random nonce (older events) is kept");
+	cr_assert(ledger_find(l, S1)->seal_flags & LEDGER_SEAL_NONCE_DERIVED, "a derived nonce is not kept");
+	cr_assert_not(ledger_find(l, S2)->seal_flags & LEDGER_SEAL_NONCE_DERIVED,
+	              "a random nonce (older events) is kept");
 	int rc;
 	ledger_t *copy = copy_through_snapshot(&rc, 0);
 	cr_assert_eq(rc, 0);
 	ledger_each_account(l, compare_account, copy);
-	cr_assert(ledger_find(copy, S1)->nonce_derived);
+	cr_assert(ledger_find(copy, S1)->seal_flags & LEDGER_SEAL_NONCE_DERIVED);
 	ledger_free(copy);
 	erase_ok(S1);
 	uint8_t back[LEDGER_SEALED_BYTES_MAX];
@@ -1447,4 +1448,109 @@ Test(ledger, password_hashes_read_back_exactly_whatever_their_shape)
 	cr_assert_eq(rc, 0);
 	ledger_each_account(l, compare_account, copy);
 	ledger_free(copy);
+}
+
+/* ---- a sealed store: the sealed emails kept outside the ledger's memory ---- */
+
+typedef struct {
+	uint8_t bytes[4096];
+	size_t used;
+	unsigned puts, wipes;
+	bool full, broken;
+} fake_store_t;
+
+static uint64_t fake_put(void *arg, const uint8_t *p, size_t n)
+{
+	fake_store_t *s = arg;
+	if (s->full || s->used + n > sizeof(s->bytes))
+		return 0;
+	memcpy(s->bytes + s->used, p, n);
+	s->used += n;
+	s->puts++;
+	return s->used - n + 1;
+}
+
+static int fake_get(void *arg, uint64_t ref, uint8_t *out, size_t n)
+{
+	fake_store_t *s = arg;
+	if (s->broken)
+		return -EIO;
+	memcpy(out, s->bytes + ref - 1, n);
+	return 0;
+}
+
+static void fake_wipe(void *arg, uint64_t ref, size_t n)
+{
+	fake_store_t *s = arg;
+	memset(s->bytes + ref - 1, 0, n);
+	s->wipes++;
+}
+
+Test(ledger, a_sealed_store_keeps_the_sealed_emails_and_gives_them_back)
+{
+	static fake_store_t fs;
+	memset(&fs, 0, sizeof(fs));
+	ledger_sealed_store_t store = { .arg = &fs, .put = fake_put, .get = fake_get,
+	                                .wipe = fake_wipe };
+	ledger_set_sealed_store(l, &store);
+	uint8_t random_nonce[LEDGER_NONCE_BYTES];
+	memset(random_nonce, 0x77, sizeof(random_nonce));
+	open_acct(A1, "plain@old.example", "c"); /* plain: nothing to store */
+	cr_assert_eq(fs.puts, 0);
+	const uint64_t nums[] = { S1, S2 };
+	const uint8_t *nonces[] = { NULL, random_nonce };
+	uint8_t want[2][LEDGER_SEALED_BYTES_MAX];
+	size_t want_len[2];
+	for (int i = 0; i < 2; i++) {
+		ledger_event_t e = next_event(LEDGER_EV_ACCOUNT_OPENED, 0);
+		e.account = nums[i];
+		e.has_email_hash = true;
+		memset(e.email_hash, 0x30 + i, LEDGER_EMAIL_HASH_BYTES);
+		e.email_enc_len = LEDGER_SEALED_BYTES_MIN + 5;
+		for (size_t k = 0; k < e.email_enc_len; k++)
+			e.email_enc[k] = (uint8_t)(k + 3 * i);
+		if (nonces[i])
+			memcpy(e.email_enc, nonces[i], LEDGER_NONCE_BYTES);
+		else
+			ledger_sealed_nonce(e.account, e.seq, e.email_enc);
+		snprintf(e.pwhash, sizeof(e.pwhash), "$argon2id$v=19$m=8,t=1,p=1$fake");
+		e.amount = LEDGER_OPEN_BALANCE;
+		code_hash("c", e.code_hash);
+		apply_ok(&e, NULL);
+		memcpy(want[i], e.email_enc, e.email_enc_len);
+		want_len[i] = e.email_enc_len;
+	}
+	cr_assert_eq(fs.puts, 2, "each sealed email went to the store");
+	cr_assert_eq(fs.used, want_len[0] - LEDGER_NONCE_BYTES + want_len[1],
+	             "a derived nonce is not stored, a random one is");
+	uint8_t got[LEDGER_SEALED_BYTES_MAX];
+	for (int i = 0; i < 2; i++) {
+		const ledger_account_t *a = ledger_find(l, nums[i]);
+		cr_assert(a->seal_flags & LEDGER_SEAL_STORED);
+		cr_assert_eq(ledger_account_sealed_in(l, a, got), (long)want_len[i]);
+		cr_assert_eq(memcmp(got, want[i], want_len[i]), 0);
+	}
+	/* a snapshot holds them whole; a ledger without a store keeps them in memory */
+	int rc;
+	ledger_t *copy = copy_through_snapshot(&rc, 0);
+	cr_assert_eq(rc, 0);
+	for (int i = 0; i < 2; i++) {
+		const ledger_account_t *b = ledger_find(copy, nums[i]);
+		cr_assert_not(b->seal_flags & LEDGER_SEAL_STORED);
+		cr_assert_eq(ledger_account_sealed(b, got), want_len[i]);
+		cr_assert_eq(memcmp(got, want[i], want_len[i]), 0);
+	}
+	ledger_free(copy);
+	fs.broken = true;
+	cr_assert_eq(ledger_account_sealed_in(l, ledger_find(l, S1), got), -EIO);
+	fs.broken = false;
+	erase_ok(S2);
+	cr_assert_eq(fs.wipes, 1, "an erased account's sealed email is wiped in the store");
+	cr_assert_eq(ledger_account_sealed_in(l, ledger_find(l, S2), got), 0);
+	static const uint8_t zero[LEDGER_SEALED_BYTES_MAX];
+	cr_assert_eq(memcmp(fs.bytes + want_len[0] - LEDGER_NONCE_BYTES, zero, want_len[1]), 0);
+	/* a store that cannot take one: kept in memory */
+	fs.full = true;
+	open_sealed_with(S2 + 10, NULL, "$argon2id$v=19$m=8,t=1,p=1$fake");
+	cr_assert_not(ledger_find(l, S2 + 10)->seal_flags & LEDGER_SEAL_STORED);
 }
