@@ -1554,3 +1554,20 @@ Test(ledger, a_sealed_store_keeps_the_sealed_emails_and_gives_them_back)
 	open_sealed_with(S2 + 10, NULL, "$argon2id$v=19$m=8,t=1,p=1$fake");
 	cr_assert_not(ledger_find(l, S2 + 10)->seal_flags & LEDGER_SEAL_STORED);
 }
+
+Test(ledger, packed_password_hashes_agree_with_libsodiums_base64)
+{
+	char salt[32], hash[64], pwhash[LEDGER_PWHASH_BYTES_MAX];
+	uint8_t bytes[48];
+	for (uint64_t i = 0; i < 200; i++) {
+		randombytes_buf(bytes, sizeof(bytes));
+		sodium_bin2base64(salt, sizeof(salt), bytes, 16, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+		sodium_bin2base64(hash, sizeof(hash), bytes + 16, 32,
+		                  sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+		snprintf(pwhash, sizeof(pwhash), "$argon2id$v=19$m=65536,t=2,p=1$%s$%s", salt, hash);
+		open_sealed_with(1000000000000500ULL + i, NULL, pwhash);
+		const ledger_account_t *a = ledger_find(l, 1000000000000500ULL + i);
+		cr_assert(a->pw_prefix != 0, "kept in binary");
+		cr_assert_str_eq(pw_of(l, a), pwhash);
+	}
+}
