@@ -49,6 +49,7 @@
  */
 #include "replicator.h"
 
+#include "config.h"
 #include "diag.h"
 #include "event.h"
 
@@ -226,7 +227,9 @@ int keys_rejoin(repl_t *r)
 		          nats_GetLastError(NULL));
 		return rc;
 	}
-	rc = keystore_adopt_secret(r->cfg.data_dir, secret);
+	rc = config_mkdirs(r->cfg.data_dir, 0700);
+	if (rc == 0)
+		rc = keystore_adopt_secret(r->cfg.data_dir, secret);
 	sodium_memzero(secret, sizeof(secret));
 	if (rc == -EEXIST)
 		diag_error("rejoin: %s/%s holds keys under another secret than the stream %s's: this "

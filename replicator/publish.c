@@ -140,6 +140,10 @@ static void publish_keys_done(uv_work_t *w, int status)
 			if (m->keys_done > m->keys.n)
 				m->keys_done = m->keys.n; /* a message made again after a new session */
 		}
+	if (j->result == -EEXIST) { /* DATA/keys is of another bank than the stream */
+		diag_error("%s; stopping", j->text);
+		exit(EXIT_USAGE);
+	}
 	if (status < 0 || j->result < 0) {
 		publish_fault(r, *j->text ? j->text : "cannot publish keys to NATS");
 		uv_timer_start(&r->keys_timer, publish_keys_timer, REPL_RETRY_MS, 0);

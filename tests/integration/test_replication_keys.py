@@ -8,6 +8,7 @@ docs/privacy.md, "Replication"; replicator/keys.c.
 
 Real nats-servers (a three-node cluster on loopback), real esbank groups."""
 
+import subprocess
 import threading
 import time
 
@@ -15,7 +16,9 @@ from conftest import expect_err, expect_ok, new_password, open_account, wait_for
 from natscluster import nats_cluster  # noqa: F401 (the fixture)
 from test_erasure import assert_nowhere, unique_email
 from test_replication import (STREAM, groups, needs_replicator,  # noqa: F401
-                              primary_group, standby_group, start, wait_caught_up)
+                              primary_group, replicator_path, standby_group, start,
+                              wait_caught_up)
+from conftest import Group
 import crashkit
 
 KEYS_STREAM = STREAM + "_KEYS"
@@ -196,3 +199,54 @@ def test_kill9_of_the_replicator_between_key_and_log(nats_cluster, groups, tmp_p
     evs, _, _ = crashkit.check_state_is_replay(a.client())
     seqs = [e["seq"] for e in evs]
     assert len(seqs) == len(set(seqs))
+
+
+def rejoin(cl, data):
+    return subprocess.run([str(replicator_path()), "--rejoin", "--data", str(data), "--nats",
+                           cl.urls, "--stream", STREAM], capture_output=True, text=True,
+                          timeout=60)
+
+
+@needs_replicator
+def test_another_banks_key_store_is_refused(nats_cluster, groups, tmp_path):
+    """--rejoin gives a new standby the stream's secret, and refuses (exit
+    100, DATA/keys unchanged) one that holds keys under another secret; a
+    primary whose DATA/keys holds another secret than the stream's stops
+    with a clear error (exit 100) and publishes nothing."""
+    cl = nats_cluster
+    a = start(groups, primary_group(tmp_path / "a", cl, "node-a"))
+    open_account(a.client())
+    fresh = tmp_path / "fresh" / "data"
+    r = rejoin(cl, fresh)
+    assert r.returncode == 0, r.stderr
+    assert secret_of(fresh) == secret_of(a.data) and local_keys(fresh) == {}
+
+    other = Group(tmp_path / "other")  # a bank of its own: its own secret and keys
+    groups.append(other)
+    other.start()
+    open_account(other.client())
+    other.stop()
+    before = (other.data / "keys").read_bytes()
+    r = rejoin(cl, other.data)
+    assert r.returncode == 100, (r.returncode, r.stderr)
+    assert "another secret" in r.stderr, r.stderr
+    assert (other.data / "keys").read_bytes() == before
+
+    log_before = cl.stream_info(STREAM)["state"]["last_seq"]
+    c = primary_group(other.base, cl, "node-c")
+    groups.append(c)
+    try:
+        c.start()
+    except RuntimeError as e:  # it stopped before it was ready
+        assert "esbankd exited with 100" in str(e), str(e)
+    else:
+        proc = c.proc
+        try:
+            c.client().open_account(unique_email("c"), new_password())
+        except Exception:  # noqa: BLE001 (the group stops while it answers)
+            pass
+        wait_for(lambda: proc.poll() is not None, TIMEOUT_S, "the group with another secret stops")
+        assert proc.returncode == 100, c.log_tail()
+    assert "hold different secrets" in c.log_tail(400), c.log_tail()
+    assert cl.stream_info(STREAM)["state"]["last_seq"] == log_before
+    assert stream_keys(cl)[STREAM + ".keys.secret"] == secret_of(a.data)
