@@ -431,17 +431,7 @@ static int js_receipts_add(const char *p, size_t n, repl_seqs_t *set)
 	for (uint32_t i = 0; rc == 0 && i < seqs->via.array.size; i++) {
 		if (seqs->via.array.ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
 			continue;
-		if (set->n == set->cap) {
-			size_t cap = set->cap ? 2 * set->cap : 1024;
-			uint64_t *v = realloc(set->v, cap * sizeof(*v));
-			if (!v) {
-				rc = -ENOMEM;
-				break;
-			}
-			set->v = v;
-			set->cap = cap;
-		}
-		set->v[set->n++] = seqs->via.array.ptr[i].via.u64;
+		rc = repl_seqs_add(set, seqs->via.array.ptr[i].via.u64);
 	}
 	msgpack_zone_destroy(&zone);
 	return rc;

@@ -65,20 +65,6 @@
 
 static int keys_open_checked(repl_t *r, char *text, size_t text_len);
 
-int keys_ops_add(repl_seqs_t *ops, uint64_t v)
-{
-	if (ops->n == ops->cap) {
-		size_t cap = ops->cap ? 2 * ops->cap : 8;
-		uint64_t *p = realloc(ops->v, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		ops->v = p;
-		ops->cap = cap;
-	}
-	ops->v[ops->n++] = v;
-	return 0;
-}
-
 int keys_note_event(repl_msg_t *m, const char *body, size_t len)
 {
 	ledger_event_t ev;
@@ -88,9 +74,9 @@ int keys_note_event(repl_msg_t *m, const char *body, size_t len)
 		return 0; /* not an event the keys care about (the logger checked it) */
 	int rc = 0;
 	if (ev.type == LEDGER_EV_ACCOUNT_OPENED && ev.has_email_hash)
-		rc = keys_ops_add(&m->keys, ev.account);
+		rc = repl_seqs_add(&m->keys, ev.account);
 	else if (ev.type == LEDGER_EV_ACCOUNT_ERASED)
-		rc = keys_ops_add(&m->keys, ev.account | KEYS_PURGE_BIT);
+		rc = repl_seqs_add(&m->keys, ev.account | KEYS_PURGE_BIT);
 	sodium_memzero(&ev, sizeof(ev));
 	return rc;
 }

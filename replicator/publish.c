@@ -160,7 +160,7 @@ static void publish_keys_start(repl_t *r, repl_msg_t *m)
 		return;
 	j->seqs = (repl_seqs_t){ 0 };
 	for (size_t i = m->keys_done; i < m->keys.n; i++)
-		if (keys_ops_add(&j->seqs, m->keys.v[i]) < 0) {
+		if (repl_seqs_add(&j->seqs, m->keys.v[i]) < 0) {
 			free(j->seqs.v);
 			j->seqs = (repl_seqs_t){ 0 };
 			return; /* the next kick tries again */

@@ -22,7 +22,7 @@
  *   batch.c      the stream message codec (pure): records <-> message
  *   rejoin.c     --rejoin: cut the local log after the last record the
  *                stream also has
- *   jobs.c       the off-loop job runner (repl_job_start): a leaf
+ *   jobs.c       the off-loop job runner (repl_job_start), repl_seqs_add: a leaf
  *   keys.c       DATA/keys carried by the stream NAME_KEYS: the primary's
  *                puts and purges before a log message, the secret, the
  *                standby's follow into DATA/keys, --rejoin's secret
@@ -65,6 +65,7 @@
 #define REPL_NAME_BYTES_MAX 64       /* the stream's name */
 #define REPL_SUBJECT_BYTES_MAX (REPL_NAME_BYTES_MAX + 16) /* NAME.receipts, NAME_MAIL */
 #define REPL_RECEIPT_SEQS_MAX 4096   /* seqs in one receipts message from the bus */
+#define REPL_SEQS_CAP_MIN 64         /* a repl_seqs_t's first allocation */
 #define REPL_URLS_MAX 16             /* --nats URL,URL,... */
 #define REPL_HEX_BYTES (2 * LOGFILE_HASH_BYTES + 1)
 #define REPL_TEXT_BYTES_MAX 256      /* an error's text */
@@ -244,6 +245,8 @@ int repl_run(const repl_config_t *cfg);
 /* jobs.c */
 /* Runs fn on libuv's thread pool, then done on the loop; false if busy. */
 bool repl_job_start(repl_t *r, repl_job_t *j, uv_work_cb fn, uv_after_work_cb done);
+/* Appends v to set (grown as needed): 0 or -ENOMEM. */
+int repl_seqs_add(repl_seqs_t *set, uint64_t v);
 
 /* serve.c */
 extern const peer_handler_t repl_handlers[];
@@ -345,7 +348,6 @@ int batch_takeover_event(uint64_t seq, uint64_t ts_ms, const char *node, char *b
 bool batch_takeover_node(const char *body, size_t len, char *out, size_t out_len);
 
 /* keys.c */
-int keys_ops_add(repl_seqs_t *ops, uint64_t v);
 /* Queues the key op of a log record's event body onto m->keys: 0 or -ENOMEM. */
 int keys_note_event(repl_msg_t *m, const char *body, size_t len);
 /* The job's work: its ops (j->seqs) put or purged in order; j->out: how many. */
