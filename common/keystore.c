@@ -54,6 +54,7 @@
 #define KEYSTORE_CHECK_BYTES 16
 #define KEYSTORE_BODY_BYTES (KEYSTORE_SLOT_BYTES - KEYSTORE_CHECK_BYTES)
 #define KEYSTORE_INDEX_CAP_MIN 64u
+#define KEYSTORE_SCAN_SLOTS 256 /* slots read at once (16 KiB) */
 
 static void keystore_put_u64(uint8_t *p, uint64_t v)
 {
@@ -215,7 +216,26 @@ static int keystore_file_slots(const keystore_t *ks, uint32_t *n)
 	return 0;
 }
 
-/* Indexes every valid slot from `from` to the end (see the top of this file). */
+/* Indexes slot i (rec): 0 or -ENOMEM. A zero slot may be the first hole. */
+static int keystore_scan_slot(keystore_t *ks, const uint8_t *rec, uint32_t i, uint32_t n,
+                              uint32_t *hole)
+{
+	static const uint8_t zero[KEYSTORE_SLOT_BYTES];
+	if (memcmp(rec, zero, KEYSTORE_SLOT_BYTES) == 0) {
+		if (*hole == n && n - i <= KEYSTORE_HOLE_SLOTS_MAX)
+			*hole = i; /* may be a slot reserved and not yet written */
+		return 0;
+	}
+	uint64_t account = keystore_get_u64(rec);
+	if (!keystore_sealed(rec) || account == 0) {
+		ks->bad_slots++;
+		return 0;
+	}
+	return keystore_index_add(ks, account, i);
+}
+
+/* Indexes every valid slot from `from` to the end (see the top of this
+ * file), KEYSTORE_SCAN_SLOTS slots per read. */
 static int keystore_scan_from(keystore_t *ks, uint32_t from)
 {
 	uint32_t n = 0;
@@ -225,33 +245,30 @@ static int keystore_scan_from(keystore_t *ks, uint32_t from)
 	if (n > ks->slots_n)
 		ks->slots_n = n;
 	uint32_t hole = n;
-	uint8_t rec[KEYSTORE_SLOT_BYTES], zero[KEYSTORE_SLOT_BYTES] = { 0 };
-	for (uint32_t i = from; i < n; i++) {
+	uint8_t buf[KEYSTORE_SCAN_SLOTS * KEYSTORE_SLOT_BYTES];
+	for (uint32_t i = from; i < n && rc == 0;) {
+		uint32_t k = n - i < KEYSTORE_SCAN_SLOTS ? n - i : KEYSTORE_SCAN_SLOTS;
+		size_t len = (size_t)k * KEYSTORE_SLOT_BYTES;
 		off_t off = KEYSTORE_HEADER_BYTES + (off_t)i * KEYSTORE_SLOT_BYTES;
-		if (pread(ks->fd, rec, sizeof(rec), off) != (ssize_t)sizeof(rec))
-			return -EIO;
-		if (memcmp(rec, zero, sizeof(rec)) == 0) {
-			if (hole == n && n - i <= KEYSTORE_HOLE_SLOTS_MAX)
-				hole = i; /* may be a slot reserved and not yet written */
-			continue;
-		}
-		uint64_t account = keystore_get_u64(rec);
-		if (!keystore_sealed(rec) || account == 0) {
-			ks->bad_slots++;
-			continue;
-		}
-		rc = keystore_index_add(ks, account, i);
-		if (rc < 0)
-			return rc;
+		if (pread(ks->fd, buf, len, off) != (ssize_t)len)
+			rc = -EIO;
+		for (uint32_t x = 0; x < k && rc == 0; x++, i++)
+			rc = keystore_scan_slot(ks, buf + (size_t)x * KEYSTORE_SLOT_BYTES, i, n, &hole);
 	}
-	sodium_memzero(rec, sizeof(rec));
-	ks->scan_from = hole;
-	return 0;
+	sodium_memzero(buf, sizeof(buf));
+	if (rc == 0)
+		ks->scan_from = hole;
+	return rc;
 }
 
 static int keystore_scan(keystore_t *ks)
 {
 	return keystore_scan_from(ks, 0);
+}
+
+int keystore_rescan(keystore_t *ks)
+{
+	return ks->fd < 0 ? -EBADF : keystore_scan_from(ks, 0);
 }
 
 int keystore_catch_up(keystore_t *ks)
@@ -260,9 +277,12 @@ int keystore_catch_up(keystore_t *ks)
 		return -EBADF;
 	uint32_t n = 0;
 	int rc = keystore_file_slots(ks, &n);
-	if (rc < 0 || (n <= ks->scan_from))
+	if (rc < 0)
 		return rc;
-	return keystore_scan_from(ks, ks->scan_from);
+	/* a writer's own slots are below slots_n, and another process appends
+	 * whole slots at the end (one at a time, synced): no hole to read again */
+	uint32_t from = ks->writable ? ks->slots_n : ks->scan_from;
+	return n <= from ? 0 : keystore_scan_from(ks, from);
 }
 
 int keystore_open(keystore_t *ks, const char *data_dir, bool writable)

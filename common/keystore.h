@@ -31,7 +31,7 @@
 #define KEYSTORE_SLOT_BYTES 64
 #define KEYSTORE_SLOTS_MAX (1u << 28) /* 16 GiB of slots: far above any bank here */
 #define KEYSTORE_FILE "keys"
-#define KEYSTORE_HOLE_SLOTS_MAX 65536 /* slots reserved and not yet written, at most */
+#define KEYSTORE_HOLE_SLOTS_MAX 4096 /* a reader reads zero slots again this far back */
 
 typedef struct {
 	uint64_t account; /* 0: empty */
@@ -61,12 +61,17 @@ int keystore_open(keystore_t *ks, const char *data_dir, bool writable);
 /* Read-only: reads the slots again (the writer adds and destroys). 0 or -errno. */
 int keystore_refresh(keystore_t *ks);
 /*
- * Indexes the slots another process appended since the last scan (from
- * scan_from: a slot reserved and not yet written when last read is read
- * again, for KEYSTORE_HOLE_SLOTS_MAX slots back). Either mode; slots_n only
- * grows. 0 or -errno.
+ * Indexes the slots another process appended since the last scan. A
+ * writer reads from slots_n (its own reservations are below it; the other
+ * process, a standby's replicator, appends whole slots one at a time). A
+ * reader reads from scan_from: a slot that was zeros when last read (a
+ * reservation not yet written) is read again, for KEYSTORE_HOLE_SLOTS_MAX
+ * slots back. slots_n only grows. 0 or -errno.
  */
 int keystore_catch_up(keystore_t *ks);
+/* The same from the first slot: for a key not found after keystore_catch_up
+ * (a hole older than KEYSTORE_HOLE_SLOTS_MAX slots filled since). 0 or -errno. */
+int keystore_rescan(keystore_t *ks);
 /*
  * Makes data_dir/keys hold secret (a standby takes the primary's): creates
  * it when missing; nothing to do when it holds that secret; replaces a store

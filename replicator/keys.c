@@ -83,13 +83,15 @@ int keys_note_event(repl_msg_t *m, const char *body, size_t len)
 
 /* ---- primary ---- */
 
-/* The local key of account into key: 0 or -ENOENT (a slot appended since
- * the last read is looked for first). */
+/* The local key of account into key: 0 or -ENOENT (the slots appended since
+ * the last read are looked at first, then, on a primary, every slot). */
 static int keys_local(repl_t *r, uint64_t account, uint8_t key[KEYSTORE_KEY_BYTES])
 {
 	int rc = keystore_get(&r->keys, account, key);
 	if (rc == -ENOENT && keystore_catch_up(&r->keys) == 0)
 		rc = keystore_get(&r->keys, account, key);
+	if (rc == -ENOENT && r->mode == REPL_MODE_PRIMARY && keystore_rescan(&r->keys) == 0)
+		rc = keystore_get(&r->keys, account, key); /* rare: erased since, most likely */
 	return rc;
 }
 
