@@ -214,8 +214,12 @@ def test_replay_uses_a_snapshot_when_there_is_one(history):
     snaps = snapshots(history.data)
     if not snaps:
         pytest.skip("no snapshot was written (snapshotter not writing yet)")
-    out = esbank_json("replay", "--data", history.data, "--until", snaps[-1] + 1)
-    assert out["snapshot_seq"] == snaps[-1]
+    # The newest snapshot with an event after it (one may be at the log's end).
+    before_end = [s for s in snaps if s < history.last_seq]
+    if not before_end:
+        pytest.skip("the only snapshot is at the log's end")
+    out = esbank_json("replay", "--data", history.data, "--until", before_end[-1] + 1)
+    assert out["snapshot_seq"] == before_end[-1]
     assert out["events_replayed"] == 1
 
 
