@@ -273,33 +273,6 @@ const ledger_key_entry_t *ledger_find_key(const ledger_t *l, const char *key, si
 	return item == 0 ? NULL : &l->keys[item - 1].entry;
 }
 
-/* ---- the strings arena ---- */
-
-/* Makes room for n more bytes in the chunk being filled. */
-static int ledger_strings_reserve(ledger_t *l, size_t n)
-{
-	if (l->strings && l->strings->cap - l->strings->used >= n)
-		return 0;
-	size_t cap = n > LEDGER_CHUNK_BYTES ? n : LEDGER_CHUNK_BYTES;
-	ledger_chunk_t *c = malloc(sizeof(*c) + cap);
-	if (!c)
-		return -ENOMEM;
-	*c = (ledger_chunk_t){ .prev = l->strings, .used = 0, .cap = cap };
-	l->strings = c;
-	return 0;
-}
-
-/* Copies n bytes at p into reserved room; returns the copy. */
-uint8_t *ledger_strings_bytes(ledger_t *l, const uint8_t *p, size_t n)
-{
-	ledger_chunk_t *c = l->strings;
-	assert(c && c->cap - c->used >= n);
-	uint8_t *copy = (uint8_t *)c->bytes + c->used;
-	memcpy(copy, p, n);
-	c->used += n;
-	return copy;
-}
-
 /* ---- life cycle ---- */
 
 ledger_t *ledger_new(void)
@@ -328,11 +301,7 @@ void ledger_free(ledger_t *l)
 {
 	if (!l)
 		return;
-	while (l->strings) {
-		ledger_chunk_t *prev = l->strings->prev;
-		free(l->strings);
-		l->strings = prev;
-	}
+	ledger_strings_free(l);
 	free(l->accounts);
 	free(l->by_number.slots);
 	free(l->by_email.slots);
@@ -514,17 +483,6 @@ proto_err_t ledger_check(const ledger_t *l, const ledger_cmd_t *cmd, ledger_key_
 }
 
 /* ---- checking events ---- */
-
-void ledger_email_id(const uint8_t hash[LEDGER_EMAIL_HASH_BYTES],
-                     char out[LEDGER_EMAIL_ID_CHARS + 1])
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < LEDGER_EMAIL_HASH_BYTES; i++) {
-		out[2 * i] = digits[hash[i] >> 4];
-		out[2 * i + 1] = digits[hash[i] & 0xf];
-	}
-	out[LEDGER_EMAIL_ID_CHARS] = '\0';
-}
 
 /* The identity an opening event indexes (ledger.h) into id; false if malformed. */
 static bool ledger_event_identity(const ledger_event_t *ev, char id[LEDGER_EMAIL_BYTES_MAX + 1])

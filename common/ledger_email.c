@@ -4,7 +4,9 @@
  * control characters (in ASCII and, for well-formed UTF-8, also the Unicode
  * C1 controls and space separators), no malformed UTF-8. The stored form
  * has its ASCII letters lower-cased; other letters are kept as sent.
- * The request decoder and the ledger's event checks both ask this file.
+ * The request decoder and the ledger's event checks both ask this file,
+ * which also writes a sealed email's identity in the ledger's email index:
+ * the hex of its keyed hash (ledger_email_id).
  */
 #include "ledger.h"
 
@@ -59,4 +61,15 @@ bool ledger_email_valid(const char *s, size_t n, char out[LEDGER_EMAIL_BYTES_MAX
 		out[n] = '\0';
 	}
 	return true;
+}
+
+void ledger_email_id(const uint8_t hash[LEDGER_EMAIL_HASH_BYTES],
+                     char out[LEDGER_EMAIL_ID_CHARS + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < LEDGER_EMAIL_HASH_BYTES; i++) {
+		out[2 * i] = digits[hash[i] >> 4];
+		out[2 * i + 1] = digits[hash[i] & 0xf];
+	}
+	out[LEDGER_EMAIL_ID_CHARS] = '\0';
 }

@@ -125,7 +125,12 @@ int ledger_index_reserve(ledger_index_t *ix, uint32_t extra);
 int ledger_keys_grow(ledger_t *l, uint32_t ncap);
 int ledger_accounts_reserve(ledger_t *l, uint32_t n);
 
+/* Owned by ledger_strings.c: makes room for n more bytes in the chunk being
+ * filled (0 or -ENOMEM); copies n bytes at p into that room and returns the
+ * copy; frees every chunk. */
+int ledger_strings_reserve(ledger_t *l, size_t n);
 uint8_t *ledger_strings_bytes(ledger_t *l, const uint8_t *p, size_t n);
+void ledger_strings_free(ledger_t *l);
 
 /* Owned by ledger_record.c */
 size_t ledger_record_bytes_max(const ledger_opening_t *o);
