@@ -136,7 +136,10 @@ static void serve_note(repl_t *r, js_note_t *n)
 		break;
 	case JS_NOTE_DISCONNECTED:
 		diag_warn("disconnected from NATS");
-		if (r->mode == REPL_MODE_PRIMARY && !r->fenced && !r->fault_sent)
+		/* Before ready, the start-up is still trying (it may drop a first
+		 * connection that timed out): no hello yet, and a fault set now would
+		 * outlive the start-up that then succeeds, with nothing to clear it. */
+		if (r->mode == REPL_MODE_PRIMARY && r->ready && !r->fenced && !r->fault_sent)
 			out_fault(r, "the connection to NATS is lost");
 		break;
 	case JS_NOTE_RECONNECTED:

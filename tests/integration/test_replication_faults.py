@@ -14,6 +14,7 @@ Real processes only: a three-node nats-server cluster on loopback ports
 
 import os
 import signal
+import threading
 import time
 
 import crashkit
@@ -215,3 +216,41 @@ def test_reads_during_nats_outage(nats_cluster, groups, tmp_path):
     st = wait_for(lambda: (lambda s: s if s["replication"]["state"] == "ok" else None)(
         status_of(a)), 10, "replication ok in status")
     assert st["replication"]["fault"] is None and st["replication"]["lag"] == 0, st
+
+
+@needs_replicator
+def test_primary_started_before_the_cluster_has_a_quorum(nats_cluster, groups, tmp_path):
+    """A primary group started while only one of the three nodes runs: its
+    replicator connects, JetStream cannot answer (no meta leader), and the
+    start-up drops that connection and tries again. Once the other two nodes
+    are back, the group takes commands: the dropped first connection is not
+    a fault of a serving primary (it used to leave the bus refusing every
+    command with unavailable for good; scripts/bench --replicated hit it)."""
+    cl = nats_cluster
+    for n in cl.nodes[1:]:
+        n.stop()
+    a = primary_group(tmp_path / "a", cl, "node-a")
+    groups.append(a)
+
+    def quorum_back():  # esbankd is ready only once its replicator said hello
+        wait_for(lambda: a.log_path.exists() and "retrying every" in
+                 a.log_path.read_text(errors="replace"), NATS_BACK_BOUND_S,
+                 "a failed start-up attempt of the replicator")
+        for n in cl.nodes[1:]:
+            n.start()
+
+    back = threading.Thread(target=quorum_back)
+    back.start()
+    try:
+        a.start(timeout=2 * NATS_BACK_BOUND_S)
+    finally:
+        back.join()
+    cl.wait_meta_leader(NATS_BACK_BOUND_S)
+    c = a.client()
+    wait_for(lambda: (status_of(a).get("replication") or {}).get("state") == "ok",
+             NATS_BACK_BOUND_S, "replication ok; status %s" % (crashkit.status(a),))
+    x, y = crashkit.open_verified_many(a, c, 2)
+    r, seen = first_ok(c, x, y, "after-quorum", NATS_BACK_BOUND_S)
+    assert seen == [], "errors before the first ok: %s" % seen
+    assert status_of(a)["replicated_seq"] >= r["seq"] or wait_for(
+        lambda: status_of(a)["replicated_seq"] >= r["seq"], NATS_BACK_BOUND_S, "replicated")
