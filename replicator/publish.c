@@ -303,6 +303,11 @@ void publish_error(repl_t *r, const js_note_t *n)
 		snprintf(why, sizeof(why), "publishing events %" PRIu64 "-%" PRIu64 ": %s",
 		         n->first, n->last, n->text);
 		publish_fault(r, why);
+		/* The stream refused it (a limit, an outage): sent again at once it
+		 * would be refused again, in a loop that only burns CPU. The resync,
+		 * and so the next attempt, waits REPL_RETRY_MS. */
+		if (!r->resync_job.busy && !uv_is_active((uv_handle_t *)&r->retry_timer))
+			uv_timer_start(&r->retry_timer, publish_resync_timer, REPL_RETRY_MS, 0);
 	}
 	publish_resync(r, n->text);
 }

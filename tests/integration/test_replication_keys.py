@@ -139,6 +139,9 @@ def test_erasure_reaches_the_standby(nats_cluster, groups, tmp_path):
     expect_ok(ca.open_account(email, new_password()))  # free again on the primary
 
 
+REFUSED_WINDOW_S = 1.5
+
+
 @needs_replicator
 def test_kill9_of_the_replicator_between_key_and_log(nats_cluster, groups, tmp_path):
     """The log stream refuses new messages (a max_msgs limit set on it), so
@@ -171,8 +174,13 @@ def test_kill9_of_the_replicator_between_key_and_log(nats_cluster, groups, tmp_p
     local = wait_for(lambda: [n for n, k in local_keys(a.data).items()
                               if n not in before and stream_keys(cl).get(subject_of(n)) == k]
                      or None, TIMEOUT_S, "the new key in NAME_KEYS")
-    time.sleep(0.3)
+    resyncs_before = a.log_text().count("resync (")
+    time.sleep(REFUSED_WINDOW_S)
     assert "r" not in result, "acknowledged while the log stream refused it: %r" % result
+    # A refused message is tried again every REPL_RETRY_MS (500 ms), not in a busy loop.
+    resyncs = a.log_text().count("resync (") - resyncs_before
+    assert resyncs <= REFUSED_WINDOW_S / 0.5 + 2, "%d resyncs in %.1f s" % (resyncs,
+                                                                           REFUSED_WINDOW_S)
     old = crashkit.kill_child(a, "replicator")
     cfg["max_msgs"] = -1
     conn = cl.conn()
