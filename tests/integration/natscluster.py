@@ -42,6 +42,7 @@ START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 5.0
 POLL_TIMEOUT_S = 1.0  # a stream without a leader does not answer: poll again
+PLACEMENT_NOT_READY = 10005  # JetStream's "no suitable peers for placement"
 LINE_BYTES_MAX = 4096  # a protocol line of the NATS server (INFO is the longest)
 
 
@@ -315,6 +316,20 @@ class NatsCluster:
                 except (OSError, NatsError) as e:
                     errors.append("%s: %s" % (n.name, e))
         raise NatsError("no node answers: %s" % errors)
+
+    def create_stream(self, conn, config, timeout=START_TIMEOUT_S):
+        """$JS.API.STREAM.CREATE with config over conn; returns the answer.
+        A cluster that has just elected its meta leader may not yet know its
+        peers' JetStream state and answers "no suitable peers for placement"
+        (10005) for a stream with replicas: that is asked again until timeout
+        (CI saw it once right after start-up). Any other error is returned."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = conn.js("STREAM.CREATE." + config["name"], config)
+            err = (r.get("error") or {}).get("err_code")
+            if err != PLACEMENT_NOT_READY or time.monotonic() > deadline:
+                return r
+            time.sleep(0.1)
 
     def stream_info(self, stream, timeout=POLL_TIMEOUT_S):
         """$JS.API.STREAM.INFO's answer (config, state, cluster), or None while
