@@ -259,7 +259,7 @@ def test_takeover_record_replays_everywhere(groups, tmp_path):
     assert rp.balance[x] == OPENING_BALANCE - 300 and rp.balance[y] == OPENING_BALANCE + 300
     assert expect_ok(c.transfer(y, x, 50, key="after"))["seq"] == seq + 1
     wait_for(lambda: any(int(p.name[:20]) > seq for p in (g.data / "snapshots").glob("*.snap")),
-             10, "a snapshot after the takeover")
+             CATCH_UP_TIMEOUT_S, "a snapshot after the takeover")
     g.stop()
     g.start()  # from the snapshot taken after the takeover
     c = g.client()
@@ -308,7 +308,7 @@ def test_nats_cluster_survives_its_stream_leader(nats_cluster):
     cl.restart(old)
     wait_for(lambda: all(p.get("current") for p in
                          (cl.stream_info("FIX") or {}).get("cluster", {}).get("replicas", [{}])),
-             20, "every replica current again")
+             CATCH_UP_TIMEOUT_S, "every replica current again")
     assert cl.stream_info("FIX")["state"]["messages"] == 3
     assert cl.stream_msg("FIX", 2)["data"] == b"x1"
 
@@ -452,7 +452,7 @@ def test_failover_under_load(nats_cluster, groups, tmp_path):
     recs = log_file_records(b.data)
     assert check_chain(recs, "the new primary's events.log") == st["head_hash"]
     assert [event_of(body) for _, body, _ in recs] == evs
-    wait_for(lambda: status_of(b)["replicated_seq"] == st["durable_seq"], 10,
+    wait_for(lambda: status_of(b)["replicated_seq"] == st["durable_seq"], CATCH_UP_TIMEOUT_S,
              "everything replicated")
     assert stream_records(cl) == recs, "the stream and the new primary's log differ"
 

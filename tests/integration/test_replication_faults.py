@@ -29,6 +29,7 @@ AUTO_PROMOTE_S = 2
 # a loaded CI machine (the time taken is printed).
 AUTO_PROMOTE_BOUND_S = 10.0
 DOWN_REPLY_S = 10.0  # a command during the outage gets unavailable (a bound for a loaded machine)
+HELD_RESOLVED_TIMEOUT_S = 30.0  # the resolver turns held commands into events (ASan, loaded)
 NATS_BACK_BOUND_S = 30.0  # a restarted cluster elects its meta and stream leaders
 
 
@@ -132,7 +133,8 @@ def test_nats_down_and_back(nats_cluster, groups, tmp_path):
     before = status_of(a)["last_seq"]
     ids = [c.send("transfer", {"from": x, "to": y, "amount": 1, "key": "held-%d" % i})
            for i in range(20)]
-    wait_for(lambda: status_of(a)["last_seq"] >= before + 20, 10, "the held commands resolved")
+    wait_for(lambda: status_of(a)["last_seq"] >= before + 20, HELD_RESOLVED_TIMEOUT_S,
+             "the held commands resolved")
     backs.append(nats_outage(cl, a, c, x, y, "busy"))
     held = [c.reply(i, timeout=NATS_BACK_BOUND_S) for i in ids]
     assert [h.get("ok") for h in held] == [True] * len(ids), held
@@ -177,7 +179,8 @@ def test_reads_during_nats_outage(nats_cluster, groups, tmp_path):
     before = status_of(a)["last_seq"]
     ids = [c.send("transfer", {"from": x, "to": y, "amount": 1, "key": "held-%d" % i})
            for i in range(3)]
-    wait_for(lambda: status_of(a)["last_seq"] >= before + 3, 10, "the held commands resolved")
+    wait_for(lambda: status_of(a)["last_seq"] >= before + 3, HELD_RESOLVED_TIMEOUT_S,
+             "the held commands resolved")
     q_held = c.send("get_account", {"account": x})
     kill_nodes_and_wait_fault(cl, a)
     r = c.reply(q_held, timeout=DOWN_REPLY_S)
