@@ -283,10 +283,38 @@ void repl_fenced(hub_t *h, const msgpack_object *msg)
 	repl_set_fault(r, m, n);
 }
 
+/* A heartbeat of the primary: it had replicated seq when it sent it. */
+static void repl_heard(hub_t *h, uint64_t seq)
+{
+	repl_t *r = &h->repl;
+	uint64_t now = bus_now_ms(), applied = h->routes.resolver_hwm;
+	if (applied >= seq)
+		r->held_ms = now;
+	else if (r->heard_ms && applied >= r->heard_seq && r->heard_ms > r->held_ms)
+		r->held_ms = r->heard_ms;
+	r->heard_seq = seq;
+	r->heard_ms = now;
+}
+
 void repl_primary(hub_t *h, const msgpack_object *msg)
 {
+	uint64_t seq;
 	repl_copy_str(msg, PEER_F_NODE, h->repl.primary, sizeof(h->repl.primary));
 	msg_get_u64(msg, PEER_F_STREAM_SEQ, &h->repl.stream_seq);
+	if (msg_get_u64(msg, PEER_F_HWM, &seq) == 0)
+		repl_heard(h, seq);
+}
+
+bool repl_standby_lag(const hub_t *h, uint64_t applied, uint64_t *events, uint64_t *ms)
+{
+	const repl_t *r = &h->repl;
+	if (!r->heard_ms)
+		return false;
+	uint64_t now = bus_now_ms();
+	uint64_t held = applied >= r->heard_seq ? r->heard_ms : r->held_ms;
+	*events = r->heard_seq > applied ? r->heard_seq - applied : 0;
+	*ms = held && now - held <= REPL_LAG_FRESH_MS ? 0 : now - (held ? held : r->heard_ms);
+	return true;
 }
 
 int repl_follow(hub_t *h, const msgpack_object *msg, uint64_t last, uint32_t *skip,

@@ -24,6 +24,7 @@
 
 #define REPL_NAME_BYTES 128  /* a stream's or a node's name, with its NUL; longer is cut */
 #define REPL_WHY_BYTES 200   /* the last fault's text, with its NUL */
+#define REPL_LAG_FRESH_MS 1000 /* two of the primary's heartbeats (one every 500 ms) */
 
 typedef struct {
 	uint64_t stream_hwm;    /* the last event seq in the stream, as its hello said */
@@ -47,6 +48,10 @@ typedef struct {
 	uint64_t promote_id;
 	uint64_t promote_cid;
 	uint64_t takeover_seq;  /* the takeover record's seq once "promoted" said it; 0 */
+	uint64_t heard_seq;     /* standby: the primary's replicated seq, as its last heartbeat said */
+	uint64_t heard_ms;      /* standby: when that heartbeat came (bus_now_ms); 0: none yet */
+	uint64_t held_ms;       /* standby: when it last was known to hold every event the
+	                         * primary had replicated (a heartbeat's time) */
 } repl_t;
 
 static inline void repl_assert(const repl_t *r)
@@ -74,8 +79,17 @@ void repl_replicated(hub_t *h, const msgpack_object *msg);
 void repl_fault(hub_t *h, const msgpack_object *msg);
 /* "fenced" (msg): another primary wrote. The caller makes the role fenced. */
 void repl_fenced(hub_t *h, const msgpack_object *msg);
-/* "primary" (msg): the primary's heartbeat (its name). */
+/* "primary" (msg): the primary's name; with "hwm", one of its heartbeats
+ * (its replicated seq), which a standby's lag is measured against. */
 void repl_primary(hub_t *h, const msgpack_object *msg);
+/*
+ * Standby: how far behind the primary it is: *events, the primary's
+ * replicated seq at its last heartbeat minus applied (0 if not above);
+ * *ms, 0 while heartbeats come (within REPL_LAG_FRESH_MS) and applied holds
+ * what the last one said, else the ms since the last heartbeat it was known
+ * to hold everything at. False when no heartbeat was heard yet.
+ */
+bool repl_standby_lag(const hub_t *h, uint64_t applied, uint64_t *events, uint64_t *ms);
 /*
  * "follow" (msg, standby): 0 with *evs (an array of bin) whose events from
  * index *skip on are last + 1, last + 2, ... (the ones at or below last are

@@ -30,24 +30,31 @@ static void status_stream(const hub_t *h, msgpack_packer *pk)
 	msg_pack_kv_u64(pk, "replicas", h->repl.replicas);
 }
 
-/* "replication": {"state": ok|fault|down, "fault": text-or-nil, "lag": N-or-nil}. */
+/* "replication": {"state": ok|fault|down, "fault": text-or-nil, "lag": N-or-nil,
+ * "lag_ms": N-or-nil} (a standby's lag: repl_standby_lag). */
 static void status_replication(const hub_t *h, msgpack_packer *pk)
 {
 	bool up = peer_up(h, PEER_REPLICATOR);
 	bool fault = up && h->repl.fault;
 	bool primary = h->recovery.role == BUS_ROLE_PRIMARY || h->recovery.role == BUS_ROLE_FENCED;
 	msg_pack_str(pk, "replication");
-	msgpack_pack_map(pk, 3);
+	msgpack_pack_map(pk, 4);
 	msg_pack_kv_str(pk, "state", !up ? "down" : fault ? "fault" : "ok");
 	if (fault)
 		msg_pack_kv_str(pk, "fault", h->repl.why);
 	else
 		msg_pack_kv_nil(pk, "fault");
-	uint64_t last = h->routes.last_seq, done = h->repl.replicated;
-	if (primary)
+	uint64_t last = h->routes.last_seq, done = h->repl.replicated, lag, lag_ms;
+	if (primary) {
 		msg_pack_kv_u64(pk, "lag", last > done ? last - done : 0);
-	else
+		msg_pack_kv_nil(pk, "lag_ms");
+	} else if (repl_standby_lag(h, h->routes.resolver_hwm, &lag, &lag_ms)) {
+		msg_pack_kv_u64(pk, "lag", lag);
+		msg_pack_kv_u64(pk, "lag_ms", lag_ms);
+	} else {
 		msg_pack_kv_nil(pk, "lag");
+		msg_pack_kv_nil(pk, "lag_ms");
+	}
 }
 
 void status_reply(hub_t *h, client_t *c, uint64_t id)

@@ -189,10 +189,9 @@ void follow_heartbeat(repl_t *r, const js_note_t *n)
 	if (r->mode != REPL_MODE_STANDBY || strcmp(n->text, r->cfg.node) == 0)
 		return;
 	r->last_hb_ms = uv_now(r->loop);
-	if (strcmp(n->text, r->primary) != 0) {
+	if (strcmp(n->text, r->primary) != 0)
 		snprintf(r->primary, sizeof(r->primary), "%.*s", (int)sizeof(r->primary) - 1, n->text);
-		out_primary(r, r->primary, n->last);
-	}
+	out_heartbeat(r, r->primary, n->last); /* every one: the bus measures its lag by them */
 }
 
 void follow_tick(repl_t *r)

@@ -168,15 +168,27 @@ void out_receipts(repl_t *r, const repl_seqs_t *set)
 	}
 }
 
-void out_primary(repl_t *r, const char *node, uint64_t seq)
+static void out_primary_msg(repl_t *r, const char *node, uint64_t seq, bool heartbeat)
 {
 	conn_t *bus = out_bus(r);
 	if (!bus)
 		return;
 	msgpack_packer *pk = conn_pack_begin(bus);
-	msgpack_pack_map(pk, 3);
+	msgpack_pack_map(pk, 3 + heartbeat);
 	msg_pack_kv_str(pk, PEER_T, PEER_MSG_PRIMARY);
 	msg_pack_kv_str(pk, PEER_F_NODE, node);
 	msg_pack_kv_u64(pk, PEER_F_SEQ, seq);
+	if (heartbeat)
+		msg_pack_kv_u64(pk, PEER_F_HWM, seq);
 	conn_pack_end(bus);
+}
+
+void out_primary(repl_t *r, const char *node, uint64_t seq)
+{
+	out_primary_msg(r, node, seq, false);
+}
+
+void out_heartbeat(repl_t *r, const char *node, uint64_t seq)
+{
+	out_primary_msg(r, node, seq, true);
 }

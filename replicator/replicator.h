@@ -296,6 +296,8 @@ void out_follow(repl_t *r, uint64_t first, const char *const *bodies, const size
 void out_promoted(repl_t *r, uint64_t cid, uint64_t seq, const char *error,
                   const char *message);
 void out_primary(repl_t *r, const char *node, uint64_t seq);
+/* A primary's heartbeat (standby): `primary` with "hwm", its replicated seq. */
+void out_heartbeat(repl_t *r, const char *node, uint64_t seq);
 /* The receipts a promotion read, in messages of at most REPL_RECEIPT_SEQS_MAX. */
 void out_receipts(repl_t *r, const repl_seqs_t *set);
 void out_hex(const uint8_t h[LOGFILE_HASH_BYTES], char out[REPL_HEX_BYTES]);

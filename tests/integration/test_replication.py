@@ -390,6 +390,54 @@ def test_standby_follows_the_stream(nats_cluster, groups, tmp_path):
     crashkit.check_state_is_replay(cb)
 
 
+def standby_lag(g):
+    """The standby's replication.lag and lag_ms, when both are 0."""
+    rep = status_of(g)["replication"]
+    return rep["lag"] == 0 and rep["lag_ms"] == 0 and rep
+
+
+@needs_replicator
+def test_standby_status_shows_its_lag(nats_cluster, groups, tmp_path):
+    """A standby's status says how far behind the primary it is:
+    replication.lag (events) and lag_ms are 0 once it is caught up. With its
+    replicator stopped (SIGSTOP) while the primary takes commands, it hears
+    no heartbeat: lag_ms grows past REPL_LAG_FRESH_MS (1 s). With its logger
+    stopped instead, the heartbeats say the primary is ahead: lag counts the
+    events it has not applied. Continued, it is back to 0 and 0."""
+    cl = nats_cluster
+    a = start(groups, primary_group(tmp_path / "a", cl, "node-a"))
+    b = start(groups, standby_group(tmp_path / "b", cl, "node-b"))
+    ca = a.client()
+    x, y = crashkit.open_verified_many(a, ca, 2)
+    expect_ok(ca.transfer(x, y, 1, key="lag-0"))
+    wait_caught_up(b, a)
+    wait_for(lambda: standby_lag(b), CATCH_UP_TIMEOUT_S, "the standby's lag 0")
+    assert status_of(a)["replication"]["lag_ms"] is None
+
+    for child in ("replicator", "logger"):
+        pid = crashkit.child_pid(b, child)
+        assert pid, "no RUN/%s.pid" % child
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for i in range(10):
+                expect_ok(ca.transfer(x, y, 1, key="%s-%d" % (child, i)))
+            last = status_of(a)["durable_seq"]
+            time.sleep(1.5)  # longer than REPL_LAG_FRESH_MS
+            sb = status_of(b)
+            rep = sb["replication"]
+            assert sb["durable_seq"] < last, sb
+            assert rep["lag_ms"] > 1000, (child, sb)
+            if child == "logger":
+                assert rep["lag"] == last - sb["durable_seq"], (last, sb)
+            time.sleep(0.3)
+            assert status_of(b)["replication"]["lag_ms"] >= rep["lag_ms"] + 200, child
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_caught_up(b, a)
+        wait_for(lambda: standby_lag(b), CATCH_UP_TIMEOUT_S,
+                 "the standby's lag 0 after its %s continued" % child)
+
+
 @needs_replicator
 def test_failover_under_load(nats_cluster, groups, tmp_path):
     """Under keyed, pipelined load: kill -9 the stream's leader node, restart
