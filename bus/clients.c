@@ -154,15 +154,17 @@ static void clients_on_frame(conn_t *conn, const char *body, size_t len)
 {
 	client_t *c = conn->data;
 	hub_t *h = c->hub;
-	msgpack_zone zone;
-	msgpack_zone_init(&zone, 1024);
+	/* Only "id" and "op" are read here: the bytes go on as they came (a
+	 * "transfers" of 1,000 unpacked whole cost the bus a third of its time). */
+	static const char *const keys[] = { "id", "op" };
+	msgpack_object_kv kv[2];
 	msgpack_object map;
 	uint64_t id = 0;
 	proto_op_t op = PROTO_OP_NONE;
-	if (msg_decode_map(body, len, &zone, &map) < 0) {
+	if (msg_peek_map(body, len, keys, 2, kv, &map) < 0) {
 		clients_send_error(h, clients_ref(c), 0, PROTO_E_BAD_REQUEST,
 		                   "the frame does not hold exactly one msgpack map");
-		goto out;
+		return;
 	}
 	proto_err_t e = proto_peek(&map, &id, &op);
 	if (e != PROTO_OK) {
@@ -170,14 +172,12 @@ static void clients_on_frame(conn_t *conn, const char *body, size_t len)
 		                   e == PROTO_E_UNKNOWN_OP
 		                           ? "unknown op"
 		                           : "a request needs an integer id and a string op");
-		goto out;
+		return;
 	}
 	c->inflight++;
 	if (c->inflight >= BUS_CLIENT_INFLIGHT_MAX)
 		conn_pause(&c->conn);
 	h->clients.on_request(h, c, id, op, body, len);
-out:
-	msgpack_zone_destroy(&zone);
 }
 
 static void clients_on_bad_frame(conn_t *conn)

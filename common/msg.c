@@ -8,7 +8,9 @@
 #include "msg.h"
 #include "frame.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 void msg_buf_init(msg_buf_t *b)
@@ -168,6 +170,109 @@ int msg_decode_map(const char *buf, size_t len, msgpack_zone *zone, msgpack_obje
 		return -EBADMSG;
 	if (out->type != MSGPACK_OBJECT_MAP)
 		return -EPROTO;
+	return 0;
+}
+
+/* The scalar at p (already checked by msg_walk) as msgpack-c unpacks it:
+ * signed encodings of values >= 0 are positive integers. A container or an
+ * ext gets its type only (size 0). */
+static void msg_scalar(const unsigned char *p, msgpack_object *o)
+{
+	unsigned c = p[0];
+	memset(o, 0, sizeof(*o));
+	size_t head;
+	uint64_t payload, children;
+	msg_head(p, SIZE_MAX, &head, &payload, &children);
+	if (c <= 0x7f || (c >= 0xcc && c <= 0xcf)) {
+		o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.u64 = c <= 0x7f ? c : msg_be(p + 1, 1 << (c - 0xcc));
+	} else if (c >= 0xe0 || (c >= 0xd0 && c <= 0xd3)) {
+		int n = c >= 0xe0 ? 0 : 1 << (c - 0xd0);
+		int64_t v = c >= 0xe0 ? (int8_t)c : (int64_t)msg_be(p + 1, n);
+		if (n && n < 8) /* sign-extend */
+			v = (int64_t)((uint64_t)v << (64 - 8 * n)) >> (64 - 8 * n);
+		o->type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.i64 = v;
+	} else if (c == 0xc0) {
+		o->type = MSGPACK_OBJECT_NIL;
+	} else if (c == 0xc2 || c == 0xc3) {
+		o->type = MSGPACK_OBJECT_BOOLEAN;
+		o->via.boolean = c == 0xc3;
+	} else if (c == 0xca || c == 0xcb) {
+		o->type = c == 0xca ? MSGPACK_OBJECT_FLOAT32 : MSGPACK_OBJECT_FLOAT64;
+		uint64_t bits = msg_be(p + 1, c == 0xca ? 4 : 8);
+		if (c == 0xca) {
+			uint32_t b32 = (uint32_t)bits;
+			float f;
+			memcpy(&f, &b32, sizeof(f));
+			o->via.f64 = f;
+		} else {
+			memcpy(&o->via.f64, &bits, sizeof(o->via.f64));
+		}
+	} else if ((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb)) {
+		o->type = MSGPACK_OBJECT_STR;
+		o->via.str.ptr = (const char *)p + head;
+		o->via.str.size = (uint32_t)payload;
+	} else if (c >= 0xc4 && c <= 0xc6) {
+		o->type = MSGPACK_OBJECT_BIN;
+		o->via.bin.ptr = (const char *)p + head;
+		o->via.bin.size = (uint32_t)payload;
+	} else if ((c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf) {
+		o->type = MSGPACK_OBJECT_MAP;
+	} else if ((c >= 0x90 && c <= 0x9f) || c == 0xdc || c == 0xdd) {
+		o->type = MSGPACK_OBJECT_ARRAY;
+	} else {
+		o->type = MSGPACK_OBJECT_EXT;
+	}
+}
+
+/* True when the object at p (checked) is a string equal to key[0..n). */
+static bool msg_key_is(const unsigned char *p, const char *key, size_t n)
+{
+	unsigned c = p[0];
+	if (!((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb)))
+		return false;
+	size_t head;
+	uint64_t payload, children;
+	msg_head(p, SIZE_MAX, &head, &payload, &children);
+	return payload == n && memcmp(p + head, key, n) == 0;
+}
+
+int msg_peek_map(const char *buf, size_t len, const char *const *keys, size_t keys_n,
+                 msgpack_object_kv *kv, msgpack_object *out)
+{
+	assert(keys_n <= MSG_PEEK_KEYS_MAX);
+	if (msg_check(buf, len) < 0)
+		return -EBADMSG;
+	const unsigned char *p = (const unsigned char *)buf;
+	size_t head, off, used;
+	uint64_t payload, entries;
+	msg_head(p, len, &head, &payload, &entries);
+	if (!((p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde || p[0] == 0xdf))
+		return -EPROTO;
+	size_t key_len[MSG_PEEK_KEYS_MAX];
+	bool found[MSG_PEEK_KEYS_MAX] = { false };
+	for (size_t k = 0; k < keys_n; k++)
+		key_len[k] = strlen(keys[k]);
+	out->type = MSGPACK_OBJECT_MAP;
+	out->via.map.ptr = kv;
+	out->via.map.size = 0;
+	off = head;
+	for (uint64_t i = 0; i < entries; i += 2) {
+		const unsigned char *key = p + off;
+		msg_walk(key, len - off, &used, 1);
+		off += used;
+		for (size_t k = 0; k < keys_n; k++) {
+			if (found[k] || !msg_key_is(key, keys[k], key_len[k]))
+				continue;
+			found[k] = true;
+			msgpack_object_kv *e = &kv[out->via.map.size++];
+			msg_scalar(key, &e->key);
+			msg_scalar(p + off, &e->val);
+		}
+		msg_walk(p + off, len - off, &used, 1);
+		off += used;
+	}
 	return 0;
 }
 

@@ -52,6 +52,22 @@ int msg_decode_map(const char *buf, size_t len, msgpack_zone *zone, msgpack_obje
  */
 int msg_check(const char *buf, size_t len);
 
+/* The most keys msg_peek_map() looks for at once. */
+#define MSG_PEEK_KEYS_MAX 8
+
+/*
+ * Checks buf[0..len) exactly as msg_decode_map() does (same returns) without
+ * unpacking it: *out becomes a map of, for each of keys[0..keys_n) present at
+ * the top level as a string key, its first entry (so msg_get() and the
+ * msg_get_* readers answer on *out as on the whole map for these keys, in
+ * kv[], keys_n entries at most). Scalar values are as msgpack-c unpacks them
+ * (strings and bins point into buf); an array, a map or an ext value carries
+ * its type only, with no elements. No allocation: for a peek at a large
+ * message (the bus reads a request's "id" and "op", then forwards its bytes).
+ */
+int msg_peek_map(const char *buf, size_t len, const char *const *keys, size_t keys_n,
+                 msgpack_object_kv *kv, msgpack_object *out);
+
 /* The value under the string key in map, or NULL when absent. */
 const msgpack_object *msg_get(const msgpack_object *map, const char *key);
 
