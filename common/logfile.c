@@ -136,6 +136,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 #define LOGFILE_MAGIC "ESBLOG"
 #define LOGFILE_MAGIC_BYTES 6
@@ -154,6 +155,10 @@
 #define LOGFILE_SCAN_CHUNK_BYTES (1024 * 1024)
 #define LOGFILE_READ_CHUNK_BYTES (256 * 1024)
 #define LOGFILE_INDEX_MIN 1024
+/* A writer's start-up hashes the chain in up to this many threads (one per
+ * CPU), when the log holds at least LOGFILE_CHECK_PARALLEL_MIN records. */
+#define LOGFILE_CHECK_THREADS_MAX 8
+#define LOGFILE_CHECK_PARALLEL_MIN 65536
 #define LOGFILE_ZERO_WRITE_BYTES (256 * 1024) /* one pwrite of logfile_zero_fill() */
 #define LOGFILE_ZERO_LOOK_BYTES 4096 /* bytes checked at once for preallocated zeros */
 
@@ -304,12 +309,15 @@ static int logfile_scan_record(logfile_scan_t *s, uint64_t off, uint64_t seq,
 	const unsigned char *r = logfile_scan_get(s, off, LOGFILE_RECORD_OVERHEAD + len);
 	if (!r)
 		return -EBADMSG;
-	if (seq <= s->trust_to) /* on the checkpoint's word (logcheckpoint.c) */
-		memcpy(out, r + LOGFILE_RECORD_HEAD_BYTES + len, LOGFILE_HASH_BYTES);
-	else
+	const unsigned char *stored = r + LOGFILE_RECORD_HEAD_BYTES + len;
+	if (seq <= s->trust_to) { /* on the checkpoint's word, or checked after (check_chain) */
+		memcpy(out, stored, LOGFILE_HASH_BYTES);
+	} else {
 		logfile_hash(prev, seq, r + LOGFILE_RECORD_HEAD_BYTES, len, out);
-	if (sodium_memcmp(out, r + LOGFILE_RECORD_HEAD_BYTES + len, LOGFILE_HASH_BYTES) != 0)
-		return -EBADMSG;
+		if (memcmp(out, stored, LOGFILE_HASH_BYTES) != 0) /* public bytes: no need of
+		                                                    * a constant-time compare */
+			return -EBADMSG;
+	}
 	*next = off + LOGFILE_RECORD_OVERHEAD + len;
 	return 1;
 }
@@ -622,32 +630,64 @@ static int logfile_scan_version(logfile_t *lf, logfile_scan_t *s, logfile_stop_t
 	                                        : logfile_scan_v2(lf, s, stop);
 }
 
+static int logfile_check_chain(const logfile_t *lf);
+
+/* Forgets what a scan found, for another from the start. */
+static void logfile_scan_restart(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *stop,
+                                 const struct stat *st)
+{
+	lf->last_seq = 0;
+	memset(lf->head_hash, 0, LOGFILE_HASH_BYTES);
+	*stop = (logfile_stop_t){ 0 };
+	s->size = (uint64_t)st->st_size;
+	s->cp = NULL;
+	s->trust_to = 0;
+}
+
 /*
- * A writer's scan: first on the word of a checkpoint that matches
- * the file (logcheckpoint.c), then, unless that scan confirmed it and found
- * nothing wrong, again from the start hashing every record.
+ * The split check: every record and batch but the hashes first (one
+ * thread: cheap), then the hashes in threads (logfile_check_chain). 0 when
+ * the whole file is valid; -EBADMSG when anything is not (the caller then
+ * checks again the classic way, record by record, to tell a torn tail from
+ * damage and name the first bad record); or a negative errno.
+ */
+static int logfile_scan_split(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *stop)
+{
+	s->trust_to = UINT64_MAX;
+	int r = logfile_scan_version(lf, s, stop);
+	s->trust_to = 0;
+	if (r < 0)
+		return s->err ? s->err : r;
+	lf->size_bytes = s->size;
+	return logfile_check_chain(lf);
+}
+
+/*
+ * A writer's scan: first on the word of a checkpoint that matches the file
+ * (logcheckpoint.c), else the split check; unless that found nothing
+ * wrong, again from the start hashing record after record.
  */
 static int logfile_scan_writer(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *stop,
                                const struct stat *st)
 {
 	logcheckpoint_t cp;
+	int r;
 	if (logcheckpoint_load(lf->path, st, &cp) == 0) {
 		s->cp = &cp;
 		s->trust_to = cp.seq;
-		int r = logfile_scan_version(lf, s, stop);
+		r = logfile_scan_version(lf, s, stop);
 		if (r == 0 && s->cp_confirmed) {
 			lf->checkpoint_seq = cp.seq;
 			return 0;
 		}
 		if (s->err)
 			return s->err;
-		lf->last_seq = 0;
-		memset(lf->head_hash, 0, LOGFILE_HASH_BYTES);
-		*stop = (logfile_stop_t){ 0 };
-		s->size = (uint64_t)st->st_size;
-		s->cp = NULL;
-		s->trust_to = 0;
+	} else {
+		r = logfile_scan_split(lf, s, stop);
+		if (r != -EBADMSG)
+			return r;
 	}
+	logfile_scan_restart(lf, s, stop, st);
 	return logfile_scan_version(lf, s, stop);
 }
 
@@ -1017,6 +1057,124 @@ bool logfile_hash_at(const logfile_t *lf, uint64_t seq, uint8_t out[LOGFILE_HASH
 		return false;
 	at += LOGFILE_RECORD_HEAD_BYTES + be_get_u32(len);
 	return logfile_pread_all(lf->fd, at, (char *)out, LOGFILE_HASH_BYTES) == 0;
+}
+
+int logfile_view(const logfile_t *lf, logfile_t *out)
+{
+	assert(lf && out);
+	*out = *lf;
+	out->path = NULL;
+	out->offsets = malloc((lf->last_seq ? lf->last_seq : 1) * sizeof(*out->offsets));
+	if (!out->offsets)
+		return -ENOMEM;
+	memcpy(out->offsets, lf->offsets, lf->last_seq * sizeof(*out->offsets));
+	out->offsets_cap = lf->last_seq;
+	return 0;
+}
+
+void logfile_view_free(logfile_t *view)
+{
+	free(view->offsets);
+	memset(view, 0, sizeof(*view));
+	view->fd = -1;
+}
+
+/* --- the split check's hashes, in threads (a writer's start-up) ---------- */
+
+/* One thread's share: records from..to - 1. */
+typedef struct {
+	const logfile_t *lf;
+	uint64_t from, to;
+	bool bad;  /* a record's hash is not the chain's */
+	int err;   /* a read failed: negative errno */
+	bool inline_run; /* no thread could be started: the caller runs it */
+	uv_thread_t tid;
+} logfile_hasher_t;
+
+/* Hashes each record of a chunk read from base on the stored hash before
+ * it (*prev, updated) and compares it with its own: false at the first that
+ * differs. */
+static bool logfile_chunk_chains(const logfile_t *lf, const char *buf, uint64_t base,
+                                 uint64_t seq, uint64_t n, uint8_t prev[LOGFILE_HASH_BYTES])
+{
+	uint8_t mine[LOGFILE_HASH_BYTES];
+	for (uint64_t i = 0; i < n; i++) {
+		const unsigned char *p =
+			(const unsigned char *)buf + (logfile_offset(lf, seq + i) - base);
+		uint32_t len = be_get_u32(p);
+		const unsigned char *stored = p + LOGFILE_RECORD_HEAD_BYTES + len;
+		logfile_hash(prev, seq + i, p + LOGFILE_RECORD_HEAD_BYTES, len, mine);
+		if (memcmp(mine, stored, LOGFILE_HASH_BYTES) != 0)
+			return false;
+		memcpy(prev, stored, LOGFILE_HASH_BYTES);
+	}
+	return true;
+}
+
+/* A thread's work: records h->from..h->to - 1, read a chunk at a time. */
+static void logfile_hasher_run(void *arg)
+{
+	logfile_hasher_t *h = arg;
+	const logfile_t *lf = h->lf;
+	uint8_t prev[LOGFILE_HASH_BYTES];
+	char *buf = malloc(LOGFILE_READ_CHUNK_BYTES);
+	if (!buf || !logfile_hash_at(lf, h->from - 1, prev)) {
+		h->err = buf ? -EIO : -ENOMEM;
+		free(buf);
+		return;
+	}
+	for (uint64_t seq = h->from; seq < h->to && !h->err && !h->bad;) {
+		uint64_t n = logfile_chunk_records(lf, seq, h->to);
+		uint64_t base = logfile_offset(lf, seq);
+		h->err = logfile_pread_all(lf->fd, base, buf, logfile_offset(lf, seq + n) - base);
+		h->bad = !h->err && !logfile_chunk_chains(lf, buf, base, seq, n, prev);
+		seq += n;
+	}
+	free(buf);
+}
+
+/* How many threads hash a log of n records. */
+static size_t logfile_hashers(uint64_t n)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < LOGFILE_CHECK_PARALLEL_MIN || cpus < 2)
+		return 1;
+	return cpus > LOGFILE_CHECK_THREADS_MAX ? LOGFILE_CHECK_THREADS_MAX : (size_t)cpus;
+}
+
+/*
+ * The chain of lf's records 1..last_seq, whose layout was checked but whose
+ * stored hashes were taken on trust: record s's hash is computed on the
+ * STORED hash of s - 1, so the records split into independent shares, one
+ * per thread (the caller runs the first). Every record matching on its
+ * predecessor's stored hash is, step by step from seq 1, the chain the
+ * classic check computes. 0; -EBADMSG when some record does not match (the
+ * caller checks again the classic way); or a negative errno.
+ */
+static int logfile_check_chain(const logfile_t *lf)
+{
+	logfile_hasher_t hs[LOGFILE_CHECK_THREADS_MAX];
+	size_t n = logfile_hashers(lf->last_seq);
+	uint64_t share = lf->last_seq / n;
+	for (size_t i = 0; i < n; i++) {
+		hs[i] = (logfile_hasher_t){ .lf = lf, .from = 1 + i * share,
+			                    .to = i + 1 == n ? lf->last_seq + 1 : 1 + (i + 1) * share };
+		hs[i].inline_run = i > 0 && uv_thread_create(&hs[i].tid, logfile_hasher_run, &hs[i]) != 0;
+	}
+	int r = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0 || hs[i].inline_run)
+			logfile_hasher_run(&hs[i]);
+		else
+			uv_thread_join(&hs[i].tid);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (hs[i].err && !r)
+			r = hs[i].err;
+		if (hs[i].bad && !r)
+			r = -EBADMSG;
+	}
+	return r;
 }
 
 /* --- checking the whole file (logfile_scan) ------------------------------ */

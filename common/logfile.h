@@ -167,6 +167,17 @@ long logfile_read(const logfile_t *lf, uint64_t from_seq, size_t max_events, siz
  */
 bool logfile_hash_at(const logfile_t *lf, uint64_t seq, uint8_t out[LOGFILE_HASH_BYTES]);
 
+/*
+ * A read-only view of lf's records as they are now, for another thread:
+ * out shares lf's fd (not its own: never close it with logfile_close) and
+ * holds its own copy of the index, so lf may go on appending while out is
+ * read with logfile_read() and logfile_hash_at() (records are never changed
+ * once written). Free with logfile_view_free() before lf is closed. 0 or
+ * -ENOMEM.
+ */
+int logfile_view(const logfile_t *lf, logfile_t *out);
+void logfile_view_free(logfile_t *view);
+
 /* --- checking the whole file, record by record (the offline tools) ------ */
 
 /* One valid record as logfile_scan() hands it over. */

@@ -1074,3 +1074,93 @@ Test(logfile, checkpoint_of_a_v1_log)
 	cr_assert_eq(rep.damage_seq, 5);
 	free(orig);
 }
+
+/* --- the split check: the hashes in threads (a writer's start-up) -------- */
+
+#define TEST_SPLIT_EVENTS 70001 /* past LOGFILE_CHECK_PARALLEL_MIN: two shares or more */
+#define TEST_SPLIT_BATCH 1000
+
+/* A log long enough for the hashes to be checked in threads: its bytes, and
+ * the offsets of its records (offsets[seq - 1]; free both). */
+static char *test_make_split_log(size_t *size, uint64_t **offsets)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	while (lf.last_seq < TEST_SPLIT_EVENTS) {
+		uint64_t left = TEST_SPLIT_EVENTS - lf.last_seq;
+		test_append(&lf, left < TEST_SPLIT_BATCH ? left : TEST_SPLIT_BATCH, 0);
+	}
+	*offsets = malloc(TEST_SPLIT_EVENTS * sizeof(**offsets));
+	cr_assert_not_null(*offsets);
+	memcpy(*offsets, lf.offsets, TEST_SPLIT_EVENTS * sizeof(**offsets));
+	logfile_close(&lf);
+	return test_file_bytes(size);
+}
+
+Test(logfile, split_check_agrees_with_the_classic_check)
+{
+	size_t size;
+	uint64_t *offs;
+	char *orig = test_make_split_log(&size, &offs);
+	logfile_t w, ro;
+	logfile_report_t rep;
+	test_open(&w, false, &rep); /* a writer: the split check */
+	cr_assert_not(rep.torn_tail_cut);
+	test_open(&ro, true, &rep); /* read-only: record after record */
+	cr_assert_eq(w.last_seq, TEST_SPLIT_EVENTS);
+	cr_assert_eq(ro.last_seq, TEST_SPLIT_EVENTS);
+	cr_assert_arr_eq(w.head_hash, ro.head_hash, LOGFILE_HASH_BYTES);
+	cr_assert_arr_eq(w.offsets, offs, TEST_SPLIT_EVENTS * sizeof(*offs));
+	cr_assert_eq(w.size_bytes, ro.size_bytes);
+	uint8_t a[LOGFILE_HASH_BYTES], b[LOGFILE_HASH_BYTES];
+	for (uint64_t seq = 1; seq < TEST_SPLIT_EVENTS; seq += 9973) {
+		cr_assert(logfile_hash_at(&w, seq, a) && logfile_hash_at(&ro, seq, b));
+		cr_assert_arr_eq(a, b, LOGFILE_HASH_BYTES);
+	}
+	logfile_close(&ro);
+	test_append(&w, 1, 0); /* and the writer appends after it */
+	logfile_close(&w);
+	test_open(&w, false, &rep);
+	cr_assert_eq(w.last_seq, TEST_SPLIT_EVENTS + 1);
+	logfile_close(&w);
+	free(offs);
+	free(orig);
+}
+
+Test(logfile, split_check_stops_on_a_damaged_record_in_any_share)
+{
+	size_t size;
+	uint64_t *offs;
+	char *orig = test_make_split_log(&size, &offs);
+	/* the first share, both sides of the shares' boundary (about half way),
+	 * the second share, and a record's stored hash (which the next record is
+	 * hashed on, in another share when it ends one) */
+	const uint64_t seqs[] = { 2, 777, TEST_SPLIT_EVENTS / 2, TEST_SPLIT_EVENTS / 2 + 1,
+		                  TEST_SPLIT_EVENTS / 2 + 2, 60001, TEST_SPLIT_EVENTS - 5 };
+	for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
+		for (int where = 0; where < 2; where++) { /* 0: the body, 1: the stored hash */
+			uint64_t seq = seqs[i];
+			uint64_t end = seq < TEST_SPLIT_EVENTS ? offs[seq] : size;
+			if (seq < TEST_SPLIT_EVENTS && (seq % TEST_SPLIT_BATCH) == 0)
+				end -= TEST_BATCH_HEAD; /* the next record is after a batch header */
+			uint64_t at = where ? end - 3 : offs[seq - 1] + 12 + 2;
+			orig[at] ^= 0x10;
+			test_file_put(orig, size);
+			logfile_t lf;
+			logfile_report_t rep;
+			int r = logfile_open(&lf, test_dir, false, &rep);
+			cr_assert_eq(r, -EBADMSG, "seq %lu/%d: %d", seq, where, r);
+			cr_assert_eq(rep.damage_seq, seq, "seq %lu/%d", seq, where);
+			cr_assert_eq(rep.damage_offset, offs[seq - 1], "seq %lu/%d", seq, where);
+			size_t now_n;
+			char *now = test_file_bytes(&now_n);
+			cr_assert_eq(now_n, size, "nothing changed");
+			cr_assert_arr_eq(now, orig, size);
+			free(now);
+			orig[at] ^= 0x10;
+		}
+	}
+	free(offs);
+	free(orig);
+}
