@@ -627,8 +627,7 @@ static int index_catchup_cb(uint64_t seq, const char *body, size_t len, void *ar
 	return c->err != 0;
 }
 
-/* Folds in every record of lf after last_seq. */
-static int index_catch_up(index_t *ix, const logfile_t *lf, index_report_t *rep)
+int index_catch_up(index_t *ix, const logfile_t *lf, index_report_t *rep)
 {
 	index_catchup_t c = { .ix = ix };
 	while (ix->last_seq < lf->last_seq) {

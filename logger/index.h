@@ -96,6 +96,9 @@ typedef struct {
  * closed.
  */
 int index_open(index_t *ix, const char *dir, const logfile_t *lf, index_report_t *rep);
+/* Folds in every record of lf after ix->last_seq (an index opened on an
+ * earlier view of the same log catches up): 0 or a negative errno. */
+int index_catch_up(index_t *ix, const logfile_t *lf, index_report_t *rep);
 /* Writes what is buffered and frees ix. */
 void index_close(index_t *ix);
 /* Writes the table file (a temporary name, then rename; no fsync), so the

@@ -52,6 +52,7 @@ static void logger_shutdown(logger_t *lg)
 	if (lg->pending.events > 0)
 		diag_warn("%zu events that were never durable are dropped", lg->pending.events);
 	uv_close((uv_handle_t *)&lg->retry_timer, NULL);
+	logger_indexjob_stop(lg);
 	uv_close((uv_handle_t *)&lg->sigterm, NULL);
 	uv_close((uv_handle_t *)&lg->sigint, NULL);
 	peer_stop(&lg->bus);
@@ -105,7 +106,12 @@ static int logger_exit_code(int err)
 static int logger_open_log(logger_t *lg, const char *dir)
 {
 	logfile_report_t rep;
+	uint64_t t0 = uv_hrtime();
 	int r = logfile_open(&lg->lf, dir, false, &rep);
+	if (r == 0)
+		diag_info("%s/%s: %llu events checked in %.3f s%s", dir, LOGFILE_NAME,
+		         (unsigned long long)lg->lf.last_seq, (double)(uv_hrtime() - t0) / 1e9,
+		         lg->lf.checkpoint_seq ? " (to the clean stop's checkpoint on its word)" : "");
 	if (r == -EBADMSG) {
 		diag_error("%s/%s is damaged at seq %llu (byte offset %llu), in history that was "
 		          "acknowledged: refusing to start. To cut the log there, keeping a copy of "
@@ -192,7 +198,7 @@ int logger_run(const logger_config_t *cfg)
 		.written_cb = logger_after_write,
 		.batch_cb = logger_index_batch,
 	};
-	logger_index_open(&lg, cfg->data_dir);
+	logger_indexjob_init(&lg, cfg->data_dir);
 	r = logger_commit_init(&lg, &cbs);
 	if (r == 0)
 		r = logger_listen(&lg, cfg->run_dir);

@@ -11,9 +11,11 @@
  *   prealloc.c  zeroed space ahead of the log's end, for commit.c
  *   statement.c  the account index kept up with each durable batch, and the
  *             bus's statements answered from it in the thread pool
+ *   indexjob.c  a long log's account index opened in the thread pool
+ *             after the start, off the way from start to live
  *   index.c   the account index file, DATA/account.idx (no event loop)
- * Calls run one way: main -> logger -> serve -> statement -> index, and
- * serve -> commit. commit.c tells the
+ * Calls run one way: main -> logger -> serve -> indexjob -> statement -> index,
+ * and serve -> commit. commit.c tells the
  * files above it what became of a write through logger_commit_cbs_t, which
  * logger.c registers.
  *
@@ -55,6 +57,28 @@
 #define LOGGER_STATEMENT_BYTES_MAX 1000000
 
 typedef struct logger logger_t;
+
+/* A long log's index opened in the thread pool after the start (indexjob.c);
+ * owned by indexjob.c, the loop thread only but view/ix/rep/result, which
+ * the worker uses while state is RUNNING and a round is queued. */
+#define LOGGER_INDEX_SYNC_EVENTS_MAX 200000 /* fewer: opened before listening */
+#define LOGGER_INDEX_WAIT_MS 3000 /* after start-up, the job starts by then at the latest */
+#define LOGGER_INDEX_LOOP_EVENTS_MAX 20000  /* more new events: another worker round */
+typedef enum { LOGGER_INDEX_DONE, LOGGER_INDEX_WAITING, LOGGER_INDEX_RUNNING } logger_index_state_t;
+typedef struct {
+	logger_t *lg;
+	const char *dir;
+	logger_index_state_t state;
+	uv_timer_t timer;
+	bool timer_on;
+	uv_work_t work;
+	bool opened;        /* ix is open (index_open's round is done) */
+	logfile_t view;     /* the log as it was when the round was queued */
+	index_t ix;
+	index_report_t rep;
+	int result;
+	uint64_t t0_ns;
+} logger_indexjob_t;
 
 /* What commit.c reports upward (registered by logger.c at logger_commit_init). */
 typedef struct {
@@ -116,6 +140,7 @@ struct logger {
 	bool index_ok;      /* it opened; statements are answered */
 	bool index_damaged; /* a walk found a bad entry: no table at the stop */
 	int statements;     /* statement walks in the thread pool */
+	logger_indexjob_t indexjob;
 };
 
 typedef struct {
@@ -137,12 +162,25 @@ void logger_broadcast_fault(logger_t *lg, const char *message);
 /* Opens (checks, catches up) DATA/account.idx: 0, or a negative errno
  * (logged; the logger runs on and statements answer unavailable). */
 int logger_index_open(logger_t *lg, const char *dir);
+/* Takes ix, opened (r == 0) by index_open() on lf or a view of it and caught
+ * up to lf, as the index statements use; r < 0: logged, statements are
+ * unavailable. Returns r. */
+int logger_index_adopt(logger_t *lg, const char *dir, int r, index_t *ix,
+                       const index_report_t *rep);
 /* Saves the index's table and closes it. */
 void logger_index_close(logger_t *lg);
 /* A durable batch's encoded records: folded into the index, written. */
 void logger_index_batch(logger_t *lg, const char *buf, size_t len);
 /* {"t":"statement"}: the bus asks for an account's statement. */
 void logger_on_statement(conn_t *bus, const msgpack_object *m);
+
+/* indexjob.c */
+/* Opens the account index now (a short log) or sets the job up to. */
+void logger_indexjob_init(logger_t *lg, const char *dir);
+/* Starts the waiting job (an append, a statement came). */
+void logger_indexjob_kick(logger_t *lg);
+/* The logger stops: a job not started never does; closes its timer. */
+void logger_indexjob_stop(logger_t *lg);
 
 /* commit.c */
 /* Sets up group commit; cbs is copied. 0 or a libuv error. */

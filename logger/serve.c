@@ -113,6 +113,7 @@ static void logger_on_append(conn_t *bus, const msgpack_object *m)
 		diag_warn("append: malformed message ignored");
 		return;
 	}
+	logger_indexjob_kick(lg);
 	logger_accept_events(lg, first, evs);
 	if (lg->pending.len > LOGGER_PENDING_BYTES_MAX && !lg->paused) {
 		diag_warn("%zu bytes of events wait for the disk; pausing the bus",
@@ -217,6 +218,13 @@ static void logger_on_read(conn_t *bus, const msgpack_object *m)
 	logger_reply_read(lg, bus, cid, from, &rd);
 }
 
+/* {"t":"statement"}: answered by statement.c once the index is open. */
+static void logger_on_statement_msg(conn_t *bus, const msgpack_object *m)
+{
+	logger_indexjob_kick(bus->data);
+	logger_on_statement(bus, m);
+}
+
 static void logger_write_figures(FILE *f, void *data)
 {
 	const logger_t *lg = data;
@@ -248,6 +256,6 @@ const peer_handler_t logger_handlers[] = {
 	{ PEER_MSG_FIGURES, logger_on_figures },
 	{ PEER_MSG_APPEND, logger_on_append },
 	{ PEER_MSG_READ, logger_on_read },
-	{ PEER_MSG_STATEMENT, logger_on_statement },
+	{ PEER_MSG_STATEMENT, logger_on_statement_msg },
 	{ NULL, NULL },
 };

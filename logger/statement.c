@@ -57,7 +57,16 @@ typedef struct {
 int logger_index_open(logger_t *lg, const char *dir)
 {
 	index_report_t rep;
-	int r = index_open(&lg->index, dir, &lg->lf, &rep);
+	index_t ix;
+	return logger_index_adopt(lg, dir, index_open(&ix, dir, &lg->lf, &rep), &ix, &rep);
+}
+
+int logger_index_adopt(logger_t *lg, const char *dir, int r, index_t *ix,
+                       const index_report_t *rep_in)
+{
+	index_report_t rep = *rep_in;
+	if (r == 0)
+		lg->index = *ix;
 	if (r < 0) {
 		diag_error("cannot open the account index %s/%s: %s; statements are unavailable",
 		          dir, INDEX_FILE_NAME, strerror(-r));
