@@ -6,7 +6,8 @@
  *
  * The clock is read once per request: its events share one ts. One buffer
  * packs every event of the request, each encoded on the stack by
- * event_encode() and copied in as a bin.
+ * event_encode() and copied in as a bin; it, the results' and the reply's
+ * buffers are the resolver's, emptied and reused by each request.
  *
  * atomic: ledger_check_batch() checks them all against a scratch view
  * first; if one fails, nothing is applied and the reply names it. The
@@ -25,8 +26,8 @@
 #include <stdio.h>
 
 typedef struct {
-	msg_buf_t results; /* the packed result maps */
-	msg_buf_t evs;     /* the packed events (bin each) not yet emitted */
+	msg_buf_t *results; /* the packed result maps (r->bulk_results) */
+	msg_buf_t *evs;     /* the packed events (bin each) not yet emitted (r->bulk_evs) */
 	uint32_t evs_n;
 	uint64_t evs_first;
 	int64_t ts_ms;     /* one clock reading for the batch */
@@ -51,8 +52,8 @@ static void resolver_bulk_ok(msg_buf_t *b, uint64_t seq, int64_t balance)
 static void resolver_bulk_send_evs(resolver_t *r, uint64_t cid, resolver_bulk_t *k)
 {
 	if (k->evs_n)
-		resolver_emit_events(r, cid, NULL, k->evs_first, &k->evs, k->evs_n);
-	msg_buf_reset(&k->evs);
+		resolver_emit_events(r, cid, NULL, k->evs_first, k->evs, k->evs_n);
+	msg_buf_reset(k->evs);
 	k->evs_n = 0;
 }
 
@@ -63,11 +64,11 @@ static bool resolver_bulk_one(resolver_t *r, uint64_t cid, const ledger_cmd_t *c
 	ledger_key_entry_t prior;
 	proto_err_t e = ledger_check(r->ledger, cmd, &prior);
 	if (e == PROTO_DUPLICATE) {
-		resolver_bulk_ok(&k->results, prior.seq, prior.balance);
+		resolver_bulk_ok(k->results, prior.seq, prior.balance);
 		return true;
 	}
 	if (e != PROTO_OK) {
-		resolver_bulk_error(&k->results, e);
+		resolver_bulk_error(k->results, e);
 		return true;
 	}
 	ledger_inputs_t in = { .ts_ms = k->ts_ms };
@@ -76,15 +77,15 @@ static bool resolver_bulk_one(resolver_t *r, uint64_t cid, const ledger_cmd_t *c
 	ledger_event_from_cmd(r->ledger, cmd, &in, &ev);
 	if (ledger_apply(r->ledger, &ev, &res) < 0)
 		return false;
-	resolver_bulk_ok(&k->results, ev.seq, res.balance);
+	resolver_bulk_ok(k->results, ev.seq, res.balance);
 	if (k->evs_n == 0)
 		k->evs_first = ev.seq;
 	uint8_t one[EVENT_BYTES_MAX];
 	size_t n = event_encode(&ev, one);
-	msgpack_pack_bin(&k->evs.pk, n);
-	msgpack_pack_bin_body(&k->evs.pk, one, n);
+	msgpack_pack_bin(&k->evs->pk, n);
+	msgpack_pack_bin_body(&k->evs->pk, one, n);
 	k->evs_n++;
-	if (k->evs.sb.size >= RESOLVER_BULK_EVS_BYTES_MAX)
+	if (k->evs->sb.size >= RESOLVER_BULK_EVS_BYTES_MAX)
 		resolver_bulk_send_evs(r, cid, k);
 	return true;
 }
@@ -92,29 +93,25 @@ static bool resolver_bulk_one(resolver_t *r, uint64_t cid, const ledger_cmd_t *c
 /* Applies every transfer of t and emits the events and the reply. */
 static void resolver_bulk_apply(resolver_t *r, uint64_t cid, const request_transfers_t *t)
 {
-	resolver_bulk_t k;
-	msg_buf_init(&k.results);
-	msg_buf_init(&k.evs);
-	k.evs_n = 0;
+	resolver_bulk_t k = { .results = &r->bulk_results, .evs = &r->bulk_evs };
+	msg_buf_reset(k.results);
+	msg_buf_reset(k.evs);
 	k.ts_ms = resolver_now_ms(r);
 	uint32_t i = 0;
 	for (; i < t->count; i++)
 		if (!resolver_bulk_one(r, cid, &t->items[i], &k))
 			break;
 	for (uint32_t j = i; j < t->count; j++) /* only after running out of memory */
-		resolver_bulk_error(&k.results, PROTO_E_INTERNAL);
+		resolver_bulk_error(k.results, PROTO_E_INTERNAL);
 	if (i < t->count)
 		diag_error("transfers: out of memory at item %u of %u", i, t->count);
-	msg_buf_t reply;
-	msg_buf_init(&reply);
-	proto_pack_ok(&reply.pk, t->id, 1);
-	msg_pack_str(&reply.pk, "results");
-	msgpack_pack_array(&reply.pk, t->count);
-	msg_buf_append(&reply, k.results.sb.data, k.results.sb.size);
-	resolver_emit_events(r, cid, &reply, k.evs_first, &k.evs, k.evs_n);
-	msg_buf_free(&reply);
-	msg_buf_free(&k.results);
-	msg_buf_free(&k.evs);
+	msg_buf_t *reply = &r->bulk_reply;
+	msg_buf_reset(reply);
+	proto_pack_ok(&reply->pk, t->id, 1);
+	msg_pack_str(&reply->pk, "results");
+	msgpack_pack_array(&reply->pk, t->count);
+	msg_buf_append(reply, k.results->sb.data, k.results->sb.size);
+	resolver_emit_events(r, cid, reply, k.evs_first, k.evs, k.evs_n);
 }
 
 /* atomic and an item fails: {"id","ok":false,"error","message","index"}. */

@@ -276,6 +276,11 @@ int resolver_start(resolver_t *r, uv_loop_t *loop, const char *run_dir)
 	msg_buf_init(&r->cmd_reply);
 	msg_buf_init(&r->cmd_ev);
 	msg_buf_init(&r->cmd_mail);
+	msg_buf_init(&r->bulk_results);
+	msg_buf_init(&r->bulk_evs);
+	msg_buf_init(&r->bulk_reply);
+	if (!msgpack_zone_init(&r->req_zone, RESOLVER_REQ_ZONE_CHUNK_BYTES))
+		return -ENOMEM;
 	if (crypto_pwhash_str(r->dummy_hash, RESOLVER_DUMMY_PASSWORD,
 	                      strlen(RESOLVER_DUMMY_PASSWORD), r->cost.opslimit,
 	                      r->cost.memlimit) != 0)
@@ -313,12 +318,10 @@ void resolver_stop(resolver_t *r)
 
 void resolver_handle_request(resolver_t *r, uint64_t cid, const char *req, size_t len)
 {
-	msgpack_zone zone;
-	msgpack_zone_init(&zone, 2048);
 	msgpack_object map;
 	uint64_t id = 0;
 	proto_op_t op;
-	if (msg_decode_map(req, len, &zone, &map) < 0) {
+	if (msg_decode_map(req, len, &r->req_zone, &map) < 0) {
 		resolver_emit_error(r, cid, 0, PROTO_E_BAD_REQUEST, "not one msgpack map");
 		goto out;
 	}
@@ -344,5 +347,5 @@ void resolver_handle_request(resolver_t *r, uint64_t cid, const char *req, size_
 	else
 		resolver_run_query(r, cid, &cmd);
 out:
-	msgpack_zone_destroy(&zone);
+	msgpack_zone_clear(&r->req_zone);
 }

@@ -44,6 +44,10 @@
 #define RESOLVER_RES_BYTES_MAX (FRAME_BODY_MAX - 256) /* items in one "res" frame */
 #define RESOLVER_ITEM_OVERHEAD 64  /* an item's map, keys, ids and bin headers */
 #define RESOLVER_BULK_EVS_BYTES_MAX (128 * 1024) /* events of "transfers" per res item */
+/* The first chunk of the zone requests are unpacked into, kept between them:
+ * a "transfers" of 1,000 unpacks into ~150 KiB (the largest, 8,192, spill
+ * into more chunks, freed after it). */
+#define RESOLVER_REQ_ZONE_CHUNK_BYTES (256 * 1024)
 
 typedef struct {
 	unsigned long long opslimit;
@@ -81,6 +85,9 @@ typedef struct resolver {
 	uint32_t item_count;
 	msg_buf_t cmd_reply, cmd_ev, cmd_mail; /* commands.c's, emptied and reused by each
 	                                        * command (no allocation per command) */
+	msgpack_zone req_zone;    /* each request is unpacked into it, then it is cleared:
+	                           * its first chunk (RESOLVER_REQ_ZONE_CHUNK_BYTES) stays */
+	msg_buf_t bulk_results, bulk_evs, bulk_reply; /* bulk.c's, reused by each "transfers" */
 	unsigned jobs_running;    /* password hashing jobs in the pool */
 	uint64_t stat_replayed;   /* events applied by replay (figures) */
 	/* pwhash.c's continuations, registered by resolver.c (commands.c's) */
