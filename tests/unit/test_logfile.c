@@ -1128,6 +1128,23 @@ Test(logfile, split_check_agrees_with_the_classic_check)
 	free(orig);
 }
 
+/* A writer's open of the file (whose bytes are orig) finds damage at seq,
+ * offset, and changes nothing. */
+static void test_open_damaged(const char *orig, size_t size, uint64_t seq, uint64_t offset)
+{
+	logfile_t lf;
+	logfile_report_t rep;
+	int r = logfile_open(&lf, test_dir, false, &rep);
+	cr_assert_eq(r, -EBADMSG, "seq %lu: %d", seq, r);
+	cr_assert_eq(rep.damage_seq, seq);
+	cr_assert_eq(rep.damage_offset, offset, "seq %lu", seq);
+	size_t now_n;
+	char *now = test_file_bytes(&now_n);
+	cr_assert_eq(now_n, size, "nothing changed");
+	cr_assert_arr_eq(now, orig, size);
+	free(now);
+}
+
 Test(logfile, split_check_stops_on_a_damaged_record_in_any_share)
 {
 	size_t size;
@@ -1147,17 +1164,7 @@ Test(logfile, split_check_stops_on_a_damaged_record_in_any_share)
 			uint64_t at = where ? end - 3 : offs[seq - 1] + 12 + 2;
 			orig[at] ^= 0x10;
 			test_file_put(orig, size);
-			logfile_t lf;
-			logfile_report_t rep;
-			int r = logfile_open(&lf, test_dir, false, &rep);
-			cr_assert_eq(r, -EBADMSG, "seq %lu/%d: %d", seq, where, r);
-			cr_assert_eq(rep.damage_seq, seq, "seq %lu/%d", seq, where);
-			cr_assert_eq(rep.damage_offset, offs[seq - 1], "seq %lu/%d", seq, where);
-			size_t now_n;
-			char *now = test_file_bytes(&now_n);
-			cr_assert_eq(now_n, size, "nothing changed");
-			cr_assert_arr_eq(now, orig, size);
-			free(now);
+			test_open_damaged(orig, size, seq, offs[seq - 1]);
 			orig[at] ^= 0x10;
 		}
 	}
