@@ -118,6 +118,19 @@ static int keystore_index_grow(keystore_t *ks)
 	return 0;
 }
 
+/* Room for n entries at most half full, so that a scan of n slots never
+ * rehashes (growing one doubling at a time cost 8% of a 1,000,000-account
+ * start). */
+static int keystore_index_reserve(keystore_t *ks, uint32_t n)
+{
+	while (!ks->index || 2 * ((uint64_t)n + 1) > (uint64_t)ks->index_mask + 1) {
+		int rc = keystore_index_grow(ks);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 int keystore_index_add(keystore_t *ks, uint64_t account, uint32_t slot)
 {
 	assert(account != 0);
@@ -244,6 +257,9 @@ static int keystore_scan_from(keystore_t *ks, uint32_t from)
 		return rc;
 	if (n > ks->slots_n)
 		ks->slots_n = n;
+	rc = keystore_index_reserve(ks, n);
+	if (rc < 0)
+		return rc;
 	uint32_t hole = n;
 	uint8_t buf[KEYSTORE_SCAN_SLOTS * KEYSTORE_SLOT_BYTES];
 	for (uint32_t i = from; i < n && rc == 0;) {

@@ -345,11 +345,11 @@ uint64_t ledger_inactive_users(const ledger_t *l, int64_t days, int64_t now_ms);
 void ledger_pack(const ledger_t *l, msgpack_packer *pk);
 
 /*
- * Loads a map packed by ledger_pack() into l, which must be new (empty).
- * Returns 0, -EINVAL for a malformed or inconsistent state (l must then be
- * freed), or -ENOMEM.
+ * Loads buf[0..len), the bytes of a map packed by ledger_pack(), into l,
+ * which must be new (empty). Returns 0, -EINVAL for malformed bytes or an
+ * inconsistent state (l must then be freed), or -ENOMEM.
  */
-int ledger_unpack(ledger_t *l, const msgpack_object *map);
+int ledger_unpack(ledger_t *l, const char *buf, size_t len);
 
 /*
  * Validates an email (PROTOCOL.md; the rule is at the top of ledger_email.c)

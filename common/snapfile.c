@@ -289,23 +289,8 @@ int snapfile_to_ledger(const snapfile_t *s, ledger_t **out)
 
 int snapfile_into_ledger(const snapfile_t *s, ledger_t *l)
 {
-	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
-	size_t off = 0;
-	int rc = -EINVAL;
-	/*
-	 * msg_check() first (found by tests/fuzz/fuzz_snapfile): msgpack-c
-	 * allocates a container from its declared count, so a damaged body with
-	 * a right checksum (or one written by a buggy version) whose array
-	 * header claims 2^31 elements made this allocate 16 GB.
-	 */
-	if (msg_check(s->body, s->body_len) == 0 &&
-	    msgpack_unpack_next(&u, s->body, s->body_len, &off) == MSGPACK_UNPACK_SUCCESS &&
-	    off == s->body_len && u.data.type == MSGPACK_OBJECT_MAP) {
-		rc = ledger_unpack(l, &u.data);
-		if (rc == 0 && ledger_last_seq(l) != s->seq)
-			rc = -EINVAL;
-	}
-	msgpack_unpacked_destroy(&u);
+	int rc = ledger_unpack(l, s->body, s->body_len);
+	if (rc == 0 && ledger_last_seq(l) != s->seq)
+		rc = -EINVAL;
 	return rc;
 }

@@ -99,19 +99,14 @@ typedef struct {
 static ledger_t *whatif_clone(const ledger_t *l)
 {
 	msg_buf_t b;
-	msgpack_zone zone;
-	msgpack_object map;
 	ledger_t *out = ledger_new();
 
 	msg_buf_init(&b);
 	ledger_pack(l, &b.pk);
-	msgpack_zone_init(&zone, 4096);
-	if (out && (msg_decode_map(b.sb.data, b.sb.size, &zone, &map) < 0 ||
-		    ledger_unpack(out, &map) < 0)) {
+	if (out && ledger_unpack(out, b.sb.data, b.sb.size) < 0) {
 		ledger_free(out);
 		out = NULL;
 	}
-	msgpack_zone_destroy(&zone);
 	msg_buf_free(&b);
 	return out;
 }

@@ -823,6 +823,19 @@ static int compare_account(const ledger_account_t *a, void *arg)
 	return 0;
 }
 
+/* ledger_unpack() of obj's bytes (an edited decoded snapshot, packed again). */
+static int unpack_object(ledger_t *copy, const msgpack_object *obj)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	cr_assert_eq(msgpack_pack_object(&pk, *obj), 0);
+	int rc = ledger_unpack(copy, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
 static ledger_t *copy_through_snapshot(int *rc_out, size_t cut)
 {
 	msgpack_sbuffer sb;
@@ -838,7 +851,7 @@ static ledger_t *copy_through_snapshot(int *rc_out, size_t cut)
 	if (cut)
 		obj.via.map.size -= (uint32_t)cut; /* drops the last entries */
 	ledger_t *copy = ledger_new();
-	*rc_out = ledger_unpack(copy, &obj);
+	*rc_out = unpack_object(copy, &obj);
 	msgpack_zone_destroy(&zone);
 	msgpack_sbuffer_destroy(&sb);
 	return copy;
@@ -909,7 +922,7 @@ static ledger_t *copy_edited(int *rc_out, size_t keys_max, void (*edit)(msgpack_
 		edit(&obj);
 	ledger_t *copy = ledger_new();
 	ledger_set_keys_max(copy, keys_max);
-	*rc_out = ledger_unpack(copy, &obj);
+	*rc_out = unpack_object(copy, &obj);
 	msgpack_zone_destroy(&zone);
 	msgpack_sbuffer_destroy(&sb);
 	return copy;
@@ -958,6 +971,77 @@ static void pwhash_gets_a_nul(msgpack_object *map)
 	msgpack_object_array *a = list_of(map, "accounts");
 	a->ptr[1].via.array.ptr[2].via.str.ptr = nul;
 	a->ptr[1].via.array.ptr[2].via.str.size = sizeof(nul) - 1;
+}
+
+/* The map with one more entry: a copy of its entry named name, or, when
+ * name is NULL, an unknown field "extra" holding 5. */
+static void map_gains_entry(msgpack_object *map, const char *name)
+{
+	static msgpack_object_kv kv[16];
+	uint32_t n = map->via.map.size;
+	cr_assert_lt(n, 16);
+	memcpy(kv, map->via.map.ptr, n * sizeof(kv[0]));
+	kv[n].key = (msgpack_object){ .type = MSGPACK_OBJECT_STR,
+	                              .via.str = { .size = 5, .ptr = "extra" } };
+	kv[n].val = (msgpack_object){ .type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = 5 };
+	for (uint32_t i = 0; name && i < n; i++)
+		if (kv[i].key.via.str.size == strlen(name) &&
+		    memcmp(kv[i].key.via.str.ptr, name, strlen(name)) == 0)
+			kv[n] = kv[i];
+	map->via.map.ptr = kv;
+	map->via.map.size = n + 1;
+}
+
+static void keys_twice(msgpack_object *map)
+{
+	map_gains_entry(map, "keys");
+}
+
+static void last_seq_twice(msgpack_object *map)
+{
+	map_gains_entry(map, "last_seq");
+}
+
+static void an_unknown_field(msgpack_object *map)
+{
+	map_gains_entry(map, NULL);
+}
+
+Test(ledger, snapshot_with_a_field_twice_is_rejected_and_an_unknown_one_skipped)
+{
+	three_accounts();
+	reissue_keyed(A3, "k1");
+	int rc;
+	ledger_t *copy = copy_edited(&rc, LEDGER_KEYS_MAX, keys_twice);
+	cr_assert_eq(rc, -EINVAL, "\"keys\" twice");
+	ledger_free(copy);
+	copy = copy_edited(&rc, LEDGER_KEYS_MAX, last_seq_twice);
+	cr_assert_eq(rc, -EINVAL, "\"last_seq\" twice");
+	ledger_free(copy);
+	copy = copy_edited(&rc, LEDGER_KEYS_MAX, an_unknown_field);
+	cr_assert_eq(rc, 0, "an unknown field is skipped");
+	cr_assert_eq(ledger_account_count(copy), 3);
+	cr_assert_not_null(ledger_find_key(copy, "k1", 2));
+	ledger_free(copy);
+}
+
+Test(ledger, snapshot_with_bytes_after_the_map_is_rejected)
+{
+	three_accounts();
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	ledger_pack(l, &pk);
+	msgpack_pack_nil(&pk);
+	ledger_t *copy = ledger_new();
+	cr_assert_eq(ledger_unpack(copy, sb.data, sb.size), -EINVAL);
+	ledger_free(copy);
+	copy = ledger_new();
+	cr_assert_eq(ledger_unpack(copy, sb.data, sb.size - 1), 0, "without the extra byte");
+	cr_assert_eq(ledger_account_count(copy), 3);
+	ledger_free(copy);
+	msgpack_sbuffer_destroy(&sb);
 }
 
 Test(ledger, snapshot_with_a_duplicate_or_malformed_entry_is_rejected)
