@@ -38,10 +38,12 @@ void frame_reader_free(frame_reader_t *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* Moves unconsumed bytes to the front so the buffer does not grow forever. */
-static void frame_reader_compact(frame_reader_t *r)
+/* Moves unconsumed bytes to the front so the buffer does not grow forever:
+ * only when every byte was handed out (nothing to move) or the room behind
+ * them is short, so a partial frame is not moved after every read. */
+static void frame_reader_compact(frame_reader_t *r, size_t want)
 {
-	if (r->start == 0)
+	if (r->start == 0 || (r->start < r->len && r->cap - r->len >= want))
 		return;
 	memmove(r->buf, r->buf + r->start, r->len - r->start);
 	r->len -= r->start;
@@ -52,7 +54,7 @@ char *frame_reader_space(frame_reader_t *r, size_t want, size_t *got)
 {
 	if (want < FRAME_READER_CHUNK_BYTES)
 		want = FRAME_READER_CHUNK_BYTES;
-	frame_reader_compact(r);
+	frame_reader_compact(r, want);
 	if (r->cap - r->len < want) {
 		size_t cap = r->cap ? r->cap : FRAME_READER_CHUNK_BYTES;
 		while (cap - r->len < want)

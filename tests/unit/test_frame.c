@@ -212,3 +212,46 @@ Test(frame, exactly_one_mib_is_accepted)
 	frame_reader_free(&r);
 	free(s);
 }
+
+/* Frames of many sizes read in reads of uneven sizes through space/commit:
+ * every body comes out whole and in order, and the buffer stays bounded
+ * (a partial frame is moved to the front only when the room is short). */
+Test(frame, uneven_reads_of_many_frames_through_space_and_commit)
+{
+	enum { N = 2000 };
+	static size_t lens[N];
+	unsigned seed = 7;
+	for (int i = 0; i < N; i++)
+		lens[i] = 1 + (size_t)rand_r(&seed) % (i % 50 == 0 ? 200000 : 3000);
+	size_t total;
+	char *stream = test_stream(lens, N, &total);
+	frame_reader_t r;
+	frame_reader_init(&r);
+	size_t fed = 0, body_at = 0;
+	int got_n = 0;
+	while (fed < total) {
+		size_t room;
+		char *space = frame_reader_space(&r, 1, &room);
+		cr_assert(space);
+		size_t n = 1 + (size_t)rand_r(&seed) % 70000;
+		if (n > room)
+			n = room;
+		if (n > total - fed)
+			n = total - fed;
+		memcpy(space, stream + fed, n);
+		frame_reader_commit(&r, n);
+		fed += n;
+		const char *body;
+		size_t len;
+		while (frame_reader_next(&r, &body, &len) == 1) {
+			cr_assert_eq(len, lens[got_n]);
+			cr_assert(memcmp(body, stream + body_at + FRAME_HEADER_BYTES, len) == 0);
+			body_at += FRAME_HEADER_BYTES + len;
+			got_n++;
+		}
+	}
+	cr_assert_eq(got_n, N);
+	cr_assert_leq(r.cap, (size_t)1 << 20);
+	frame_reader_free(&r);
+	free(stream);
+}
