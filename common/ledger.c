@@ -37,16 +37,32 @@
  * (common/keystore.c) adds ~34.
  *
  * Snapshot encoding (ledger_pack / ledger_unpack), one msgpack map:
- *   "v"         uint   LEDGER_SNAPSHOT_VERSION (2; 1 still loads)
+ *   "v"         uint   LEDGER_SNAPSHOT_VERSION (3; 2 and 1 still load)
  *   "last_seq"  uint, "last_ts" int (ms), "moved" int (all-time sum total)
- *   "accounts"  array, in opening order, of [number uint, email str,
- *               pwhash str, code_hash bin(32), balance int, opened_at int,
+ *   "pw_prefixes" array of str: the argon2id parameter strings
+ *               ("$argon2id$v=19$m=65536,t=2,p=1$"), each once; before
+ *               "accounts" (version 3 only)
+ *   "accounts"  array, in opening order, of [number uint, identity, pwhash,
+ *               code_hash bin(32), balance int, opened_at int,
  *               last_activity int (0 = none), verified bool, email_enc bin,
- *               opened_seq uint, erased bool]; email is the identity (a
- *               lower-cased email, 64 hex digits, or "" when erased),
- *               email_enc the sealed email (empty when plain or erased).
- *               Version 1 snapshots have the first 8 fields only (plain
- *               emails, nothing erased) and still load.
+ *               opened_seq uint, erased bool, nonce_derived bool]:
+ *               identity  a sealed account's keyed email hash as bin(32);
+ *                         else str: the lower-cased email, "" when erased
+ *               pwhash    bin(49): the number k (1..) of its parameter
+ *                         string in "pw_prefixes", then the 16-byte salt
+ *                         and the 32-byte hash (the string is that prefix,
+ *                         then their Base64 without padding, joined by
+ *                         "$"); or str: the string as given, when it is
+ *                         not of that exact form
+ *               email_enc the sealed email, without its nonce when
+ *                         nonce_derived (the nonce is then
+ *                         ledger_sealed_nonce(number, opened_seq)); empty
+ *                         when plain or erased
+ *               Version 2 wrote 11 fields: identities of sealed accounts as
+ *               their 64 hex digits, every pwhash as its string, email_enc
+ *               with its nonce. Version 1: the first 8 (plain emails,
+ *               nothing erased). The bytes of a million accounts: 306 MB in
+ *               version 2, about 30% less in version 3.
  *   "keys"      array, oldest first, of [key bin(1..64), op uint, seq uint,
  *               account uint, balance int, fp bin(16)]
  *   "sums"      array of [tag uint, total int] (tags as described above)

@@ -27,6 +27,8 @@
 #define LEDGER_ITEMS_MAX (UINT32_MAX / 4)
 #define LEDGER_PW_PREFIXES_MAX 16     /* distinct argon2id parameter strings kept once */
 #define LEDGER_PW_PREFIX_BYTES_MAX 48 /* "$argon2id$v=19$m=65536,t=2,p=1$" is 31 */
+#define LEDGER_PW_BIN_BYTES 48        /* the 16-byte salt and the 32-byte hash */
+#define LEDGER_PW_COMPACT_BYTES (1 + LEDGER_PW_BIN_BYTES) /* a snapshot's: prefix number first */
 #define LEDGER_RECORD_BYTES_MAX \
 	(LEDGER_EMAIL_BYTES_MAX + LEDGER_PWHASH_BYTES_MAX + LEDGER_SEALED_BYTES_MAX)
 #define SUM_YEAR (1ULL << 56)
@@ -90,6 +92,9 @@ typedef struct {
 	size_t email_len, pwhash_len; /* email_len 0: an erased account */
 	const uint8_t *email_enc;     /* the sealed email, not owned; NULL when none */
 	size_t email_enc_len;
+	const uint8_t *pw_bin;        /* or the password hash already compact (a version 3
+	                               * snapshot): salt || hash, prefix pw_prefix; pwhash unset */
+	uint8_t pw_prefix;
 	uint32_t number_frag, email_frag;
 } ledger_opening_t;
 
@@ -136,6 +141,8 @@ void ledger_strings_free(ledger_t *l);
 size_t ledger_record_bytes_max(const ledger_opening_t *o);
 void ledger_record_put(ledger_t *l, ledger_account_t *a, const ledger_opening_t *o);
 void ledger_record_erase(const ledger_t *l, ledger_account_t *a);
+uint8_t ledger_record_prefix(ledger_t *l, const char *p, size_t n);
+size_t ledger_record_pw_compact(const ledger_account_t *a, uint8_t out[LEDGER_PW_COMPACT_BYTES]);
 
 /* Owned by ledger_reads.c */
 int64_t ledger_sums_get(const ledger_sums_t *s, uint64_t tag);

@@ -34,7 +34,7 @@
 #define LEDGER_PW_HASH_BYTES 32
 #define LEDGER_PW_SALT_CHARS 22 /* Base64 of 16 bytes, no padding */
 #define LEDGER_PW_HASH_CHARS 43 /* Base64 of 32 bytes, no padding */
-#define LEDGER_PW_BIN_BYTES (LEDGER_PW_SALT_BYTES + LEDGER_PW_HASH_BYTES)
+_Static_assert(LEDGER_PW_BIN_BYTES == LEDGER_PW_SALT_BYTES + LEDGER_PW_HASH_BYTES, "salt || hash");
 
 void ledger_sealed_nonce(uint64_t account, uint64_t seq, uint8_t nonce[LEDGER_NONCE_BYTES])
 {
@@ -109,8 +109,9 @@ static bool ledger_b64_exact(const char *s, size_t n, uint8_t *bin, size_t bin_l
 }
 
 /* The interned prefix's number (1..), interning it when new; 0 when full. */
-static uint8_t ledger_pw_prefix_id(ledger_t *l, const char *p, size_t n)
+uint8_t ledger_record_prefix(ledger_t *l, const char *p, size_t n)
 {
+	assert(n <= LEDGER_PW_PREFIX_BYTES_MAX);
 	for (uint32_t i = 0; i < l->pw_prefixes_n; i++)
 		if (l->pw_prefix_len[i] == n && memcmp(l->pw_prefixes[i], p, n) == 0)
 			return (uint8_t)(i + 1);
@@ -133,7 +134,7 @@ static uint8_t ledger_pw_compact(ledger_t *l, const char *s, size_t n, uint8_t b
 	    !ledger_b64_exact(hash, LEDGER_PW_HASH_CHARS, bin + LEDGER_PW_SALT_BYTES,
 	                      LEDGER_PW_HASH_BYTES))
 		return 0;
-	return ledger_pw_prefix_id(l, s, n - tail);
+	return ledger_record_prefix(l, s, n - tail);
 }
 
 size_t ledger_record_bytes_max(const ledger_opening_t *o)
@@ -202,7 +203,12 @@ void ledger_record_put(ledger_t *l, ledger_account_t *a, const ledger_opening_t 
 	uint8_t *p = rec;
 	a->id_len = (uint8_t)ledger_record_identity(o, p);
 	p += a->id_len;
-	a->pw_prefix = ledger_pw_compact(l, o->pwhash, o->pwhash_len, p);
+	if (o->pw_bin) {
+		a->pw_prefix = o->pw_prefix;
+		memcpy(p, o->pw_bin, LEDGER_PW_BIN_BYTES);
+	} else {
+		a->pw_prefix = ledger_pw_compact(l, o->pwhash, o->pwhash_len, p);
+	}
 	a->pw_len = a->pw_prefix ? LEDGER_PW_BIN_BYTES : (uint8_t)o->pwhash_len;
 	if (!a->pw_prefix)
 		memcpy(p, o->pwhash, o->pwhash_len);
@@ -247,6 +253,16 @@ void ledger_account_pwhash(const ledger_t *l, const ledger_account_t *a,
 	n += LEDGER_PW_SALT_CHARS;
 	out[n++] = '$';
 	ledger_b64_encode(p + LEDGER_PW_SALT_BYTES, LEDGER_PW_HASH_BYTES, out + n);
+}
+
+/* The compact password hash, prefix number first (0 bytes when it is kept as a string). */
+size_t ledger_record_pw_compact(const ledger_account_t *a, uint8_t out[LEDGER_PW_COMPACT_BYTES])
+{
+	if (!a->pw_prefix)
+		return 0;
+	out[0] = a->pw_prefix;
+	memcpy(out + 1, a->rec + a->id_len, LEDGER_PW_BIN_BYTES);
+	return LEDGER_PW_COMPACT_BYTES;
 }
 
 static const uint8_t *ledger_record_sealed_at(const ledger_account_t *a)

@@ -14,7 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- snapshot encoding (see the top of the file) ---- */
+#define LEDGER_SNAP_ACCOUNT_FIELDS 12 /* version 3's; 11 in version 2, 8 in version 1 */
+
+/* Where the body is read, and what its "pw_prefixes" became in this ledger. */
+typedef struct {
+	const char *buf;
+	size_t len, off;
+	msgpack_zone zone;
+	uint8_t pw_ids[LEDGER_PW_PREFIXES_MAX]; /* the snapshot's prefix k+1 is the ledger's pw_ids[k] */
+	uint32_t pw_n;
+} ledger_reader_t;
+
+/* ---- snapshot encoding (see the top of ledger.c) ---- */
 
 static void ledger_pack_bool(msgpack_packer *pk, bool b)
 {
@@ -24,35 +35,64 @@ static void ledger_pack_bool(msgpack_packer *pk, bool b)
 		msgpack_pack_false(pk);
 }
 
+/* The identity: a sealed account's keyed hash as its 32 bytes, else the
+ * plain email or "" (erased). */
+static void ledger_pack_identity(msgpack_packer *pk, const ledger_account_t *a)
+{
+	char id[LEDGER_EMAIL_BYTES_MAX + 1];
+	if (!a->erased && a->enc_len)
+		msg_pack_binn(pk, a->rec, LEDGER_EMAIL_HASH_BYTES);
+	else
+		msg_pack_strn(pk, id, ledger_account_identity(a, id));
+}
+
+/* The password hash: compact (prefix number, salt, hash) when kept so, else its string. */
+static void ledger_pack_pwhash(const ledger_t *l, msgpack_packer *pk, const ledger_account_t *a)
+{
+	uint8_t compact[LEDGER_PW_COMPACT_BYTES];
+	char pwhash[LEDGER_PWHASH_BYTES_MAX];
+	size_t n = ledger_record_pw_compact(a, compact);
+	if (n) {
+		msg_pack_binn(pk, compact, n);
+		return;
+	}
+	ledger_account_pwhash(l, a, pwhash);
+	msg_pack_str(pk, pwhash);
+}
+
 static void ledger_pack_account(const ledger_t *l, msgpack_packer *pk, const ledger_account_t *a)
 {
-	char id[LEDGER_EMAIL_BYTES_MAX + 1], pwhash[LEDGER_PWHASH_BYTES_MAX];
 	uint8_t sealed[LEDGER_SEALED_BYTES_MAX];
 	long sealed_len = ledger_account_sealed_in(l, a, sealed);
 	assert(sealed_len >= 0); /* the snapshotter's ledger keeps them in memory */
-	ledger_account_identity(a, id);
-	ledger_account_pwhash(l, a, pwhash);
-	msgpack_pack_array(pk, 11);
+	bool derived = (a->seal_flags & LEDGER_SEAL_NONCE_DERIVED) && sealed_len > 0;
+	size_t skip = derived ? LEDGER_NONCE_BYTES : 0;
+	msgpack_pack_array(pk, LEDGER_SNAP_ACCOUNT_FIELDS);
 	msgpack_pack_uint64(pk, a->number);
-	msg_pack_str(pk, id);
-	msg_pack_str(pk, pwhash);
+	ledger_pack_identity(pk, a);
+	ledger_pack_pwhash(l, pk, a);
 	msg_pack_binn(pk, a->code_hash, LEDGER_CODE_HASH_BYTES);
 	msgpack_pack_int64(pk, a->balance);
 	msgpack_pack_int64(pk, a->opened_at_ms);
 	msgpack_pack_int64(pk, a->last_activity_ms);
 	ledger_pack_bool(pk, a->verified);
-	msg_pack_binn(pk, sealed, (size_t)sealed_len);
+	msg_pack_binn(pk, sealed + skip, (size_t)sealed_len - skip);
 	msgpack_pack_uint64(pk, a->opened_seq);
 	ledger_pack_bool(pk, a->erased);
+	ledger_pack_bool(pk, derived);
 }
 
 void ledger_pack(const ledger_t *l, msgpack_packer *pk)
 {
 	assert(l && pk);
-	msgpack_pack_map(pk, 7);
+	msgpack_pack_map(pk, 8);
 	msg_pack_kv_u64(pk, "v", LEDGER_SNAPSHOT_VERSION);
 	msg_pack_kv_u64(pk, "last_seq", l->last_seq);
 	msg_pack_kv_i64(pk, "last_ts", l->last_ts);
+	msg_pack_str(pk, "pw_prefixes");
+	msgpack_pack_array(pk, l->pw_prefixes_n);
+	for (uint32_t i = 0; i < l->pw_prefixes_n; i++)
+		msg_pack_strn(pk, l->pw_prefixes[i], l->pw_prefix_len[i]);
 	msg_pack_str(pk, "accounts");
 	msgpack_pack_array(pk, l->accounts_n);
 	for (uint32_t i = 0; i < l->accounts_n; i++)
@@ -134,15 +174,14 @@ static bool ledger_obj_sealed(const msgpack_object *f, size_t n, ledger_opening_
 	       (!hex || o->email_enc_len >= LEDGER_SEALED_BYTES_MIN);
 }
 
-/* Reads an account's fields into *o; false if any is malformed. */
-static bool ledger_obj_account(const msgpack_object *obj, ledger_opening_t *o)
+/* Reads an account's fields (version 1's 8 or 2's 11, or version 3's made
+ * like them by ledger_obj_v3) into *o; false if any is malformed. */
+static bool ledger_obj_account(const msgpack_object *f, uint32_t n, ledger_opening_t *o)
 {
-	const msgpack_object *f = obj->via.array.ptr;
-	if (obj->type != MSGPACK_OBJECT_ARRAY ||
-	    (obj->via.array.size != 8 && obj->via.array.size != 11) ||
+	if ((n != 8 && n != 11) ||
 	    f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || !ledger_number_ok(f[0].via.u64) ||
-	    !ledger_obj_sealed(f, obj->via.array.size, o) ||
-	    !ledger_obj_text(&f[2], LEDGER_PWHASH_BYTES_MAX - 1) ||
+	    !ledger_obj_sealed(f, n, o) ||
+	    (!o->pw_bin && !ledger_obj_text(&f[2], LEDGER_PWHASH_BYTES_MAX - 1)) ||
 	    f[3].type != MSGPACK_OBJECT_BIN || f[3].via.bin.size != LEDGER_CODE_HASH_BYTES ||
 	    !ledger_obj_i64(&f[4], 0, &o->a.balance) ||
 	    !ledger_obj_i64(&f[5], 0, &o->a.opened_at_ms) ||
@@ -154,20 +193,79 @@ static bool ledger_obj_account(const msgpack_object *obj, ledger_opening_t *o)
 	memcpy(o->a.code_hash, f[3].via.bin.ptr, LEDGER_CODE_HASH_BYTES);
 	o->email = f[1].via.str.ptr;
 	o->email_len = f[1].via.str.size;
-	o->pwhash = f[2].via.str.ptr;
-	o->pwhash_len = f[2].via.str.size;
+	if (!o->pw_bin) {
+		o->pwhash = f[2].via.str.ptr;
+		o->pwhash_len = f[2].via.str.size;
+	}
+	return true;
+}
+
+/* Room for what a version 3 account becomes in version 2's shape. */
+typedef struct {
+	msgpack_object f[11];
+	char id[LEDGER_EMAIL_ID_CHARS + 1];
+	uint8_t sealed[LEDGER_SEALED_BYTES_MAX];
+} ledger_v2_shape_t;
+
+/*
+ * A version 3 account (ledger.c) in version 2's shape: a 32-byte identity as
+ * its hex digits, the sealed email with its derived nonce again; a compact
+ * password hash goes to o (its prefix number mapped to this ledger's).
+ */
+static bool ledger_obj_v3(const ledger_reader_t *r, const msgpack_object *f,
+                          ledger_v2_shape_t *v2, ledger_opening_t *o)
+{
+	memcpy(v2->f, f, sizeof(v2->f));
+	if (f[1].type == MSGPACK_OBJECT_BIN) {
+		if (f[1].via.bin.size != LEDGER_EMAIL_HASH_BYTES)
+			return false;
+		ledger_email_id((const uint8_t *)f[1].via.bin.ptr, v2->id);
+		v2->f[1] = (msgpack_object){ .type = MSGPACK_OBJECT_STR,
+		                             .via.str = { LEDGER_EMAIL_ID_CHARS, v2->id } };
+	}
+	if (f[2].type == MSGPACK_OBJECT_BIN) {
+		const uint8_t *p = (const uint8_t *)f[2].via.bin.ptr;
+		if (f[2].via.bin.size != LEDGER_PW_COMPACT_BYTES || p[0] == 0 || p[0] > r->pw_n)
+			return false;
+		o->pw_prefix = r->pw_ids[p[0] - 1];
+		o->pw_bin = p + 1;
+		o->pwhash_len = LEDGER_PW_BIN_BYTES;
+	}
+	if (f[11].type != MSGPACK_OBJECT_BOOLEAN || f[8].type != MSGPACK_OBJECT_BIN)
+		return false;
+	if (f[11].via.boolean) {
+		size_t n = f[8].via.bin.size;
+		if (f[9].type != MSGPACK_OBJECT_POSITIVE_INTEGER || n == 0 ||
+		    n > LEDGER_SEALED_BYTES_MAX - LEDGER_NONCE_BYTES)
+			return false;
+		ledger_sealed_nonce(f[0].via.u64, f[9].via.u64, v2->sealed);
+		memcpy(v2->sealed + LEDGER_NONCE_BYTES, f[8].via.bin.ptr, n);
+		v2->f[8].via.bin.ptr = (const char *)v2->sealed;
+		v2->f[8].via.bin.size = (uint32_t)(n + LEDGER_NONCE_BYTES);
+	}
 	return true;
 }
 
 /*
  * Adds one account, checking that its number and email are new with the
- * same probes that find their slots (ledger_unpack_reserve sized the array
+ * same probes that find their slots (ledger_unpack_accounts sized the array
  * and indexes, so only the strings may need room).
  */
-static int ledger_unpack_account(ledger_t *l, const msgpack_object *obj)
+static int ledger_unpack_account(ledger_t *l, const ledger_reader_t *r, const msgpack_object *obj)
 {
 	ledger_opening_t o = { 0 };
-	if (!ledger_obj_account(obj, &o))
+	ledger_v2_shape_t v2;
+	const msgpack_object *f = obj->via.array.ptr;
+	uint32_t n = obj->via.array.size;
+	if (obj->type != MSGPACK_OBJECT_ARRAY)
+		return -EINVAL;
+	if (n == LEDGER_SNAP_ACCOUNT_FIELDS) {
+		if (!ledger_obj_v3(r, f, &v2, &o))
+			return -EINVAL;
+		f = v2.f;
+		n = 11;
+	}
+	if (!ledger_obj_account(f, n, &o))
 		return -EINVAL;
 	o.number_frag = (uint32_t)ledger_mix64(o.a.number);
 	o.email_frag = (uint32_t)ledger_hash_bytes(o.email, o.email_len, true);
@@ -181,10 +279,11 @@ static int ledger_unpack_account(ledger_t *l, const msgpack_object *obj)
 	if (rc < 0)
 		return rc;
 	ledger_account_add(l, &o);
+	sodium_memzero(&v2, sizeof(v2));
 	return 0;
 }
 
-static int ledger_unpack_key(ledger_t *l, const msgpack_object *o)
+static int ledger_unpack_key(ledger_t *l, const ledger_reader_t *rd, const msgpack_object *o)
 {
 	const msgpack_object *f = o->via.array.ptr;
 	ledger_key_entry_t e = { 0 };
@@ -215,7 +314,7 @@ static int ledger_unpack_key(ledger_t *l, const msgpack_object *o)
 	return 0;
 }
 
-static int ledger_unpack_sum(ledger_t *l, const msgpack_object *o)
+static int ledger_unpack_sum(ledger_t *l, const ledger_reader_t *rd, const msgpack_object *o)
 {
 	const msgpack_object *f = o->via.array.ptr;
 	int64_t total;
@@ -238,11 +337,6 @@ static int ledger_unpack_sum(ledger_t *l, const msgpack_object *o)
  * array headers around the items are read here; each item and each scalar
  * is decoded by msgpack_unpack into one zone, cleared in between.
  */
-typedef struct {
-	const char *buf;
-	size_t len, off;
-	msgpack_zone zone;
-} ledger_reader_t;
 
 #define LEDGER_READER_ZONE_BYTES 4096
 
@@ -277,13 +371,14 @@ static bool ledger_read_next(ledger_reader_t *r, msgpack_object *o)
 }
 
 static int ledger_unpack_list(ledger_t *l, ledger_reader_t *r, uint32_t n,
-			      int (*item)(ledger_t *l, const msgpack_object *o))
+			      int (*item)(ledger_t *l, const ledger_reader_t *r,
+			                  const msgpack_object *o))
 {
 	msgpack_object o;
 	for (uint32_t i = 0; i < n; i++) {
 		if (!ledger_read_next(r, &o))
 			return -EINVAL;
-		int rc = item(l, &o);
+		int rc = item(l, r, &o);
 		if (rc < 0)
 			return rc;
 	}
@@ -318,6 +413,26 @@ static int ledger_unpack_keys(ledger_t *l, ledger_reader_t *r)
 	return rc < 0 ? rc : ledger_unpack_list(l, r, n, ledger_unpack_key);
 }
 
+/* The argon2id parameter strings, interned in this ledger as they come:
+ * "$argon2" ... "$", as ledger_record.c keeps them. Before "accounts". */
+static int ledger_unpack_pw_prefixes(ledger_t *l, ledger_reader_t *r)
+{
+	uint32_t n;
+	msgpack_object o;
+	if (!ledger_read_head(r, false, &n) || n > LEDGER_PW_PREFIXES_MAX)
+		return -EINVAL;
+	for (r->pw_n = 0; r->pw_n < n; r->pw_n++) {
+		if (!ledger_read_next(r, &o) || !ledger_obj_text(&o, LEDGER_PW_PREFIX_BYTES_MAX) ||
+		    o.via.str.size < 8 || memcmp(o.via.str.ptr, "$argon2", 7) != 0 ||
+		    o.via.str.ptr[o.via.str.size - 1] != '$')
+			return -EINVAL;
+		r->pw_ids[r->pw_n] = ledger_record_prefix(l, o.via.str.ptr, o.via.str.size);
+		if (r->pw_ids[r->pw_n] == 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
 static int ledger_unpack_sums(ledger_t *l, ledger_reader_t *r)
 {
 	uint32_t n;
@@ -327,11 +442,12 @@ static int ledger_unpack_sums(ledger_t *l, ledger_reader_t *r)
 }
 
 /* The map's fields, in ledger_pack's order; each must appear exactly once. */
-enum { LEDGER_F_V, LEDGER_F_LAST_SEQ, LEDGER_F_LAST_TS, LEDGER_F_ACCOUNTS, LEDGER_F_KEYS,
-       LEDGER_F_SUMS, LEDGER_F_MOVED, LEDGER_F_N };
+enum { LEDGER_F_V, LEDGER_F_LAST_SEQ, LEDGER_F_LAST_TS, LEDGER_F_PW_PREFIXES,
+       LEDGER_F_ACCOUNTS, LEDGER_F_KEYS, LEDGER_F_SUMS, LEDGER_F_MOVED, LEDGER_F_N };
 static const char *const ledger_fields[LEDGER_F_N] = {
-	"v", "last_seq", "last_ts", "accounts", "keys", "sums", "moved",
+	"v", "last_seq", "last_ts", "pw_prefixes", "accounts", "keys", "sums", "moved",
 };
+#define LEDGER_F_OPTIONAL (1u << LEDGER_F_PW_PREFIXES) /* version 3 only */
 
 static int ledger_field_of(const msgpack_object *key)
 {
@@ -352,7 +468,7 @@ static int ledger_unpack_scalar(ledger_t *l, ledger_reader_t *r, int f)
 		return 0;
 	bool uint = o.type == MSGPACK_OBJECT_POSITIVE_INTEGER;
 	if (f == LEDGER_F_V)
-		return uint && (o.via.u64 == LEDGER_SNAPSHOT_VERSION || o.via.u64 == 1) ? 0 : -EINVAL;
+		return uint && o.via.u64 >= 1 && o.via.u64 <= LEDGER_SNAPSHOT_VERSION ? 0 : -EINVAL;
 	if (f == LEDGER_F_LAST_SEQ) {
 		l->last_seq = o.via.u64;
 		return uint ? 0 : -EINVAL;
@@ -369,6 +485,8 @@ static int ledger_unpack_scalar(ledger_t *l, ledger_reader_t *r, int f)
 static int ledger_unpack_field(ledger_t *l, ledger_reader_t *r, int f)
 {
 	switch (f) {
+	case LEDGER_F_PW_PREFIXES:
+		return ledger_unpack_pw_prefixes(l, r);
 	case LEDGER_F_ACCOUNTS:
 		return ledger_unpack_accounts(l, r);
 	case LEDGER_F_KEYS:
@@ -398,7 +516,8 @@ static int ledger_unpack_map(ledger_t *l, ledger_reader_t *r)
 		if (rc < 0)
 			return rc;
 	}
-	return seen == (1u << LEDGER_F_N) - 1 && r->off == r->len ? 0 : -EINVAL;
+	return (seen | LEDGER_F_OPTIONAL) == (1u << LEDGER_F_N) - 1 && r->off == r->len ? 0
+	                                                                               : -EINVAL;
 }
 
 int ledger_unpack(ledger_t *l, const char *buf, size_t len)

@@ -1655,3 +1655,145 @@ Test(ledger, packed_password_hashes_agree_with_libsodiums_base64)
 		cr_assert_str_eq(pw_of(l, a), pwhash);
 	}
 }
+
+/* ---- snapshot version 3: compact forms, and version 2 still loads ---- */
+
+#define V3_ACCOUNTS 6
+
+/* Opens a sealed account the way the resolver does: a real-shaped argon2id
+ * string (Base64 of random salt and hash, two parameter sets) and the
+ * sealed email under the nonce derived from (number, seq). */
+static void open_sealed_real(uint64_t number, int i)
+{
+	ledger_event_t ev = next_event(LEDGER_EV_ACCOUNT_OPENED, 0);
+	uint8_t salt[16], hash[32];
+	char salt64[32], hash64[64];
+	ev.account = number;
+	ev.has_email_hash = true;
+	randombytes_buf(ev.email_hash, LEDGER_EMAIL_HASH_BYTES);
+	ev.email_enc_len = LEDGER_SEALED_BYTES_MIN + (size_t)i;
+	ledger_sealed_nonce(number, ev.seq, ev.email_enc);
+	randombytes_buf(ev.email_enc + LEDGER_NONCE_BYTES, ev.email_enc_len - LEDGER_NONCE_BYTES);
+	randombytes_buf(salt, sizeof(salt));
+	randombytes_buf(hash, sizeof(hash));
+	sodium_bin2base64(salt64, sizeof(salt64), salt, sizeof(salt),
+	                  sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+	sodium_bin2base64(hash64, sizeof(hash64), hash, sizeof(hash),
+	                  sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+	snprintf(ev.pwhash, sizeof(ev.pwhash), "$argon2id$v=19$m=%d,t=2,p=1$%s$%s",
+	         i % 2 ? 65536 : 19456, salt64, hash64);
+	ev.amount = LEDGER_OPEN_BALANCE;
+	code_hash("c", ev.code_hash);
+	apply_ok(&ev, NULL);
+}
+
+/* compare_account for the accounts not erased (an erased one has no email to find). */
+static int compare_live_account(const ledger_account_t *a, void *arg)
+{
+	return a->erased ? 0 : compare_account(a, arg);
+}
+
+static void v3_accounts(void)
+{
+	open_acct(A1, "plain@old.example", "c1");
+	for (int i = 0; i < V3_ACCOUNTS; i++)
+		open_sealed_real(S1 + (uint64_t)i, i);
+	erase_ok(S1 + 2);
+}
+
+Test(ledger, snapshot_v3_keeps_compact_forms_and_reads_back)
+{
+	v3_accounts();
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	ledger_pack(l, &pk);
+	const ledger_account_t *s = ledger_find(l, S1);
+	char hex[LEDGER_EMAIL_ID_CHARS + 1];
+	strcpy(hex, id_of(s));
+	cr_assert_null(memmem(sb.data, sb.size, hex, LEDGER_EMAIL_ID_CHARS),
+	               "a hash identity is written as its bytes, not its hex");
+	const char *params = "$argon2id$v=19$m=65536,t=2,p=1$";
+	const char *at = memmem(sb.data, sb.size, params, strlen(params));
+	cr_assert_not_null(at);
+	cr_assert_null(memmem(at + 1, sb.size - (size_t)(at + 1 - sb.data), params, strlen(params)),
+	               "the parameters are written once, in pw_prefixes");
+	uint8_t nonce[LEDGER_NONCE_BYTES];
+	ledger_sealed_nonce(S1 + 1, ledger_find(l, S1 + 1)->opened_seq, nonce);
+	cr_assert_null(memmem(sb.data, sb.size, nonce, LEDGER_NONCE_BYTES),
+	               "a derived nonce is not written");
+	msgpack_sbuffer_destroy(&sb);
+
+	int rc;
+	ledger_t *copy = copy_through_snapshot(&rc, 0);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(ledger_account_count(copy), V3_ACCOUNTS + 1);
+	ledger_each_account(l, compare_live_account, copy);
+	cr_assert(ledger_find(copy, S1 + 2)->erased);
+	ledger_free(copy);
+}
+
+/* The state packed the way version 2 wrote it (hex identities, password
+ * hash strings, sealed emails with their nonce, 11 fields, no pw_prefixes). */
+static void pack_v2_account(msgpack_packer *pk, const ledger_account_t *a)
+{
+	uint8_t sealed[LEDGER_SEALED_BYTES_MAX];
+	size_t n = ledger_account_sealed(a, sealed);
+	msgpack_pack_array(pk, 11);
+	msgpack_pack_uint64(pk, a->number);
+	const char *id = id_of(a), *pw = pw_of(l, a);
+	msgpack_pack_str_with_body(pk, id, strlen(id));
+	msgpack_pack_str_with_body(pk, pw, strlen(pw));
+	msgpack_pack_bin_with_body(pk, a->code_hash, LEDGER_CODE_HASH_BYTES);
+	msgpack_pack_int64(pk, a->balance);
+	msgpack_pack_int64(pk, a->opened_at_ms);
+	msgpack_pack_int64(pk, a->last_activity_ms);
+	a->verified ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	msgpack_pack_bin_with_body(pk, sealed, n);
+	msgpack_pack_uint64(pk, a->opened_seq);
+	a->erased ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+}
+
+static int pack_v2_each(const ledger_account_t *a, void *arg)
+{
+	pack_v2_account(arg, a);
+	return 0;
+}
+
+static void pack_v2_kv(msgpack_packer *pk, const char *k)
+{
+	msgpack_pack_str_with_body(pk, k, strlen(k));
+}
+
+Test(ledger, snapshot_v2_still_loads)
+{
+	v3_accounts();
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 7);
+	pack_v2_kv(&pk, "v");
+	msgpack_pack_uint64(&pk, 2);
+	pack_v2_kv(&pk, "last_seq");
+	msgpack_pack_uint64(&pk, ledger_last_seq(l));
+	pack_v2_kv(&pk, "last_ts");
+	msgpack_pack_int64(&pk, ledger_last_ts(l));
+	pack_v2_kv(&pk, "accounts");
+	msgpack_pack_array(&pk, (uint32_t)ledger_account_count(l));
+	ledger_each_account(l, pack_v2_each, &pk);
+	pack_v2_kv(&pk, "keys");
+	msgpack_pack_array(&pk, 0);
+	pack_v2_kv(&pk, "sums");
+	msgpack_pack_array(&pk, 0);
+	pack_v2_kv(&pk, "moved");
+	msgpack_pack_int64(&pk, 0);
+	ledger_t *copy = ledger_new();
+	cr_assert_eq(ledger_unpack(copy, sb.data, sb.size), 0);
+	cr_assert_eq(ledger_account_count(copy), V3_ACCOUNTS + 1);
+	ledger_each_account(l, compare_live_account, copy);
+	cr_assert(ledger_find(copy, S1 + 2)->erased);
+	ledger_free(copy);
+	msgpack_sbuffer_destroy(&sb);
+}
