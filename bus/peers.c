@@ -51,6 +51,8 @@ static void peers_on_hello(hub_t *h, peer_t *p, const msgpack_object *msg)
 		break;
 	case PEER_LOGGER:
 		h->peers.logger_hwm = hwm;
+		h->peers.logger_end = hwm;
+		msg_get_u64(msg, PEER_F_END, &h->peers.logger_end);
 		peers_logger_hello(h, msg);
 		break;
 	case PEER_SNAPSHOTTER:
@@ -122,8 +124,10 @@ static void peers_on_durable(hub_t *h, peer_t *p, const msgpack_object *msg)
 		         (unsigned long long)seq);
 	ps->log_fault = false; /* a write went through: the disk is back */
 	route_durable(h, repl_bound(h, seq));
-	if (h->recovery.state != BUS_LIVE)
+	if (h->recovery.state != BUS_LIVE) {
+		recovery_durable(h);
 		recovery_check(h);
+	}
 }
 
 static void peers_on_read(hub_t *h, peer_t *p, const msgpack_object *msg)

@@ -26,6 +26,8 @@ typedef struct {
 typedef struct {
 	peer_t peer[PEER_COUNT];
 	uint64_t logger_hwm;    /* its hello, then each "durable" */
+	uint64_t logger_end;    /* its hello's "end": the log's last seq, checked up
+	                         * to logger_hwm only while logger_hwm is below it */
 	char logger_head[BUS_HASH_HEX_BYTES]; /* the log's chain hash at logger_hwm */
 	/*
 	 * From the logger's "fault" until its next "durable": no command reaches

@@ -64,11 +64,21 @@ static void recovery_read_more(hub_t *h)
 {
 	bus_read_t rd = { .on_result = recovery_on_read,
 		          .arg = (void *)(uintptr_t)h->recovery.replay_gen };
+	if (h->recovery.replay_next > h->routes.durable_seq)
+		return; /* after a snapshot past what the logger has checked: recovery_durable */
 	/* up to durable_seq only: a fenced group's log goes on past it */
 	uint64_t left = h->routes.durable_seq - h->recovery.replay_next + 1;
 	uint64_t limit = left < BUS_READ_EVENTS_MAX ? left : BUS_READ_EVENTS_MAX;
+	h->recovery.reading = true;
 	if (reads_send(h, h->recovery.replay_next, limit, &rd) < 0)
 		h->recovery.phase = REC_IDLE;
+}
+
+void recovery_durable(hub_t *h)
+{
+	recovery_t *r = &h->recovery;
+	if (r->phase == REC_REPLAY && !r->reading && r->replay_next <= h->routes.durable_seq)
+		recovery_read_more(h);
 }
 
 static void recovery_reset_all(hub_t *h, const char *why)
@@ -98,6 +108,12 @@ static void recovery_resolver(hub_t *h)
 	recovery_t *r = &h->recovery;
 	uint64_t hwm = h->routes.resolver_hwm;
 	uint64_t d = h->routes.durable_seq;
+	/* the logger checks its log still: events up to logger_end exist and
+	 * will be durable (or cut, and the logger's session ends): no new seq
+	 * before they are replayed, and a resolver holding them waits for them */
+	bool checking = h->peers.logger_hwm < h->peers.logger_end;
+	if (checking && hwm >= d && hwm <= h->peers.logger_end && !r->expect_prev)
+		return; /* recovery_durable, or a durable's recovery_check, goes on */
 	if (hwm == d && !r->expect_prev) {
 		recovery_go_live(h);
 	} else if (hwm > d) {
@@ -106,8 +122,9 @@ static void recovery_resolver(hub_t *h)
 		r->phase = REC_RESET;
 		batches_send_control(h, PEER_RESOLVER, PEER_MSG_RESET, 0);
 	} else if (hwm == 0 && !r->no_snapshots) {
-		r->phase = REC_LOAD;
-		batches_send_control(h, PEER_RESOLVER, PEER_MSG_LOAD, d);
+		r->phase = REC_LOAD; /* a snapshot past the checked prefix waits for it */
+		batches_send_control(h, PEER_RESOLVER, PEER_MSG_LOAD,
+		                     checking ? h->peers.logger_end : d);
 	} else {
 		recovery_start_replay(h, hwm + 1);
 	}
@@ -217,6 +234,7 @@ static void recovery_on_read(hub_t *h, const bus_read_t *rd, const msgpack_objec
 		return; /* the logger went away: recovery_logger_lost */
 	if ((uintptr_t)rd->arg != r->replay_gen)
 		return; /* a read of an earlier replay (the resolver came back meanwhile) */
+	r->reading = false;
 	uint64_t first;
 	const msgpack_object *evs = reads_events(msg, &first);
 	uint32_t n = evs->via.array.size;

@@ -34,6 +34,7 @@ typedef struct {
 	bool expect_prev;       /* check the log's hash before replay_next */
 	char prev_hash[BUS_HASH_HEX_BYTES]; /* the loaded snapshot's chain hash */
 	bool no_snapshots;      /* a snapshot was tried: replay from the log */
+	bool reading;           /* a replay read of replay_gen is out */
 } recovery_t;
 
 static inline void recovery_assert(const recovery_t *r)
@@ -57,6 +58,9 @@ void recovery_resolver_lost(hub_t *h);
 void recovery_logger_lost(hub_t *h);
 /* The resolver's "replayed" (after a replay batch or a reset): its hwm. */
 void recovery_replayed(hub_t *h, uint64_t hwm);
+/* The logger's "durable" while recovering: a replay that waited for more
+ * of a log being checked (peers.logger_end) reads on. */
+void recovery_durable(hub_t *h);
 /* The resolver's "loaded" (msg): the snapshot it loaded, if any. */
 void recovery_loaded(hub_t *h, const msgpack_object *msg);
 

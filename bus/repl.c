@@ -61,6 +61,8 @@ void repl_judge(hub_t *h)
 	r->judged = true;
 	uint64_t mine = h->routes.last_seq > h->peers.logger_hwm ? h->routes.last_seq
 	                                                          : h->peers.logger_hwm;
+	if (h->peers.logger_end > mine) /* the logger checks its log still */
+		mine = h->peers.logger_end;
 	if (r->stream_hwm > mine) {
 		static const char why[] = "the stream is ahead of this group's log: another "
 		                          "primary wrote; restart this group with --follow";

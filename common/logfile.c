@@ -128,6 +128,7 @@
 #include <fcntl.h>
 #include <msgpack.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -647,11 +648,13 @@ static void logfile_scan_restart(logfile_t *lf, logfile_scan_t *s, logfile_stop_
 /*
  * The split check: every record and batch but the hashes first (one
  * thread: cheap), then the hashes in threads (logfile_check_chain). 0 when
- * the whole file is valid; -EBADMSG when anything is not (the caller then
+ * the whole file is valid (1: its layout is, and overlap asked to leave the
+ * hashes of a long log to the overlapped check); -EBADMSG when anything is not (the caller then
  * checks again the classic way, record by record, to tell a torn tail from
  * damage and name the first bad record); or a negative errno.
  */
-static int logfile_scan_split(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *stop)
+static int logfile_scan_split(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *stop,
+                              bool overlap)
 {
 	s->trust_to = UINT64_MAX;
 	int r = logfile_scan_version(lf, s, stop);
@@ -659,6 +662,8 @@ static int logfile_scan_split(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *
 	if (r < 0)
 		return s->err ? s->err : r;
 	lf->size_bytes = s->size;
+	if (overlap && lf->last_seq >= LOGFILE_CHECK_OVERLAP_MIN)
+		return 1; /* the hashes are the overlapped check's (logfile_check_start) */
 	return logfile_check_chain(lf);
 }
 
@@ -668,7 +673,7 @@ static int logfile_scan_split(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *
  * wrong, again from the start hashing record after record.
  */
 static int logfile_scan_writer(logfile_t *lf, logfile_scan_t *s, logfile_stop_t *stop,
-                               const struct stat *st)
+                               const struct stat *st, bool overlap)
 {
 	logcheckpoint_t cp;
 	int r;
@@ -683,7 +688,7 @@ static int logfile_scan_writer(logfile_t *lf, logfile_scan_t *s, logfile_stop_t 
 		if (s->err)
 			return s->err;
 	} else {
-		r = logfile_scan_split(lf, s, stop);
+		r = logfile_scan_split(lf, s, stop, overlap);
 		if (r != -EBADMSG)
 			return r;
 	}
@@ -701,7 +706,10 @@ int logfile_save_checkpoint(const logfile_t *lf)
 	return logcheckpoint_save(lf->path, lf->fd, &cp);
 }
 
-static int logfile_verify(logfile_t *lf, const char *dir, bool read_only, logfile_report_t *rep)
+/* The check of an opened file: 0; 1 (overlap) when only the layout of a long
+ * log was checked; or a negative errno. */
+static int logfile_verify(logfile_t *lf, const char *dir, bool read_only, bool overlap,
+                          logfile_report_t *rep)
 {
 	struct stat st;
 	if (fstat(lf->fd, &st) < 0)
@@ -716,21 +724,26 @@ static int logfile_verify(logfile_t *lf, const char *dir, bool read_only, logfil
 	} else if (r == 0) {
 		logfile_stop_t stop = { 0 };
 		r = read_only ? logfile_scan_version(lf, &s, &stop)
-		              : logfile_scan_writer(lf, &s, &stop, &st);
+		              : logfile_scan_writer(lf, &s, &stop, &st, overlap);
 		if (r == -EBADMSG)
 			r = logfile_settle_tail(lf, &s, read_only, &stop, rep);
 	}
 	lf->size_bytes = s.size;
 	lf->file_bytes = s.size;
-	if (r == 0 && !rep->torn_tail_cut && (uint64_t)st.st_size > s.size)
+	if (r >= 0 && !rep->torn_tail_cut && (uint64_t)st.st_size > s.size)
 		lf->file_bytes = (uint64_t)st.st_size; /* the zeroed tail stays */
 	free(s.buf);
-	if (r == 0 && !read_only)
-		r = logfile_make_durable(lf, dir, rep);
+	if (r >= 0 && !read_only) {
+		int d = logfile_make_durable(lf, dir, rep);
+		r = d < 0 ? d : r;
+	}
 	return r;
 }
 
-int logfile_open(logfile_t *lf, const char *dir, bool read_only, logfile_report_t *rep)
+/* logfile_open(), or with overlap 1 for a long log whose layout only was
+ * checked (logfile_open_overlapped). */
+static int logfile_open_as(logfile_t *lf, const char *dir, bool read_only, bool overlap,
+                           logfile_report_t *rep)
 {
 	assert(lf && dir && rep);
 	memset(lf, 0, sizeof(*lf));
@@ -743,10 +756,15 @@ int logfile_open(logfile_t *lf, const char *dir, bool read_only, logfile_report_
 		return -ENOMEM;
 	int r = logfile_open_fd(lf, read_only);
 	if (r == 0)
-		r = logfile_verify(lf, dir, read_only, rep);
+		r = logfile_verify(lf, dir, read_only, overlap, rep);
 	if (r < 0)
 		logfile_close(lf);
 	return r;
+}
+
+int logfile_open(logfile_t *lf, const char *dir, bool read_only, logfile_report_t *rep)
+{
+	return logfile_open_as(lf, dir, read_only, false, rep);
 }
 
 void logfile_close(logfile_t *lf)
@@ -1095,13 +1113,15 @@ typedef struct {
  * it (*prev, updated) and compares it with its own: false at the first that
  * differs. */
 static bool logfile_chunk_chains(const logfile_t *lf, const char *buf, uint64_t base,
-                                 uint64_t seq, uint64_t n, uint8_t prev[LOGFILE_HASH_BYTES])
+                                 uint64_t seq, uint64_t n, uint8_t prev[LOGFILE_HASH_BYTES],
+                                 uint32_t *last_len)
 {
 	uint8_t mine[LOGFILE_HASH_BYTES];
 	for (uint64_t i = 0; i < n; i++) {
 		const unsigned char *p =
 			(const unsigned char *)buf + (logfile_offset(lf, seq + i) - base);
 		uint32_t len = be_get_u32(p);
+		*last_len = len;
 		const unsigned char *stored = p + LOGFILE_RECORD_HEAD_BYTES + len;
 		logfile_hash(prev, seq + i, p + LOGFILE_RECORD_HEAD_BYTES, len, mine);
 		if (memcmp(mine, stored, LOGFILE_HASH_BYTES) != 0)
@@ -1111,25 +1131,40 @@ static bool logfile_chunk_chains(const logfile_t *lf, const char *buf, uint64_t 
 	return true;
 }
 
+/*
+ * Hashes records from..to - 1 of lf on the stored hash before from, read a
+ * chunk at a time into buf (LOGFILE_READ_CHUNK_BYTES). 0 and the last
+ * record's hash in prev and its length in *last_len; -EBADMSG at the first
+ * that does not match; or a negative errno.
+ */
+static int logfile_hash_range(const logfile_t *lf, uint64_t from, uint64_t to, char *buf,
+                              uint8_t prev[LOGFILE_HASH_BYTES], uint32_t *last_len)
+{
+	if (!logfile_hash_at(lf, from - 1, prev))
+		return -EIO;
+	for (uint64_t seq = from; seq < to;) {
+		uint64_t n = logfile_chunk_records(lf, seq, to);
+		uint64_t base = logfile_offset(lf, seq);
+		int r = logfile_pread_all(lf->fd, base, buf, logfile_offset(lf, seq + n) - base);
+		if (r < 0)
+			return r;
+		if (!logfile_chunk_chains(lf, buf, base, seq, n, prev, last_len))
+			return -EBADMSG;
+		seq += n;
+	}
+	return 0;
+}
+
 /* A thread's work: records h->from..h->to - 1, read a chunk at a time. */
 static void logfile_hasher_run(void *arg)
 {
 	logfile_hasher_t *h = arg;
-	const logfile_t *lf = h->lf;
 	uint8_t prev[LOGFILE_HASH_BYTES];
+	uint32_t len;
 	char *buf = malloc(LOGFILE_READ_CHUNK_BYTES);
-	if (!buf || !logfile_hash_at(lf, h->from - 1, prev)) {
-		h->err = buf ? -EIO : -ENOMEM;
-		free(buf);
-		return;
-	}
-	for (uint64_t seq = h->from; seq < h->to && !h->err && !h->bad;) {
-		uint64_t n = logfile_chunk_records(lf, seq, h->to);
-		uint64_t base = logfile_offset(lf, seq);
-		h->err = logfile_pread_all(lf->fd, base, buf, logfile_offset(lf, seq + n) - base);
-		h->bad = !h->err && !logfile_chunk_chains(lf, buf, base, seq, n, prev);
-		seq += n;
-	}
+	int r = buf ? logfile_hash_range(h->lf, h->from, h->to, buf, prev, &len) : -ENOMEM;
+	h->bad = r == -EBADMSG;
+	h->err = r == -EBADMSG ? 0 : r;
 	free(buf);
 }
 
@@ -1175,6 +1210,224 @@ static int logfile_check_chain(const logfile_t *lf)
 			r = -EBADMSG;
 	}
 	return r;
+}
+
+/* --- the overlapped check (a writer's start-up, logfile_open_overlapped) -- */
+
+/*
+ * The layout of a long log was checked (every record's framing and seq,
+ * every batch header), its hashes not yet. Threads take chunks of
+ * LOGFILE_CHECK_CHUNK_RECORDS records in order and hash each on the stored
+ * hash before it, as logfile_check_chain does; the loop thread's
+ * logfile_check_advance() moves lf's end over the chunks verified in order
+ * from the start, so lf (its reads, its hash_at) never reaches a record
+ * whose chain from seq 1 was not computed. A chunk that does not match
+ * stops the threads; once they are joined the whole file is checked again
+ * the classic way (logfile_settle_tail: a torn tail cut, or damage), as
+ * logfile_open() does. While the check runs, lf's index past last_seq
+ * (shared with c->view, the whole layout) is read by the threads and not
+ * changed by anyone.
+ */
+#define LOGFILE_CHECK_CHUNK_RECORDS 16384
+
+enum { LOGFILE_CHUNK_TODO, LOGFILE_CHUNK_OK, LOGFILE_CHUNK_BAD };
+
+/* One chunk's result, written by the thread that hashed it (before its
+ * state is stored, with release), read by the loop thread. */
+typedef struct {
+	atomic_int state;
+	int err;       /* LOGFILE_CHUNK_BAD: -EBADMSG or the read's errno */
+	uint64_t end;  /* where its last record ends */
+	uint8_t hash[LOGFILE_HASH_BYTES]; /* its last record's hash */
+} logfile_chunk_t;
+
+struct logfile_check {
+	logfile_t view;        /* the whole layout; offsets are lf's, not owned */
+	char *dir;
+	uint64_t nchunks;
+	logfile_chunk_t *chunks;
+	uint64_t verified;     /* chunks verified in order from the first (loop thread) */
+	atomic_uint_fast64_t next; /* the next chunk a thread takes */
+	atomic_bool stop;      /* a chunk did not match, or the caller aborts */
+	atomic_int running;    /* threads not yet finished */
+	size_t nthreads;
+	uv_thread_t tids[LOGFILE_CHECK_THREADS_MAX];
+	void (*progress_cb)(void *arg);
+	void *arg;
+};
+
+static void logfile_check_chunk(logfile_check_t *c, uint64_t i, char *buf)
+{
+	logfile_chunk_t *k = &c->chunks[i];
+	uint64_t from = 1 + i * LOGFILE_CHECK_CHUNK_RECORDS;
+	uint64_t to = i + 1 == c->nchunks ? c->view.last_seq + 1 : from + LOGFILE_CHECK_CHUNK_RECORDS;
+	uint32_t len = 0;
+	int r = buf ? logfile_hash_range(&c->view, from, to, buf, k->hash, &len) : -ENOMEM;
+	k->err = r;
+	k->end = logfile_offset(&c->view, to - 1) + LOGFILE_RECORD_OVERHEAD + len;
+	if (r < 0)
+		atomic_store(&c->stop, true);
+	atomic_store_explicit(&k->state, r < 0 ? LOGFILE_CHUNK_BAD : LOGFILE_CHUNK_OK,
+	                      memory_order_release);
+}
+
+static void logfile_check_thread(void *arg)
+{
+	logfile_check_t *c = arg;
+	char *buf = malloc(LOGFILE_READ_CHUNK_BYTES);
+	for (;;) {
+		uint64_t i = atomic_fetch_add(&c->next, 1);
+		if (i >= c->nchunks || atomic_load(&c->stop))
+			break;
+		logfile_check_chunk(c, i, buf);
+		c->progress_cb(c->arg);
+	}
+	free(buf);
+	atomic_fetch_sub(&c->running, 1);
+	c->progress_cb(c->arg); /* the loop may be waiting for the last to stop */
+}
+
+static void logfile_check_free(logfile_check_t *c)
+{
+	atomic_store(&c->stop, true);
+	for (size_t i = 0; i < c->nthreads; i++)
+		uv_thread_join(&c->tids[i]);
+	free(c->chunks);
+	free(c->dir);
+	free(c);
+}
+
+/* lf, fully indexed, becomes the empty verified prefix; the threads start. */
+static int logfile_check_start(logfile_t *lf, const char *dir, void (*progress_cb)(void *arg),
+                               void *arg, logfile_check_t **out)
+{
+	logfile_check_t *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->view = *lf;
+	c->view.path = NULL;
+	c->nchunks = (lf->last_seq + LOGFILE_CHECK_CHUNK_RECORDS - 1) / LOGFILE_CHECK_CHUNK_RECORDS;
+	c->chunks = calloc(c->nchunks, sizeof(*c->chunks));
+	c->dir = strdup(dir);
+	c->progress_cb = progress_cb;
+	c->arg = arg;
+	if (!c->chunks || !c->dir) {
+		logfile_check_free(c);
+		return -ENOMEM;
+	}
+	lf->last_seq = 0;
+	memset(lf->head_hash, 0, LOGFILE_HASH_BYTES);
+	lf->size_bytes = LOGFILE_HEADER_BYTES;
+	size_t want = logfile_hashers(c->view.last_seq);
+	atomic_store(&c->running, (int)want);
+	for (size_t i = 0; i < want; i++) {
+		if (uv_thread_create(&c->tids[c->nthreads], logfile_check_thread, c) == 0)
+			c->nthreads++;
+		else
+			atomic_fetch_sub(&c->running, 1);
+	}
+	if (c->nthreads == 0) {
+		*lf = c->view; /* lf's own again, whole, for the caller to close */
+		lf->path = NULL;
+		logfile_check_free(c);
+		return -EAGAIN;
+	}
+	*out = c;
+	return 0;
+}
+
+int logfile_open_overlapped(logfile_t *lf, const char *dir, logfile_report_t *rep,
+                            void (*progress_cb)(void *arg), void *arg, logfile_check_t **out)
+{
+	assert(lf && dir && rep && progress_cb && out);
+	*out = NULL;
+	int r = logfile_open_as(lf, dir, false, true, rep);
+	if (r != 1)
+		return r;
+	char *path = lf->path;
+	r = logfile_check_start(lf, dir, progress_cb, arg, out);
+	lf->path = path;
+	if (r < 0)
+		logfile_close(lf);
+	return r;
+}
+
+/* Moves lf's end over the chunks verified in order; the first bad one's
+ * index, or c->nchunks when none is known. */
+static uint64_t logfile_check_take(logfile_t *lf, logfile_check_t *c)
+{
+	while (c->verified < c->nchunks) {
+		const logfile_chunk_t *k = &c->chunks[c->verified];
+		int st = atomic_load_explicit(&k->state, memory_order_acquire);
+		if (st == LOGFILE_CHUNK_BAD)
+			return c->verified;
+		if (st == LOGFILE_CHUNK_TODO)
+			break;
+		c->verified++;
+		uint64_t last = c->verified * LOGFILE_CHECK_CHUNK_RECORDS;
+		lf->last_seq = last < c->view.last_seq ? last : c->view.last_seq;
+		lf->size_bytes = k->end;
+		memcpy(lf->head_hash, k->hash, LOGFILE_HASH_BYTES);
+	}
+	return c->nchunks;
+}
+
+/* A chunk did not match: the whole file again, record after record, as
+ * logfile_open() would (the threads are joined). 0 or a negative errno. */
+static int logfile_check_classic(logfile_t *lf, const char *dir, logfile_report_t *rep)
+{
+	struct stat st;
+	if (fstat(lf->fd, &st) < 0)
+		return -errno;
+	logfile_scan_t s = { .fd = lf->fd };
+	logfile_stop_t stop;
+	s.buf = malloc(LOGFILE_SCAN_CHUNK_BYTES);
+	if (!s.buf)
+		return -ENOMEM;
+	logfile_scan_restart(lf, &s, &stop, &st);
+	int r = logfile_scan_version(lf, &s, &stop);
+	if (r == -EBADMSG)
+		r = logfile_settle_tail(lf, &s, false, &stop, rep);
+	lf->size_bytes = s.size;
+	lf->file_bytes = s.size;
+	if (r == 0 && !rep->torn_tail_cut && (uint64_t)st.st_size > s.size)
+		lf->file_bytes = (uint64_t)st.st_size;
+	free(s.buf);
+	return r == 0 ? logfile_make_durable(lf, dir, rep) : r;
+}
+
+int logfile_check_advance(logfile_t *lf, logfile_check_t *c, logfile_report_t *rep)
+{
+	assert(lf && c && rep);
+	memset(rep, 0, sizeof(*rep));
+	uint64_t bad = logfile_check_take(lf, c);
+	if (c->verified == c->nchunks) {
+		lf->last_seq = c->view.last_seq;
+		lf->size_bytes = c->view.size_bytes;
+		memcpy(lf->head_hash, c->view.head_hash, LOGFILE_HASH_BYTES);
+		logfile_check_free(c);
+		return 1;
+	}
+	if (bad == c->nchunks || atomic_load(&c->running) > 0)
+		return 0; /* more to come, or the last thread's stop to wait for */
+	int err = c->chunks[bad].err;
+	const char *dir = c->dir;
+	c->dir = NULL;
+	logfile_check_free(c);
+	int r = err == -EBADMSG ? logfile_check_classic(lf, dir, rep) : err;
+	free((void *)dir);
+	return r < 0 ? r : 1;
+}
+
+uint64_t logfile_check_end(const logfile_check_t *c)
+{
+	return c->view.last_seq;
+}
+
+void logfile_check_abort(logfile_check_t *c)
+{
+	if (c)
+		logfile_check_free(c);
 }
 
 /* --- checking the whole file (logfile_scan) ------------------------------ */

@@ -78,6 +78,43 @@ int logfile_open(logfile_t *lf, const char *dir, bool read_only, logfile_report_
 void logfile_close(logfile_t *lf);
 
 /*
+ * A writer's start-up with its check overlapped (the logger): as
+ * logfile_open(lf, dir, false, rep), except that a log of
+ * LOGFILE_CHECK_OVERLAP_MIN records or more with no usable checkpoint
+ * returns once its layout is checked (framing, seqs, batch headers: a
+ * fraction of the time), with *chk set and lf holding the verified prefix:
+ * none yet. The chain's hashes are then computed in threads, which call
+ * progress_cb(arg) from their own thread after each chunk and when they
+ * stop; the caller then calls logfile_check_advance() on its own thread.
+ * Until the check ends lf serves reads and hash_at up to its last_seq, the
+ * verified prefix, and must not be appended to. *chk NULL: the whole log
+ * was checked as logfile_open() does. The same returns as logfile_open().
+ */
+#define LOGFILE_CHECK_OVERLAP_MIN 262144
+typedef struct logfile_check logfile_check_t;
+int logfile_open_overlapped(logfile_t *lf, const char *dir, logfile_report_t *rep,
+                            void (*progress_cb)(void *arg), void *arg, logfile_check_t **chk);
+
+/*
+ * Moves lf's last_seq, head_hash and size_bytes (never back) to the end of
+ * the records verified in order from seq 1. Returns 0 while the check goes
+ * on; 1 when it ended and chk is freed: lf is the whole log, or, when a
+ * record did not match, lf was checked again from the start as
+ * logfile_open() does (a torn tail cut: rep says so, lf ends before it, at
+ * or after where the verified prefix stood); or chk is freed and a negative
+ * errno is returned as logfile_open() would (-EBADMSG with rep->damage_seq):
+ * the caller closes lf. *rep is cleared first.
+ */
+int logfile_check_advance(logfile_t *lf, logfile_check_t *chk, logfile_report_t *rep);
+
+/* The last seq of the log as its layout says (where the check ends if
+ * every hash matches). */
+uint64_t logfile_check_end(const logfile_check_t *chk);
+
+/* Stops the check's threads and frees chk (NULL: nothing), before lf is closed. */
+void logfile_check_abort(logfile_check_t *chk);
+
+/*
  * A writer's clean stop: writes DIR/events.chk for the log as it is now
  * (every batch written, the preallocated zeros cut), after an fdatasync,
  * so that the next start-up check need not hash every record again

@@ -196,6 +196,7 @@ void proto_pack_ok(msgpack_packer *pk, uint64_t id, uint32_t extra);
 #define PEER_F_SESSION "session"
 #define PEER_F_HWM "hwm"
 #define PEER_F_HEAD "head"
+#define PEER_F_END "end"         /* logger hello: the last seq on disk, still being checked */
 #define PEER_F_SNAPSHOT "snapshot"
 #define PEER_F_FRESH "fresh"
 #define PEER_F_MESSAGE "message"

@@ -141,6 +141,19 @@ struct logger {
 	bool index_damaged; /* a walk found a bad entry: no table at the stop */
 	int statements;     /* statement walks in the thread pool */
 	logger_indexjob_t indexjob;
+
+	/* The log's start-up check overlapped with the bus's replay (logger.c,
+	 * logfile_open_overlapped): while check is set, lf is the verified
+	 * prefix, "durable" goes out as it grows, appends are ignored
+	 * (check_skipped) and nothing is written to the file. */
+	const char *data_dir;
+	logfile_check_t *check;
+	uv_async_t check_async; /* the check's threads: a chunk verified */
+	uint64_t check_t0;      /* uv_hrtime() at the start of the check */
+	uint64_t check_end;     /* the log's last seq as its layout says: the hello's "end" */
+	bool check_skipped;     /* an append came during the check */
+	bool checked;           /* lf is the whole log, checked */
+	int exit_code;          /* the process's, when the check failed */
 };
 
 typedef struct {

@@ -4,13 +4,17 @@
  * In:  {"t":"append","first":S,"events":[bin, ...]}
  *      {"t":"read","c":cid,"from":S,"limit":K,"bytes":B}
  *      {"t":"statement",...} (statement.c)
- * Out: {"t":"hello","role":"logger","hwm":N,"pid":P,"head":hex}
+ * Out: {"t":"hello","role":"logger","hwm":N,"pid":P,"head":hex,"end":E?}
  *      {"t":"durable","seq":N,"head":hex}
  *      {"t":"read","c":cid,"first":S,"events":[bin, ...],"last":D,
  *       "prev":hex,"head":hex}
  *      {"t":"fault","message":text}
  *
  * Only the bound bus session (common/peer.h) reaches these handlers.
+ * While the log's start-up check runs (lg->check, logger.c) the hello's
+ * hwm is the verified prefix and "end" the log's last seq, "durable" follows
+ * the prefix, reads stop at it (lf.last_seq), and appends are ignored (the
+ * session ends when the check does: the bus sends them again).
  * An append whose events are not all bins of 1..LOGFILE_RECORD_BODY_MAX bytes
  * is dropped whole. Events at or below the highest sequence number held (on
  * disk or pending) are skipped; a gap (an event after accepted_seq + 1) ends
@@ -46,11 +50,14 @@ void logger_send_hello(logger_t *lg, conn_t *bus)
 {
 	char hex[LOGGER_HEX_BYTES];
 	logger_hex(lg->lf.head_hash, hex);
-	msgpack_packer *pk = peer_hello_begin(&lg->bus, bus, lg->lf.last_seq, 1);
+	msgpack_packer *pk = peer_hello_begin(&lg->bus, bus, lg->lf.last_seq, lg->check ? 2 : 1);
 	msg_pack_kv_str(pk, PEER_F_HEAD, hex);
+	if (lg->check) /* the log's check goes on: durable grows up to end */
+		msg_pack_kv_u64(pk, PEER_F_END, lg->check_end);
 	conn_pack_end(bus);
 	lg->greeted = true;
-	diag_info("bus connected; hello with hwm %llu", (unsigned long long)lg->lf.last_seq);
+	diag_info("bus connected; hello with hwm %llu%s", (unsigned long long)lg->lf.last_seq,
+	         lg->check ? " (the log's check goes on)" : "");
 }
 
 void logger_broadcast_durable(logger_t *lg)
@@ -111,6 +118,12 @@ static void logger_on_append(conn_t *bus, const msgpack_object *m)
 	if (msg_get_u64(m, PEER_F_FIRST, &first) < 0 || first == 0 || logfile_check_bodies(evs) < 0 ||
 	    first > UINT64_MAX - evs->via.array.size) {
 		diag_warn("append: malformed message ignored");
+		return;
+	}
+	if (lg->check) { /* nothing is written before the log is checked whole */
+		if (!lg->check_skipped)
+			diag_info("append during the log's check ignored: the bus sends it again");
+		lg->check_skipped = true;
 		return;
 	}
 	logger_indexjob_kick(lg);
