@@ -43,6 +43,7 @@
 #define JS_HDR_EXPECT "Nats-Expected-Last-Sequence"
 #define JS_CONNECT_TIMEOUT_MS 2000
 #define JS_RECONNECT_WAIT_MS 250
+#define JS_WRITE_DEADLINE_MS 2000 /* a write to a server that reads nothing fails by then */
 #define JS_HB_BYTES_MAX (REPL_NODE_BYTES_MAX + 24)
 
 /* A follow subscription's closure, freed by nats.c's on-complete callback once
@@ -236,6 +237,16 @@ static natsStatus js_options(repl_t *r, natsOptions **out)
 		s = natsOptions_SetReconnectWait(*out, JS_RECONNECT_WAIT_MS);
 	if (s == NATS_OK)
 		s = natsOptions_SetTimeout(*out, JS_CONNECT_TIMEOUT_MS);
+	/* Publishes are written at once by the caller (the loop thread) instead
+	 * of by nats.c's flusher thread, which waits ~1 ms to gather more: that
+	 * millisecond was in every acknowledgement (scripts/bench.d/jsbaseline.c
+	 * measures both). A server that stops reading can then block the loop in
+	 * write(), but only for JS_WRITE_DEADLINE_MS: then the connection is
+	 * broken (a disconnect: a fault) and reconnected. */
+	if (s == NATS_OK)
+		s = natsOptions_SetSendAsap(*out, true);
+	if (s == NATS_OK)
+		s = natsOptions_SetWriteDeadline(*out, JS_WRITE_DEADLINE_MS);
 	if (s == NATS_OK)
 		s = natsOptions_SetDisconnectedCB(*out, js_disconnected_cb, r);
 	if (s == NATS_OK)
