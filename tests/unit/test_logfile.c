@@ -1171,3 +1171,62 @@ Test(logfile, split_check_stops_on_a_damaged_record_in_any_share)
 	free(offs);
 	free(orig);
 }
+
+#define TEST_OVERLAP_EVENTS (LOGFILE_CHECK_OVERLAP_MIN + 1001)
+
+static void test_overlap_progress(void *arg)
+{
+	(void)arg; /* the test polls logfile_check_advance */
+}
+
+/* Opens the log overlapped and advances until the check ends: its result;
+ * the verified prefix never goes back and stays below stop_below. */
+static int test_open_overlapped(logfile_t *lf, logfile_report_t *rep, uint64_t stop_below)
+{
+	logfile_check_t *chk;
+	int r = logfile_open_overlapped(lf, test_dir, rep, test_overlap_progress, NULL, &chk);
+	cr_assert_eq(r, 0);
+	cr_assert_not_null(chk, "a long log without checkpoint is checked overlapped");
+	cr_assert_geq(logfile_check_end(chk), TEST_OVERLAP_EVENTS);
+	cr_assert_eq(lf->last_seq, 0);
+	uint64_t seen = 0;
+	while ((r = logfile_check_advance(lf, chk, rep)) == 0) {
+		cr_assert_geq(lf->last_seq, seen);
+		cr_assert_lt(lf->last_seq, stop_below);
+		seen = lf->last_seq;
+		usleep(1000);
+	}
+	return r;
+}
+
+Test(logfile, overlapped_check_agrees_with_the_classic_check)
+{
+	logfile_t lf, ro;
+	logfile_report_t rep;
+	test_open(&lf, false, &rep);
+	while (lf.last_seq < TEST_OVERLAP_EVENTS) {
+		uint64_t left = TEST_OVERLAP_EVENTS - lf.last_seq;
+		test_append(&lf, left < TEST_SPLIT_BATCH ? left : TEST_SPLIT_BATCH, 0);
+	}
+	uint64_t mid = lf.offsets[TEST_OVERLAP_EVENTS / 2 - 1];
+	logfile_close(&lf);
+	cr_assert_eq(test_open_overlapped(&lf, &rep, UINT64_MAX), 1);
+	test_open(&ro, true, &rep);
+	cr_assert_eq(lf.last_seq, TEST_OVERLAP_EVENTS);
+	cr_assert_arr_eq(lf.head_hash, ro.head_hash, LOGFILE_HASH_BYTES);
+	cr_assert_eq(lf.size_bytes, ro.size_bytes);
+	logfile_close(&ro);
+	test_append(&lf, 1, 0); /* a writer after the check */
+	logfile_close(&lf);
+	/* a flipped body byte half way (a later batch follows: damage) */
+	size_t size;
+	char *orig = test_file_bytes(&size);
+	orig[mid + 12 + 2] ^= 0x10;
+	test_file_put(orig, size);
+	logfile_t d;
+	cr_assert_eq(test_open_overlapped(&d, &rep, TEST_OVERLAP_EVENTS / 2), -EBADMSG);
+	cr_assert_eq(rep.damage_seq, TEST_OVERLAP_EVENTS / 2);
+	cr_assert_eq(rep.damage_offset, mid);
+	logfile_close(&d);
+	free(orig);
+}
