@@ -64,8 +64,9 @@ static void recovery_read_more(hub_t *h)
 {
 	bus_read_t rd = { .on_result = recovery_on_read,
 		          .arg = (void *)(uintptr_t)h->recovery.replay_gen };
-	if (h->recovery.replay_next > h->routes.durable_seq)
-		return; /* after a snapshot past what the logger has checked: recovery_durable */
+	if (h->recovery.replay_next > h->routes.durable_seq + 1)
+		return; /* after a snapshot past what the logger has checked: recovery_durable
+		         * (at durable + 1 the read, of none, brings the snapshot's "prev") */
 	/* up to durable_seq only: a fenced group's log goes on past it */
 	uint64_t left = h->routes.durable_seq - h->recovery.replay_next + 1;
 	uint64_t limit = left < BUS_READ_EVENTS_MAX ? left : BUS_READ_EVENTS_MAX;
@@ -77,7 +78,8 @@ static void recovery_read_more(hub_t *h)
 void recovery_durable(hub_t *h)
 {
 	recovery_t *r = &h->recovery;
-	if (r->phase == REC_REPLAY && !r->reading && r->replay_next <= h->routes.durable_seq)
+	if (r->phase == REC_REPLAY && !r->reading &&
+	    r->replay_next <= h->routes.durable_seq + r->expect_prev)
 		recovery_read_more(h);
 }
 
