@@ -1025,14 +1025,20 @@ Test(ledger, snapshot_with_a_field_twice_is_rejected_and_an_unknown_one_skipped)
 	ledger_free(copy);
 }
 
+/* The state's snapshot bytes into sb (msgpack_sbuffer_destroy after), and pk on sb. */
+static void pack_state(msgpack_sbuffer *sb, msgpack_packer *pk)
+{
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+	ledger_pack(l, pk);
+}
+
 Test(ledger, snapshot_with_bytes_after_the_map_is_rejected)
 {
 	three_accounts();
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	ledger_pack(l, &pk);
+	pack_state(&sb, &pk);
 	msgpack_pack_nil(&pk);
 	ledger_t *copy = ledger_new();
 	cr_assert_eq(ledger_unpack(copy, sb.data, sb.size), -EINVAL);
@@ -1706,9 +1712,7 @@ Test(ledger, snapshot_v3_keeps_compact_forms_and_reads_back)
 	v3_accounts();
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	ledger_pack(l, &pk);
+	pack_state(&sb, &pk);
 	const ledger_account_t *s = ledger_find(l, S1);
 	char hex[LEDGER_EMAIL_ID_CHARS + 1];
 	strcpy(hex, id_of(s));
