@@ -22,6 +22,13 @@
  *        hash; when it does not, the snapshot belongs to another history:
  *        the resolver and the snapshotter are reset and the state is rebuilt
  *        from the whole log (no_snapshots).
+ *   4. the logger's log is checked whole: while its hwm is below the "end"
+ *      its hello gave (docs/peers.md: a long log's check overlapped with
+ *      the replay), D grows with each "durable"; the replay reads up to D
+ *      and waits for more (recovery_durable), a resolver holding events up
+ *      to end waits for them, a snapshot load may go up to end. The log
+ *      holds events up to end: giving out a seq, or acknowledging anything,
+ *      before they are all verified and replayed could give a seq twice.
  * Then the bus is LIVE and the held requests go through in order (hold.c).
  */
 #include "hub.h"

@@ -5,7 +5,9 @@
  * Invariants:
  *   - while state is BUS_RECOVERING no request reaches the resolver (they
  *     wait in the hold queue);
- *   - a replay read is out only in REC_REPLAY, from replay_next >= 1;
+ *   - a replay read is out only in REC_REPLAY, from replay_next >= 1
+ *     (reading: one of replay_gen is out);
+ *   - never BUS_LIVE by recovery_check while peers.logger_hwm < logger_end;
  *   - expect_prev (a loaded snapshot's chain to check) only while replaying.
  */
 #ifndef ESBANK_BUS_RECOVERY_H
