@@ -706,6 +706,17 @@ int logfile_save_checkpoint(const logfile_t *lf)
 	return logcheckpoint_save(lf->path, lf->fd, &cp);
 }
 
+/* Where the scan s of the file (stat st) left the log's end; with zeros_stay
+ * the zeroed tail after it stays part of the file. */
+static void logfile_set_end(logfile_t *lf, const logfile_scan_t *s, const struct stat *st,
+                            bool zeros_stay)
+{
+	lf->size_bytes = s->size;
+	lf->file_bytes = s->size;
+	if (zeros_stay && (uint64_t)st->st_size > s->size)
+		lf->file_bytes = (uint64_t)st->st_size; /* the zeroed tail stays */
+}
+
 /* The check of an opened file: 0; 1 (overlap) when only the layout of a long
  * log was checked; or a negative errno. */
 static int logfile_verify(logfile_t *lf, const char *dir, bool read_only, bool overlap,
@@ -728,10 +739,7 @@ static int logfile_verify(logfile_t *lf, const char *dir, bool read_only, bool o
 		if (r == -EBADMSG)
 			r = logfile_settle_tail(lf, &s, read_only, &stop, rep);
 	}
-	lf->size_bytes = s.size;
-	lf->file_bytes = s.size;
-	if (r >= 0 && !rep->torn_tail_cut && (uint64_t)st.st_size > s.size)
-		lf->file_bytes = (uint64_t)st.st_size; /* the zeroed tail stays */
+	logfile_set_end(lf, &s, &st, r >= 0 && !rep->torn_tail_cut);
 	free(s.buf);
 	if (r >= 0 && !read_only) {
 		int d = logfile_make_durable(lf, dir, rep);
@@ -1388,10 +1396,7 @@ static int logfile_check_classic(logfile_t *lf, const char *dir, logfile_report_
 	int r = logfile_scan_version(lf, &s, &stop);
 	if (r == -EBADMSG)
 		r = logfile_settle_tail(lf, &s, false, &stop, rep);
-	lf->size_bytes = s.size;
-	lf->file_bytes = s.size;
-	if (r == 0 && !rep->torn_tail_cut && (uint64_t)st.st_size > s.size)
-		lf->file_bytes = (uint64_t)st.st_size;
+	logfile_set_end(lf, &s, &st, r == 0 && !rep->torn_tail_cut);
 	free(s.buf);
 	return r == 0 ? logfile_make_durable(lf, dir, rep) : r;
 }
