@@ -8,8 +8,9 @@
  *                     [--rate MSGS_PER_S] [--bytes B] [--inflight W]
  *                     [--duration S] [--buffered] [--json]
  *
- * Creates the stream NAME (subject NAME.log, file storage, N replicas) if
- * absent, then publishes --rate messages per second of --bytes bytes each,
+ * Makes the stream NAME afresh (subject NAME.log, file storage, N replicas,
+ * described "esbank-jsbaseline"; a stream of that name this tool did not
+ * make is left alone: exit 100), then publishes --rate messages per second of --bytes bytes each,
  * open loop (each at its scheduled time), asynchronously, at most --inflight
  * unacknowledged, each with the headers the replicator sends
  * (Nats-Msg-Id, Nats-Expected-Last-Sequence), for --duration seconds.
@@ -39,6 +40,7 @@
 #define JSB_URLS_MAX 16
 #define JSB_ID_BYTES 32
 #define JSB_DRAIN_MS 10000 /* the last acks must come by then */
+#define JSB_DESCRIPTION "esbank-jsbaseline" /* marks the streams this tool may delete */
 
 static const char jsb_usage[] =
 	"usage: esbank-jsbaseline --nats URL[,URL...] [--stream NAME] [--replicas N]\n"
@@ -207,8 +209,10 @@ static natsStatus jsb_connect(const jsb_opts_t *o, natsConnection **nc, jsCtx **
 	return s;
 }
 
-/* The stream, created if absent; its last sequence in *last. */
-static natsStatus jsb_stream(const jsb_opts_t *o, jsCtx *js, uint64_t *last)
+/* The stream, made afresh: one this tool made before (its description says
+ * so) is deleted first; any other stream of that name is left alone:
+ * -EEXIST. Its last sequence in *last. */
+static int jsb_stream(const jsb_opts_t *o, jsCtx *js, uint64_t *last)
 {
 	char subject[256];
 	snprintf(subject, sizeof(subject), "%s.log", o->stream);
@@ -216,21 +220,32 @@ static natsStatus jsb_stream(const jsb_opts_t *o, jsCtx *js, uint64_t *last)
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
 	natsStatus s = js_GetStreamInfo(&si, js, o->stream, NULL, &jerr);
-	if (s != NATS_OK && jerr == JSStreamNotFoundErr) {
-		jsStreamConfig sc;
-		jsStreamConfig_Init(&sc);
-		sc.Name = o->stream;
-		sc.Subjects = subjects;
-		sc.SubjectsLen = 1;
-		sc.Storage = js_FileStorage;
-		sc.Replicas = o->replicas;
-		sc.MaxMsgSize = JSB_BYTES_MAX;
-		s = js_AddStream(&si, js, &sc, NULL, &jerr);
+	if (s == NATS_OK) {
+		const char *d = si->Config ? si->Config->Description : NULL;
+		bool ours = d && strcmp(d, JSB_DESCRIPTION) == 0;
+		jsStreamInfo_Destroy(si);
+		si = NULL;
+		if (!ours)
+			return -EEXIST;
+		s = js_DeleteStream(js, o->stream, NULL, &jerr);
+	} else if (jerr == JSStreamNotFoundErr) {
+		s = NATS_OK;
 	}
+	jsStreamConfig sc;
+	jsStreamConfig_Init(&sc);
+	sc.Name = o->stream;
+	sc.Description = JSB_DESCRIPTION;
+	sc.Subjects = subjects;
+	sc.SubjectsLen = 1;
+	sc.Storage = js_FileStorage;
+	sc.Replicas = o->replicas;
+	sc.MaxMsgSize = JSB_BYTES_MAX;
+	if (s == NATS_OK)
+		s = js_AddStream(&si, js, &sc, NULL, &jerr);
 	if (s == NATS_OK)
 		*last = si->State.LastSeq;
 	jsStreamInfo_Destroy(si);
-	return s;
+	return s == NATS_OK ? 0 : -EIO;
 }
 
 /* Publishes message i (waits for room in the window first). */
@@ -334,13 +349,17 @@ int main(int argc, char **argv)
 	jsCtx *js = NULL;
 	uint64_t last = 0;
 	natsStatus s = jsb_connect(&o, &nc, &js);
-	if (s == NATS_OK)
-		s = jsb_stream(&o, js, &last);
+	int st = s == NATS_OK ? jsb_stream(&o, js, &last) : -EIO;
 	int rc = 111;
-	if (s != NATS_OK)
+	if (st == -EEXIST) {
+		fprintf(stderr, "esbank-jsbaseline: the stream %s exists and is not one this tool "
+		        "made: choose another --stream\n", o.stream);
+		rc = 100;
+	} else if (st < 0) {
 		fprintf(stderr, "esbank-jsbaseline: NATS: %s\n", nats_GetLastError(NULL));
-	else
+	} else {
 		rc = jsb_run(&o, js, last);
+	}
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
 	return rc;
