@@ -36,6 +36,7 @@
  */
 #include "keystore.h"
 
+#include "bigmem.h"
 #include "fileio.h"
 
 #include <assert.h>
@@ -105,7 +106,7 @@ static int keystore_index_grow(keystore_t *ks)
 	uint32_t cap = ks->index ? (ks->index_mask + 1) * 2 : KEYSTORE_INDEX_CAP_MIN;
 	keystore_entry_t *old = ks->index;
 	uint32_t old_cap = old ? ks->index_mask + 1 : 0;
-	ks->index = calloc(cap, sizeof(*ks->index));
+	ks->index = bigmem_zalloc((size_t)cap * sizeof(*ks->index));
 	if (!ks->index) {
 		ks->index = old;
 		return -ENOMEM;
@@ -114,7 +115,7 @@ static int keystore_index_grow(keystore_t *ks)
 	for (uint32_t i = 0; i < old_cap; i++)
 		if (old[i].account)
 			*keystore_probe(ks, old[i].account) = old[i];
-	free(old);
+	bigmem_free(old, (size_t)old_cap * sizeof(*old));
 	return 0;
 }
 
@@ -362,7 +363,8 @@ void keystore_close(keystore_t *ks)
 	if (ks->fd >= 0)
 		close(ks->fd);
 	ks->fd = -1;
-	free(ks->index);
+	if (ks->index)
+		bigmem_free(ks->index, ((size_t)ks->index_mask + 1) * sizeof(*ks->index));
 	ks->index = NULL;
 	ks->index_mask = ks->index_used = 0;
 	sodium_memzero(ks->secret, sizeof(ks->secret));

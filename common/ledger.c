@@ -75,6 +75,7 @@
  * overflow: their sum is bounded by LEDGER_OPEN_BALANCE * accounts.
  */
 #include "ledger_impl.h"
+#include "bigmem.h"
 #include "msg.h"
 
 #include <assert.h>
@@ -131,10 +132,17 @@ uint64_t ledger_hash_bytes(const char *s, size_t n, bool fold)
 static int ledger_index_init(ledger_index_t *ix, uint32_t cap)
 {
 	assert(cap >= LEDGER_INDEX_CAP_MIN && (cap & (cap - 1)) == 0);
-	ix->slots = calloc(cap, sizeof(*ix->slots));
+	ix->slots = bigmem_zalloc((size_t)cap * sizeof(*ix->slots));
 	ix->mask = cap - 1;
 	ix->used = 0;
 	return ix->slots ? 0 : -ENOMEM;
+}
+
+static void ledger_index_free(ledger_index_t *ix)
+{
+	if (ix->slots)
+		bigmem_free(ix->slots, ((size_t)ix->mask + 1) * sizeof(*ix->slots));
+	ix->slots = NULL;
 }
 
 /* The position of the first empty slot of frag's probe run. */
@@ -174,7 +182,7 @@ int ledger_index_reserve(ledger_index_t *ix, uint32_t extra)
 		ledger_index_fill(&nix, ledger_index_hole(&nix, s.frag), s.frag, s.item - 1);
 	}
 	assert(nix.used == ix->used);
-	free(ix->slots);
+	ledger_index_free(ix);
 	*ix = nix;
 	return 0;
 }
@@ -319,9 +327,9 @@ void ledger_free(ledger_t *l)
 		return;
 	ledger_strings_free(l);
 	free(l->accounts);
-	free(l->by_number.slots);
-	free(l->by_email.slots);
-	free(l->by_key.slots);
+	ledger_index_free(&l->by_number);
+	ledger_index_free(&l->by_email);
+	ledger_index_free(&l->by_key);
 	free(l->keys);
 	free(l->sums.tags);
 	free(l->sums.totals);
