@@ -114,6 +114,17 @@ Test(event, hex_helpers)
 	cr_assert_not(event_unhex("009ff", 5, out, 3), "odd length");
 	cr_assert_not(event_unhex("009fffaa", 8, out, 3), "too long");
 	cr_assert_not(event_unhex("009fgf", 6, out, 3), "not hex");
+	for (int c = 0; c < 256; c++) { /* every byte, as the high and as the low digit */
+		char two[3] = { (char)c, '0', '\0' }, low[3] = { '0', (char)c, '\0' };
+		int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+		        c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		cr_assert_eq(event_unhex(two, 2, out, 1), v >= 0, "byte %d", c);
+		if (v >= 0)
+			cr_assert_eq(out[0], v << 4);
+		cr_assert_eq(event_unhex(low, 2, out, 1), v >= 0, "byte %d", c);
+		if (v >= 0)
+			cr_assert_eq(out[0], v);
+	}
 }
 
 /* Decodes the packed event after the field named drop is left out or, when
