@@ -276,11 +276,22 @@ int msg_peek_map(const char *buf, size_t len, const char *const *keys, size_t ke
 	return 0;
 }
 
+/*
+ * Byte by byte, stopping at the first difference or at s's end: every key
+ * lookup (msg_get) compares against each key of a map, and measuring s
+ * with strlen at each comparison was 6-7% of the bus's and the resolver's
+ * samples in the closed loop (perf).
+ */
 bool msg_str_eq(const msgpack_object *o, const char *s)
 {
-	size_t n = strlen(s);
-	return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-	       memcmp(o->via.str.ptr, s, n) == 0;
+	if (o->type != MSGPACK_OBJECT_STR)
+		return false;
+	const char *p = o->via.str.ptr;
+	uint32_t n = o->via.str.size;
+	for (uint32_t i = 0; i < n; i++)
+		if (s[i] != p[i] || s[i] == '\0')
+			return false;
+	return s[n] == '\0';
 }
 
 const msgpack_object *msg_get(const msgpack_object *map, const char *key)

@@ -211,3 +211,26 @@ Test(msg, a_peek_takes_the_first_of_repeated_keys_and_every_integer_encoding)
 		peek_agrees((const char *)ints[i], lens[i]);
 	msg_buf_free(&b);
 }
+
+static msgpack_object str_obj(const char *p, uint32_t n)
+{
+	return (msgpack_object){ .type = MSGPACK_OBJECT_STR, .via.str = { .size = n, .ptr = p } };
+}
+
+Test(msg, str_eq_is_exact)
+{
+	msgpack_object o = str_obj("amount", 6);
+	cr_assert(msg_str_eq(&o, "amount"));
+	cr_assert_not(msg_str_eq(&o, "amoun"), "a prefix of the object");
+	cr_assert_not(msg_str_eq(&o, "amounts"), "the object a prefix");
+	cr_assert_not(msg_str_eq(&o, "Amount"));
+	cr_assert_not(msg_str_eq(&o, ""));
+	msgpack_object nul = str_obj("a\0b", 3);
+	cr_assert_not(msg_str_eq(&nul, "a"), "a NUL inside the object");
+	cr_assert_not(msg_str_eq(&nul, "a\0b"), "no C string holds a NUL");
+	msgpack_object empty = str_obj("", 0);
+	cr_assert(msg_str_eq(&empty, ""));
+	cr_assert_not(msg_str_eq(&empty, "a"));
+	msgpack_object bin = { .type = MSGPACK_OBJECT_BIN, .via.bin = { .size = 6, .ptr = "amount" } };
+	cr_assert_not(msg_str_eq(&bin, "amount"), "only a string is a string");
+}
