@@ -253,6 +253,9 @@ static bool logger_stmt_decode(const msgpack_object *m, logger_stmt_t *st)
 /* Why a statement cannot be answered now; NULL when it can. */
 static const char *logger_stmt_unavailable(const logger_t *lg)
 {
+	if (lg->indexjob.state != LOGGER_INDEX_DONE)
+		return "the account index is being opened after the logger's start; retry in a "
+		       "few seconds";
 	if (!lg->index_ok || lg->index.broken)
 		return "the account index is not usable; it is rebuilt at the logger's next start";
 	if (lg->index.written != lg->index.entries)
