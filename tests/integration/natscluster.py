@@ -43,6 +43,8 @@ STOP_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 5.0
 POLL_TIMEOUT_S = 1.0  # a stream without a leader does not answer: poll again
 PLACEMENT_NOT_READY = 10005  # JetStream's "no suitable peers for placement"
+CREATE_TIMEOUT_S = 30.0  # a stream's creation, asked again meanwhile (create_stream)
+CREATE_REQUEST_TIMEOUT_S = 10.0  # one attempt's wait for the answer
 LINE_BYTES_MAX = 4096  # a protocol line of the NATS server (INFO is the longest)
 
 
@@ -317,18 +319,32 @@ class NatsCluster:
                     errors.append("%s: %s" % (n.name, e))
         raise NatsError("no node answers: %s" % errors)
 
-    def create_stream(self, conn, config, timeout=START_TIMEOUT_S):
-        """$JS.API.STREAM.CREATE with config over conn; returns the answer.
-        A cluster that has just elected its meta leader may not yet know its
-        peers' JetStream state and answers "no suitable peers for placement"
-        (10005) for a stream with replicas: that is asked again until timeout
-        (CI saw it once right after start-up). Any other error is returned."""
+    def create_stream(self, config, timeout=CREATE_TIMEOUT_S):
+        """$JS.API.STREAM.CREATE with config; returns the answer. Asked again
+        until timeout, each time over a new connection, while
+        - a cluster that has just elected its meta leader does not yet know
+          its peers' JetStream state and answers "no suitable peers for
+          placement" (10005; CI saw it once right after start-up);
+        - the answer does not come within CREATE_REQUEST_TIMEOUT_S (CI saw a
+          5 s wait under ASan). A late answer must not be read as the next
+          request's, hence the new connection; a creation that went through
+          after all is answered again with success (creating a stream with
+          the same config is idempotent).
+        Any other error is returned."""
         deadline = time.monotonic() + timeout
         while True:
-            r = conn.js("STREAM.CREATE." + config["name"], config)
-            err = (r.get("error") or {}).get("err_code")
-            if err != PLACEMENT_NOT_READY or time.monotonic() > deadline:
-                return r
+            try:
+                c = self.conn(CREATE_REQUEST_TIMEOUT_S)
+                try:
+                    r = c.js("STREAM.CREATE." + config["name"], config)
+                finally:
+                    c.close()
+                if ((r.get("error") or {}).get("err_code") != PLACEMENT_NOT_READY
+                        or time.monotonic() > deadline):
+                    return r
+            except (OSError, NatsError):
+                if time.monotonic() > deadline:
+                    raise
             time.sleep(0.1)
 
     def stream_info(self, stream, timeout=POLL_TIMEOUT_S):

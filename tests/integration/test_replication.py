@@ -293,8 +293,8 @@ def test_nats_cluster_survives_its_stream_leader(nats_cluster):
     cl = nats_cluster
     c = cl.conn()
     try:
-        r = cl.create_stream(c, {"name": "FIX", "subjects": ["FIX.log"],
-                                 "storage": "file", "num_replicas": 3})
+        r = cl.create_stream({"name": "FIX", "subjects": ["FIX.log"],
+                              "storage": "file", "num_replicas": 3})
         assert "error" not in r, r
         for i in range(3):
             assert b'"seq":%d' % (i + 1) in c.request("FIX.log", b"x%d" % i).replace(b" ", b"")
@@ -334,7 +334,7 @@ def test_empty_stream_fence_lets_one_writer_in(nats_cluster):
             if races == FENCE_RACES:
                 break
             name = "FENCE%d" % attempt
-            r = cl.create_stream(conns[0], {
+            r = cl.create_stream({
                 "name": name, "subjects": [name + ".log"], "storage": "file",
                 "num_replicas": 3})
             assert "error" not in r, r
