@@ -378,12 +378,20 @@ class NatsCluster:
 
     def stream_msg(self, stream, seq):
         """{"subject", "seq", "headers" (dict), "data" (bytes)} of the stream's
-        message seq."""
-        c = self.conn()
-        try:
-            r = c.js("STREAM.MSG.GET." + stream, {"seq": seq})
-        finally:
-            c.close()
+        message seq. An answer that does not come in time is asked for again
+        over a new connection (a read; a loaded cluster may be slow) until
+        CREATE_TIMEOUT_S; an error answer raises NatsError at once."""
+        deadline = time.monotonic() + CREATE_TIMEOUT_S
+        while True:
+            c = self.conn()
+            try:
+                r = c.js("STREAM.MSG.GET." + stream, {"seq": seq})
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+            finally:
+                c.close()
         if "error" in r:
             raise NatsError("%s seq %d: %s" % (stream, seq, r["error"]))
         m = r["message"]
