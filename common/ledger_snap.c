@@ -9,7 +9,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,7 +278,6 @@ static int ledger_unpack_account(ledger_t *l, const ledger_reader_t *r, const ms
 	if (rc < 0)
 		return rc;
 	ledger_account_add(l, &o);
-	sodium_memzero(&v2, sizeof(v2));
 	return 0;
 }
 
